@@ -1,0 +1,2 @@
+// Placeholder: the package is private until its issue lands; see README.md.
+export {}
