@@ -1,0 +1,51 @@
+import createError from '@fastify/error'
+
+/** Constructor arguments: the message's values, then optionally `{ cause }`. */
+type Args<T extends unknown[]> = [...T, { cause: unknown }?]
+
+/**
+ * Every error the registry throws carries a stable `code`, an HTTP `statusCode`
+ * and, where a lower layer failed, a `cause`. Match on `code`, never on messages.
+ */
+
+export const InvalidArgumentError = createError<Args<[string, string]>>(
+  'MCPGW_REGISTRY_INVALID_ARGUMENT',
+  'Invalid %s: %s',
+  400
+)
+
+export const InvalidOptionError = createError<Args<[string, string]>>(
+  'MCPGW_REGISTRY_INVALID_OPTION',
+  'Invalid registry option %s: %s',
+  500
+)
+
+export const WeakSecretError = createError<Args<[number]>>(
+  'MCPGW_REGISTRY_WEAK_SECRET',
+  'JWT secrets must be at least %d bytes long',
+  500
+)
+
+export const StoreUnavailableError = createError<Args<[]>>(
+  'MCPGW_REGISTRY_STORE_UNAVAILABLE',
+  'The session store is unavailable',
+  503
+)
+
+export const CapacityExceededError = createError<Args<[string, number]>>(
+  'MCPGW_REGISTRY_CAPACITY_EXCEEDED',
+  'The embedded store holds at most %s %d; raise the limit or use MongoDB',
+  503
+)
+
+export const SessionConflictError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_SESSION_CONFLICT',
+  'Could not settle the session for %s after repeated concurrent updates',
+  503
+)
+
+export const SigningKeyError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_SIGNING_KEY',
+  'Token signing failed: %s',
+  500
+)

@@ -1,0 +1,22 @@
+export { mcpRegistryPlugin, mcpRegistryPlugin as default, DEFAULT_SERVER_SELECTION_TIMEOUT_MS } from './plugin.js'
+export type { RegistryPluginOptions, MongoConnectionOptions } from './plugin.js'
+export { Registry } from './registry.js'
+export type { CreateSessionInput, IssuedSession, RegisterServerInput, ListSessionsInput, RegistryConstructorOptions } from './registry.js'
+export { MemoryStore } from './memory-store.js'
+export type { MemoryStoreOptions } from './memory-store.js'
+export { MongoStore } from './mongo-store.js'
+export type { MongoStoreOptions } from './mongo-store.js'
+export { TokenService, MIN_SECRET_BYTES, MAX_TOKEN_LENGTH, DEFAULT_KID } from './tokens.js'
+export type { TokenKey, TokenOptions, VerifyResult } from './tokens.js'
+export {
+  validateOptions,
+  DEFAULT_SERVER_TYPE, DEFAULT_SCOPES, DEFAULT_SESSION_TTL_SECONDS, DEFAULT_MAX_SESSION_TTL_SECONDS,
+  DEFAULT_REGISTRATION_TTL_SECONDS, DEFAULT_ACTIVITY_THROTTLE_MS, DEFAULT_SWEEP_INTERVAL_MS,
+  DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SERVERS, DEFAULT_MONGO_DB_NAME
+} from './options.js'
+export type { RegistryOptions, NormalizedRegistryOptions } from './options.js'
+export * as errors from './errors.js'
+export {
+  SERVER_NAME_PATTERN, SCOPE_PATTERN, MAX_USER_ID_LENGTH, MAX_SCOPES, MAX_METADATA_BYTES
+} from './validate-input.js'
+export type * from './types.js'

@@ -1,0 +1,213 @@
+import { CapacityExceededError } from './errors.js'
+import {
+  DEFAULT_MAX_SERVERS, DEFAULT_MAX_SESSIONS, DEFAULT_SWEEP_INTERVAL_MS
+} from './options.js'
+import type {
+  CreateSessionResult, ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter,
+  ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
+} from './types.js'
+
+export interface MemoryStoreOptions {
+  /** Live plus not-yet-swept sessions held at most. Default 250000. */
+  maxSessions?: number
+  /** Registrations held at most. Default 20000. */
+  maxServers?: number
+  /** Default 60000. */
+  sweepIntervalMs?: number
+  now?: () => number
+}
+
+/**
+ * The embedded store: every lookup is a Map hit, memory is bounded by
+ * `maxSessions` and `maxServers`, and a timer that never holds the process
+ * open sweeps expired records. Records are frozen and replaced, never mutated,
+ * so a caller holding one sees a consistent snapshot.
+ */
+export class MemoryStore implements RegistryStore {
+  readonly kind = 'memory'
+  readonly #byId = new Map<string, SessionRecord>()
+  readonly #byJti = new Map<string, SessionRecord>()
+  readonly #byKey = new Map<string, SessionRecord>()
+  readonly #servers = new Map<string, ServerRegistration>()
+  readonly #maxSessions: number
+  readonly #maxServers: number
+  readonly #sweepIntervalMs: number
+  readonly #now: () => number
+  #timer: NodeJS.Timeout | null = null
+
+  constructor (options: MemoryStoreOptions = {}) {
+    this.#maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS
+    this.#maxServers = options.maxServers ?? DEFAULT_MAX_SERVERS
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
+    this.#now = options.now ?? Date.now
+  }
+
+  async init (): Promise<void> {
+    if (this.#timer !== null) return
+    // sweep() on this store never rejects: it only walks Maps.
+    this.#timer = setInterval(() => { this.sweep(this.#now()).catch(() => {}) }, this.#sweepIntervalMs)
+    this.#timer.unref()
+  }
+
+  async createSession (candidate: SessionRecord, { rotate, now }: { rotate: boolean, now: number }): Promise<CreateSessionResult> {
+    const existing = this.#byKey.get(candidate.sessionKey)
+    if (existing !== undefined && !rotate && isLive(existing, now)) {
+      return { session: existing, created: false }
+    }
+    if (existing === undefined && this.#byId.size >= this.#maxSessions) {
+      await this.sweep(now)
+      if (this.#byId.size >= this.#maxSessions) throw new CapacityExceededError('sessions', this.#maxSessions)
+    }
+    if (existing !== undefined) this.#deleteSession(existing)
+    const session = freezeSession(candidate)
+    this.#putSession(session)
+    return { session, created: true }
+  }
+
+  async findSessionByJti (jti: string, now: number): Promise<SessionRecord | null> {
+    return unexpired(this.#byJti.get(jti), now)
+  }
+
+  async findSessionById (sessionId: string, now: number): Promise<SessionRecord | null> {
+    return unexpired(this.#byId.get(sessionId), now)
+  }
+
+  async listSessions (filter: ListSessionsFilter, now: number): Promise<SessionRecord[]> {
+    const out: SessionRecord[] = []
+    for (const session of this.#byId.values()) {
+      if (!isLive(session, now)) continue
+      if (filter.userId !== undefined && session.userId !== filter.userId) continue
+      if (filter.serverName !== undefined && session.serverName !== filter.serverName) continue
+      out.push(session)
+    }
+    out.sort((a, b) => b.createdAt - a.createdAt)
+    return out.slice(0, filter.limit)
+  }
+
+  async revokeSessions (filter: RevokeFilter, now: number): Promise<number> {
+    let candidates: Iterable<SessionRecord>
+    if ('sessionId' in filter) candidates = maybe(this.#byId.get(filter.sessionId))
+    else if ('sessionKey' in filter) candidates = maybe(this.#byKey.get(filter.sessionKey))
+    else candidates = [...this.#byId.values()].filter((s) => s.userId === filter.userId)
+    let count = 0
+    for (const session of candidates) {
+      if (!isLive(session, now)) continue
+      this.#putSession(freezeSession({ ...session, revokedAt: now }))
+      count++
+    }
+    return count
+  }
+
+  async touchSession (sessionId: string, at: number): Promise<void> {
+    const session = this.#byId.get(sessionId)
+    if (session !== undefined && at > session.lastActivityAt) {
+      this.#putSession(freezeSession({ ...session, lastActivityAt: at }))
+    }
+  }
+
+  async upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration> {
+    const existing = this.#servers.get(input.serverName)
+    const live = existing !== undefined && existing.expiresAt > now
+    if (existing === undefined && this.#servers.size >= this.#maxServers) {
+      await this.sweep(now)
+      if (this.#servers.size >= this.#maxServers) throw new CapacityExceededError('servers', this.#maxServers)
+    }
+    const registration: ServerRegistration = Object.freeze({
+      serverName: input.serverName,
+      host: input.host,
+      port: input.port,
+      protocol: input.protocol,
+      metadata: Object.freeze(input.metadata),
+      registeredAt: live ? existing.registeredAt : now,
+      lastHeartbeatAt: now,
+      expiresAt
+    })
+    this.#servers.set(input.serverName, registration)
+    return registration
+  }
+
+  async deleteServer (serverName: string): Promise<boolean> {
+    return this.#servers.delete(serverName)
+  }
+
+  async findServer (serverName: string, now: number): Promise<ServerRegistration | null> {
+    const registration = this.#servers.get(serverName)
+    return registration !== undefined && registration.expiresAt > now ? registration : null
+  }
+
+  async listServers (now: number): Promise<ServerRegistration[]> {
+    return [...this.#servers.values()]
+      .filter((r) => r.expiresAt > now)
+      .sort((a, b) => a.serverName < b.serverName ? -1 : a.serverName > b.serverName ? 1 : 0)
+  }
+
+  async stats (now: number, options: StatsOptions = {}): Promise<RegistryStats> {
+    const byServer: Record<string, number> = Object.create(null)
+    const byUser: Record<string, number> | undefined = options.byUser === true ? Object.create(null) : undefined
+    let live = 0
+    for (const session of this.#byId.values()) {
+      if (!isLive(session, now)) continue
+      live++
+      byServer[session.serverName] = (byServer[session.serverName] ?? 0) + 1
+      if (byUser !== undefined) byUser[session.userId] = (byUser[session.userId] ?? 0) + 1
+    }
+    let servers = 0
+    for (const registration of this.#servers.values()) if (registration.expiresAt > now) servers++
+    return { sessions: { live, byServer, ...(byUser !== undefined && { byUser }) }, servers: { live: servers } }
+  }
+
+  async sweep (now: number): Promise<SweepResult> {
+    let sessions = 0
+    for (const session of this.#byId.values()) {
+      if (session.expiresAt <= now) {
+        this.#deleteSession(session)
+        sessions++
+      }
+    }
+    let servers = 0
+    for (const [name, registration] of this.#servers) {
+      if (registration.expiresAt <= now) {
+        this.#servers.delete(name)
+        servers++
+      }
+    }
+    return { sessions, servers }
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+  }
+
+  #putSession (session: SessionRecord): void {
+    this.#byId.set(session.sessionId, session)
+    this.#byJti.set(session.jti, session)
+    this.#byKey.set(session.sessionKey, session)
+  }
+
+  #deleteSession (session: SessionRecord): void {
+    this.#byId.delete(session.sessionId)
+    this.#byJti.delete(session.jti)
+    if (this.#byKey.get(session.sessionKey)?.sessionId === session.sessionId) this.#byKey.delete(session.sessionKey)
+  }
+}
+
+function isLive (session: SessionRecord, now: number): boolean {
+  return session.revokedAt === null && session.expiresAt > now
+}
+
+function unexpired (session: SessionRecord | undefined, now: number): SessionRecord | null {
+  return session !== undefined && session.expiresAt > now ? session : null
+}
+
+function maybe<T> (value: T | undefined): T[] {
+  return value === undefined ? [] : [value]
+}
+
+function freezeSession (session: SessionRecord): SessionRecord {
+  Object.freeze(session.scopes)
+  Object.freeze(session.metadata)
+  return Object.freeze(session)
+}

@@ -1,0 +1,385 @@
+import { MongoServerError } from 'mongodb'
+import type { Collection, Db, Filter, MongoClient } from 'mongodb'
+import { SessionConflictError, StoreUnavailableError } from './errors.js'
+import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
+import type {
+  CreateSessionResult, ListSessionsFilter, Logger, Protocol, RegistryStats, RegistryStore,
+  RevokeFilter, ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
+} from './types.js'
+
+export interface MongoStoreOptions {
+  db: Db
+  /** Closed by `close()` when given: pass it only if the store owns the client. */
+  ownedClient?: MongoClient
+  /** Collection names are `<prefix>sessions` and `<prefix>servers`. Default `mcpgw_`. */
+  collectionPrefix?: string
+  /** Sweep interval when the server has no TTL indexes. Default 60000. */
+  sweepIntervalMs?: number
+  now?: () => number
+  logger?: Logger
+}
+
+interface SessionDoc {
+  sessionId: string
+  jti: string
+  userId: string
+  serverName: string
+  serverType: string
+  sessionKey: string
+  scopes: string[]
+  createdAt: Date
+  expiresAt: Date
+  lastActivityAt: Date
+  revokedAt: Date | null
+  metadata: Record<string, unknown>
+}
+
+interface ServerDoc {
+  serverName: string
+  host: string
+  port: number
+  protocol: Protocol
+  metadata: Record<string, unknown>
+  registeredAt: Date
+  lastHeartbeatAt: Date
+  expiresAt: Date
+}
+
+const DUPLICATE_KEY = 11000
+const MAX_ATTEMPTS = 10
+// findAndModify calls carry no projection: FerretDB does not implement one there,
+// and the converters below copy named fields only, so `_id` never leaks out.
+const SESSION_PROJECTION = { _id: 0 } as const
+
+/**
+ * MongoDB-backed store. Every read filters on `expiresAt`, so TTL indexes are
+ * housekeeping only: on servers that refuse them (FerretDB) a sweeper of our
+ * own deletes expired records instead. Every driver failure surfaces as
+ * MCPGW_REGISTRY_STORE_UNAVAILABLE with the driver error as `cause`.
+ */
+export class MongoStore implements RegistryStore {
+  readonly kind = 'mongo'
+  readonly sessions: Collection<SessionDoc>
+  readonly servers: Collection<ServerDoc>
+  readonly #db: Db
+  readonly #ownedClient: MongoClient | undefined
+  readonly #sweepIntervalMs: number
+  readonly #now: () => number
+  readonly #logger: Logger | undefined
+  #initialized: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
+  /** Whether the server keeps TTL indexes; known after init(). */
+  ttlIndexes: boolean | null = null
+
+  constructor (options: MongoStoreOptions) {
+    const prefix = options.collectionPrefix ?? 'mcpgw_'
+    this.#db = options.db
+    this.#ownedClient = options.ownedClient
+    this.sessions = options.db.collection<SessionDoc>(`${prefix}sessions`)
+    this.servers = options.db.collection<ServerDoc>(`${prefix}servers`)
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
+    this.#now = options.now ?? Date.now
+    this.#logger = options.logger
+  }
+
+  init (): Promise<void> {
+    this.#initialized ??= this.#init().catch((err: unknown) => {
+      this.#initialized = null
+      throw unavailable(err)
+    })
+    return this.#initialized
+  }
+
+  async #init (): Promise<void> {
+    await this.sessions.createIndexes([
+      { key: { jti: 1 }, name: 'jti_unique', unique: true },
+      { key: { sessionKey: 1 }, name: 'sessionKey_unique', unique: true },
+      { key: { sessionId: 1 }, name: 'sessionId_unique', unique: true },
+      { key: { userId: 1 }, name: 'userId' }
+    ])
+    await this.servers.createIndexes([{ key: { serverName: 1 }, name: 'serverName_unique', unique: true }])
+    const sessionsTtl = await this.#ensureExpiryIndex(this.sessions)
+    const serversTtl = await this.#ensureExpiryIndex(this.servers)
+    this.ttlIndexes = sessionsTtl && serversTtl
+    if (!this.ttlIndexes) {
+      this.#logger?.warn({ store: 'mongo', sweepIntervalMs: this.#sweepIntervalMs },
+        'MongoDB-wire server does not keep TTL indexes; the registry sweeps expired records itself')
+      this.#timer = setInterval(() => {
+        this.sweep(this.#now()).catch((err: unknown) => {
+          this.#logger?.warn({ store: 'mongo', err: { message: (err as Error).message } }, 'sweep of expired records failed')
+        })
+      }, this.#sweepIntervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** True when a TTL index on expiresAt is in place; otherwise leaves a plain index. */
+  async #ensureExpiryIndex (collection: Collection<SessionDoc> | Collection<ServerDoc>): Promise<boolean> {
+    try {
+      await collection.createIndex({ expiresAt: 1 }, { name: 'expiresAt_ttl', expireAfterSeconds: 0 })
+      // Some servers accept the option and drop it: believe only what they list.
+      const indexes = await collection.listIndexes().toArray()
+      const ttl = indexes.find((i) => i.name === 'expiresAt_ttl')
+      if (ttl !== undefined && ttl.expireAfterSeconds === 0) return true
+      if (ttl !== undefined) await collection.dropIndex('expiresAt_ttl')
+    } catch (err) {
+      if (!(err instanceof MongoServerError)) throw err
+    }
+    await collection.createIndex({ expiresAt: 1 }, { name: 'expiresAt' })
+    return false
+  }
+
+  async createSession (candidate: SessionRecord, { rotate, now }: { rotate: boolean, now: number }): Promise<CreateSessionResult> {
+    const doc = toSessionDoc(candidate)
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        if (rotate) {
+          await this.sessions.replaceOne({ sessionKey: doc.sessionKey }, doc, { upsert: true })
+          return { session: candidate, created: true }
+        }
+        // One round trip in the common cases: inserts when absent, returns the holder otherwise.
+        const holder = await this.sessions.findOneAndUpdate(
+          { sessionKey: doc.sessionKey },
+          { $setOnInsert: doc },
+          { upsert: true, returnDocument: 'after' }
+        )
+        if (holder === null) continue
+        if (holder.jti === doc.jti) return { session: candidate, created: true }
+        const existing = fromSessionDoc(holder)
+        if (existing.revokedAt === null && existing.expiresAt > now) return { session: existing, created: false }
+        // The holder is dead: replace it only if nobody else did first.
+        const replaced = await this.sessions.replaceOne({ sessionKey: doc.sessionKey, jti: holder.jti }, doc)
+        if (replaced.matchedCount === 1) return { session: candidate, created: true }
+      } catch (err) {
+        // Concurrent upserts on one key race to insert; the loser reads the winner next time.
+        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) continue
+        throw unavailable(err)
+      }
+    }
+    throw new SessionConflictError('a session key')
+  }
+
+  async findSessionByJti (jti: string, now: number): Promise<SessionRecord | null> {
+    return await this.#findSession({ jti, expiresAt: { $gt: new Date(now) } })
+  }
+
+  async findSessionById (sessionId: string, now: number): Promise<SessionRecord | null> {
+    return await this.#findSession({ sessionId, expiresAt: { $gt: new Date(now) } })
+  }
+
+  async #findSession (filter: Filter<SessionDoc>): Promise<SessionRecord | null> {
+    try {
+      const doc = await this.sessions.findOne(filter, { projection: SESSION_PROJECTION })
+      return doc === null ? null : fromSessionDoc(doc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async listSessions (filter: ListSessionsFilter, now: number): Promise<SessionRecord[]> {
+    const query: Filter<SessionDoc> = { revokedAt: null, expiresAt: { $gt: new Date(now) } }
+    if (filter.userId !== undefined) query.userId = filter.userId
+    if (filter.serverName !== undefined) query.serverName = filter.serverName
+    try {
+      const docs = await this.sessions.find(query, { projection: SESSION_PROJECTION })
+        .sort({ createdAt: -1 }).limit(filter.limit).toArray()
+      return docs.map(fromSessionDoc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async revokeSessions (filter: RevokeFilter, now: number): Promise<number> {
+    const at = new Date(now)
+    const query: Filter<SessionDoc> = { revokedAt: null, expiresAt: { $gt: at } }
+    if ('sessionId' in filter) query.sessionId = filter.sessionId
+    else if ('sessionKey' in filter) query.sessionKey = filter.sessionKey
+    else query.userId = filter.userId
+    try {
+      const result = await this.sessions.updateMany(query, { $set: { revokedAt: at } })
+      return result.modifiedCount
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async touchSession (sessionId: string, at: number): Promise<void> {
+    const date = new Date(at)
+    try {
+      await this.sessions.updateOne({ sessionId, lastActivityAt: { $lt: date } }, { $set: { lastActivityAt: date } })
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration> {
+    const nowDate = new Date(now)
+    const fields = {
+      host: input.host,
+      port: input.port,
+      protocol: input.protocol,
+      metadata: input.metadata,
+      lastHeartbeatAt: nowDate,
+      expiresAt: new Date(expiresAt)
+    }
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        // A heartbeat of a live registration keeps its registeredAt.
+        const heartbeat = await this.servers.findOneAndUpdate(
+          { serverName: input.serverName, expiresAt: { $gt: nowDate } },
+          { $set: fields },
+          { returnDocument: 'after' }
+        )
+        if (heartbeat !== null) return fromServerDoc(heartbeat)
+        const doc: ServerDoc = { serverName: input.serverName, ...fields, registeredAt: nowDate }
+        await this.servers.replaceOne({ serverName: input.serverName }, doc, { upsert: true })
+        return fromServerDoc(doc)
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) continue
+        throw unavailable(err)
+      }
+    }
+    throw new SessionConflictError(`server ${input.serverName}`)
+  }
+
+  async deleteServer (serverName: string): Promise<boolean> {
+    try {
+      const result = await this.servers.deleteOne({ serverName })
+      return result.deletedCount === 1
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async findServer (serverName: string, now: number): Promise<ServerRegistration | null> {
+    try {
+      const doc = await this.servers.findOne({ serverName, expiresAt: { $gt: new Date(now) } }, { projection: { _id: 0 } })
+      return doc === null ? null : fromServerDoc(doc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async listServers (now: number): Promise<ServerRegistration[]> {
+    try {
+      const docs = await this.servers.find({ expiresAt: { $gt: new Date(now) } }, { projection: { _id: 0 } })
+        .sort({ serverName: 1 }).toArray()
+      return docs.map(fromServerDoc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async stats (now: number, options: StatsOptions = {}): Promise<RegistryStats> {
+    const live = { revokedAt: null, expiresAt: { $gt: new Date(now) } }
+    try {
+      const [perServer, perUser, servers] = await Promise.all([
+        this.sessions.aggregate<{ _id: string, n: number }>([
+          { $match: live },
+          { $group: { _id: '$serverName', n: { $sum: 1 } } }
+        ]).toArray(),
+        options.byUser === true
+          ? this.sessions.aggregate<{ _id: string, n: number }>([
+            { $match: live },
+            { $group: { _id: '$userId', n: { $sum: 1 } } }
+          ]).toArray()
+          : null,
+        this.servers.countDocuments({ expiresAt: { $gt: new Date(now) } })
+      ])
+      const byServer: Record<string, number> = Object.create(null)
+      let total = 0
+      for (const { _id, n } of perServer) {
+        byServer[_id] = n
+        total += n
+      }
+      const sessions: RegistryStats['sessions'] = { live: total, byServer }
+      if (perUser !== null) {
+        const byUser: Record<string, number> = Object.create(null)
+        for (const { _id, n } of perUser) byUser[_id] = n
+        sessions.byUser = byUser
+      }
+      return { sessions, servers: { live: servers } }
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async sweep (now: number): Promise<SweepResult> {
+    const expired = { expiresAt: { $lte: new Date(now) } }
+    try {
+      const [sessions, servers] = await Promise.all([
+        this.sessions.deleteMany(expired),
+        this.servers.deleteMany(expired)
+      ])
+      return { sessions: sessions.deletedCount, servers: servers.deletedCount }
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async ping (): Promise<void> {
+    try {
+      await this.#db.command({ ping: 1 })
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+    if (this.#ownedClient !== undefined) await this.#ownedClient.close()
+  }
+}
+
+function unavailable (err: unknown): Error {
+  if (err instanceof StoreUnavailableError) return err
+  return new StoreUnavailableError({ cause: err })
+}
+
+function toSessionDoc (s: SessionRecord): SessionDoc {
+  return {
+    sessionId: s.sessionId,
+    jti: s.jti,
+    userId: s.userId,
+    serverName: s.serverName,
+    serverType: s.serverType,
+    sessionKey: s.sessionKey,
+    scopes: [...s.scopes],
+    createdAt: new Date(s.createdAt),
+    expiresAt: new Date(s.expiresAt),
+    lastActivityAt: new Date(s.lastActivityAt),
+    revokedAt: s.revokedAt === null ? null : new Date(s.revokedAt),
+    metadata: s.metadata
+  }
+}
+
+function fromSessionDoc (d: SessionDoc): SessionRecord {
+  return {
+    sessionId: d.sessionId,
+    jti: d.jti,
+    userId: d.userId,
+    serverName: d.serverName,
+    serverType: d.serverType,
+    sessionKey: d.sessionKey,
+    scopes: d.scopes,
+    createdAt: d.createdAt.getTime(),
+    expiresAt: d.expiresAt.getTime(),
+    lastActivityAt: d.lastActivityAt.getTime(),
+    revokedAt: d.revokedAt === null || d.revokedAt === undefined ? null : d.revokedAt.getTime(),
+    metadata: d.metadata ?? {}
+  }
+}
+
+function fromServerDoc (d: ServerDoc): ServerRegistration {
+  return {
+    serverName: d.serverName,
+    host: d.host,
+    port: d.port,
+    protocol: d.protocol,
+    metadata: d.metadata ?? {},
+    registeredAt: d.registeredAt.getTime(),
+    lastHeartbeatAt: d.lastHeartbeatAt.getTime(),
+    expiresAt: d.expiresAt.getTime()
+  }
+}

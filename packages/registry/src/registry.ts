@@ -1,0 +1,274 @@
+import { randomBytes } from 'node:crypto'
+import { InvalidArgumentError } from './errors.js'
+import { MemoryStore } from './memory-store.js'
+import { validateOptions } from './options.js'
+import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
+import { TokenService } from './tokens.js'
+import type {
+  ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter, ServerRegistration,
+  SessionClaims, SessionRecord, StatsOptions, SweepResult, ValidationResult
+} from './types.js'
+import {
+  assertHost, assertId, assertMetadata, assertPort, assertProtocol, assertScopes, assertServerName,
+  assertSessionKey, assertTtlSeconds, assertUserId
+} from './validate-input.js'
+
+export interface CreateSessionInput {
+  userId: string
+  serverName: string
+  /** Default `mcp-webui`. */
+  serverType?: string
+  /** Default from the registry options (3600). */
+  ttlSeconds?: number
+  /** Default `['view', 'interact']`. */
+  scopes?: string[]
+  metadata?: Record<string, unknown>
+  /** Replace a live session for the same key instead of returning it. */
+  rotate?: boolean
+}
+
+export interface IssuedSession {
+  session: SessionRecord
+  /** The bearer token; never log it. */
+  token: string
+  /** false when a live session for the key was returned as it was. */
+  created: boolean
+}
+
+export interface RegisterServerInput {
+  serverName: string
+  host: string
+  port: number
+  protocol?: 'http' | 'https'
+  metadata?: Record<string, unknown>
+}
+
+export interface ListSessionsInput {
+  userId?: string
+  serverName?: string
+  /** Default 100, at most 1000. */
+  limit?: number
+}
+
+export interface RegistryConstructorOptions extends RegistryOptions {
+  /** Default: a MemoryStore. */
+  store?: RegistryStore
+  /** Whether close() closes the store. Default: true when the registry made it. */
+  ownsStore?: boolean
+}
+
+const MAX_LIST_LIMIT = 1000
+
+/**
+ * Sessions, tokens and server registrations over any RegistryStore. Inputs are
+ * validated here, so no caller value reaches a store unchecked.
+ */
+export class Registry {
+  readonly store: RegistryStore
+  readonly tokens: TokenService
+  readonly options: NormalizedRegistryOptions
+  readonly #ownsStore: boolean
+  readonly #now: () => number
+  /** sessionId -> time of the last activity write, for throttling. */
+  readonly #lastTouch = new Map<string, number>()
+
+  constructor (options: RegistryConstructorOptions = {}) {
+    this.options = validateOptions(options)
+    this.#now = this.options.now
+    this.tokens = new TokenService({
+      ...(this.options.secret !== undefined && { secret: this.options.secret }),
+      ...(this.options.keys !== undefined && { keys: [...this.options.keys] }),
+      ...(this.options.signingKid !== undefined && { signingKid: this.options.signingKid }),
+      ...(this.options.issuer !== undefined && { issuer: this.options.issuer }),
+      ...(this.options.audience !== undefined && { audience: this.options.audience })
+    })
+    this.store = options.store ?? new MemoryStore({
+      maxSessions: this.options.maxSessions,
+      maxServers: this.options.maxServers,
+      sweepIntervalMs: this.options.sweepIntervalMs,
+      now: this.#now
+    })
+    this.#ownsStore = options.ownsStore ?? options.store === undefined
+  }
+
+  async init (): Promise<void> {
+    await this.store.init()
+  }
+
+  /**
+   * Returns the live session for `userId:serverName:serverType`, or creates one
+   * (always a new one with `rotate`). Safe under concurrency: any number of
+   * simultaneous calls for one key end with exactly one live session.
+   */
+  async createSession (input: CreateSessionInput): Promise<IssuedSession> {
+    if (input === null || typeof input !== 'object') throw new InvalidArgumentError('session', 'expected an object')
+    const userId = assertUserId(input.userId)
+    const serverName = assertServerName(input.serverName)
+    const serverType = input.serverType === undefined ? this.options.defaultServerType : assertServerName(input.serverType, 'serverType')
+    const ttlSeconds = input.ttlSeconds === undefined ? this.options.sessionTtlSeconds : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
+    const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
+    const metadata = assertMetadata(input.metadata)
+    if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
+
+    const now = this.#now()
+    // JWT times are whole seconds; expiresAt matches exp exactly so both agree at the boundary.
+    const exp = Math.ceil((now + ttlSeconds * 1000) / 1000)
+    const candidate: SessionRecord = {
+      sessionId: newId(),
+      jti: newId(),
+      userId,
+      serverName,
+      serverType,
+      sessionKey: `${userId}:${serverName}:${serverType}`,
+      scopes,
+      createdAt: now,
+      expiresAt: exp * 1000,
+      lastActivityAt: now,
+      revokedAt: null,
+      metadata
+    }
+    const { session, created } = await this.store.createSession(candidate, { rotate: input.rotate === true, now })
+    return { session, token: this.tokenFor(session), created }
+  }
+
+  /**
+   * The token of a session. Signing is deterministic, so the token of an
+   * existing session is re-derived rather than stored: a leaked database holds
+   * no usable credentials.
+   */
+  tokenFor (session: SessionRecord): string {
+    return this.tokens.sign(claimsOf(session))
+  }
+
+  /** Checks signature, expiry (against this registry's clock) and the store's record. */
+  async validate (token: string): Promise<ValidationResult> {
+    const verified = this.tokens.verify(token)
+    if (!verified.ok) return { valid: false, reason: verified.reason }
+    const claims = verified.claims
+    const now = this.#now()
+    if (claims.exp * 1000 <= now) return { valid: false, reason: 'expired' }
+    const session = await this.store.findSessionByJti(claims.jti, now)
+    if (session === null) return { valid: false, reason: 'unknown' }
+    if (session.sessionId !== claims.sid || session.userId !== claims.sub || session.serverName !== claims.serverName) {
+      return { valid: false, reason: 'unknown' }
+    }
+    if (session.revokedAt !== null) return { valid: false, reason: 'revoked' }
+    return { valid: true, session, claims }
+  }
+
+  /**
+   * Records activity, writing at most once per session per `activityThrottleMs`.
+   * Best effort: resolves false instead of rejecting when the store fails.
+   */
+  async touch (session: Pick<SessionRecord, 'sessionId'>): Promise<boolean> {
+    const now = this.#now()
+    const last = this.#lastTouch.get(session.sessionId)
+    if (last !== undefined && now - last < this.options.activityThrottleMs) return false
+    if (this.#lastTouch.size >= this.options.maxSessions) this.#pruneTouches(now)
+    this.#lastTouch.set(session.sessionId, now)
+    try {
+      await this.store.touchSession(session.sessionId, now)
+      return true
+    } catch (err) {
+      this.options.logger.warn({ err: { code: (err as { code?: string }).code } }, 'session activity write failed')
+      return false
+    }
+  }
+
+  /** Revokes by exactly one of sessionId, sessionKey or userId; returns how many. */
+  async revoke (filter: RevokeFilter): Promise<number> {
+    if (filter === null || typeof filter !== 'object') throw new InvalidArgumentError('filter', 'expected one of sessionId, sessionKey, userId')
+    const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as Record<string, unknown>)[k] !== undefined)
+    if (given.length !== 1) throw new InvalidArgumentError('filter', 'expected exactly one of sessionId, sessionKey, userId')
+    const now = this.#now()
+    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.store.revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId') }, now)
+    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.store.revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey) }, now)
+    return await this.store.revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId) }, now)
+  }
+
+  async getSession (sessionId: string): Promise<SessionRecord | null> {
+    return await this.store.findSessionById(assertId(sessionId, 'sessionId'), this.#now())
+  }
+
+  /** Live sessions, newest first. */
+  async listSessions (input: ListSessionsInput = {}): Promise<SessionRecord[]> {
+    const filter: ListSessionsFilter = {
+      limit: input.limit === undefined ? 100 : assertTtlSeconds(input.limit, MAX_LIST_LIMIT, 'limit')
+    }
+    if (input.userId !== undefined) filter.userId = assertUserId(input.userId)
+    if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
+    return await this.store.listSessions(filter, this.#now())
+  }
+
+  /** Registers a backend, or heartbeats it: each call extends its expiry. */
+  async registerServer (input: RegisterServerInput): Promise<ServerRegistration> {
+    if (input === null || typeof input !== 'object') throw new InvalidArgumentError('registration', 'expected an object')
+    const registration = {
+      serverName: assertServerName(input.serverName),
+      host: assertHost(input.host),
+      port: assertPort(input.port),
+      protocol: assertProtocol(input.protocol),
+      metadata: assertMetadata(input.metadata)
+    }
+    const now = this.#now()
+    return await this.store.upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
+  }
+
+  async deregisterServer (serverName: string): Promise<boolean> {
+    return await this.store.deleteServer(assertServerName(serverName))
+  }
+
+  /** The live registration for serverName, or null. */
+  async discover (serverName: string): Promise<ServerRegistration | null> {
+    return await this.store.findServer(assertServerName(serverName), this.#now())
+  }
+
+  async listServers (): Promise<ServerRegistration[]> {
+    return await this.store.listServers(this.#now())
+  }
+
+  async stats (options: StatsOptions = {}): Promise<RegistryStats> {
+    return await this.store.stats(this.#now(), options)
+  }
+
+  /** Deletes expired sessions and stale registrations now. */
+  async cleanup (): Promise<SweepResult> {
+    const now = this.#now()
+    this.#pruneTouches(now)
+    return await this.store.sweep(now)
+  }
+
+  async ping (): Promise<void> {
+    await this.store.ping()
+  }
+
+  async close (): Promise<void> {
+    this.#lastTouch.clear()
+    if (this.#ownsStore) await this.store.close()
+  }
+
+  #pruneTouches (now: number): void {
+    for (const [id, at] of this.#lastTouch) {
+      if (now - at >= this.options.activityThrottleMs) this.#lastTouch.delete(id)
+    }
+    // Still full: every entry is recent. Forgetting them costs a few early writes, never correctness.
+    if (this.#lastTouch.size >= this.options.maxSessions) this.#lastTouch.clear()
+  }
+}
+
+function newId (): string {
+  return randomBytes(16).toString('base64url')
+}
+
+function claimsOf (session: SessionRecord): Omit<SessionClaims, 'iss' | 'aud'> {
+  return {
+    sub: session.userId,
+    serverName: session.serverName,
+    serverType: session.serverType,
+    sid: session.sessionId,
+    jti: session.jti,
+    scopes: [...session.scopes],
+    iat: Math.floor(session.createdAt / 1000),
+    exp: Math.floor(session.expiresAt / 1000)
+  }
+}

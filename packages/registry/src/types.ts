@@ -1,0 +1,144 @@
+import type { Registry } from './registry.js'
+
+export type Protocol = 'http' | 'https'
+
+/** Times are epoch milliseconds throughout; stores convert at their edge. */
+export interface SessionRecord {
+  sessionId: string
+  /** The JWT id (`jti`) of the token that carries this session. */
+  jti: string
+  userId: string
+  serverName: string
+  serverType: string
+  /** `userId:serverName:serverType`: at most one live session per key. */
+  sessionKey: string
+  scopes: string[]
+  createdAt: number
+  expiresAt: number
+  lastActivityAt: number
+  revokedAt: number | null
+  metadata: Record<string, unknown>
+}
+
+export interface ServerRegistration {
+  serverName: string
+  host: string
+  port: number
+  protocol: Protocol
+  metadata: Record<string, unknown>
+  registeredAt: number
+  lastHeartbeatAt: number
+  expiresAt: number
+}
+
+export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata'>
+
+/** Which sessions a revocation applies to: exactly one of the three. */
+export type RevokeFilter =
+  | { sessionId: string }
+  | { sessionKey: string }
+  | { userId: string }
+
+export interface ListSessionsFilter {
+  userId?: string
+  serverName?: string
+  /** At most this many, newest first. */
+  limit: number
+}
+
+export interface RegistryStats {
+  sessions: {
+    /** Live sessions: not expired, not revoked. */
+    live: number
+    byServer: Record<string, number>
+    /** Present only when asked for: it names users. */
+    byUser?: Record<string, number>
+  }
+  servers: {
+    live: number
+  }
+}
+
+export interface StatsOptions {
+  /** Include per-user counts (they name users). Default false. */
+  byUser?: boolean
+}
+
+export interface SweepResult {
+  sessions: number
+  servers: number
+}
+
+export interface CreateSessionResult {
+  session: SessionRecord
+  /** false when a live session for the key already existed and was returned. */
+  created: boolean
+}
+
+/**
+ * What a registry needs from storage. Every read takes `now` and treats a record
+ * whose `expiresAt <= now` as absent, so correctness never waits for a sweeper
+ * or a TTL index. Implementations: MemoryStore, MongoStore; both pass the same
+ * contract suite (test/store-contract.ts).
+ */
+export interface RegistryStore {
+  readonly kind: string
+  /** Creates indexes, starts sweepers. Idempotent. */
+  init (): Promise<void>
+  /**
+   * Atomically per sessionKey: if a live session exists and `rotate` is false,
+   * return it (`created: false`); otherwise store `candidate` in its place.
+   */
+  createSession (candidate: SessionRecord, options: { rotate: boolean, now: number }): Promise<CreateSessionResult>
+  findSessionByJti (jti: string, now: number): Promise<SessionRecord | null>
+  findSessionById (sessionId: string, now: number): Promise<SessionRecord | null>
+  listSessions (filter: ListSessionsFilter, now: number): Promise<SessionRecord[]>
+  /** Marks live, unrevoked sessions revoked; returns how many. */
+  revokeSessions (filter: RevokeFilter, now: number): Promise<number>
+  touchSession (sessionId: string, at: number): Promise<void>
+  /** Insert or heartbeat: `registeredAt` is kept while the registration stays live. */
+  upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration>
+  deleteServer (serverName: string): Promise<boolean>
+  findServer (serverName: string, now: number): Promise<ServerRegistration | null>
+  listServers (now: number): Promise<ServerRegistration[]>
+  stats (now: number, options?: StatsOptions): Promise<RegistryStats>
+  /** Deletes records past expiry; returns how many. */
+  sweep (now: number): Promise<SweepResult>
+  /** Resolves when the store answers; rejects with MCPGW_REGISTRY_STORE_UNAVAILABLE otherwise. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+/** Why a token was refused. Stable strings: the proxy maps each to its own error code. */
+export type InvalidTokenReason = 'malformed' | 'bad_signature' | 'unknown' | 'expired' | 'revoked'
+
+export type ValidationResult =
+  | { valid: true, session: SessionRecord, claims: SessionClaims }
+  | { valid: false, reason: InvalidTokenReason }
+
+/** The claims of a session token. */
+export interface SessionClaims {
+  sub: string
+  serverName: string
+  serverType: string
+  sid: string
+  jti: string
+  scopes: string[]
+  iat: number
+  exp: number
+  iss?: string
+  aud?: string | string[]
+}
+
+export interface Logger {
+  warn (obj: object, msg?: string): void
+  info (obj: object, msg?: string): void
+  debug (obj: object, msg?: string): void
+  error (obj: object, msg?: string): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mcpRegistry: Registry
+  }
+}

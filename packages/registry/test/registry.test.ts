@@ -1,0 +1,78 @@
+import t from 'tap'
+import { MemoryStore } from '../src/memory-store.js'
+import { Registry } from '../src/registry.js'
+import { craftToken, fakeClock, makeRegistry, OTHER_SECRET, SECRET } from './helpers.js'
+
+t.test('every refusal reason a token can have, through the registry', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  const registry = makeRegistry(store, clock)
+  const { token, session } = await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 60 })
+
+  t.same(await registry.validate('not-a-jwt'), { valid: false, reason: 'malformed' })
+  const [h, p] = token.split('.')
+  t.same(await registry.validate(`${h}.${p}.AAAA`), { valid: false, reason: 'bad_signature' })
+  t.same(await registry.validate(craftToken({ alg: 'none', typ: 'JWT' }, JSON.parse(Buffer.from(p!, 'base64url').toString()))), { valid: false, reason: 'bad_signature' })
+
+  const stranger = new Registry({ secret: OTHER_SECRET, now: clock.now })
+  t.teardown(() => stranger.close())
+  const foreign = await stranger.createSession({ userId: 'alice', serverName: 'todoodles' })
+  t.same(await registry.validate(foreign.token), { valid: false, reason: 'bad_signature' }, 'signed by another gateway')
+
+  // Well signed, but its jti was never issued here.
+  const forged = registry.tokens.sign({ sub: 'alice', serverName: 'todoodles', serverType: 'mcp-webui', sid: session.sessionId, jti: 'never-issued-jti', scopes: ['view'], iat: 1, exp: Math.floor(clock.now() / 1000) + 60 })
+  t.same(await registry.validate(forged), { valid: false, reason: 'unknown' })
+  // Well signed, real jti, but claims another user: the record disagrees.
+  const swapped = registry.tokens.sign({ sub: 'mallory', serverName: 'todoodles', serverType: 'mcp-webui', sid: session.sessionId, jti: session.jti, scopes: ['view'], iat: 1, exp: Math.floor(clock.now() / 1000) + 60 })
+  t.same(await registry.validate(swapped), { valid: false, reason: 'unknown' })
+
+  await registry.revoke({ sessionId: session.sessionId })
+  t.same(await registry.validate(token), { valid: false, reason: 'revoked' })
+  clock.advance(60_000)
+  t.same(await registry.validate(token), { valid: false, reason: 'expired' })
+})
+
+t.test('sessions survive a key rotation: old kid verifies, new sessions use the new kid', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  const before = makeRegistry(store, clock, { secret: undefined, keys: [{ kid: 'k1', secret: SECRET }] })
+  const old = await before.createSession({ userId: 'alice', serverName: 'todoodles' })
+
+  const rotated = makeRegistry(store, clock, { secret: undefined, keys: [{ kid: 'k2', secret: OTHER_SECRET }, { kid: 'k1', secret: SECRET }] })
+  t.equal((await rotated.validate(old.token)).valid, true, 'a token signed with k1 still validates')
+  const fresh = await rotated.createSession({ userId: 'bob', serverName: 'todoodles' })
+  t.match(JSON.parse(Buffer.from(fresh.token.split('.')[0]!, 'base64url').toString()), { kid: 'k2' })
+  // Asking again for alice's live session re-issues her token under the current key.
+  const reissued = await rotated.createSession({ userId: 'alice', serverName: 'todoodles' })
+  t.equal(reissued.created, false)
+  t.equal(reissued.session.sessionId, old.session.sessionId)
+  t.equal((await rotated.validate(reissued.token)).valid, true)
+
+  const retired = makeRegistry(store, clock, { secret: undefined, keys: [{ kid: 'k2', secret: OTHER_SECRET }] })
+  t.same(await retired.validate(old.token), { valid: false, reason: 'bad_signature' }, 'k1 retired')
+  t.equal((await retired.validate(reissued.token)).valid, true)
+})
+
+t.test('the registry closes the store it made, and only that', async (t) => {
+  const own = new Registry({ secret: SECRET })
+  await own.init()
+  await own.close()
+
+  const store = new MemoryStore()
+  let closed = 0
+  const original = store.close.bind(store)
+  store.close = async () => { closed++; await original() }
+  const borrowing = new Registry({ secret: SECRET, store })
+  await borrowing.close()
+  t.equal(closed, 0, 'a given store is left open')
+  const owning = new Registry({ secret: SECRET, store, ownsStore: true })
+  await owning.close()
+  t.equal(closed, 1)
+})
+
+t.test('no secret, short secret: the registry refuses to start', async (t) => {
+  t.throws(() => new Registry({}), { code: 'MCPGW_REGISTRY_INVALID_OPTION' })
+  t.throws(() => new Registry({ secret: 'too-short' }), { code: 'MCPGW_REGISTRY_WEAK_SECRET' })
+})

@@ -1,0 +1,248 @@
+import type { Test } from 'tap'
+import type { Registry } from '../src/registry.js'
+import type { RegistryStore } from '../src/types.js'
+import { fakeClock, makeRegistry } from './helpers.js'
+import type { FakeClock } from './helpers.js'
+
+export type StoreFactory = (t: Test, clock: FakeClock) => Promise<RegistryStore>
+
+/**
+ * One suite, run against every store implementation: the behaviour a user of
+ * the registry sees must not depend on where the records live.
+ */
+export function storeContract (t: Test, makeStore: StoreFactory): void {
+  async function setup (t: Test): Promise<{ registry: Registry, store: RegistryStore, clock: FakeClock }> {
+    const clock = fakeClock()
+    const store = await makeStore(t, clock)
+    await store.init()
+    const registry = makeRegistry(store, clock)
+    return { registry, store, clock }
+  }
+
+  t.test('a new session validates and carries its key, scopes and type', async (t) => {
+    const { registry } = await setup(t)
+    const issued = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    t.equal(issued.created, true)
+    t.equal(issued.session.sessionKey, 'alice:todoodles:mcp-webui')
+    t.equal(issued.session.serverType, 'mcp-webui')
+    t.same(issued.session.scopes, ['view', 'interact'])
+    t.equal(issued.session.revokedAt, null)
+    const result = await registry.validate(issued.token)
+    t.equal(result.valid, true)
+    if (result.valid) {
+      t.equal(result.session.sessionId, issued.session.sessionId)
+      t.equal(result.claims.sub, 'alice')
+      t.equal(result.claims.serverName, 'todoodles')
+      t.equal(result.claims.sid, issued.session.sessionId)
+    }
+  })
+
+  t.test('the same key returns the live session and the same token', async (t) => {
+    const { registry } = await setup(t)
+    const first = await registry.createSession({ userId: 'alice', serverName: 'todoodles', metadata: { theme: 'dark' } })
+    const second = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    t.equal(second.created, false)
+    t.equal(second.session.sessionId, first.session.sessionId)
+    t.equal(second.token, first.token)
+    t.same(second.session.metadata, { theme: 'dark' })
+  })
+
+  t.test('sessions are isolated per userId:serverName:serverType', async (t) => {
+    const { registry } = await setup(t)
+    const a = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const b = await registry.createSession({ userId: 'alice', serverName: 'grocery-list' })
+    const c = await registry.createSession({ userId: 'alice', serverName: 'todoodles', serverType: 'admin-ui' })
+    const d = await registry.createSession({ userId: 'bob', serverName: 'todoodles' })
+    const ids = new Set([a, b, c, d].map((s) => s.session.sessionId))
+    t.equal(ids.size, 4)
+    t.equal(c.session.sessionKey, 'alice:todoodles:admin-ui')
+    // A userId may contain colons; the key still ends with serverName:serverType.
+    const e = await registry.createSession({ userId: 'org:alice', serverName: 'todoodles' })
+    t.equal(e.session.sessionKey, 'org:alice:todoodles:mcp-webui')
+    t.equal((await registry.revoke({ sessionKey: 'org:alice:todoodles:mcp-webui' })), 1)
+    t.equal((await registry.validate(a.token)).valid, true)
+  })
+
+  t.test('rotate replaces the live session; the old token stops working', async (t) => {
+    const { registry } = await setup(t)
+    const old = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const rotated = await registry.createSession({ userId: 'alice', serverName: 'todoodles', rotate: true })
+    t.equal(rotated.created, true)
+    t.not(rotated.session.sessionId, old.session.sessionId)
+    t.not(rotated.token, old.token)
+    t.same(await registry.validate(old.token), { valid: false, reason: 'unknown' })
+    t.equal((await registry.validate(rotated.token)).valid, true)
+    const live = await registry.listSessions({ userId: 'alice' })
+    t.equal(live.length, 1)
+  })
+
+  t.test('expiry is exact at the boundary, for every read', async (t) => {
+    const { registry, clock } = await setup(t)
+    const issued = await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 10 })
+    t.equal(issued.session.expiresAt, clock.now() + 10_000)
+    clock.advance(9_999)
+    t.equal((await registry.validate(issued.token)).valid, true)
+    t.ok(await registry.getSession(issued.session.sessionId))
+    t.equal((await registry.listSessions()).length, 1)
+    t.equal((await registry.stats()).sessions.live, 1)
+    clock.advance(1)
+    t.same(await registry.validate(issued.token), { valid: false, reason: 'expired' })
+    t.equal(await registry.getSession(issued.session.sessionId), null)
+    t.equal((await registry.listSessions()).length, 0)
+    t.equal((await registry.stats()).sessions.live, 0)
+    // A new session replaces the expired one without waiting for any sweep.
+    const next = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    t.equal(next.created, true)
+    t.not(next.session.sessionId, issued.session.sessionId)
+  })
+
+  t.test('revocation by session, by key and by user', async (t) => {
+    const { registry } = await setup(t)
+    const a = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const b = await registry.createSession({ userId: 'alice', serverName: 'grocery-list' })
+    const c = await registry.createSession({ userId: 'alice', serverName: 'movies' })
+    const bob = await registry.createSession({ userId: 'bob', serverName: 'todoodles' })
+
+    t.equal(await registry.revoke({ sessionId: a.session.sessionId }), 1)
+    t.same(await registry.validate(a.token), { valid: false, reason: 'revoked' })
+    t.equal(await registry.revoke({ sessionId: a.session.sessionId }), 0, 'revoking twice changes nothing')
+
+    t.equal(await registry.revoke({ sessionKey: b.session.sessionKey }), 1)
+    t.same(await registry.validate(b.token), { valid: false, reason: 'revoked' })
+
+    t.equal(await registry.revoke({ userId: 'alice' }), 1, 'only the one still live')
+    t.same(await registry.validate(c.token), { valid: false, reason: 'revoked' })
+    t.equal((await registry.validate(bob.token)).valid, true, "bob's session is untouched")
+
+    const revoked = await registry.getSession(a.session.sessionId)
+    t.type(revoked?.revokedAt, 'number')
+    const again = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    t.equal(again.created, true, 'a revoked key gets a fresh session')
+    t.equal((await registry.validate(again.token)).valid, true)
+  })
+
+  t.test('50 concurrent creations for one key end with exactly one live session', async (t) => {
+    const { registry } = await setup(t)
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => registry.createSession({ userId: 'alice', serverName: 'todoodles' }))
+    )
+    const rejected = results.filter((r) => r.status === 'rejected')
+    t.same(rejected, [], 'no call failed')
+    const ids = new Set(results.map((r) => r.status === 'fulfilled' ? r.value.session.sessionId : ''))
+    t.equal(ids.size, 1, 'every caller got the same session')
+    t.equal(results.filter((r) => r.status === 'fulfilled' && r.value.created).length, 1, 'exactly one created it')
+    t.equal((await registry.listSessions({ userId: 'alice' })).length, 1)
+    for (const r of results) {
+      if (r.status === 'fulfilled') t.equal((await registry.validate(r.value.token)).valid, true)
+    }
+  })
+
+  t.test('activity writes are throttled per session', async (t) => {
+    const { registry, clock } = await setup(t)
+    const issued = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    clock.advance(1000)
+    t.equal(await registry.touch(issued.session), true)
+    const touchedAt = clock.now()
+    t.equal((await registry.getSession(issued.session.sessionId))?.lastActivityAt, touchedAt)
+    clock.advance(29_999)
+    t.equal(await registry.touch(issued.session), false, 'within 30 s: no write')
+    t.equal((await registry.getSession(issued.session.sessionId))?.lastActivityAt, touchedAt)
+    clock.advance(1)
+    t.equal(await registry.touch(issued.session), true)
+    t.equal((await registry.getSession(issued.session.sessionId))?.lastActivityAt, clock.now())
+  })
+
+  t.test('servers register, heartbeat, expire and deregister', async (t) => {
+    const { registry, clock } = await setup(t)
+    t.equal(await registry.discover('todoodles'), null)
+    const first = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12861, metadata: { version: '1.2.0' } })
+    t.match(first, { serverName: 'todoodles', host: '127.0.0.1', port: 12861, protocol: 'http', metadata: { version: '1.2.0' } })
+    t.equal(first.expiresAt, clock.now() + 90_000)
+    const registeredAt = first.registeredAt
+
+    clock.advance(60_000)
+    const beat = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12862, protocol: 'https' })
+    t.equal(beat.registeredAt, registeredAt, 'a heartbeat keeps registeredAt')
+    t.equal(beat.lastHeartbeatAt, clock.now())
+    t.equal(beat.expiresAt, clock.now() + 90_000, 'a heartbeat extends the expiry')
+    t.match(await registry.discover('todoodles'), { port: 12862, protocol: 'https', metadata: {} })
+
+    clock.advance(89_999)
+    t.ok(await registry.discover('todoodles'))
+    clock.advance(1)
+    t.equal(await registry.discover('todoodles'), null, 'absent from the instant it expires')
+    t.same(await registry.listServers(), [])
+
+    const revived = await registry.registerServer({ serverName: 'todoodles', host: 'todo.internal', port: 8080 })
+    t.equal(revived.registeredAt, clock.now(), 'an expired registration starts afresh')
+    t.equal(revived.host, 'todo.internal')
+
+    t.equal(await registry.deregisterServer('todoodles'), true)
+    t.equal(await registry.discover('todoodles'), null)
+    t.equal(await registry.deregisterServer('todoodles'), false)
+  })
+
+  t.test('stats are counted by the store, and name users only when asked', async (t) => {
+    const { registry, clock } = await setup(t)
+    await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    await registry.createSession({ userId: 'alice', serverName: 'movies' })
+    await registry.createSession({ userId: 'bob', serverName: 'todoodles' })
+    const gone = await registry.createSession({ userId: 'carol', serverName: 'todoodles' })
+    await registry.revoke({ sessionId: gone.session.sessionId })
+    await registry.createSession({ userId: 'dave', serverName: 'movies', ttlSeconds: 5 })
+    await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 3000 })
+    await registry.registerServer({ serverName: 'movies', host: '127.0.0.1', port: 3001 })
+    clock.advance(5000)
+
+    const plain = await registry.stats()
+    t.equal(plain.sessions.live, 3)
+    t.same({ ...plain.sessions.byServer }, { todoodles: 2, movies: 1 })
+    t.equal(plain.sessions.byUser, undefined)
+    t.equal(plain.servers.live, 2)
+    const detailed = await registry.stats({ byUser: true })
+    t.same({ ...detailed.sessions.byUser }, { alice: 2, bob: 1 })
+  })
+
+  t.test('cleanup deletes expired sessions and stale registrations', async (t) => {
+    const { registry, clock } = await setup(t)
+    await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 10 })
+    await registry.createSession({ userId: 'bob', serverName: 'todoodles', ttlSeconds: 100 })
+    await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 3000 })
+    clock.advance(10_000)
+    t.same(await registry.cleanup(), { sessions: 1, servers: 0 })
+    clock.advance(80_000)
+    t.same(await registry.cleanup(), { sessions: 0, servers: 1 })
+    t.equal((await registry.listSessions()).length, 1)
+  })
+
+  t.test('listSessions is newest first, filtered and limited', async (t) => {
+    const { registry, clock } = await setup(t)
+    for (const user of ['u1', 'u2', 'u3']) {
+      await registry.createSession({ userId: user, serverName: 'todoodles' })
+      clock.advance(1000)
+    }
+    await registry.createSession({ userId: 'u1', serverName: 'movies' })
+    t.same((await registry.listSessions()).map((s) => s.sessionKey),
+      ['u1:movies:mcp-webui', 'u3:todoodles:mcp-webui', 'u2:todoodles:mcp-webui', 'u1:todoodles:mcp-webui'])
+    t.same((await registry.listSessions({ serverName: 'todoodles', limit: 2 })).map((s) => s.userId), ['u3', 'u2'])
+    t.same((await registry.listSessions({ userId: 'u1' })).map((s) => s.serverName), ['movies', 'todoodles'])
+  })
+
+  t.test('operator-shaped input is refused before it reaches the store', async (t) => {
+    const { registry } = await setup(t)
+    await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const operator = { $ne: null } as unknown as string
+    const code = 'MCPGW_REGISTRY_INVALID_ARGUMENT'
+    await t.rejects(registry.createSession({ userId: operator, serverName: 'todoodles' }), { code })
+    await t.rejects(registry.createSession({ userId: 'alice', serverName: operator }), { code })
+    await t.rejects(registry.revoke({ userId: operator }), { code })
+    await t.rejects(registry.revoke({ sessionId: operator }), { code })
+    await t.rejects(registry.revoke({ sessionKey: operator }), { code })
+    await t.rejects(registry.listSessions({ userId: operator }), { code })
+    await t.rejects(registry.getSession(operator), { code })
+    await t.rejects(registry.discover(operator), { code })
+    await t.rejects(registry.registerServer({ serverName: 'x', host: operator, port: 80 }), { code })
+    await t.rejects(registry.createSession({ userId: 'alice', serverName: 'todoodles', metadata: { $where: 'sleep(1000)' } }), { code })
+    t.equal((await registry.listSessions({ userId: 'alice' })).length, 1, 'nothing was changed')
+  })
+}
