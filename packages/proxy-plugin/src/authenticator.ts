@@ -1,0 +1,60 @@
+import type { InvalidTokenReason, Registry, ServerRegistration, SessionRecord } from '@mcp-gw/registry'
+import {
+  BadSignatureError, ExpiredTokenError, MalformedTokenError, NoBackendError, RevokedTokenError,
+  StoreUnavailableError, UnknownTokenError
+} from './errors.js'
+import type { NormalizedProxyOptions } from './options.js'
+import { RevalidatingCache } from './revalidating-cache.js'
+
+const REFUSALS: Record<InvalidTokenReason, () => Error> = {
+  malformed: () => new MalformedTokenError(),
+  bad_signature: () => new BadSignatureError(),
+  unknown: () => new UnknownTokenError(),
+  expired: () => new ExpiredTokenError(),
+  revoked: () => new RevokedTokenError()
+}
+
+/**
+ * Token -> live session and serverName -> live backend, both behind a
+ * RevalidatingCache. Shared by the HTTP hooks, the WebSocket upgrade handler
+ * and the asset fallback, so every path applies the same checks.
+ */
+export class Authenticator {
+  readonly registry: Registry
+  readonly sessions: RevalidatingCache<string, SessionRecord>
+  readonly routes: RevalidatingCache<string, ServerRegistration>
+
+  constructor (registry: Registry, options: NormalizedProxyOptions) {
+    this.registry = registry
+    const common = {
+      revalidateMs: options.revalidateMs,
+      maxEntries: options.cacheMaxEntries,
+      outageGraceMs: options.storeOutageGraceMs,
+      now: options.now,
+      unavailable: (cause: unknown) => new StoreUnavailableError({ cause })
+    }
+    this.sessions = new RevalidatingCache({
+      ...common,
+      load: async (token) => {
+        const result = await registry.validate(token)
+        if (!result.valid) throw REFUSALS[result.reason]()
+        return result.session
+      },
+      expiresAt: (session) => session.expiresAt
+    })
+    this.routes = new RevalidatingCache({
+      ...common,
+      load: async (serverName) => {
+        const registration = await registry.discover(serverName)
+        if (registration === null) throw new NoBackendError(serverName)
+        return registration
+      },
+      expiresAt: (registration) => registration.expiresAt
+    })
+  }
+
+  /** Records activity; throttled by the registry, never awaited on the request path. */
+  touch (session: SessionRecord): void {
+    this.registry.touch(session).catch(() => {})
+  }
+}

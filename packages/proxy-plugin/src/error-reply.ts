@@ -1,0 +1,76 @@
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { BadPathError } from './errors.js'
+
+export interface GatewayErrorBody {
+  statusCode: number
+  code: string
+  error: string
+  message: string
+}
+
+/** A coded error as the client sees it. Only our own messages pass; anything else is generic. */
+export function errorBody (err: unknown): GatewayErrorBody {
+  const e = err as { statusCode?: unknown, code?: unknown, message?: unknown } | null
+  const ours = typeof e?.code === 'string' && e.code.startsWith('MCPGW_')
+  const statusCode = typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
+  return {
+    statusCode,
+    code: ours ? e.code as string : statusCode >= 500 ? 'MCPGW_PROXY_INTERNAL' : 'MCPGW_PROXY_BAD_REQUEST',
+    error: STATUS_CODES[statusCode] ?? 'Error',
+    // Framework messages can quote the URL, and with it the token: never pass them on.
+    message: ours ? String(e.message) : STATUS_CODES[statusCode] ?? 'Error'
+  }
+}
+
+export function wantsJson (accept: string | undefined): boolean {
+  if (accept === undefined) return true
+  return accept.includes('json') || !accept.includes('text/html')
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+function errorPage (body: GatewayErrorBody): string {
+  const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>${body.statusCode} ${esc(body.error)}</title></head>` +
+    `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p><p><code>${esc(body.code)}</code></p></body></html>\n`
+}
+
+/** JSON when the client accepts it, else a small HTML page. */
+export function sendError (reply: FastifyReply, err: unknown): FastifyReply {
+  const body = errorBody(err)
+  reply.code(body.statusCode).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+  if (wantsJson(reply.request.headers.accept)) return reply.type('application/json; charset=utf-8').send(body)
+  return reply.type('text/html; charset=utf-8').send(errorPage(body))
+}
+
+/** The same answer written straight to a socket (an upgrade that never became a WebSocket). */
+export function writeSocketError (socket: Duplex, err: unknown, accept: string | undefined): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const body = errorBody(err)
+  const json = wantsJson(accept)
+  const payload = json ? JSON.stringify(body) : errorPage(body)
+  socket.end(
+    `HTTP/1.1 ${body.statusCode} ${body.error}\r\n` +
+    'Connection: close\r\n' +
+    `Content-Type: ${json ? 'application/json' : 'text/html'}; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+    'Cache-Control: no-store\r\n\r\n' +
+    payload
+  )
+}
+
+/**
+ * For Fastify's `frameworkErrors` server option. Fastify's own answer to an
+ * undecodable URL quotes the URL, token included, to the client and the log;
+ * this answers with a coded error that quotes nothing.
+ *
+ *   Fastify({ frameworkErrors })
+ */
+export function frameworkErrors (error: Error & { code?: string }, _request: FastifyRequest, reply: FastifyReply): void {
+  sendError(reply, error.code === 'FST_ERR_BAD_URL' ? new BadPathError() : error)
+}

@@ -1,0 +1,22 @@
+import createError from '@fastify/error'
+
+/** Constructor arguments: the message's values, then optionally `{ cause }`. */
+type Args<T extends unknown[]> = [...T, { cause: unknown }?]
+
+// Refusals are routine: no stack trace is captured for them.
+const NO_STACK = false
+
+export const MissingTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_MISSING', 'No session token in the URL', 401, Error, NO_STACK)
+export const MalformedTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_MALFORMED', 'The session token is malformed', 401, Error, NO_STACK)
+export const BadSignatureError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_BAD_SIGNATURE', 'The session token was not signed by this gateway', 401, Error, NO_STACK)
+export const UnknownTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_UNKNOWN', 'The session token is not known to this gateway', 401, Error, NO_STACK)
+export const ExpiredTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_EXPIRED', 'The session has expired', 401, Error, NO_STACK)
+export const RevokedTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_REVOKED', 'The session was revoked', 401, Error, NO_STACK)
+export const ScopeDeniedError = createError<Args<[string]>>('MCPGW_PROXY_SCOPE_DENIED', 'This session may not use %s: it lacks the interact scope', 403, Error, NO_STACK)
+export const OriginDeniedError = createError<Args<[]>>('MCPGW_PROXY_ORIGIN_DENIED', 'WebSocket connections from this origin are not allowed', 403, Error, NO_STACK)
+export const BadPathError = createError<Args<[]>>('MCPGW_PROXY_BAD_PATH', 'The request path is not allowed', 400, Error, NO_STACK)
+export const NoBackendError = createError<Args<[string]>>('MCPGW_PROXY_NO_BACKEND', 'No live backend is registered for %s', 503, Error, NO_STACK)
+export const StoreUnavailableError = createError<Args<[]>>('MCPGW_PROXY_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503, Error, NO_STACK)
+export const BadGatewayError = createError<Args<[]>>('MCPGW_PROXY_BAD_GATEWAY', 'The backend could not be reached or failed', 502, Error, NO_STACK)
+export const GatewayTimeoutError = createError<Args<[]>>('MCPGW_PROXY_GATEWAY_TIMEOUT', 'The backend did not answer in time', 504, Error, NO_STACK)
+export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_PROXY_INVALID_OPTION', 'Invalid proxy option %s: %s', 500)

@@ -1,0 +1,106 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { ServerRegistration } from '@mcp-gw/registry'
+import type { ClientFacts } from './client-facts.js'
+
+/**
+ * What a backend is told about the request, and what the browser is told about
+ * the response. Shared by the HTTP proxy and the WebSocket handshake.
+ */
+export interface ForwardContext {
+  token: string
+  prefix: string
+  forwardToken: boolean
+  /** Client-to-gateway facts, already resolved with the trust-proxy setting. */
+  forwardedFor: string
+  proto: string
+  host: string | undefined
+}
+
+export function forwardContext (facts: ClientFacts, token: string, prefix: string, forwardToken: boolean): ForwardContext {
+  return { token, prefix, forwardToken, forwardedFor: facts.forwardedFor, proto: facts.proto, host: facts.host }
+}
+
+/** Rewrites request headers in place for the backend. */
+export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
+  if (!ctx.forwardToken) {
+    const authorization = headers.authorization
+    if (authorization !== undefined && authorization.includes(ctx.token)) delete headers.authorization
+    const cookie = headers.cookie
+    if (cookie !== undefined && cookie.includes(ctx.token)) {
+      const kept = cookie.split(/;\s*/).filter((c) => !c.includes(ctx.token))
+      if (kept.length === 0) delete headers.cookie
+      else headers.cookie = kept.join('; ')
+    }
+  }
+  headers['x-forwarded-for'] = ctx.forwardedFor
+  headers['x-forwarded-proto'] = ctx.proto
+  if (ctx.host !== undefined) headers['x-forwarded-host'] = ctx.host
+  else delete headers['x-forwarded-host']
+  headers['x-forwarded-prefix'] = `${ctx.prefix}/${ctx.token}`
+  // Our own tracing headers from a client must not reach the backend as if we set them.
+  delete headers['x-real-ip']
+  return headers
+}
+
+// Policies that never send a path to another origin; anything else is replaced.
+const SAFE_REFERRER_POLICIES = new Set([
+  'no-referrer', 'same-origin', 'origin', 'strict-origin', 'strict-origin-when-cross-origin', 'origin-when-cross-origin'
+])
+
+/** Rewrites response headers in place for the browser. */
+export function rewriteResponseHeaders (
+  headers: Record<string, string | string[] | undefined>,
+  ctx: Pick<ForwardContext, 'token' | 'prefix'>,
+  backend: ServerRegistration
+): Record<string, string | string[] | undefined> {
+  const base = `${ctx.prefix}/${ctx.token}`
+  const location = headers.location
+  if (typeof location === 'string') headers.location = rewriteLocation(location, base, backend)
+
+  // The token is in every URL under the prefix: it must never travel in a Referer to another site.
+  const policy = headers['referrer-policy']
+  const last = typeof policy === 'string' ? policy.split(',').pop()?.trim().toLowerCase() : undefined
+  if (last === undefined || !SAFE_REFERRER_POLICIES.has(last)) headers['referrer-policy'] = 'same-origin'
+
+  const setCookie = headers['set-cookie']
+  if (setCookie !== undefined) {
+    headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).map((c) => scopeCookie(c, base))
+  }
+
+  const type = headers['content-type']
+  if (typeof type === 'string' && type.startsWith('text/event-stream')) {
+    // Tell a buffering reverse proxy in front of us (nginx) to pass events as they come.
+    headers['x-accel-buffering'] = 'no'
+  }
+  return headers
+}
+
+function rewriteLocation (location: string, base: string, backend: ServerRegistration): string {
+  if (location.startsWith('/') && !location.startsWith('//')) return base + location
+  if (location.startsWith('http://') || location.startsWith('https://')) {
+    try {
+      const url = new URL(location)
+      const backendHost = backend.host.includes(':') ? `[${backend.host}]` : backend.host
+      if (url.hostname === backendHost && Number(url.port || (url.protocol === 'https:' ? 443 : 80)) === backend.port) {
+        return base + url.pathname + url.search + url.hash
+      }
+    } catch {}
+  }
+  return location
+}
+
+/** A backend cookie at Path=/x belongs to this session's prefix, not to the whole gateway origin. */
+function scopeCookie (cookie: string, base: string): string {
+  let scoped = false
+  const parts = cookie.split(';').map((part) => {
+    const trimmed = part.trim()
+    if (/^path=/i.test(trimmed)) {
+      scoped = true
+      const path = trimmed.slice(5)
+      return ` Path=${base}${path.startsWith('/') ? path : `/${path}`}`
+    }
+    return part
+  })
+  if (!scoped) parts.push(` Path=${base}/`)
+  return parts.join(';')
+}

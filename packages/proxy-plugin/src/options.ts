@@ -1,0 +1,130 @@
+import type { Registry } from '@mcp-gw/registry'
+import { InvalidOptionError } from './errors.js'
+
+export const DEFAULT_PREFIX = '/mcp'
+/** Revocation reaches every cached session within this bound. */
+export const DEFAULT_REVALIDATE_MS = 2000
+export const DEFAULT_CACHE_MAX_ENTRIES = 10_000
+/** How long already validated sessions keep working while the store is down. */
+export const DEFAULT_STORE_OUTAGE_GRACE_MS = 60_000
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+/** Longer than any long-poll a UI should hold; a quiet stream is cut only after this. */
+export const DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS = 15 * 60_000
+export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 15 * 60_000
+export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000
+
+export interface ProxyOptions {
+  /** Where sessions are validated and backends discovered. Default: `fastify.mcpRegistry`. */
+  registry?: Registry
+  /** URL prefix; requests look like `<prefix>/<token>/<path>`. Default `/mcp`. */
+  prefix?: string
+  /** Bound on how stale a cached session may be, i.e. how fast revocation bites. Default 2000. */
+  revalidateMs?: number
+  /** Cached sessions and routes held at most. Default 10000. */
+  cacheMaxEntries?: number
+  /** Validated sessions keep working this long while the store is unreachable. Default 60000; 0 disables. */
+  storeOutageGraceMs?: number
+  /** Forward the gateway token to backends (in Authorization, the query, cookies). Default false. */
+  forwardToken?: boolean
+  /** TCP connect timeout to a backend. Default 10000. */
+  connectTimeoutMs?: number
+  /** Longest wait for a backend's response headers (a long-poll). Default 15 min; 0 disables. */
+  upstreamHeadersTimeoutMs?: number
+  /** Longest silence inside a response body (an SSE stream). Default 15 min; 0 disables. */
+  upstreamIdleTimeoutMs?: number
+  /** WebSocket handshake with the backend. Default 10000. */
+  wsHandshakeTimeoutMs?: number
+  /**
+   * Origins allowed to open WebSockets, besides the gateway's own. Requests without
+   * an Origin header (non-browser clients) are allowed. `'*'` allows any.
+   */
+  wsAllowedOrigins?: string[] | '*'
+  /**
+   * Which proxies in front of the gateway to believe for WebSocket upgrades, as
+   * Fastify's `trustProxy` (give both the same value). HTTP requests follow
+   * Fastify's own setting. Default false.
+   */
+  trustProxy?: boolean | number | string | string[]
+  /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
+  assetFallback?: boolean
+  /** Clock, epoch ms. */
+  now?: () => number
+}
+
+export interface NormalizedProxyOptions {
+  readonly prefix: string
+  readonly revalidateMs: number
+  readonly cacheMaxEntries: number
+  readonly storeOutageGraceMs: number
+  readonly forwardToken: boolean
+  readonly connectTimeoutMs: number
+  readonly upstreamHeadersTimeoutMs: number
+  readonly upstreamIdleTimeoutMs: number
+  readonly wsHandshakeTimeoutMs: number
+  readonly wsAllowedOrigins: readonly string[] | '*'
+  readonly assetFallback: boolean
+  readonly trustProxy: boolean | number | string | readonly string[]
+  readonly now: () => number
+}
+
+function int (name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidOptionError(name, `expected a whole number, at least ${min}`)
+  }
+  return value
+}
+
+function bool (name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'expected true or false')
+  return value
+}
+
+function trustProxyOption (value: unknown): boolean | number | string | readonly string[] {
+  if (value === undefined) return false
+  if (typeof value === 'boolean' || typeof value === 'string') return value
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return Object.freeze([...value])
+  throw new InvalidOptionError('trustProxy', 'expected what Fastify accepts: a boolean, a hop count, or addresses')
+}
+
+/** Pure: checks and fills in proxy options. */
+export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'expected an object')
+  const prefix = options.prefix ?? DEFAULT_PREFIX
+  if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9._~-]+)+$/.test(prefix)) {
+    throw new InvalidOptionError('prefix', 'expected a path such as /mcp: segments of A-Z a-z 0-9 . _ ~ -, no trailing slash')
+  }
+  let wsAllowedOrigins: readonly string[] | '*' = Object.freeze([])
+  if (options.wsAllowedOrigins === '*') wsAllowedOrigins = '*'
+  else if (options.wsAllowedOrigins !== undefined) {
+    if (!Array.isArray(options.wsAllowedOrigins)) throw new InvalidOptionError('wsAllowedOrigins', "expected a list of origins or '*'")
+    wsAllowedOrigins = Object.freeze(options.wsAllowedOrigins.map((origin) => {
+      try {
+        const parsed = new URL(origin)
+        if (parsed.origin === 'null') throw new Error('opaque')
+        return parsed.origin
+      } catch {
+        throw new InvalidOptionError('wsAllowedOrigins', 'each entry is an origin such as https://example.com')
+      }
+    }))
+  }
+  if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
+  const revalidateMs = int('revalidateMs', options.revalidateMs, DEFAULT_REVALIDATE_MS, 0)
+  return Object.freeze({
+    prefix,
+    revalidateMs,
+    cacheMaxEntries: int('cacheMaxEntries', options.cacheMaxEntries, DEFAULT_CACHE_MAX_ENTRIES, 1),
+    storeOutageGraceMs: int('storeOutageGraceMs', options.storeOutageGraceMs, DEFAULT_STORE_OUTAGE_GRACE_MS, 0),
+    forwardToken: bool('forwardToken', options.forwardToken, false),
+    connectTimeoutMs: int('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 1),
+    upstreamHeadersTimeoutMs: int('upstreamHeadersTimeoutMs', options.upstreamHeadersTimeoutMs, DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS, 0),
+    upstreamIdleTimeoutMs: int('upstreamIdleTimeoutMs', options.upstreamIdleTimeoutMs, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, 0),
+    wsHandshakeTimeoutMs: int('wsHandshakeTimeoutMs', options.wsHandshakeTimeoutMs, DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, 1),
+    wsAllowedOrigins,
+    assetFallback: bool('assetFallback', options.assetFallback, true),
+    trustProxy: trustProxyOption(options.trustProxy),
+    now: options.now ?? Date.now
+  })
+}

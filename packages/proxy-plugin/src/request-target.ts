@@ -1,0 +1,102 @@
+import { BadPathError, MalformedTokenError, MissingTokenError } from './errors.js'
+
+/** What a gateway URL says: the token, and the path and query meant for the backend. */
+export interface RequestTarget {
+  token: string
+  /** Starts with `/`; empty when the URL stopped right after the token (redirect to add the slash). */
+  path: string
+  /** Starts with `?`, or is empty. */
+  search: string
+}
+
+// RFC 7515 compact JWS characters; anything else is not a token of ours.
+const TOKEN_CHARS = /^[A-Za-z0-9_\-.]+$/
+/**
+ * Dot segments, in any spelling a server might decode (`..`, `%2e%2e`, `.%2E`).
+ * The rule is @fastify/reply-from's own (`/..` or `../` anywhere once decoded),
+ * applied here first so the refusal is early and coded.
+ */
+function climbs (path: string): boolean {
+  if (!path.includes('.') && !path.includes('%')) return false
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    // Undecodable escapes: nothing downstream can interpret the path safely.
+    return true
+  }
+  return decoded.includes('/..') || decoded.includes('../')
+}
+
+/**
+ * Splits `<prefix>/<token><path>?<query>` taken from the raw request line.
+ * Returns null when the URL is not under the prefix at all.
+ */
+export function parseTarget (rawUrl: string, prefix: string): RequestTarget | null {
+  let url = rawUrl
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // Absolute-form request target (`GET http://host/mcp/...`): only its path counts.
+    try {
+      const parsed = new URL(url)
+      url = parsed.pathname + parsed.search
+    } catch {
+      return null
+    }
+  }
+  if (!url.startsWith(prefix) || (url.length > prefix.length && url.charCodeAt(prefix.length) !== 47)) return null
+  const start = prefix.length + 1
+  const queryAt = url.indexOf('?', start)
+  const pathEnd = queryAt === -1 ? url.length : queryAt
+  let tokenEnd = url.indexOf('/', start)
+  if (tokenEnd === -1 || tokenEnd > pathEnd) tokenEnd = pathEnd
+  const token = url.slice(start, tokenEnd)
+  if (token.length === 0) throw new MissingTokenError()
+  if (!TOKEN_CHARS.test(token)) throw new MalformedTokenError()
+  const path = url.slice(tokenEnd, pathEnd)
+  if (climbs(path)) throw new BadPathError()
+  return { token, path, search: queryAt === -1 ? '' : url.slice(queryAt) }
+}
+
+/** Removes query parameters whose value is the gateway token (whatever their name). */
+export function stripTokenFromQuery (search: string, token: string): string {
+  if (search.length === 0 || !search.includes(token)) return search
+  const kept = search.slice(1).split('&').filter((pair) => {
+    const eq = pair.indexOf('=')
+    const value = eq === -1 ? '' : pair.slice(eq + 1)
+    return value !== token && safeDecode(value) !== token
+  })
+  return kept.length === 0 ? '' : `?${kept.join('&')}`
+}
+
+function safeDecode (value: string): string {
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
+}
+
+/** The URL with its token segment and token-like query values replaced by `[redacted]`, for logs. */
+export function redactUrl (rawUrl: string, prefix: string): string {
+  let url = rawUrl
+  if (url.startsWith(`${prefix}/`)) {
+    const start = prefix.length + 1
+    let end = url.length
+    for (const stop of ['/', '?']) {
+      const at = url.indexOf(stop, start)
+      if (at !== -1 && at < end) end = at
+    }
+    if (end > start) url = `${url.slice(0, start)}[redacted]${url.slice(end)}`
+  }
+  const queryAt = url.indexOf('?')
+  if (queryAt === -1) return url
+  const query = url.slice(queryAt + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    if (eq === -1) return pair
+    const name = pair.slice(0, eq).toLowerCase()
+    const value = pair.slice(eq + 1)
+    // Named like a credential, or shaped like a JWT.
+    return /token|jwt|auth|key|secret|session/.test(name) || /^[\w-]+\.[\w-]+\.[\w-]*$/.test(value) ? `${pair.slice(0, eq)}=[redacted]` : pair
+  })
+  return `${url.slice(0, queryAt)}?${query.join('&')}`
+}

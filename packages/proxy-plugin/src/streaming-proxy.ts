@@ -1,0 +1,105 @@
+import replyFrom from '@fastify/reply-from'
+import type { ServerRegistration } from '@mcp-gw/registry'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import fp from 'fastify-plugin'
+import { requestFacts, trustFunction } from './client-facts.js'
+import { BadGatewayError, GatewayTimeoutError, MissingTokenError } from './errors.js'
+import { sendError } from './error-reply.js'
+import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
+import { validateOptions } from './options.js'
+import type { ProxyOptions } from './options.js'
+import { redactUrl, stripTokenFromQuery } from './request-target.js'
+import { contextPrefix } from './token-auth.js'
+import { attachWebSocketProxy } from './ws-proxy.js'
+
+const METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+
+const TIMEOUT_CODES = new Set([
+  'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
+])
+
+export function backendOrigin (backend: ServerRegistration): string {
+  const host = backend.host.includes(':') ? `[${backend.host}]` : backend.host
+  return `${backend.protocol}://${host}:${backend.port}`
+}
+
+async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOptions): Promise<void> {
+  const prefix = contextPrefix(fastify, opts.prefix)
+  const options = validateOptions({ ...opts, prefix })
+  const authenticator = fastify.mcpAuthenticator
+  const trust = trustFunction(options.trustProxy)
+
+  // Bodies stay streams: never parsed, never buffered, no size cap of ours.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', function passThrough (_request, payload, done) {
+    done(null, payload)
+  })
+
+  await fastify.register(replyFrom, {
+    disableRequestLogging: true,
+    undici: {
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.upstreamHeadersTimeoutMs,
+      bodyTimeout: options.upstreamIdleTimeoutMs,
+      keepAliveTimeout: 30_000
+    }
+  })
+
+  function onError (reply: FastifyReply, { error }: { error: Error & { code?: string } }): void {
+    // reply-from types its reply for every server kind; ours is HTTP/1.
+    const code = error.code ?? (error.cause as { code?: string } | undefined)?.code
+    sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
+  }
+
+  const logSerializers = {
+    req: (req: FastifyRequest) => ({
+      method: req.method,
+      url: redactUrl(req.url, prefix),
+      remoteAddress: req.ip
+    })
+  }
+
+  fastify.route({
+    method: METHODS,
+    url: '/*',
+    exposeHeadRoute: false,
+    logSerializers,
+    handler: function proxy (request, reply) {
+      const target = request.mcpTarget!
+      const backend = request.mcpBackend!
+      const ctx = forwardContext(requestFacts(request), target.token, prefix, options.forwardToken)
+      const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
+      // The query travels separately: reply-from vets the source path, and a query may hold `../`.
+      return reply.from(backendOrigin(backend) + target.path, {
+        queryString: () => search.slice(1),
+        rewriteRequestHeaders: (_request, headers) => rewriteRequestHeaders(headers, ctx),
+        rewriteHeaders: (headers) => rewriteResponseHeaders(headers, ctx, backend) as typeof headers,
+        onError: onError as never
+      })
+    }
+  })
+
+  // `<prefix>` and `<prefix>/` carry no token.
+  fastify.route({
+    method: METHODS,
+    url: '/',
+    exposeHeadRoute: false,
+    handler: async () => { throw new MissingTokenError() }
+  })
+
+  const tunnels = attachWebSocketProxy(fastify, { options, authenticator, trust })
+  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels })
+}
+
+/**
+ * Proxies `<prefix>/<token>/<path>` to the session's backend: every method,
+ * bodies streamed both ways, WebSocket upgrades tunnelled after the same
+ * authentication. Runs after token-auth and discovery.
+ */
+export const streamingProxy = fp(streamingProxyPlugin, {
+  fastify: '5.x',
+  name: '@mcp-gw/proxy-plugin/streaming-proxy',
+  dependencies: ['@mcp-gw/proxy-plugin/token-auth', '@mcp-gw/proxy-plugin/discovery'],
+  decorators: { fastify: ['mcpAuthenticator'] }
+})

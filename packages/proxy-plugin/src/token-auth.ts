@@ -1,0 +1,100 @@
+import type { Registry } from '@mcp-gw/registry'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import fp from 'fastify-plugin'
+import { Authenticator } from './authenticator.js'
+import { InvalidOptionError, ScopeDeniedError } from './errors.js'
+import { sendError } from './error-reply.js'
+import { validateOptions } from './options.js'
+import type { ProxyOptions } from './options.js'
+import { parseTarget } from './request-target.js'
+import type { RequestTarget } from './request-target.js'
+
+export interface TokenAuthOptions extends ProxyOptions {
+  /** Share one authenticator (and its cache) between plugins; made from `registry` otherwise. */
+  authenticator?: Authenticator
+}
+
+// A session without `interact` may read: GET and HEAD (WebSocket and SSE start as GET).
+const READ_METHODS = new Set(['GET', 'HEAD'])
+
+export function resolveRegistry (fastify: FastifyInstance, registry: Registry | undefined): Registry {
+  const found = registry ?? (fastify.hasDecorator('mcpRegistry') ? fastify.mcpRegistry : undefined)
+  if (found === undefined) {
+    throw new InvalidOptionError('registry', 'pass a Registry, or register @mcp-gw/registry first')
+  }
+  return found
+}
+
+/** The prefix routes of this context live under, checked against the option. */
+export function contextPrefix (fastify: FastifyInstance, prefix: string | undefined): string {
+  const actual = fastify.prefix
+  const wanted = prefix ?? (actual === '' ? undefined : actual)
+  const options = validateOptions({ ...(wanted !== undefined && { prefix: wanted }) })
+  if (actual !== options.prefix) {
+    throw new InvalidOptionError('prefix', `register the proxy plugins in a context with prefix ${options.prefix} (this one has "${actual}")`)
+  }
+  return options.prefix
+}
+
+async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions): Promise<void> {
+  const prefix = contextPrefix(fastify, opts.prefix)
+  const options = validateOptions({ ...opts, prefix })
+  const authenticator = opts.authenticator ?? new Authenticator(resolveRegistry(fastify, opts.registry), options)
+  const sessions = authenticator.sessions
+
+  fastify.decorate('mcpAuthenticator', authenticator)
+  fastify.decorateRequest('mcpSession', null)
+  fastify.decorateRequest('mcpTarget', null)
+  fastify.setErrorHandler((err, _request, reply) => sendError(reply, err))
+
+  function admit (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
+    const session = request.mcpSession!
+    if (!READ_METHODS.has(request.method) && !session.scopes.includes('interact')) {
+      done(new ScopeDeniedError(request.method))
+      return
+    }
+    if (target.path === '') {
+      // `<prefix>/<token>` -> `<prefix>/<token>/`, so the page's relative URLs resolve under the token.
+      reply.code(308).header('location', `${prefix}/${target.token}/${target.search}`).header('referrer-policy', 'same-origin').send()
+      return
+    }
+    authenticator.touch(session)
+    done()
+  }
+
+  // onRequest: before any byte of the body is read, and before any backend is contacted.
+  fastify.addHook('onRequest', function authenticate (request, reply, done) {
+    let target: RequestTarget | null
+    try {
+      target = parseTarget(request.raw.url ?? '/', prefix)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    if (target === null) {
+      done()
+      return
+    }
+    request.mcpTarget = target
+    const cached = sessions.peek(target.token)
+    if (cached !== undefined) {
+      request.mcpSession = cached
+      admit(request, reply, target, done)
+      return
+    }
+    sessions.get(target.token).then((session) => {
+      request.mcpSession = session
+      admit(request, reply, target, done)
+    }, done)
+  })
+}
+
+/**
+ * Authenticates every request under the prefix: decorates `request.mcpSession`
+ * or answers 401/403/503 with a coded error. Register it first, in the context
+ * that carries the prefix.
+ */
+export const tokenAuth = fp(tokenAuthPlugin, {
+  fastify: '5.x',
+  name: '@mcp-gw/proxy-plugin/token-auth'
+})

@@ -1,0 +1,25 @@
+import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
+import type { Authenticator } from './authenticator.js'
+import type { RequestTarget } from './request-target.js'
+import type { TunnelSet } from './ws-proxy.js'
+
+export interface GatewayHandle {
+  authenticator: Authenticator
+  /** Open WebSocket tunnels, for metrics and shutdown. */
+  tunnels: TunnelSet
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session the request's token belongs to, set by token-auth. */
+    mcpSession: SessionRecord | null
+    /** The live backend of that session's server, set by discovery. */
+    mcpBackend: ServerRegistration | null
+    /** Internal: the parsed gateway URL. Holds the token; never log it. */
+    mcpTarget: RequestTarget | null
+  }
+  interface FastifyInstance {
+    mcpAuthenticator: Authenticator
+    mcpGateway: GatewayHandle
+  }
+}

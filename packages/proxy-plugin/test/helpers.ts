@@ -1,0 +1,164 @@
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { MemoryStore, Registry } from '@mcp-gw/registry'
+import type { RegistryStore } from '@mcp-gw/registry'
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { Test } from 'tap'
+import { WebSocketServer } from 'ws'
+import type { WebSocket } from 'ws'
+import { mcpGateway } from '../src/plugin.js'
+import type { McpGatewayOptions } from '../src/plugin.js'
+
+export const SECRET = 'proxy-test-secret-0123456789abcdef01234'
+
+export interface SeenRequest {
+  method: string
+  url: string
+  headers: IncomingMessage['headers']
+  body: string
+}
+
+export interface Backend {
+  port: number
+  origin: string
+  server: Server
+  /** Every request that reached this backend, HTTP and upgrade alike. */
+  seen: SeenRequest[]
+  wss: WebSocketServer
+  connections: number
+}
+
+export type BackendHandler = (req: IncomingMessage, res: ServerResponse, body: () => Promise<string>) => void | Promise<void>
+
+/** A backend on 127.0.0.1: echoes requests as JSON unless `handler` answers; WebSocket echo on any path. */
+export async function startBackend (t: Test, handler?: BackendHandler, wsOptions: { handleProtocols?: (protocols: Set<string>) => string | false } = {}): Promise<Backend> {
+  const seen: SeenRequest[] = []
+  const backend = { seen, connections: 0 } as Backend
+  const server = createServer((req, res) => {
+    const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' }
+    seen.push(record)
+    let bodyPromise: Promise<string> | undefined
+    const body = (): Promise<string> => {
+      bodyPromise ??= new Promise((resolve, reject) => {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => { record.body = Buffer.concat(chunks).toString(); resolve(record.body) })
+        req.on('error', reject)
+      })
+      return bodyPromise
+    }
+    if (handler !== undefined) {
+      Promise.resolve(handler(req, res, body)).catch((err: Error) => { res.destroy(err) })
+      return
+    }
+    body().then((text) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: text }))
+    }, () => res.destroy())
+  })
+  server.on('connection', () => { backend.connections++ })
+  const wss = new WebSocketServer({
+    server,
+    ...(wsOptions.handleProtocols !== undefined && { handleProtocols: wsOptions.handleProtocols })
+  })
+  wss.on('headers', (_headers, req) => {
+    seen.push({ method: 'UPGRADE', url: req.url ?? '', headers: req.headers, body: '' })
+  })
+  wss.on('connection', (ws: WebSocket) => {
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : data.toString()
+      if (text.startsWith('close:')) {
+        const [, code, reason] = text.split(':')
+        ws.close(Number(code), reason)
+        return
+      }
+      ws.send(data, { binary: isBinary })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const client of wss.clients) client.terminate()
+    wss.close()
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  backend.port = (server.address() as AddressInfo).port
+  backend.origin = `http://127.0.0.1:${backend.port}`
+  backend.server = server
+  backend.wss = wss
+  return backend
+}
+
+export interface Gateway {
+  app: FastifyInstance
+  registry: Registry
+  store: RegistryStore
+  origin: string
+  port: number
+  /** Registers `serverName` at the backend and returns a session token for `userId`. */
+  session: (backend: Backend | null, options?: { userId?: string, serverName?: string, scopes?: string[], ttlSeconds?: number }) => Promise<string>
+}
+
+export async function startGateway (
+  t: Test,
+  options: Partial<McpGatewayOptions> & { fastify?: FastifyServerOptions, store?: RegistryStore, now?: () => number, beforeGateway?: (app: FastifyInstance) => void } = {}
+): Promise<Gateway> {
+  const { fastify: fastifyOptions, store: givenStore, beforeGateway, ...proxyOptions } = options
+  const store = givenStore ?? new MemoryStore(options.now !== undefined ? { now: options.now } : {})
+  const registry = new Registry({ secret: SECRET, store, ...(options.now !== undefined && { now: options.now }) })
+  await registry.init()
+  const app = Fastify({ logger: false, ...fastifyOptions })
+  t.teardown(async () => {
+    await app.close()
+    await store.close()
+  })
+  beforeGateway?.(app)
+  await app.register(mcpGateway, { registry, ...proxyOptions })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  return {
+    app,
+    registry,
+    store,
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    session: async (backend, opts = {}) => {
+      const serverName = opts.serverName ?? 'todoodles'
+      if (backend !== null) await registry.registerServer({ serverName, host: '127.0.0.1', port: backend.port })
+      const { token } = await registry.createSession({
+        userId: opts.userId ?? 'alice',
+        serverName,
+        ...(opts.scopes !== undefined && { scopes: opts.scopes }),
+        ...(opts.ttlSeconds !== undefined && { ttlSeconds: opts.ttlSeconds })
+      })
+      return token
+    }
+  }
+}
+
+export function delay (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export interface RawResponse {
+  status: number
+  headers: IncomingMessage['headers']
+  body: string
+}
+
+/** An HTTP request with its target sent exactly as given (fetch would normalise it). */
+export async function rawRequest (port: number, path: string, options: { method?: string, headers?: Record<string, string> } = {}): Promise<RawResponse> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
