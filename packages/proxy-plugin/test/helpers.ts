@@ -67,6 +67,8 @@ export async function startBackend (t: Test, handler?: BackendHandler, wsOptions
     seen.push({ method: 'UPGRADE', url: req.url ?? '', headers: req.headers, body: '' })
   })
   wss.on('connection', (ws: WebSocket) => {
+    // Garbage frames from a hostile client end this socket; they must not end the test process.
+    ws.on('error', () => ws.terminate())
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : data.toString()
       if (text.startsWith('close:')) {
