@@ -14,7 +14,10 @@ function portFromEnv (): number {
 }
 
 const app = await buildGateway({
-  fastify: { logger: { level: process.env.DEBUG === 'true' ? 'debug' : 'info' } }
+  fastify: { logger: { level: process.env.DEBUG === 'true' ? 'debug' : 'info' } },
+  ...(process.env.MCP_WEB_UI_PROXY_PREFIX !== undefined && process.env.MCP_WEB_UI_PROXY_PREFIX !== '' && {
+    proxy: { prefix: process.env.MCP_WEB_UI_PROXY_PREFIX }
+  })
 })
 const address = await app.listen({ port: portFromEnv(), host: process.env.MCP_WEB_UI_GATEWAY_HOST ?? '127.0.0.1' })
 app.log.info({ address }, 'mcp-gw listening')

@@ -7,7 +7,7 @@ export { streamingProxy } from './streaming-proxy.js'
 export { Authenticator } from './authenticator.js'
 export { assetRedirect } from './asset-fallback.js'
 export { frameworkErrors, sendError } from './error-reply.js'
-export { redactUrl, parseTarget } from './request-target.js'
+export { redactUrl, parseTarget, serverLogSerializers } from './request-target.js'
 export type { RequestTarget } from './request-target.js'
 export {
   validateOptions,

@@ -100,3 +100,29 @@ export function redactUrl (rawUrl: string, prefix: string): string {
   })
   return `${url.slice(0, queryAt)}?${query.join('&')}`
 }
+
+interface LoggedRequest {
+  method: string
+  url: string
+  host?: string | undefined
+  ip?: string | undefined
+  socket?: { remotePort?: number | undefined } | undefined
+}
+
+/**
+ * Request serializers for the host's logger (`Fastify({ logger: { serializers } })`).
+ * The proxy redacts the URLs of requests it routes by itself; requests Fastify
+ * refuses before routing (an undecodable URL) are logged by the server's
+ * serializer, and only this one keeps their token out of the log.
+ */
+export function serverLogSerializers (prefix: string): { req: (req: LoggedRequest) => Record<string, unknown> } {
+  return {
+    req: (req) => ({
+      method: req.method,
+      url: redactUrl(req.url, prefix),
+      host: req.host,
+      remoteAddress: req.ip,
+      remotePort: req.socket?.remotePort
+    })
+  }
+}

@@ -64,6 +64,6 @@ t.test('a client that disconnects mid-upload releases the backend request', asyn
   req.write('partial')
   await new Promise((resolve) => setTimeout(resolve, 200))
   req.destroy()
-  await Promise.race([aborted, new Promise((_r, reject) => setTimeout(() => reject(new Error('backend request still open after 5 s')), 5000).unref())])
+  await Promise.race([aborted, new Promise((_resolve, reject) => setTimeout(() => reject(new Error('backend request still open after 5 s')), 5000).unref())])
   t.pass('the backend request was aborted')
 })

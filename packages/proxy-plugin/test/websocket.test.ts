@@ -94,7 +94,8 @@ t.test('a bad token never opens a backend connection', async (t) => {
   const gw = await startGateway(t)
   const good = await gw.session(backend)
   await gw.registry.revoke({ userId: 'alice' })
-  for (const [token, code] of [['garbage', 'MCPGW_PROXY_TOKEN_MALFORMED'], [good, 'MCPGW_PROXY_TOKEN_REVOKED']]) {
+  const cases: Array<[string, string]> = [['garbage', 'MCPGW_PROXY_TOKEN_MALFORMED'], [good, 'MCPGW_PROXY_TOKEN_REVOKED']]
+  for (const [token, code] of cases) {
     const err = await open(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`).catch((e: { statusCode: number, body: string }) => e)
     t.match(err, { statusCode: 401 }, code)
     t.equal(JSON.parse((err as { body: string }).body).code, code)
@@ -104,7 +105,8 @@ t.test('a bad token never opens a backend connection', async (t) => {
 
 t.test('a backend that refuses the upgrade gives the client its HTTP answer, not a hang', async (t) => {
   const backend = await startBackend(t)
-  backend.wss.options.verifyClient = (_info: unknown, cb: (ok: boolean, code?: number, message?: string) => void) => cb(false, 403, 'Forbidden')
+  const refuse = false
+  backend.wss.options.verifyClient = (_info: unknown, cb: (ok: boolean, code?: number, message?: string) => void) => cb(refuse, 403, 'Forbidden')
   const gw = await startGateway(t)
   const token = await gw.session(backend)
   const err = await open(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`).catch((e: { statusCode: number }) => e)
