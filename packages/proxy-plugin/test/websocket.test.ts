@@ -207,3 +207,18 @@ t.test('revoking a session closes its open WebSockets with 1008', async (t) => {
   t.equal((await next(bobWs)).data.toString(), 'bob still here')
   t.equal(gw.app.mcpGateway.tunnels.size, 1)
 })
+
+t.test('a backend that dies mid-WebSocket closes the client promptly and leaves no tunnel behind', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const token = await gw.session(backend)
+  const sockets = await Promise.all([1, 2, 3].map(() => open(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`)))
+  t.equal(gw.app.mcpGateway.tunnels.size, 3)
+  const closes = sockets.map((ws) => closed(ws))
+  for (const client of backend.wss.clients) client.terminate()
+  const results = await Promise.all(closes)
+  t.ok(results.every((r) => r.code === 1006), 'each client sees the connection drop')
+  t.equal(gw.app.mcpGateway.tunnels.size, 0, 'no tunnel is left open')
+  const connections = await new Promise<number>((resolve, reject) => gw.app.server.getConnections((err, n) => err ? reject(err) : resolve(n)))
+  t.equal(connections, 0, 'the gateway holds no socket for them')
+})

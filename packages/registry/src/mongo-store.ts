@@ -3,7 +3,7 @@ import type { Collection, Db, Filter, MongoClient } from 'mongodb'
 import { SessionConflictError, StoreUnavailableError } from './errors.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
-  CreateSessionResult, ListSessionsFilter, Logger, Protocol, RegistryStats, RegistryStore,
+  CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
   RevokeFilter, ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
 } from './types.js'
 
@@ -19,27 +19,15 @@ export interface MongoStoreOptions {
   logger?: Logger
 }
 
-interface SessionDoc {
-  sessionId: string
-  jti: string
-  userId: string
-  serverName: string
-  serverType: string
-  sessionKey: string
-  scopes: string[]
+/** Stored shapes: the records, with times as BSON dates (which TTL indexes need). */
+type SessionDoc = Omit<SessionRecord, 'createdAt' | 'expiresAt' | 'lastActivityAt' | 'revokedAt'> & {
   createdAt: Date
   expiresAt: Date
   lastActivityAt: Date
   revokedAt: Date | null
-  metadata: Record<string, unknown>
 }
 
-interface ServerDoc {
-  serverName: string
-  host: string
-  port: number
-  protocol: Protocol
-  metadata: Record<string, unknown>
+type ServerDoc = Omit<ServerRegistration, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt'> & {
   registeredAt: Date
   lastHeartbeatAt: Date
   expiresAt: Date
