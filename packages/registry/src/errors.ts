@@ -49,3 +49,9 @@ export const SigningKeyError = createError<Args<[string]>>(
   'Token signing failed: %s',
   500
 )
+
+export const BackendNotAllowedError = createError<Args<[]>>(
+  'MCPGW_REGISTRY_BACKEND_NOT_ALLOWED',
+  'Registrations may not point at that host',
+  403
+)

@@ -20,3 +20,5 @@ export {
   SERVER_NAME_PATTERN, SCOPE_PATTERN, MAX_USER_ID_LENGTH, MAX_SCOPES, MAX_METADATA_BYTES
 } from './validate-input.js'
 export type * from './types.js'
+export { createBackendPolicy, canonicalHost, parseLooseIPv4, DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
+export type { BackendPolicy, CanonicalHost } from './backend-policy.js'

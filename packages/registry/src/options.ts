@@ -1,3 +1,4 @@
+import { DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
 import { InvalidOptionError } from './errors.js'
 import type { TokenKey } from './tokens.js'
 import type { Logger } from './types.js'
@@ -41,6 +42,12 @@ export interface RegistryOptions {
   /** Embedded store capacity. Defaults 250000 sessions, 20000 servers. */
   maxSessions?: number
   maxServers?: number
+  /**
+   * Where registrations may point: CIDRs, host names, `*.domain` or `*`. Default:
+   * loopback, private networks and `localhost`. Link-local and cloud-metadata
+   * addresses are refused whatever this says.
+   */
+  allowedBackends?: readonly string[]
   /** The clock, epoch ms. Tests pass a fake one. */
   now?: () => number
   logger?: Logger
@@ -61,6 +68,7 @@ export interface NormalizedRegistryOptions {
   readonly sweepIntervalMs: number
   readonly maxSessions: number
   readonly maxServers: number
+  readonly allowedBackends: readonly string[]
   readonly now: () => number
   readonly logger: Logger
 }
@@ -87,6 +95,14 @@ function optionalString (name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(name, 'expected a non-empty string')
   return value
+}
+
+function allowedBackendsOption (value: unknown): readonly string[] {
+  if (value === undefined) return DEFAULT_ALLOWED_BACKENDS
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) {
+    throw new InvalidOptionError('allowedBackends', 'expected a list of CIDRs and host names')
+  }
+  return Object.freeze([...value])
 }
 
 /** Pure: checks and fills in registry options. Key material is checked by TokenService. */
@@ -126,6 +142,7 @@ export function validateOptions (options: RegistryOptions = {}): NormalizedRegis
     sweepIntervalMs: positiveInt('sweepIntervalMs', options.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS),
     maxSessions: positiveInt('maxSessions', options.maxSessions, DEFAULT_MAX_SESSIONS),
     maxServers: positiveInt('maxServers', options.maxServers, DEFAULT_MAX_SERVERS),
+    allowedBackends: allowedBackendsOption(options.allowedBackends),
     now: options.now ?? Date.now,
     logger: options.logger ?? silentLogger
   })

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { createBackendPolicy } from './backend-policy.js'
+import type { BackendPolicy } from './backend-policy.js'
 import { InvalidArgumentError } from './errors.js'
 import { MemoryStore } from './memory-store.js'
 import { validateOptions } from './options.js'
@@ -67,6 +69,7 @@ export class Registry {
   readonly store: RegistryStore
   readonly tokens: TokenService
   readonly options: NormalizedRegistryOptions
+  readonly backendPolicy: BackendPolicy
   readonly #ownsStore: boolean
   readonly #now: () => number
   /** sessionId -> time of the last activity write, for throttling. */
@@ -89,6 +92,7 @@ export class Registry {
       now: this.#now
     })
     this.#ownsStore = options.ownsStore ?? options.store === undefined
+    this.backendPolicy = createBackendPolicy(this.options.allowedBackends)
   }
 
   async init (): Promise<void> {
@@ -200,12 +204,16 @@ export class Registry {
     return await this.store.listSessions(filter, this.#now())
   }
 
-  /** Registers a backend, or heartbeats it: each call extends its expiry. */
+  /**
+   * Registers a backend, or heartbeats it: each call extends its expiry. Hosts
+   * outside `allowedBackends` get MCPGW_REGISTRY_BACKEND_NOT_ALLOWED (403).
+   */
   async registerServer (input: RegisterServerInput): Promise<ServerRegistration> {
     if (input === null || typeof input !== 'object') throw new InvalidArgumentError('registration', 'expected an object')
     const registration = {
       serverName: assertServerName(input.serverName),
-      host: assertHost(input.host),
+      // Checked in its canonical spelling, and stored that way: what was checked is what we connect to.
+      host: this.backendPolicy.check(assertHost(input.host)),
       port: assertPort(input.port),
       protocol: assertProtocol(input.protocol),
       metadata: assertMetadata(input.metadata)

@@ -23,7 +23,8 @@ export function fakeClock (start = Math.floor(Date.now() / 1000) * 1000): FakeCl
 }
 
 export function makeRegistry (store: RegistryStore, clock: FakeClock, options: RegistryConstructorOptions = {}): Registry {
-  return new Registry({ secret: SECRET, now: clock.now, ...options, store, ownsStore: false })
+  // Any host: these tests are about storage; test/backend-policy.test.ts covers the policy.
+  return new Registry({ secret: SECRET, now: clock.now, allowedBackends: ['*'], ...options, store, ownsStore: false })
 }
 
 /** A compact JWT built by hand, for tokens no honest signer would produce. */
