@@ -55,3 +55,21 @@ export const BackendNotAllowedError = createError<Args<[]>>(
   'Registrations may not point at that host',
   403
 )
+
+export const ApiUnauthorizedError = createError<Args<[]>>(
+  'MCPGW_API_UNAUTHORIZED',
+  'A valid API key is required (Authorization: Bearer <key>)',
+  401
+)
+
+export const ApiForbiddenError = createError<Args<[]>>(
+  'MCPGW_API_LOOPBACK_ONLY',
+  'No API key is configured, so this route answers loopback clients only',
+  403
+)
+
+export const NotFoundError = createError<Args<[string, string]>>(
+  'MCPGW_API_NOT_FOUND',
+  'No live %s named %s',
+  404
+)

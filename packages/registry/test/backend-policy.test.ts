@@ -40,7 +40,8 @@ t.test('cloud metadata and link-local are refused in every notation, whatever is
 
 t.test('the default allows loopback, private networks and localhost only', async (t) => {
   const policy = createBackendPolicy()
-  for (const [host, stored] of [['127.0.0.1', '127.0.0.1'], ['127.1', '127.0.0.1'], ['2130706433', '127.0.0.1'], ['::1', '::1'], ['10.1.2.3', '10.1.2.3'], ['172.18.0.5', '172.18.0.5'], ['192.168.1.9', '192.168.1.9'], ['fd12::5', 'fd12::5'], ['localhost', 'localhost'], ['::ffff:10.0.0.1', '10.0.0.1']]) {
+  const allowed: Array<[string, string]> = [['127.0.0.1', '127.0.0.1'], ['127.1', '127.0.0.1'], ['2130706433', '127.0.0.1'], ['::1', '::1'], ['10.1.2.3', '10.1.2.3'], ['172.18.0.5', '172.18.0.5'], ['192.168.1.9', '192.168.1.9'], ['fd12::5', 'fd12::5'], ['localhost', 'localhost'], ['::ffff:10.0.0.1', '10.0.0.1']]
+  for (const [host, stored] of allowed) {
     t.equal(policy.check(host), stored, host)
   }
   for (const host of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '2001:db8::1', 'example.com', 'todo-ui', '134744072']) {

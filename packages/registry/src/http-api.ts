@@ -1,0 +1,270 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { BlockList, isIP } from 'node:net'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ApiForbiddenError, ApiUnauthorizedError, InvalidOptionError, NotFoundError } from './errors.js'
+import type { ServerRegistration, SessionRecord } from './types.js'
+import { SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
+
+export interface RegistryApiOptions {
+  /**
+   * Bearer key for every route but /health and /ready, compared in constant
+   * time. Without one, those routes answer loopback clients only.
+   */
+  apiKey?: string
+  /** Base of session URLs, e.g. `https://example.com`. Default: the request's own origin. */
+  publicUrl?: string
+  /** Where the proxy serves sessions. Default `/mcp`. */
+  proxyPrefix?: string
+}
+
+const loopback = new BlockList()
+loopback.addSubnet('127.0.0.0', 8, 'ipv4')
+loopback.addAddress('::1', 'ipv6')
+
+function isLoopback (ip: string): boolean {
+  const mapped = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+  const kind = isIP(mapped)
+  return kind !== 0 && loopback.check(mapped, kind === 4 ? 'ipv4' : 'ipv6')
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
+
+const iso = { type: 'string', format: 'date-time' } as const
+const serverName = { type: 'string', pattern: SERVER_NAME_PATTERN.source, maxLength: 64 } as const
+const metadata = { type: 'object', additionalProperties: true, maxProperties: 64 } as const
+const errorSchema = {
+  type: 'object',
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
+} as const
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema } as const
+
+const registrationSchema = {
+  type: 'object',
+  properties: {
+    serverName: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'integer' },
+    protocol: { type: 'string', enum: ['http', 'https'] },
+    metadata: { type: 'object', additionalProperties: true },
+    registeredAt: iso,
+    lastHeartbeatAt: iso,
+    expiresAt: iso
+  }
+} as const
+
+const sessionSchema = {
+  type: 'object',
+  properties: {
+    sessionId: { type: 'string' },
+    sessionKey: { type: 'string' },
+    userId: { type: 'string' },
+    serverName: { type: 'string' },
+    serverType: { type: 'string' },
+    scopes: { type: 'array', items: { type: 'string' } },
+    createdAt: iso,
+    expiresAt: iso,
+    lastActivityAt: iso
+  }
+} as const
+
+const issuedSchema = {
+  type: 'object',
+  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, created: { type: 'boolean' } }
+} as const
+
+function registrationJson (r: ServerRegistration): Record<string, unknown> {
+  return { ...r, registeredAt: new Date(r.registeredAt).toISOString(), lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(), expiresAt: new Date(r.expiresAt).toISOString() }
+}
+
+function sessionJson (s: SessionRecord): Record<string, unknown> {
+  return {
+    sessionId: s.sessionId,
+    sessionKey: s.sessionKey,
+    userId: s.userId,
+    serverName: s.serverName,
+    serverType: s.serverType,
+    scopes: s.scopes,
+    createdAt: new Date(s.createdAt).toISOString(),
+    expiresAt: new Date(s.expiresAt).toISOString(),
+    lastActivityAt: new Date(s.lastActivityAt).toISOString()
+  }
+}
+
+async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions): Promise<void> {
+  const registry = fastify.mcpRegistry
+  if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16)) {
+    throw new InvalidOptionError('apiKey', 'expected at least 16 characters')
+  }
+  let publicUrl: string | undefined
+  if (opts.publicUrl !== undefined) {
+    try {
+      const url = new URL(opts.publicUrl)
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme')
+      publicUrl = url.href.replace(/\/+$/, '')
+    } catch {
+      throw new InvalidOptionError('publicUrl', 'expected an http(s) URL such as https://example.com')
+    }
+  }
+  const proxyPrefix = opts.proxyPrefix ?? '/mcp'
+  const keyDigest = opts.apiKey === undefined ? undefined : digest(opts.apiKey)
+
+  fastify.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
+    const statusCode = err.validation !== undefined ? 400 : err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    const code = err.validation !== undefined ? 'MCPGW_API_INVALID_REQUEST' : typeof err.code === 'string' && err.code.startsWith('MCPGW_') ? err.code : statusCode >= 500 ? 'MCPGW_API_INTERNAL' : 'MCPGW_API_BAD_REQUEST'
+    if (statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'API request failed')
+    // Schema messages name fields, never values; anything unknown is not repeated.
+    const message = err.validation !== undefined || code.startsWith('MCPGW_') ? err.message : 'Request failed'
+    reply.code(statusCode).send({ statusCode, code, error: statusCode >= 500 ? 'Error' : 'Bad Request', message })
+  })
+
+  fastify.get('/health', { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }))
+  fastify.get('/ready', { schema: { summary: 'Readiness: 200 when the store answers', response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, 503: errorSchema } } }, async () => {
+    await registry.ping()
+    return { status: 'ready' }
+  })
+
+  // Everything below needs the key, or a loopback client when no key is set.
+  await fastify.register(async function admin (api) {
+    api.addHook('onRequest', async function requireKey (request: FastifyRequest) {
+      if (keyDigest === undefined) {
+        if (!isLoopback(request.ip)) throw new ApiForbiddenError()
+        return
+      }
+      const header = request.headers.authorization
+      const given = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
+      if (!timingSafeEqual(digest(given), keyDigest)) throw new ApiUnauthorizedError()
+    })
+    const security = keyDigest === undefined ? {} : { security: [{ bearerAuth: [] }] }
+
+    api.post('/register-server', {
+      schema: {
+        summary: 'Register a backend, or heartbeat it',
+        ...security,
+        body: {
+          type: 'object',
+          required: ['serverName', 'host', 'port'],
+          additionalProperties: false,
+          properties: {
+            serverName,
+            host: { type: 'string', minLength: 1, maxLength: 253 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            protocol: { type: 'string', enum: ['http', 'https'] },
+            metadata
+          }
+        },
+        response: { 200: registrationSchema, ...errors }
+      }
+    }, async (request) => registrationJson(await registry.registerServer(request.body as Parameters<typeof registry.registerServer>[0])))
+
+    api.delete('/register-server/:serverName', {
+      schema: { summary: 'Deregister a backend', ...security, params: { type: 'object', properties: { serverName } }, response: { 204: { type: 'null' }, ...errors } }
+    }, async (request, reply: FastifyReply) => {
+      const { serverName: name } = request.params as { serverName: string }
+      if (!(await registry.deregisterServer(name))) throw new NotFoundError('server', name)
+      return reply.code(204).send()
+    })
+
+    api.post('/create-session', {
+      schema: {
+        summary: 'Create a session (or return the live one) and its URL',
+        ...security,
+        body: {
+          type: 'object',
+          required: ['userId', 'serverName'],
+          additionalProperties: false,
+          properties: {
+            userId: { type: 'string', minLength: 1, maxLength: 256 },
+            serverName,
+            serverType: serverName,
+            ttlSeconds: { type: 'integer', minimum: 1 },
+            scopes: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
+            rotate: { type: 'boolean' },
+            metadata
+          }
+        },
+        response: { 200: issuedSchema, 201: issuedSchema, ...errors }
+      }
+    }, async (request, reply) => {
+      const issued = await registry.createSession(request.body as Parameters<typeof registry.createSession>[0])
+      const base = publicUrl ?? `${request.protocol}://${request.host}`
+      reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
+      return {
+        token: issued.token,
+        url: `${base}${proxyPrefix}/${issued.token}/`,
+        expiresAt: new Date(issued.session.expiresAt).toISOString(),
+        sessionKey: issued.session.sessionKey,
+        sessionId: issued.session.sessionId,
+        created: issued.created
+      }
+    })
+
+    api.post('/revoke-session', {
+      schema: {
+        summary: 'Revoke by sessionId, sessionKey or userId',
+        ...security,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          maxProperties: 1,
+          properties: { sessionId: { type: 'string', maxLength: 64 }, sessionKey: { type: 'string', maxLength: 400 }, userId: { type: 'string', maxLength: 256 } }
+        },
+        response: { 200: { type: 'object', properties: { revoked: { type: 'integer' } } }, ...errors }
+      }
+    }, async (request) => ({ revoked: await registry.revoke(request.body as Parameters<typeof registry.revoke>[0]) }))
+
+    api.get('/discover-server/:serverName', {
+      schema: { summary: 'The live registration of a server', ...security, params: { type: 'object', properties: { serverName } }, response: { 200: registrationSchema, ...errors } }
+    }, async (request) => {
+      const { serverName: name } = request.params as { serverName: string }
+      const registration = await registry.discover(name)
+      if (registration === null) throw new NotFoundError('server', name)
+      return registrationJson(registration)
+    })
+
+    api.get('/servers', {
+      schema: { summary: 'Live registrations', ...security, response: { 200: { type: 'object', properties: { servers: { type: 'array', items: registrationSchema } } }, ...errors } }
+    }, async () => ({ servers: (await registry.listServers()).map(registrationJson) }))
+
+    api.get('/sessions', {
+      schema: {
+        summary: 'Live sessions, newest first (never their tokens)',
+        ...security,
+        querystring: { type: 'object', additionalProperties: false, properties: { userId: { type: 'string' }, serverName, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+        response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } }, ...errors }
+      }
+    }, async (request) => ({ sessions: (await registry.listSessions(request.query as Parameters<typeof registry.listSessions>[0])).map(sessionJson) }))
+
+    api.get('/stats', {
+      schema: {
+        summary: 'Counts of live sessions and registrations; per user only with byUser=true',
+        ...security,
+        querystring: { type: 'object', additionalProperties: false, properties: { byUser: { type: 'boolean' } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              sessions: { type: 'object', properties: { live: { type: 'integer' }, byServer: { type: 'object', additionalProperties: { type: 'integer' } }, byUser: { type: 'object', additionalProperties: { type: 'integer' } } } },
+              servers: { type: 'object', properties: { live: { type: 'integer' } } }
+            }
+          },
+          ...errors
+        }
+      }
+    }, async (request) => await registry.stats({ byUser: (request.query as { byUser?: boolean }).byUser === true }))
+  })
+}
+
+/**
+ * The registry over HTTP, with the routes the original gateway had:
+ * /health, /ready, /register-server, /create-session, /revoke-session,
+ * /discover-server/:serverName, plus /servers, /sessions and /stats.
+ * Every route has a JSON schema (and so an OpenAPI description).
+ */
+export const mcpRegistryApi = fp(registryApi, {
+  fastify: '5.x',
+  name: '@mcp-gw/registry/http-api',
+  dependencies: ['@mcp-gw/registry'],
+  encapsulate: true
+})

@@ -1,0 +1,161 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import { mcpRegistryApi } from '../src/http-api.js'
+import type { RegistryApiOptions } from '../src/http-api.js'
+import { mcpRegistryPlugin } from '../src/plugin.js'
+import { SECRET } from './helpers.js'
+
+const KEY = 'test-api-key-0123456789'
+const auth = { authorization: `Bearer ${KEY}` }
+
+async function build (t: Test, options: RegistryApiOptions = { apiKey: KEY }) {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(mcpRegistryPlugin, { secret: SECRET })
+  await app.register(mcpRegistryApi, options)
+  await app.ready()
+  return app
+}
+
+const ROUTES: Array<{ method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object }> = [
+  { method: 'POST', url: '/register-server', payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } },
+  { method: 'DELETE', url: '/register-server/todoodles' },
+  { method: 'POST', url: '/create-session', payload: { userId: 'alice', serverName: 'todoodles' } },
+  { method: 'POST', url: '/revoke-session', payload: { userId: 'alice' } },
+  { method: 'GET', url: '/discover-server/todoodles' },
+  { method: 'GET', url: '/servers' },
+  { method: 'GET', url: '/sessions' },
+  { method: 'GET', url: '/stats' }
+]
+
+t.test('every route but health and ready needs the API key', async (t) => {
+  const app = await build(t)
+  t.same((await app.inject('/health')).json(), { status: 'ok' })
+  t.same((await app.inject('/ready')).json(), { status: 'ready' })
+  for (const route of ROUTES) {
+    for (const headers of [{}, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: KEY }, { authorization: `Bearer ${KEY}x` }]) {
+      const res = await app.inject({ ...route, headers })
+      t.equal(res.statusCode, 401, `${route.method} ${route.url} ${JSON.stringify(headers)}`)
+      t.equal(res.json().code, 'MCPGW_API_UNAUTHORIZED')
+    }
+    const ok = await app.inject({ ...route, headers: auth })
+    t.not(ok.statusCode, 401, `${route.method} ${route.url} with the key`)
+  }
+})
+
+t.test('without a key, only loopback clients are answered', async (t) => {
+  const app = await build(t, {})
+  for (const route of ROUTES) {
+    const remote = await app.inject({ ...route, remoteAddress: '203.0.113.5' })
+    t.equal(remote.statusCode, 403, `${route.method} ${route.url} from afar`)
+    t.equal(remote.json().code, 'MCPGW_API_LOOPBACK_ONLY')
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/servers', remoteAddress: '127.0.0.1' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/servers', remoteAddress: '::1' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/servers', remoteAddress: '::ffff:127.0.0.1' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/health', remoteAddress: '203.0.113.5' })).statusCode, 200, 'health is public')
+  const spoofed = await app.inject({ method: 'GET', url: '/servers', remoteAddress: '203.0.113.5', headers: { 'x-forwarded-for': '127.0.0.1' } })
+  t.equal(spoofed.statusCode, 403, 'X-Forwarded-For is not believed without trustProxy')
+})
+
+t.test('register, heartbeat, discover, list and deregister', async (t) => {
+  const app = await build(t)
+  const reg = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861, metadata: { v: 1 } } })
+  t.equal(reg.statusCode, 200)
+  t.match(reg.json(), { serverName: 'todoodles', host: '127.0.0.1', port: 12861, protocol: 'http', metadata: { v: 1 } })
+  t.ok(Date.parse(reg.json().expiresAt) > Date.now(), 'returns its expiry')
+  t.match((await app.inject({ url: '/discover-server/todoodles', headers: auth })).json(), { port: 12861 })
+  t.equal((await app.inject({ url: '/servers', headers: auth })).json().servers.length, 1)
+  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: auth })).statusCode, 204)
+  const gone = await app.inject({ url: '/discover-server/todoodles', headers: auth })
+  t.equal(gone.statusCode, 404)
+  t.equal(gone.json().code, 'MCPGW_API_NOT_FOUND')
+  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: auth })).statusCode, 404)
+})
+
+t.test('create-session answers 201 with the URL, then 200 with the same session', async (t) => {
+  const app = await build(t, { apiKey: KEY, publicUrl: 'https://apps.example.com/', proxyPrefix: '/mcp' })
+  const first = await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId: 'alice', serverName: 'todoodles', ttlSeconds: 600, scopes: ['view'] } })
+  t.equal(first.statusCode, 201)
+  const body = first.json()
+  t.match(body, { sessionKey: 'alice:todoodles:mcp-webui', created: true })
+  t.equal(body.url, `https://apps.example.com/mcp/${body.token}/`)
+  t.equal(first.headers['cache-control'], 'no-store')
+  const again = await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId: 'alice', serverName: 'todoodles' } })
+  t.equal(again.statusCode, 200)
+  t.equal(again.json().sessionId, body.sessionId)
+  const listed = (await app.inject({ url: '/sessions?userId=alice', headers: auth })).json()
+  t.equal(listed.sessions.length, 1)
+  t.notOk(JSON.stringify(listed).includes(body.token), 'listings never include tokens')
+  t.same((await app.inject({ method: 'POST', url: '/revoke-session', headers: auth, payload: { sessionKey: 'alice:todoodles:mcp-webui' } })).json(), { revoked: 1 })
+  t.equal((await app.mcpRegistry.validate(body.token)).valid, false)
+})
+
+t.test('without publicUrl, session URLs use the request origin', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/create-session', headers: { ...auth, host: 'gw.local:3082' }, payload: { userId: 'bob', serverName: 'todoodles' } })
+  t.match(res.json().url, /^http:\/\/gw\.local:3082\/mcp\/[\w-]+\.[\w-]+\.[\w-]+\/$/)
+})
+
+t.test('stats count by server, and name users only when asked', async (t) => {
+  const app = await build(t)
+  for (const userId of ['alice', 'bob']) await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId, serverName: 'todoodles' } })
+  const plain = (await app.inject({ url: '/stats', headers: auth })).json()
+  t.same(plain, { sessions: { live: 2, byServer: { todoodles: 2 } }, servers: { live: 0 } })
+  t.notOk(JSON.stringify(plain).includes('alice'))
+  t.same((await app.inject({ url: '/stats?byUser=true', headers: auth })).json().sessions.byUser, { alice: 1, bob: 1 })
+})
+
+t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
+  const app = await build(t)
+  const bad: Array<[string, object]> = [
+    ['/register-server', {}],
+    ['/register-server', { serverName: 'x', host: '127.0.0.1', port: 0 }],
+    ['/register-server', { serverName: 'x', host: '127.0.0.1', port: 70000 }],
+    ['/register-server', { serverName: 'bad name', host: '127.0.0.1', port: 80 }],
+    ['/register-server', { serverName: 'x', host: '127.0.0.1', port: 80, protocol: 'ftp' }],
+    ['/register-server', { serverName: 'x', host: 'not a host', port: 80 }],
+    ['/create-session', { serverName: 'x' }],
+    ['/create-session', { userId: '', serverName: 'x' }],
+    ['/create-session', { userId: { $ne: null }, serverName: 'x' }],
+    ['/create-session', { userId: 'a', serverName: 'x', ttlSeconds: 0 }],
+    ['/create-session', { userId: 'a', serverName: 'x', ttlSeconds: 99999999 }],
+    ['/create-session', { userId: 'a', serverName: 'x', scopes: ['Bad Scope'] }],
+    ['/revoke-session', {}],
+    ['/revoke-session', { userId: 'a', sessionId: 'b' }],
+    ['/revoke-session', { userId: { $ne: null } }]
+  ]
+  for (const [url, payload] of bad) {
+    const res = await app.inject({ method: 'POST', url, headers: auth, payload })
+    t.equal(res.statusCode, 400, `${url} ${JSON.stringify(payload)}`)
+    t.match(res.json().code, /^MCPGW_(API_INVALID_REQUEST|REGISTRY_INVALID_ARGUMENT)$/)
+  }
+  const notJson = await app.inject({ method: 'POST', url: '/create-session', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"userId":' })
+  t.equal(notJson.statusCode, 400)
+  t.same((await app.inject({ url: '/stats', headers: auth })).json().sessions.live, 0)
+  t.same((await app.inject({ url: '/servers', headers: auth })).json().servers, [])
+  // Unknown properties are dropped by Fastify's validator, never stored.
+  const extra = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'x', host: '127.0.0.1', port: 80, $where: 'x', extra: 1 } })
+  t.equal(extra.statusCode, 200)
+  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'metadata', 'port', 'protocol', 'registeredAt', 'serverName'])
+})
+
+t.test('registrations outside the allowed backends get 403 with a code', async (t) => {
+  const app = await build(t)
+  for (const host of ['169.254.169.254', '2852039166', '0xA9FEA9FE', '::ffff:a9fe:a9fe', 'fe80::1', '8.8.8.8', 'example.com']) {
+    const res = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'evil', host, port: 80 } })
+    t.equal(res.statusCode, 403, host)
+    t.equal(res.json().code, 'MCPGW_REGISTRY_BACKEND_NOT_ALLOWED')
+  }
+})
+
+t.test('bad API options fail the boot', async (t) => {
+  for (const options of [{ apiKey: 'short' }, { publicUrl: 'not a url' }, { publicUrl: 'ftp://x' }]) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(mcpRegistryPlugin, { secret: SECRET })
+    app.register(mcpRegistryApi, options)
+    await t.rejects(async () => { await app.ready() }, { code: 'MCPGW_REGISTRY_INVALID_OPTION' }, JSON.stringify(options))
+  }
+})
