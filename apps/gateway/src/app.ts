@@ -1,36 +1,101 @@
 import { randomBytes } from 'node:crypto'
+import cors from '@fastify/cors'
+import swagger from '@fastify/swagger'
 import { frameworkErrors, mcpGateway, serverLogSerializers } from '@mcp-gw/proxy-plugin'
-import type { McpGatewayOptions } from '@mcp-gw/proxy-plugin'
-import { mcpRegistryPlugin } from '@mcp-gw/registry'
+import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { loadConfig } from './config.js'
+import type { GatewayConfig } from './config.js'
+import { renderMetrics } from './metrics.js'
 
-export interface GatewayOptions {
-  registry?: RegistryPluginOptions
-  proxy?: Omit<McpGatewayOptions, 'registry'>
-  fastify?: FastifyServerOptions
+export interface BuildOptions {
+  /** Where logs go: a pino destination; default stdout. */
+  logStream?: NodeJS.WritableStream
+  /** Log level; default from DEBUG. */
+  logLevel?: string
+  /** Pretty logs (DEBUG=true on a terminal). */
+  prettyLogs?: boolean
 }
 
+function hops (count: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < count
+}
+
+const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]', 'token', '*.token']
+
 /**
- * Composes the gateway: the registry, then the proxy plugins under the prefix.
- * The host adds only what the server level needs: token-free framework errors
- * and log lines. The HTTP API joins in a later issue.
+ * Composes the gateway from the packages: the registry (MongoDB or embedded),
+ * its HTTP API (with CORS, in its own context), the proxy plugins under the
+ * prefix, and the server-level pieces only a host can set: logging, framework
+ * errors, OpenAPI and metrics. No proxy or registry logic lives here.
  */
-export async function buildGateway (options: GatewayOptions = {}): Promise<FastifyInstance> {
-  const prefix = options.proxy?.prefix ?? '/mcp'
-  const fastifyOptions: FastifyServerOptions = { logger: false, frameworkErrors, ...options.fastify }
-  if (fastifyOptions.logger !== undefined && fastifyOptions.logger !== false && typeof fastifyOptions.logger === 'object') {
-    fastifyOptions.logger = { ...fastifyOptions.logger, serializers: { ...serverLogSerializers(prefix), ...fastifyOptions.logger.serializers } }
+export async function buildGateway (config: GatewayConfig = loadConfig({}), options: BuildOptions = {}): Promise<FastifyInstance> {
+  const level = options.logLevel ?? (config.debug ? 'debug' : 'info')
+  const logger: FastifyServerOptions['logger'] = options.logStream !== undefined
+    ? { level, stream: options.logStream, redact: REDACT, serializers: serverLogSerializers(config.prefix) }
+    : {
+        level,
+        redact: REDACT,
+        serializers: serverLogSerializers(config.prefix),
+        ...(options.prettyLogs === true && { transport: { target: 'pino-pretty', options: { destination: 2 } } })
+      }
+  const serverOptions: FastifyServerOptions = {
+    logger,
+    // A hop count is what Fastify means by a number; its types only list the function form.
+    trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
+    frameworkErrors,
+    // Request ids from clients are not trusted into our logs.
+    requestIdHeader: false
   }
-  const app = Fastify(fastifyOptions)
-  const registry: RegistryPluginOptions = { ...options.registry }
-  if (registry.secret === undefined && registry.keys === undefined) {
+  const app = Fastify(serverOptions)
+
+  const registry: RegistryPluginOptions = {
+    ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
+    ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
+  }
+  if (config.jwtSecret !== undefined) registry.secret = config.jwtSecret
+  else {
     registry.secret = randomBytes(32)
-    app.log.warn('no JWT secret configured: generated one for this process; sessions end when it stops')
+    app.log.warn('MCP_WEB_UI_JWT_SECRET is not set: using a secret generated for this process; sessions end when it stops')
   }
+  if (config.apiKey === undefined) {
+    app.log.warn('MCP_WEB_UI_GATEWAY_API_KEY is not set: the registration and session API answers loopback clients only')
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'mcp-gw gateway', version: '1.0.0', description: 'Registration, sessions and monitoring of the mcp-gw gateway. Session traffic itself is under the proxy prefix.' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } }
+    },
+    hideUntagged: false
+  })
   await app.register(mcpRegistryPlugin, registry)
-  await app.register(mcpGateway, { ...options.proxy, prefix })
-  app.get('/health', async () => ({ status: 'ok' }))
+  await app.register(async function api (context) {
+    await context.register(cors, {
+      origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+      methods: ['GET', 'POST', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type'],
+      credentials: false
+    })
+    await context.register(mcpRegistryApi, {
+      ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
+      ...(config.publicUrl !== undefined && { publicUrl: config.publicUrl }),
+      proxyPrefix: config.prefix
+    })
+  })
+  await app.register(mcpGateway, {
+    prefix: config.prefix,
+    trustProxy: config.trustProxy,
+    wsAllowedOrigins: config.corsOrigins
+  })
+
+  const guard = apiGuard(config.apiKey)
+  app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
+  app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
+    reply.type('text/plain; version=0.0.4')
+    return await renderMetrics(app)
+  })
   return app
 }

@@ -1,2 +1,5 @@
 export { buildGateway } from './app.js'
-export type { GatewayOptions } from './app.js'
+export type { BuildOptions } from './app.js'
+export { loadConfig, ConfigError } from './config.js'
+export type { GatewayConfig } from './config.js'
+export { shutdown } from './shutdown.js'

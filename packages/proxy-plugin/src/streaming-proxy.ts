@@ -10,6 +10,7 @@ import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
 import { redactUrl, stripTokenFromQuery } from './request-target.js'
 import { contextPrefix } from './token-auth.js'
+import { ProxyMetrics, StreamSet } from './metrics.js'
 import { attachWebSocketProxy } from './ws-proxy.js'
 
 const METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
@@ -52,6 +53,13 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
   }
 
+  const metrics = new ProxyMetrics()
+  const streams = new StreamSet()
+  fastify.addHook('onResponse', function count (request, reply, done) {
+    if (request.mcpBackend !== null) metrics.observe(reply.statusCode, reply.elapsedTime)
+    done()
+  })
+
   const logSerializers = {
     req: (req: FastifyRequest) => ({
       method: req.method,
@@ -74,7 +82,11 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
       return reply.from(backendOrigin(backend) + target.path, {
         queryString: () => search.slice(1),
         rewriteRequestHeaders: (_request, headers) => rewriteRequestHeaders(headers, ctx),
-        rewriteHeaders: (headers) => rewriteResponseHeaders(headers, ctx, backend) as typeof headers,
+        rewriteHeaders: (headers) => {
+          const type = headers['content-type']
+          if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
+          return rewriteResponseHeaders(headers, ctx, backend) as typeof headers
+        },
         onError: onError as never
       })
     }
@@ -89,7 +101,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
   })
 
   const tunnels = attachWebSocketProxy(fastify, { options, authenticator, trust })
-  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels })
+  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels, streams, metrics })
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { Authenticator } from './authenticator.js'
+import type { ProxyMetrics, StreamSet } from './metrics.js'
 import type { RequestTarget } from './request-target.js'
 import type { TunnelSet } from './ws-proxy.js'
 
@@ -7,6 +8,9 @@ export interface GatewayHandle {
   authenticator: Authenticator
   /** Open WebSocket tunnels, for metrics and shutdown. */
   tunnels: TunnelSet
+  /** Open Server-Sent Event streams, for metrics and shutdown. */
+  streams: StreamSet
+  metrics: ProxyMetrics
 }
 
 declare module 'fastify' {

@@ -30,6 +30,24 @@ function isLoopback (ip: string): boolean {
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 
+/**
+ * The API's access rule as an onRequest hook, for routes the host adds beside
+ * the API (/metrics): the bearer key compared in constant time, or loopback
+ * clients only when no key is set.
+ */
+export function apiGuard (apiKey: string | undefined): (request: FastifyRequest) => Promise<void> {
+  const keyDigest = apiKey === undefined ? undefined : digest(apiKey)
+  return async function requireKey (request) {
+    if (keyDigest === undefined) {
+      if (!isLoopback(request.ip)) throw new ApiForbiddenError()
+      return
+    }
+    const header = request.headers.authorization
+    const given = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
+    if (!timingSafeEqual(digest(given), keyDigest)) throw new ApiUnauthorizedError()
+  }
+}
+
 const iso = { type: 'string', format: 'date-time' } as const
 const serverName = { type: 'string', pattern: SERVER_NAME_PATTERN.source, maxLength: 64 } as const
 const metadata = { type: 'object', additionalProperties: true, maxProperties: 64 } as const
@@ -126,15 +144,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
 
   // Everything below needs the key, or a loopback client when no key is set.
   await fastify.register(async function admin (api) {
-    api.addHook('onRequest', async function requireKey (request: FastifyRequest) {
-      if (keyDigest === undefined) {
-        if (!isLoopback(request.ip)) throw new ApiForbiddenError()
-        return
-      }
-      const header = request.headers.authorization
-      const given = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
-      if (!timingSafeEqual(digest(given), keyDigest)) throw new ApiUnauthorizedError()
-    })
+    api.addHook('onRequest', apiGuard(opts.apiKey))
     const security = keyDigest === undefined ? {} : { security: [{ bearerAuth: [] }] }
 
     api.post('/register-server', {

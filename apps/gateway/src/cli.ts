@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { buildGateway } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { shutdown } from './shutdown.js'
+
+const HELP: Record<string, string> = {
+  main: `mcp-gw: one stable, authenticated endpoint for the web UIs of MCP servers
+
+usage: mcp-gw <command> [options]
+
+commands:
+  start              run the gateway (configured by MCP_WEB_UI_* environment variables)
+  sessions list      list live sessions of a running gateway
+  sessions revoke    revoke sessions of a running gateway
+  servers list       list live server registrations of a running gateway
+
+Run 'mcp-gw <command> --help' for a command's options.`,
+  start: `usage: mcp-gw start
+
+Runs the gateway in the foreground. Configuration comes from the environment:
+  MCP_WEB_UI_GATEWAY_PORT (3082), MCP_WEB_UI_GATEWAY_HOST (127.0.0.1),
+  MCP_WEB_UI_MONGO_URL (absent: embedded store), MCP_WEB_UI_MONGO_DB_NAME (mcp_webui),
+  MCP_WEB_UI_JWT_SECRET, MCP_WEB_UI_PROXY_PREFIX (/mcp), MCP_WEB_UI_GATEWAY_API_KEY,
+  MCP_WEB_UI_PUBLIC_URL, MCP_WEB_UI_CORS_ORIGINS, MCP_WEB_UI_ALLOWED_BACKENDS,
+  MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000), DEBUG=true.
+SIGTERM or SIGINT drains and exits 0.`,
+  sessions: `usage: mcp-gw sessions list [--user ID] [--server NAME] [--limit N] [--json]
+       mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID)
+
+Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
+MCP_WEB_UI_GATEWAY_API_KEY.`,
+  servers: `usage: mcp-gw servers list [--json]
+
+Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
+MCP_WEB_UI_GATEWAY_API_KEY.`
+}
+
+function fail (message: string, code = 1): never {
+  process.stderr.write(`mcp-gw: ${message}\n`)
+  process.exit(code)
+}
+
+async function api (method: string, path: string, body?: unknown): Promise<unknown> {
+  const base = (process.env.MCP_WEB_UI_GATEWAY_URL ?? 'http://127.0.0.1:3082').replace(/\/+$/, '')
+  const key = process.env.MCP_WEB_UI_GATEWAY_API_KEY
+  let res: Response
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers: { ...(key !== undefined && key !== '' && { authorization: `Bearer ${key}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) })
+    })
+  } catch (err) {
+    fail(`cannot reach the gateway at ${base}: ${(err as Error).message}`)
+  }
+  const payload = await res.json().catch(() => null) as { code?: string, message?: string } | null
+  if (!res.ok) fail(`${res.status} ${payload?.code ?? ''} ${payload?.message ?? ''}`.trim())
+  return payload
+}
+
+function table (rows: Array<Record<string, unknown>>, columns: string[]): string {
+  if (rows.length === 0) return '(none)\n'
+  const cells = rows.map((r) => columns.map((c) => String(r[c] ?? '')))
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)))
+  const fmt = (row: string[]): string => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [fmt(columns), ...cells.map(fmt)].join('\n') + '\n'
+}
+
+async function start (): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 78)
+    throw err
+  }
+  const app = await buildGateway(config, { prettyLogs: config.debug && process.stdout.isTTY })
+  await app.listen({ port: config.port, host: config.host })
+  app.log.info({ store: app.mcpRegistry.store.kind, prefix: config.prefix }, 'mcp-gw listening')
+  let stopping = false
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return
+      stopping = true
+      app.log.info({ signal }, 'shutting down')
+      shutdown(app, config.drainTimeoutMs).then(() => process.exit(0), (err: Error) => {
+        app.log.error({ err: { message: err.message } }, 'shutdown failed')
+        process.exit(1)
+      })
+    })
+  }
+}
+
+async function main (argv: string[]): Promise<void> {
+  const [command, sub, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP.main + '\n')
+    return
+  }
+  if (command === 'start') {
+    if (argv.includes('--help')) {
+      process.stdout.write(HELP.start + '\n')
+      return
+    }
+    return await start()
+  }
+  if (command === 'sessions' || command === 'servers') {
+    if (sub === undefined || sub === '--help' || argv.includes('--help')) {
+      process.stdout.write(HELP[command] + '\n')
+      return
+    }
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        user: { type: 'string' },
+        server: { type: 'string' },
+        limit: { type: 'string' },
+        'session-id': { type: 'string' },
+        'session-key': { type: 'string' },
+        json: { type: 'boolean' }
+      },
+      strict: true
+    })
+    if (command === 'servers' && sub === 'list') {
+      const { servers } = await api('GET', '/servers') as { servers: Array<Record<string, unknown>> }
+      process.stdout.write(values.json === true ? JSON.stringify(servers, null, 2) + '\n' : table(servers, ['serverName', 'host', 'port', 'protocol', 'expiresAt']))
+      return
+    }
+    if (command === 'sessions' && sub === 'list') {
+      const query = new URLSearchParams()
+      if (values.user !== undefined) query.set('userId', values.user)
+      if (values.server !== undefined) query.set('serverName', values.server)
+      if (values.limit !== undefined) query.set('limit', values.limit)
+      const { sessions } = await api('GET', `/sessions${query.size > 0 ? `?${query}` : ''}`) as { sessions: Array<Record<string, unknown>> }
+      process.stdout.write(values.json === true ? JSON.stringify(sessions, null, 2) + '\n' : table(sessions, ['sessionId', 'sessionKey', 'scopes', 'expiresAt', 'lastActivityAt']))
+      return
+    }
+    if (command === 'sessions' && sub === 'revoke') {
+      const selectors = [['sessionId', values['session-id']], ['sessionKey', values['session-key']], ['userId', values.user]].filter(([, v]) => v !== undefined)
+      if (selectors.length !== 1) fail('give exactly one of --session-id, --session-key, --user', 64)
+      const { revoked } = await api('POST', '/revoke-session', Object.fromEntries(selectors)) as { revoked: number }
+      process.stdout.write(`revoked ${revoked} session${revoked === 1 ? '' : 's'}\n`)
+      return
+    }
+  }
+  fail(`unknown command: ${argv.join(' ')} (see mcp-gw --help)`, 64)
+}
+
+main(process.argv.slice(2)).catch((err: Error) => fail(err.message))

@@ -1,0 +1,102 @@
+import envSchema from 'env-schema'
+
+/** The gateway's settings, read from the environment variables users of the original gateway know. */
+export interface GatewayConfig {
+  port: number
+  host: string
+  mongoUrl: string | undefined
+  mongoDbName: string
+  jwtSecret: string | undefined
+  prefix: string
+  apiKey: string | undefined
+  publicUrl: string | undefined
+  corsOrigins: string[]
+  allowedBackends: string[] | undefined
+  trustProxy: boolean | number | string[]
+  debug: boolean
+  drainTimeoutMs: number
+}
+
+export class ConfigError extends Error {
+  readonly code = 'MCPGW_GATEWAY_CONFIG'
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    MCP_WEB_UI_GATEWAY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3082 },
+    MCP_WEB_UI_GATEWAY_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    MCP_WEB_UI_MONGO_URL: { type: 'string', pattern: '^mongodb(\\+srv)?://' },
+    MCP_WEB_UI_MONGO_DB_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'mcp_webui' },
+    MCP_WEB_UI_JWT_SECRET: { type: 'string' },
+    MCP_WEB_UI_PROXY_PREFIX: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', default: '/mcp' },
+    MCP_WEB_UI_GATEWAY_API_KEY: { type: 'string', minLength: 16 },
+    MCP_WEB_UI_PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?$' },
+    MCP_WEB_UI_CORS_ORIGINS: { type: 'string' },
+    MCP_WEB_UI_ALLOWED_BACKENDS: { type: 'string' },
+    MCP_WEB_UI_TRUST_PROXY: { type: 'string' },
+    MCP_WEB_UI_DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+    DEBUG: { type: 'string' }
+  }
+} as const
+
+function list (value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+function trustProxy (value: string | undefined): boolean | number | string[] {
+  if (value === undefined || value === '' || value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return list(value)
+}
+
+/**
+ * Reads and checks the environment. A bad value throws a ConfigError naming
+ * the variable (never its value: it may be a secret).
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  // Empty strings mean "not set", as they do in most deployment files.
+  const data: Record<string, string> = {}
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') data[key] = value
+  }
+  let raw: Record<string, unknown>
+  try {
+    raw = envSchema({ schema, data, dotenv: false }) as Record<string, unknown>
+  } catch (err) {
+    const message = (err as Error).message.replace(/^env\//, '')
+    throw new ConfigError(`invalid configuration: ${message}`)
+  }
+  const config: GatewayConfig = {
+    port: raw.MCP_WEB_UI_GATEWAY_PORT as number,
+    host: raw.MCP_WEB_UI_GATEWAY_HOST as string,
+    mongoUrl: raw.MCP_WEB_UI_MONGO_URL as string | undefined,
+    mongoDbName: raw.MCP_WEB_UI_MONGO_DB_NAME as string,
+    jwtSecret: raw.MCP_WEB_UI_JWT_SECRET as string | undefined,
+    prefix: raw.MCP_WEB_UI_PROXY_PREFIX as string,
+    apiKey: raw.MCP_WEB_UI_GATEWAY_API_KEY as string | undefined,
+    publicUrl: raw.MCP_WEB_UI_PUBLIC_URL as string | undefined,
+    corsOrigins: list(raw.MCP_WEB_UI_CORS_ORIGINS as string | undefined),
+    allowedBackends: raw.MCP_WEB_UI_ALLOWED_BACKENDS === undefined ? undefined : list(raw.MCP_WEB_UI_ALLOWED_BACKENDS as string),
+    trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
+    debug: raw.DEBUG === 'true',
+    drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number
+  }
+  for (const origin of config.corsOrigins) {
+    if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')
+    try {
+      if (new URL(origin).origin !== origin.replace(/\/$/, '')) throw new Error('not an origin')
+    } catch {
+      throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS must be a comma-separated list of origins such as https://example.com')
+    }
+  }
+  if (config.mongoUrl !== undefined && (config.jwtSecret === undefined || Buffer.byteLength(config.jwtSecret) < 32)) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be set to at least 32 bytes when MCP_WEB_UI_MONGO_URL is set (sessions outlive the process)')
+  }
+  if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < 32) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least 32 bytes')
+  }
+  return config
+}

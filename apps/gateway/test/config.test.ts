@@ -1,0 +1,63 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults are those of the original gateway', async (t) => {
+  const config = loadConfig({})
+  t.match(config, { port: 3082, host: '127.0.0.1', mongoUrl: undefined, mongoDbName: 'mcp_webui', prefix: '/mcp', apiKey: undefined, corsOrigins: [], trustProxy: false, debug: false, drainTimeoutMs: 10_000 })
+})
+
+t.test('every variable is read', async (t) => {
+  const config = loadConfig({
+    MCP_WEB_UI_GATEWAY_PORT: '4000',
+    MCP_WEB_UI_GATEWAY_HOST: '0.0.0.0',
+    MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017',
+    MCP_WEB_UI_MONGO_DB_NAME: 'gw',
+    MCP_WEB_UI_JWT_SECRET: 'x'.repeat(32),
+    MCP_WEB_UI_PROXY_PREFIX: '/apps',
+    MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20),
+    MCP_WEB_UI_PUBLIC_URL: 'https://example.com',
+    MCP_WEB_UI_CORS_ORIGINS: 'https://a.example, https://b.example',
+    MCP_WEB_UI_ALLOWED_BACKENDS: '10.0.0.0/8,todo-ui',
+    MCP_WEB_UI_TRUST_PROXY: '127.0.0.1,10.0.0.0/8',
+    MCP_WEB_UI_DRAIN_TIMEOUT_MS: '2000',
+    DEBUG: 'true'
+  })
+  t.match(config, {
+    port: 4000,
+    host: '0.0.0.0',
+    mongoUrl: 'mongodb://db:27017',
+    mongoDbName: 'gw',
+    prefix: '/apps',
+    publicUrl: 'https://example.com',
+    corsOrigins: ['https://a.example', 'https://b.example'],
+    allowedBackends: ['10.0.0.0/8', 'todo-ui'],
+    trustProxy: ['127.0.0.1', '10.0.0.0/8'],
+    drainTimeoutMs: 2000,
+    debug: true
+  })
+  t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: '2' }).trustProxy, 2)
+  t.equal(loadConfig({ MCP_WEB_UI_GATEWAY_PORT: '' }).port, 3082, 'empty means unset')
+})
+
+t.test('a bad value stops the boot with a message naming the variable, never its value', async (t) => {
+  const cases: Array<[string, Record<string, string>]> = [
+    ['MCP_WEB_UI_GATEWAY_PORT', { MCP_WEB_UI_GATEWAY_PORT: '99999' }],
+    ['MCP_WEB_UI_GATEWAY_PORT', { MCP_WEB_UI_GATEWAY_PORT: 'eighty' }],
+    ['MCP_WEB_UI_MONGO_URL', { MCP_WEB_UI_MONGO_URL: 'postgres://x', MCP_WEB_UI_JWT_SECRET: 'x'.repeat(32) }],
+    ['MCP_WEB_UI_PROXY_PREFIX', { MCP_WEB_UI_PROXY_PREFIX: 'mcp/' }],
+    ['MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_GATEWAY_API_KEY: 'short-key-value' }],
+    ['MCP_WEB_UI_PUBLIC_URL', { MCP_WEB_UI_PUBLIC_URL: 'example.com' }],
+    ['MCP_WEB_UI_CORS_ORIGINS', { MCP_WEB_UI_CORS_ORIGINS: '*' }],
+    ['MCP_WEB_UI_CORS_ORIGINS', { MCP_WEB_UI_CORS_ORIGINS: 'https://a.example/path' }],
+    ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_JWT_SECRET: 'too-short-secret-value' }],
+    ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017' }],
+    ['MCP_WEB_UI_DRAIN_TIMEOUT_MS', { MCP_WEB_UI_DRAIN_TIMEOUT_MS: '-1' }]
+  ]
+  for (const [name, env] of cases) {
+    const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()
+    t.type(err, ConfigError, JSON.stringify(env))
+    t.match(err?.message, new RegExp(name), `names ${name}`)
+    for (const value of Object.values(env)) if (value.length > 8) t.notMatch(err?.message, value, 'does not repeat the value')
+  }
+})

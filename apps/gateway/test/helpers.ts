@@ -1,0 +1,44 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { WebSocketServer } from 'ws'
+import { buildGateway } from '../src/app.js'
+import type { BuildOptions } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import type { GatewayConfig } from '../src/config.js'
+
+export const API_KEY = 'gateway-test-api-key-0123456789'
+
+export function testConfig (overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  return { ...loadConfig({}), port: 0, ...overrides }
+}
+
+export async function startGateway (t: Test, overrides: Partial<GatewayConfig> = {}, options: BuildOptions = { logLevel: 'silent' }): Promise<{ app: FastifyInstance, origin: string, port: number }> {
+  const app = await buildGateway(testConfig(overrides), options)
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  return { app, port, origin: `http://127.0.0.1:${port}` }
+}
+
+/** A backend: echo over HTTP, a ticking SSE stream at /events, WebSocket echo. */
+export async function startBackend (t: Test): Promise<{ server: Server, port: number }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: hello\n\n')
+      return
+    }
+    res.end(`backend saw ${req.url}`)
+  })
+  const wss = new WebSocketServer({ server })
+  wss.on('connection', (ws) => {
+    ws.on('error', () => ws.terminate())
+    ws.on('message', (data, binary) => ws.send(data, { binary }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
+  return { server, port: (server.address() as AddressInfo).port }
+}

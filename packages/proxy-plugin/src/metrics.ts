@@ -1,0 +1,42 @@
+import type { ServerResponse } from 'node:http'
+
+const BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
+
+/** Counters the proxy keeps for /metrics: cheap enough for every request. */
+export class ProxyMetrics {
+  /** Proxied responses by status class: 2xx, 3xx, 4xx, 5xx. */
+  readonly responses: Record<'2xx' | '3xx' | '4xx' | '5xx', number> = { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }
+  /** Time to the response's end, proxied requests only (cumulative buckets, ms). */
+  readonly latencyBuckets = new Array<number>(BUCKETS_MS.length).fill(0)
+  latencyCount = 0
+  latencySumMs = 0
+  readonly bucketBoundsMs = BUCKETS_MS
+
+  observe (statusCode: number, elapsedMs: number): void {
+    const cls = statusCode >= 500 ? '5xx' : statusCode >= 400 ? '4xx' : statusCode >= 300 ? '3xx' : '2xx'
+    this.responses[cls]++
+    this.latencyCount++
+    this.latencySumMs += elapsedMs
+    for (let i = 0; i < BUCKETS_MS.length; i++) if (elapsedMs <= BUCKETS_MS[i]!) this.latencyBuckets[i]!++
+  }
+}
+
+/** Open event streams, so a shutdown can end them instead of waiting forever. */
+export class StreamSet {
+  readonly #open = new Set<ServerResponse>()
+
+  get size (): number {
+    return this.#open.size
+  }
+
+  add (res: ServerResponse): void {
+    if (this.#open.has(res)) return
+    this.#open.add(res)
+    res.once('close', () => this.#open.delete(res))
+  }
+
+  /** Ends every open stream: the client sees a clean end and may reconnect elsewhere. */
+  endAll (): void {
+    for (const res of this.#open) res.end()
+  }
+}
