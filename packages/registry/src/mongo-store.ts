@@ -1,5 +1,5 @@
 import { MongoServerError } from 'mongodb'
-import type { Collection, Db, Filter, MongoClient } from 'mongodb'
+import type { Collection, Db, Filter, IndexDescription, MongoClient } from 'mongodb'
 import { SessionConflictError, StoreUnavailableError } from './errors.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
@@ -79,13 +79,13 @@ export class MongoStore implements RegistryStore {
   }
 
   async #init (): Promise<void> {
-    await this.sessions.createIndexes([
+    await ensureIndexes(this.sessions, [
       { key: { jti: 1 }, name: 'jti_unique', unique: true },
       { key: { sessionKey: 1 }, name: 'sessionKey_unique', unique: true },
       { key: { sessionId: 1 }, name: 'sessionId_unique', unique: true },
       { key: { userId: 1 }, name: 'userId' }
     ])
-    await this.servers.createIndexes([{ key: { serverName: 1 }, name: 'serverName_unique', unique: true }])
+    await ensureIndexes(this.servers, [{ key: { serverName: 1 }, name: 'serverName_unique', unique: true }])
     const sessionsTtl = await this.#ensureExpiryIndex(this.sessions)
     const serversTtl = await this.#ensureExpiryIndex(this.servers)
     this.ttlIndexes = sessionsTtl && serversTtl
@@ -103,6 +103,12 @@ export class MongoStore implements RegistryStore {
 
   /** True when a TTL index on expiresAt is in place; otherwise leaves a plain index. */
   async #ensureExpiryIndex (collection: Collection<SessionDoc> | Collection<ServerDoc>): Promise<boolean> {
+    // What an earlier start settled is kept: probing again would ask for a second index on
+    // the same key, which MongoDB refuses and FerretDB answers by dropping the connection.
+    const existing = await listIndexesOrNone(collection)
+    const onExpiresAt = existing.filter((i) => JSON.stringify(i.key) === '{"expiresAt":1}')
+    if (onExpiresAt.some((i) => i.expireAfterSeconds === 0)) return true
+    if (onExpiresAt.length > 0) return false
     try {
       await collection.createIndex({ expiresAt: 1 }, { name: 'expiresAt_ttl', expireAfterSeconds: 0 })
       // Some servers accept the option and drop it: believe only what they list.
@@ -317,6 +323,26 @@ export class MongoStore implements RegistryStore {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     if (this.#ownedClient !== undefined) await this.#ownedClient.close()
+  }
+}
+
+/**
+ * Creates the indexes that do not exist yet. MongoDB treats re-creating an
+ * existing index as a no-op; FerretDB 1.24 drops the connection instead.
+ */
+async function ensureIndexes (collection: Collection<SessionDoc> | Collection<ServerDoc>, specs: IndexDescription[]): Promise<void> {
+  const existing = new Set((await listIndexesOrNone(collection)).map((i) => i.name))
+  const missing = specs.filter((spec) => !existing.has(spec.name))
+  if (missing.length > 0) await collection.createIndexes(missing)
+}
+
+/** The collection's indexes; none when the collection does not exist yet. */
+async function listIndexesOrNone (collection: Collection<SessionDoc> | Collection<ServerDoc>): Promise<Array<{ name?: string, key?: unknown, expireAfterSeconds?: number }>> {
+  try {
+    return await collection.listIndexes().toArray()
+  } catch (err) {
+    if (err instanceof MongoServerError) return []
+    throw err
   }
 }
 

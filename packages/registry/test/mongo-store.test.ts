@@ -44,6 +44,23 @@ t.test('indexes: unique token id and session key', async (t) => {
   t.ok(byName.has('expiresAt_ttl') || byName.has('expiresAt'), 'expiresAt is indexed either way')
 })
 
+t.test('a second store on the same database starts cleanly and keeps the data (regression: restart)', async (t) => {
+  const db = client.db(mongo.uniqueDbName())
+  t.teardown(() => db.dropDatabase())
+  const clock = fakeClock()
+  const first = new MongoStore({ db, now: clock.now })
+  await first.init()
+  const issued = await makeRegistry(first, clock).createSession({ userId: 'alice', serverName: 'todoodles' })
+  await first.close()
+  const second = new MongoStore({ db, now: clock.now })
+  t.teardown(() => second.close())
+  await second.init()
+  t.equal(second.ttlIndexes, first.ttlIndexes, 'the same TTL verdict as before')
+  t.equal((await makeRegistry(second, clock).validate(issued.token)).valid, true)
+  const names = (await second.sessions.listIndexes().toArray()).map((i) => i.name).filter((n) => String(n).startsWith('expiresAt'))
+  t.equal(names.length, 1, 'one index on expiresAt, not two')
+})
+
 t.test('a server without TTL indexes gets one warning and our own sweeper', async (t) => {
   const db = client.db(mongo.uniqueDbName())
   t.teardown(() => db.dropDatabase())
