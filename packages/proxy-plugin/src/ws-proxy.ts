@@ -72,7 +72,12 @@ function endWithClose (tunnel: Tunnel, code: number, reason: string): void {
   else tunnel.client.destroy()
 }
 
-function originAllowed (origin: string | undefined, host: string | undefined, allowed: readonly string[] | '*'): boolean {
+/**
+ * Browsers send Origin on every WebSocket handshake; a page of the gateway's own
+ * origin matches the Host it connected to (or, behind a trusted proxy, the
+ * forwarded host). Clients that send no Origin are not browsers.
+ */
+function originAllowed (origin: string | undefined, hosts: Array<string | undefined>, allowed: readonly string[] | '*'): boolean {
   if (origin === undefined || allowed === '*') return true
   let parsed: URL
   try {
@@ -80,8 +85,7 @@ function originAllowed (origin: string | undefined, host: string | undefined, al
   } catch {
     return false
   }
-  if (host !== undefined && parsed.host === host) return true
-  return allowed.includes(parsed.origin)
+  return hosts.includes(parsed.host) || allowed.includes(parsed.origin)
 }
 
 /**
@@ -113,10 +117,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyCont
 
   async function upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, token: string, path: string): Promise<void> {
     const facts = clientFacts(req, trust)
-    const origin = req.headers.origin
-    if (!originAllowed(origin, facts.host ?? req.headers.host, options.wsAllowedOrigins) && !originAllowed(origin, req.headers.host, options.wsAllowedOrigins)) {
-      throw new OriginDeniedError()
-    }
+    if (!originAllowed(req.headers.origin, [req.headers.host, facts.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
     const session = authenticator.sessions.peek(token) ?? await authenticator.sessions.get(token)
     const backend = authenticator.routes.peek(session.serverName) ?? await authenticator.routes.get(session.serverName)
     if (socket.destroyed) return
