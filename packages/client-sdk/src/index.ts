@@ -1,2 +1,7 @@
-// Placeholder: the package is private until its issue lands; see README.md.
-export {}
+export { createGatewayClient } from './client.js'
+export type { GatewayClient, GatewayClientOptions, RegisterInput, SessionOptions, SessionLink } from './client.js'
+export { startWebUI, publicBasePath } from './web-ui.js'
+export type { StartWebUIOptions, WebUIHandle } from './web-ui.js'
+export { stderrLogger } from './logger.js'
+export type { Logger } from './logger.js'
+export * as errors from './errors.js'

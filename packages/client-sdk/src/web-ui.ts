@@ -1,0 +1,98 @@
+import type { IncomingHttpHeaders, RequestListener, Server } from 'node:http'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { GatewayClient } from './client.js'
+import { InvalidOptionError, PortRangeExhaustedError } from './errors.js'
+
+export interface StartWebUIOptions {
+  /** Inclusive. Default [12000, 13000]. */
+  portRange?: [number, number]
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string
+  /** Address the gateway should dial (a container's IP when listening on 0.0.0.0). Default: `host`. */
+  advertiseHost?: string
+  /** Register the bound port with the gateway (and heartbeat it). */
+  client?: GatewayClient
+}
+
+export interface WebUIHandle {
+  server: Server
+  host: string
+  port: number
+  /** Stops listening and deregisters. */
+  close (): Promise<void>
+}
+
+function tryListen (server: Server, port: number, host: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening)
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolve(false)
+      else reject(err)
+    }
+    const onListening = (): void => {
+      server.off('error', onError)
+      resolve(true)
+    }
+    server.once('error', onError)
+    server.once('listening', onListening)
+    server.listen(port, host)
+  })
+}
+
+/**
+ * Binds the UI to a free port in the range (trying each once, starting at a
+ * random one, and never connecting to any other server), then registers it.
+ */
+export async function startWebUI (target: Server | RequestListener, options: StartWebUIOptions = {}): Promise<WebUIHandle> {
+  const [low, high] = options.portRange ?? [12000, 13000]
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+    throw new InvalidOptionError('portRange', 'expected [low, high] within 1-65535')
+  }
+  const host = options.host ?? '127.0.0.1'
+  const server = typeof target === 'function' ? createServer(target) : target
+  const size = high - low + 1
+  const start = Math.floor(Math.random() * size)
+  let port = 0
+  for (let i = 0; i < size; i++) {
+    const candidate = low + ((start + i) % size)
+    if (await tryListen(server, candidate, host)) {
+      port = (server.address() as AddressInfo).port
+      break
+    }
+  }
+  if (port === 0) throw new PortRangeExhaustedError(low, high)
+  if (options.client !== undefined) {
+    try {
+      await options.client.register({ host: options.advertiseHost ?? host, port })
+    } catch (err) {
+      // Unreachable gateway: the client keeps retrying in the background; the UI stays up.
+      if ((err as { code?: string }).code !== 'MCPGW_SDK_GATEWAY_UNREACHABLE') {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+        throw err
+      }
+    }
+  }
+  return {
+    server,
+    host,
+    port,
+    close: async () => {
+      await options.client?.deregister().catch(() => {})
+      server.closeAllConnections?.()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/**
+ * Where the UI lives as the browser sees it: the gateway's X-Forwarded-Prefix
+ * (`/mcp/<token>`) plus a slash, or `/` when served directly. Use it for
+ * absolute links and WebSocket URLs.
+ */
+export function publicBasePath (headers: IncomingHttpHeaders): string {
+  const prefix = headers['x-forwarded-prefix']
+  const value = Array.isArray(prefix) ? prefix[0] : prefix
+  if (value === undefined || !/^\/[A-Za-z0-9._~\-/]*$/.test(value)) return '/'
+  return value.endsWith('/') ? value : `${value}/`
+}

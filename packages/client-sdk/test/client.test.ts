@@ -1,0 +1,146 @@
+import { createServer } from 'node:net'
+import type { Server } from 'node:net'
+import t from 'tap'
+import { createGatewayClient } from '../src/client.js'
+import { publicBasePath, startWebUI } from '../src/web-ui.js'
+import { API_KEY, eventually, quietLogger, startGateway } from './helpers.js'
+
+t.test('register, heartbeat, create and revoke sessions, close', async (t) => {
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  t.equal(client.mode, 'gateway')
+  await client.register({ host: '127.0.0.1', port: 12861 })
+  t.equal(client.registered, true)
+  const first = await gw.app.mcpRegistry.discover('todoodles')
+  t.equal(first?.port, 12861)
+  // The registration lives 3 s; heartbeats keep it alive well past that.
+  await new Promise((resolve) => setTimeout(resolve, 4000))
+  const later = await gw.app.mcpRegistry.discover('todoodles')
+  t.ok(later !== null && later.lastHeartbeatAt > first!.lastHeartbeatAt, 'heartbeats extended it')
+
+  const link = await client.createSession('alice', { scopes: ['view'] })
+  t.match(link.url, /^https:\/\/gw\.example\/mcp\/[\w-]+\.[\w-]+\.[\w-]+\/$/)
+  t.ok(link.expiresAt > new Date())
+  t.equal((await gw.app.mcpRegistry.validate(link.token)).valid, true)
+  t.equal(await client.revokeSession({ userId: 'alice' }), 1)
+  t.equal((await gw.app.mcpRegistry.validate(link.token)).valid, false)
+
+  await client.close()
+  t.equal(await gw.app.mcpRegistry.discover('todoodles'), null, 'close deregisters')
+})
+
+t.test('after the gateway restarts and forgets it, the client registers again by itself', async (t) => {
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12862 })
+  await gw.app.close()
+  const restarted = await startGateway(t, gw.port)
+  t.equal(await restarted.app.mcpRegistry.discover('todoodles'), null, 'the new gateway starts empty')
+  await eventually(async () => (await restarted.app.mcpRegistry.discover('todoodles')) !== null, 6000, 're-registration')
+  t.equal((await restarted.app.mcpRegistry.discover('todoodles'))?.port, 12862)
+})
+
+t.test('a wrong API key is a clear error at once, and nothing keeps retrying', async (t) => {
+  const gw = await startGateway(t)
+  const logger = quietLogger()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: 'not-the-key-0123456789', logger })
+  t.teardown(() => client.close())
+  await t.rejects(client.register({ host: '127.0.0.1', port: 12863 }), { code: 'MCPGW_SDK_UNAUTHORIZED' })
+  t.equal(client.registered, false)
+  await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_UNAUTHORIZED' })
+})
+
+t.test('an unreachable gateway: a typed error, then registration when it appears', async (t) => {
+  const { freePort } = await import('@mcp-gw/testkit')
+  const port = await freePort()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${port}`, apiKey: API_KEY, logger: quietLogger(), registerTimeoutMs: 500 })
+  t.teardown(() => client.close())
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  await t.rejects(client.register({ host: '127.0.0.1', port: 12864 }), { code: 'MCPGW_SDK_GATEWAY_UNREACHABLE' })
+  const gw = await startGateway(t, port)
+  await eventually(async () => (await gw.app.mcpRegistry.discover('todoodles')) !== null, 8000, 'registration once the gateway is up')
+  t.equal(client.registered, true)
+  t.same(unhandled, [], 'no unhandled rejection on the way')
+})
+
+t.test('startWebUI binds a free port in the range without touching the busy ones', async (t) => {
+  const { freePort } = await import('@mcp-gw/testkit')
+  const base = await freePort()
+  const busy: Server[] = []
+  let touched = 0
+  for (const port of [base, base + 1]) {
+    const server = createServer(() => { touched++ })
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve) }).catch(() => {})
+    busy.push(server)
+  }
+  t.teardown(() => { for (const s of busy) s.close() })
+  const occupied = busy.filter((s) => s.listening).length
+  t.equal(occupied, 2, 'the first two ports are taken')
+
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [base, base + 2], client })
+  t.teardown(() => ui.close())
+  t.equal(ui.port, base + 2)
+  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, base + 2, 'registered with the port it got')
+  t.equal(await (await fetch(`http://127.0.0.1:${ui.port}/`)).text(), 'ui')
+
+  await t.rejects(startWebUI((_req, res) => res.end('x'), { portRange: [base, base + 1] }), { code: 'MCPGW_SDK_PORT_RANGE_EXHAUSTED' })
+  t.equal(touched, 0, 'no other server was connected to')
+})
+
+t.test('direct mode: without gateway settings, links point at the UI server, as before', async (t) => {
+  const client = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger() })
+  t.equal(client.mode, 'direct')
+  const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [12000, 13000], client })
+  t.teardown(() => ui.close())
+  const link = await client.createSession('alice')
+  t.equal(link.url, `http://127.0.0.1:${ui.port}/?token=${link.token}`)
+  t.same(client.validateDirectToken(link.token), { userId: 'alice' })
+  t.equal(client.validateDirectToken('forged'), null)
+  t.equal(await client.revokeSession({ userId: 'alice' }), 1)
+  t.equal(client.validateDirectToken(link.token), null)
+  t.equal(createGatewayClient({ serverName: 'x', env: { MCP_WEB_UI_USE_GATEWAY: 'false', MCP_WEB_UI_GATEWAY_URL: 'http://gw' } }).mode, 'direct')
+  t.equal(createGatewayClient({ serverName: 'x', env: { MCP_WEB_UI_GATEWAY_URL: 'http://gw' } }).mode, 'gateway', 'a gateway URL alone turns gateway mode on')
+  t.throws(() => createGatewayClient({ serverName: 'x', env: { MCP_WEB_UI_USE_GATEWAY: 'true' } }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+  t.throws(() => createGatewayClient({ serverName: 'bad name' }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+})
+
+t.test('nothing is ever written to stdout (a stdio MCP server speaks JSON-RPC there)', async (t) => {
+  const writes: string[] = []
+  const original = process.stdout.write.bind(process.stdout)
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => { writes.push(String(chunk)); return (original as (...a: unknown[]) => boolean)(chunk, ...rest) }) as typeof process.stdout.write
+  const stderrWrites: string[] = []
+  const originalErr = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string | Uint8Array) => { stderrWrites.push(String(chunk)); return true }) as typeof process.stderr.write
+  try {
+    const { freePort } = await import('@mcp-gw/testkit')
+    const gwPort = await freePort()
+    // Default logger: the failures below must be logged, on stderr.
+    const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${gwPort}`, apiKey: API_KEY, registerTimeoutMs: 300 })
+    await client.register({ host: '127.0.0.1', port: 12865 }).catch(() => {})
+    const gw = await startGateway(t, gwPort)
+    await eventually(() => client.registered, 8000, 'registration')
+    await client.createSession('alice')
+    await client.close()
+    await gw.app.close()
+  } finally {
+    process.stdout.write = original
+    process.stderr.write = originalErr
+  }
+  t.same(writes.filter((w) => !w.startsWith('TAP') && !/^\s*(#|ok|not ok|1\.\.)/.test(w)), [], 'no SDK output on stdout')
+  t.ok(stderrWrites.some((w) => w.includes('"retrying"') || w.includes('retrying')), 'its warnings went to stderr')
+})
+
+t.test('publicBasePath follows X-Forwarded-Prefix', async (t) => {
+  t.equal(publicBasePath({ 'x-forwarded-prefix': '/mcp/abc.def.ghi' }), '/mcp/abc.def.ghi/')
+  t.equal(publicBasePath({}), '/')
+  t.equal(publicBasePath({ 'x-forwarded-prefix': 'javascript:alert(1)' }), '/')
+  t.equal(publicBasePath({ 'x-forwarded-prefix': '/a\r\nSet-Cookie: x' }), '/')
+})
