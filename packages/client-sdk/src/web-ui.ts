@@ -96,3 +96,38 @@ export function publicBasePath (headers: IncomingHttpHeaders): string {
   if (value === undefined || !/^\/[A-Za-z0-9._~\-/]*$/.test(value)) return '/'
   return value.endsWith('/') ? value : `${value}/`
 }
+
+export interface GatewayIdentity {
+  userId: string
+  sessionId: string
+  serverType: string
+  scopes: string[]
+}
+
+/**
+ * Who the gateway authenticated for this request (its X-MCPGW-* headers), or
+ * null when the request did not come through a gateway. Trust it only when the
+ * UI is reachable through the gateway alone (listen on loopback or a private
+ * network): the gateway drops these headers from clients and sets its own.
+ */
+export function gatewayIdentity (headers: IncomingHttpHeaders): GatewayIdentity | null {
+  const one = (name: string): string | undefined => {
+    const value = headers[name]
+    return Array.isArray(value) ? value[0] : value
+  }
+  const user = one('x-mcpgw-user-id')
+  const sessionId = one('x-mcpgw-session-id')
+  if (user === undefined || sessionId === undefined) return null
+  let userId: string
+  try {
+    userId = decodeURIComponent(user)
+  } catch {
+    return null
+  }
+  return {
+    userId,
+    sessionId,
+    serverType: one('x-mcpgw-server-type') ?? 'mcp-webui',
+    scopes: (one('x-mcpgw-scopes') ?? '').split(',').filter((s) => s.length > 0)
+  }
+}

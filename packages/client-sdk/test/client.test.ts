@@ -2,7 +2,7 @@ import { createServer } from 'node:net'
 import type { Server } from 'node:net'
 import t from 'tap'
 import { createGatewayClient } from '../src/client.js'
-import { publicBasePath, startWebUI } from '../src/web-ui.js'
+import { gatewayIdentity, publicBasePath, startWebUI } from '../src/web-ui.js'
 import { API_KEY, eventually, quietLogger, startGateway } from './helpers.js'
 
 t.test('register, heartbeat, create and revoke sessions, close', async (t) => {
@@ -143,4 +143,11 @@ t.test('publicBasePath follows X-Forwarded-Prefix', async (t) => {
   t.equal(publicBasePath({}), '/')
   t.equal(publicBasePath({ 'x-forwarded-prefix': 'javascript:alert(1)' }), '/')
   t.equal(publicBasePath({ 'x-forwarded-prefix': '/a\r\nSet-Cookie: x' }), '/')
+})
+
+t.test('gatewayIdentity reads what the gateway says about the user', async (t) => {
+  t.same(gatewayIdentity({ 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid1', 'x-mcpgw-server-type': 'mcp-webui', 'x-mcpgw-scopes': 'view,interact' }),
+    { userId: 'alice@example.com', sessionId: 'sid1', serverType: 'mcp-webui', scopes: ['view', 'interact'] })
+  t.equal(gatewayIdentity({}), null, 'not through a gateway')
+  t.equal(gatewayIdentity({ 'x-mcpgw-user-id': '%E0%A4%A', 'x-mcpgw-session-id': 's' }), null, 'undecodable')
 })

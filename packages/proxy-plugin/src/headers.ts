@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { ServerRegistration } from '@mcp-gw/registry'
+import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { ClientFacts } from './client-facts.js'
 
 /**
@@ -14,11 +14,15 @@ export interface ForwardContext {
   forwardedFor: string
   proto: string
   host: string | undefined
+  session: SessionRecord
 }
 
-export function forwardContext (facts: ClientFacts, token: string, prefix: string, forwardToken: boolean): ForwardContext {
-  return { token, prefix, forwardToken, forwardedFor: facts.forwardedFor, proto: facts.proto, host: facts.host }
+export function forwardContext (facts: ClientFacts, session: SessionRecord, token: string, prefix: string, forwardToken: boolean): ForwardContext {
+  return { token, prefix, forwardToken, forwardedFor: facts.forwardedFor, proto: facts.proto, host: facts.host, session }
 }
+
+/** Headers that tell the backend who the gateway authenticated. Only the gateway sets them. */
+export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes'] as const
 
 /** Rewrites request headers in place for the backend. */
 export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
@@ -37,6 +41,12 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   if (ctx.host !== undefined) headers['x-forwarded-host'] = ctx.host
   else delete headers['x-forwarded-host']
   headers['x-forwarded-prefix'] = `${ctx.prefix}/${ctx.token}`
+  // Whatever a client sent under our header names is dropped before ours are set.
+  for (const name of Object.keys(headers)) if (name.startsWith('x-mcpgw-')) delete headers[name]
+  headers['x-mcpgw-user-id'] = encodeURIComponent(ctx.session.userId)
+  headers['x-mcpgw-session-id'] = ctx.session.sessionId
+  headers['x-mcpgw-server-type'] = ctx.session.serverType
+  headers['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
   // Our own tracing headers from a client must not reach the backend as if we set them.
   delete headers['x-real-ip']
   return headers

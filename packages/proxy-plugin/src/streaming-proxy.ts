@@ -76,7 +76,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     handler: function proxy (request, reply) {
       const target = request.mcpTarget!
       const backend = request.mcpBackend!
-      const ctx = forwardContext(requestFacts(request), target.token, prefix, options.forwardToken)
+      const ctx = forwardContext(requestFacts(request), request.mcpSession!, target.token, prefix, options.forwardToken)
       const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
       // The query travels separately: reply-from vets the source path, and a query may hold `../`.
       return reply.from(backendOrigin(backend) + target.path, {

@@ -60,6 +60,18 @@ t.test('the backend never receives the gateway token as a credential', async (t)
   t.equal(own.headers.authorization, 'Bearer app-own-credential')
 })
 
+t.test('the backend learns who the gateway authenticated, and clients cannot pretend', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const token = await gw.session(backend, { userId: 'alice@example.com', scopes: ['view'] })
+  const seen = await (await fetch(`${gw.origin}/mcp/${token}/`, { headers: { 'x-mcpgw-user-id': 'mallory', 'X-MCPGW-Admin': 'yes' } })).json()
+  t.equal(decodeURIComponent(seen.headers['x-mcpgw-user-id']), 'alice@example.com')
+  t.match(seen.headers['x-mcpgw-session-id'], /^[\w-]{16,}$/)
+  t.equal(seen.headers['x-mcpgw-server-type'], 'mcp-webui')
+  t.equal(seen.headers['x-mcpgw-scopes'], 'view')
+  t.equal(seen.headers['x-mcpgw-admin'], undefined, 'client-sent x-mcpgw-* headers are dropped')
+})
+
 t.test('forwardToken: true passes the token on', async (t) => {
   const backend = await startBackend(t)
   const gw = await startGateway(t, { forwardToken: true })
