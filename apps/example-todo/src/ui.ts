@@ -1,0 +1,106 @@
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { gatewayIdentity } from '@mcp-gw/client-sdk'
+import type { GatewayClient } from '@mcp-gw/client-sdk'
+import { WebSocketServer } from 'ws'
+import type { TodoList, TodoStore } from './todos.js'
+
+// Assets are referenced by absolute path on purpose: the gateway must cope with that.
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Todos</title>
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+</head>
+<body>
+<h1>Todos of <span id="user">…</span></h1>
+<p class="status">live: <span id="ws-state">connecting</span> · changes: <span id="count">0</span></p>
+<ul id="items"></ul>
+<p id="empty">Nothing to do yet.</p>
+</body>
+</html>
+`
+
+const CSS = `body { font: 16px system-ui, sans-serif; margin: 2rem; }
+.status { color: rgb(90, 90, 90); }
+#items li { padding: 0.2rem 0; }
+`
+
+const SCRIPT = `const query = location.search // direct mode carries ?token=
+const $ = (id) => document.getElementById(id)
+function render (list) {
+  $('user').textContent = list.userId
+  $('items').replaceChildren(...list.items.map((text) => { const li = document.createElement('li'); li.textContent = text; return li }))
+  $('empty').hidden = list.items.length > 0
+}
+fetch('/api/todos' + query).then((r) => r.json()).then(render)
+const ws = new WebSocket(new URL('ws' + query, location.href).href.replace(/^http/, 'ws'))
+ws.onopen = () => { $('ws-state').textContent = 'open' }
+ws.onmessage = (event) => render(JSON.parse(event.data))
+ws.onclose = (event) => { $('ws-state').textContent = 'closed ' + event.code }
+const events = new EventSource('/events' + query)
+events.onmessage = (event) => { $('count').textContent = JSON.parse(event.data).changes }
+`
+
+export interface TodoUi {
+  handler: RequestListener
+  /** Serves the UI's WebSocket on this server. */
+  attach (server: Server): void
+}
+
+/** The todo list's web UI: a page, its assets, a JSON API, an SSE counter and a WebSocket. */
+export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
+  // Through the gateway the user comes from its identity headers; directly, from the link's token.
+  function userOf (req: IncomingMessage): string | null {
+    const identity = gatewayIdentity(req.headers)
+    if (identity !== null) return identity.userId
+    const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
+    return token === null ? null : client.validateDirectToken(token)?.userId ?? null
+  }
+
+  function send (res: ServerResponse, status: number, type: string, body: string): void {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+    res.end(body)
+  }
+
+  const handler: RequestListener = (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    if (path === '/static/app.css') return send(res, 200, 'text/css; charset=utf-8', CSS)
+    if (path === '/static/app.js') return send(res, 200, 'text/javascript; charset=utf-8', SCRIPT)
+    const userId = userOf(req)
+    if (userId === null) return send(res, 401, 'text/plain; charset=utf-8', 'open this page from a link the MCP server gave you\n')
+    if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PAGE)
+    if (path === '/api/todos') return send(res, 200, 'application/json', JSON.stringify(todos.get(userId)))
+    if (path === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+      const push = (list: TodoList): void => { if (list.userId === userId) res.write(`data: ${JSON.stringify({ changes: list.changes })}\n\n`) }
+      push(todos.get(userId))
+      todos.on('change', push)
+      req.on('close', () => todos.off('change', push))
+      return
+    }
+    send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
+  }
+
+  const wss = new WebSocketServer({ noServer: true })
+  function attach (server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy())
+      const userId = userOf(req)
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws' || userId === null) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => ws.terminate())
+        const push = (list: TodoList): void => { if (list.userId === userId) ws.send(JSON.stringify(list)) }
+        ws.send(JSON.stringify(todos.get(userId)))
+        todos.on('change', push)
+        ws.on('close', () => todos.off('change', push))
+      })
+    })
+  }
+  return { handler, attach }
+}
