@@ -53,14 +53,16 @@ export async function startGatewayProcess (t: Test, env: Record<string, string> 
   }
 }
 
-/** The example MCP server, spawned and spoken to over stdio by a real MCP client. */
-export async function connectExample (t: Test, gateway: GatewayProcess, extraEnv: Record<string, string> = {}): Promise<Client> {
+/** The example MCP server, spawned and spoken to over stdio by a real MCP client; null: no gateway (direct mode). */
+export async function connectExample (t: Test, gateway: GatewayProcess | null, extraEnv: Record<string, string> = {}): Promise<Client> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [EXAMPLE],
-    env: { ...env, MCP_WEB_UI_GATEWAY_URL: gateway.origin, MCP_WEB_UI_GATEWAY_API_KEY: API_KEY, ...extraEnv },
+    env: gateway === null
+      ? { ...env, MCP_WEB_UI_GATEWAY_URL: '', MCP_WEB_UI_USE_GATEWAY: 'false', ...extraEnv }
+      : { ...env, MCP_WEB_UI_GATEWAY_URL: gateway.origin, MCP_WEB_UI_GATEWAY_API_KEY: API_KEY, ...extraEnv },
     stderr: 'pipe'
   })
   const client = new Client({ name: 'e2e-test', version: '0.0.0' })
