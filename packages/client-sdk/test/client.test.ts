@@ -151,3 +151,14 @@ t.test('gatewayIdentity reads what the gateway says about the user', async (t) =
   t.equal(gatewayIdentity({}), null, 'not through a gateway')
   t.equal(gatewayIdentity({ 'x-mcpgw-user-id': '%E0%A4%A', 'x-mcpgw-session-id': 's' }), null, 'undecodable')
 })
+
+t.test('startWebUI binds a Fastify app by its server', async (t) => {
+  const Fastify = (await import('fastify')).default
+  const app = Fastify()
+  app.get('/', async (request) => ({ base: publicBasePath(request.headers) }))
+  await app.ready()
+  t.teardown(() => app.close())
+  const ui = await startWebUI(app.server, { portRange: [12000, 13000] })
+  t.same(await (await fetch(`http://127.0.0.1:${ui.port}/`, { headers: { 'x-forwarded-prefix': '/mcp/t.o.k' } })).json(), { base: '/mcp/t.o.k/' })
+  await ui.close()
+})
