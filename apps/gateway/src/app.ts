@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger'
 import { frameworkErrors, mcpGateway, serverLogSerializers } from '@mcp-gw/proxy-plugin'
 import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { loadConfig } from './config.js'
 import type { GatewayConfig } from './config.js'
@@ -43,6 +43,9 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       }
   const serverOptions: FastifyServerOptions = {
     logger,
+    // Two JSON lines per proxied request cost a third of the gateway's throughput
+    // (BENCHMARKS.md): opt-in, like the access logs of most proxies.
+    logController: new LogController({ disableRequestLogging: !config.accessLog }),
     // A hop count is what Fastify means by a number; its types only list the function form.
     trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
     frameworkErrors,

@@ -14,6 +14,8 @@ export interface GatewayConfig {
   allowedBackends: string[] | undefined
   trustProxy: boolean | number | string[]
   debug: boolean
+  /** One log line per request (Fastify's request logging). Off by default, on with DEBUG. */
+  accessLog: boolean
   drainTimeoutMs: number
 }
 
@@ -36,6 +38,7 @@ const schema = {
     MCP_WEB_UI_ALLOWED_BACKENDS: { type: 'string' },
     MCP_WEB_UI_TRUST_PROXY: { type: 'string' },
     MCP_WEB_UI_DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+    MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -82,6 +85,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     allowedBackends: raw.MCP_WEB_UI_ALLOWED_BACKENDS === undefined ? undefined : list(raw.MCP_WEB_UI_ALLOWED_BACKENDS as string),
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
     debug: raw.DEBUG === 'true',
+    accessLog: raw.MCP_WEB_UI_ACCESS_LOG === undefined ? raw.DEBUG === 'true' : raw.MCP_WEB_UI_ACCESS_LOG === 'true',
     drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number
   }
   for (const origin of config.corsOrigins) {

@@ -26,6 +26,8 @@ export async function renderMetrics (app: FastifyInstance): Promise<string> {
     line('mcpgw_sse_streams_open', 'gauge', 'Open proxied Server-Sent Event streams.', [['', streams.size]]),
     line('mcpgw_session_cache_hits_total', 'counter', 'Requests served from the session cache.', [['', authenticator.sessions.hits]]),
     line('mcpgw_session_cache_misses_total', 'counter', 'Requests that waited for the store.', [['', authenticator.sessions.misses]]),
+    line('mcpgw_store_operations_total', 'counter', 'Calls to the session store (round trips on MongoDB), by operation.',
+      Object.entries(app.mcpRegistry.storeOperations).map(([op, n]) => [`{operation="${op}"}`, n])),
     line('mcpgw_store_up', 'gauge', '1 when the session store answered this scrape.', [['', stats === null ? 0 : 1]]),
     ...(stats === null
       ? []

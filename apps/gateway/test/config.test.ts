@@ -33,8 +33,12 @@ t.test('every variable is read', async (t) => {
     allowedBackends: ['10.0.0.0/8', 'todo-ui'],
     trustProxy: ['127.0.0.1', '10.0.0.0/8'],
     drainTimeoutMs: 2000,
-    debug: true
+    debug: true,
+    accessLog: true
   })
+  t.equal(loadConfig({}).accessLog, false, 'no access log by default')
+  t.equal(loadConfig({ MCP_WEB_UI_ACCESS_LOG: 'true' }).accessLog, true)
+  t.equal(loadConfig({ DEBUG: 'true', MCP_WEB_UI_ACCESS_LOG: 'false' }).accessLog, false, 'an explicit setting wins over DEBUG')
   t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: '2' }).trustProxy, 2)
   t.equal(loadConfig({ MCP_WEB_UI_GATEWAY_PORT: '' }).port, 3082, 'empty means unset')
@@ -52,7 +56,8 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_CORS_ORIGINS', { MCP_WEB_UI_CORS_ORIGINS: 'https://a.example/path' }],
     ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_JWT_SECRET: 'too-short-secret-value' }],
     ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017' }],
-    ['MCP_WEB_UI_DRAIN_TIMEOUT_MS', { MCP_WEB_UI_DRAIN_TIMEOUT_MS: '-1' }]
+    ['MCP_WEB_UI_DRAIN_TIMEOUT_MS', { MCP_WEB_UI_DRAIN_TIMEOUT_MS: '-1' }],
+    ['MCP_WEB_UI_ACCESS_LOG', { MCP_WEB_UI_ACCESS_LOG: 'yes' }]
   ]
   for (const [name, env] of cases) {
     const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()

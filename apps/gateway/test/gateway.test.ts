@@ -56,6 +56,26 @@ t.test('metrics count proxied traffic, sockets, streams and the registry', async
   t.match(text, /mcpgw_registrations_live 1/)
   t.match(text, /mcpgw_session_cache_hits_total \d+/)
   t.match(text, /mcpgw_store_up 1/)
+  t.match(text, /mcpgw_store_operations_total\{operation="createSession"\} 1\n/)
+  t.match(text, /mcpgw_store_operations_total\{operation="findSessionByJti"\} 1\n/, 'three requests and a WebSocket on one session: one lookup')
+})
+
+t.test('no access log by default; a backend that fails is still logged, without the token', async (t) => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, {}, { logStream })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port })
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todoodles' })
+  t.equal((await fetch(`${gw.origin}/mcp/${token}/page`)).status, 200)
+  t.same(lines.filter((l) => l.includes('request completed') || l.includes('incoming request')), [], 'no line per request')
+  await new Promise<void>((resolve) => backend.server.close(() => resolve()))
+  backend.server.closeAllConnections()
+  const res = await fetch(`${gw.origin}/mcp/${token}/page`)
+  t.equal(res.status, 502)
+  const failure = lines.map((l) => JSON.parse(l) as { level: number, msg: string, code?: string }).find((l) => l.msg === 'backend request failed')
+  t.match(failure, { level: 40, code: 'ECONNREFUSED' }, 'logged at warn with the cause code')
+  t.same(lines.filter((l) => l.includes(token)), [], 'never the token')
 })
 
 t.test('CORS: listed origins may call the API, never with credentials; others get no CORS headers', async (t) => {
@@ -73,7 +93,7 @@ t.test('the log of a full session holds no token, key or cookie', async (t) => {
   const lines: string[] = []
   const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
   const backend = await startBackend(t)
-  const gw = await startGateway(t, { apiKey: API_KEY }, { logStream, logLevel: 'debug' })
+  const gw = await startGateway(t, { apiKey: API_KEY, accessLog: true }, { logStream, logLevel: 'debug' })
   const json = { ...auth, 'content-type': 'application/json' }
   await fetch(`${gw.origin}/register-server`, { method: 'POST', headers: json, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port }) })
   const { token } = await (await fetch(`${gw.origin}/create-session`, { method: 'POST', headers: json, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })).json()

@@ -49,7 +49,10 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
 
   function onError (reply: FastifyReply, { error }: { error: Error & { code?: string } }): void {
     // reply-from types its reply for every server kind; ours is HTTP/1.
-    const code = error.code ?? (error.cause as { code?: string } | undefined)?.code
+    const cause = (error.cause as { code?: string } | undefined)?.code
+    const code = error.code ?? cause
+    // The one line an operator gets when access logs are off. The URL stays out: it holds the token.
+    reply.log.warn({ code: cause ?? code, serverName: reply.request.mcpSession?.serverName }, 'backend request failed')
     sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
   }
 

@@ -8,7 +8,7 @@ import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
 import { TokenService } from './tokens.js'
 import type {
   ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter, ServerRegistration,
-  SessionClaims, SessionRecord, StatsOptions, SweepResult, ValidationResult
+  SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult
 } from './types.js'
 import {
   assertHost, assertId, assertMetadata, assertPort, assertProtocol, assertScopes, assertServerName,
@@ -74,6 +74,25 @@ export class Registry {
   readonly #now: () => number
   /** sessionId -> time of the last activity write, for throttling. */
   readonly #lastTouch = new Map<string, number>()
+  /**
+   * Calls made to the store since start, by operation: each is one round trip
+   * on a networked store. Monitoring reads it; the proxy's cached path adds none.
+   */
+  readonly storeOperations: Record<StoreOperation, number> = Object.seal({
+    createSession: 0,
+    findSessionByJti: 0,
+    findSessionById: 0,
+    listSessions: 0,
+    revokeSessions: 0,
+    touchSession: 0,
+    upsertServer: 0,
+    deleteServer: 0,
+    findServer: 0,
+    listServers: 0,
+    stats: 0,
+    sweep: 0,
+    ping: 0
+  })
 
   constructor (options: RegistryConstructorOptions = {}) {
     this.options = validateOptions(options)
@@ -131,7 +150,7 @@ export class Registry {
       revokedAt: null,
       metadata
     }
-    const { session, created } = await this.store.createSession(candidate, { rotate: input.rotate === true, now })
+    const { session, created } = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
     return { session, token: this.tokenFor(session), created }
   }
 
@@ -151,7 +170,7 @@ export class Registry {
     const claims = verified.claims
     const now = this.#now()
     if (claims.exp * 1000 <= now) return { valid: false, reason: 'expired' }
-    const session = await this.store.findSessionByJti(claims.jti, now)
+    const session = await this.#counted('findSessionByJti').findSessionByJti(claims.jti, now)
     if (session === null) return { valid: false, reason: 'unknown' }
     if (session.sessionId !== claims.sid || session.userId !== claims.sub || session.serverName !== claims.serverName) {
       return { valid: false, reason: 'unknown' }
@@ -171,7 +190,7 @@ export class Registry {
     if (this.#lastTouch.size >= this.options.maxSessions) this.#pruneTouches(now)
     this.#lastTouch.set(session.sessionId, now)
     try {
-      await this.store.touchSession(session.sessionId, now)
+      await this.#counted('touchSession').touchSession(session.sessionId, now)
       return true
     } catch (err) {
       this.options.logger.warn({ err: { code: (err as { code?: string }).code } }, 'session activity write failed')
@@ -185,13 +204,13 @@ export class Registry {
     const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as Record<string, unknown>)[k] !== undefined)
     if (given.length !== 1) throw new InvalidArgumentError('filter', 'expected exactly one of sessionId, sessionKey, userId')
     const now = this.#now()
-    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.store.revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId') }, now)
-    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.store.revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey) }, now)
-    return await this.store.revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId) }, now)
+    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId') }, now)
+    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey) }, now)
+    return await this.#counted('revokeSessions').revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId) }, now)
   }
 
   async getSession (sessionId: string): Promise<SessionRecord | null> {
-    return await this.store.findSessionById(assertId(sessionId, 'sessionId'), this.#now())
+    return await this.#counted('findSessionById').findSessionById(assertId(sessionId, 'sessionId'), this.#now())
   }
 
   /** Live sessions, newest first. */
@@ -201,7 +220,7 @@ export class Registry {
     }
     if (input.userId !== undefined) filter.userId = assertUserId(input.userId)
     if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
-    return await this.store.listSessions(filter, this.#now())
+    return await this.#counted('listSessions').listSessions(filter, this.#now())
   }
 
   /**
@@ -219,40 +238,45 @@ export class Registry {
       metadata: assertMetadata(input.metadata)
     }
     const now = this.#now()
-    return await this.store.upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
+    return await this.#counted('upsertServer').upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
   }
 
   async deregisterServer (serverName: string): Promise<boolean> {
-    return await this.store.deleteServer(assertServerName(serverName))
+    return await this.#counted('deleteServer').deleteServer(assertServerName(serverName))
   }
 
   /** The live registration for serverName, or null. */
   async discover (serverName: string): Promise<ServerRegistration | null> {
-    return await this.store.findServer(assertServerName(serverName), this.#now())
+    return await this.#counted('findServer').findServer(assertServerName(serverName), this.#now())
   }
 
   async listServers (): Promise<ServerRegistration[]> {
-    return await this.store.listServers(this.#now())
+    return await this.#counted('listServers').listServers(this.#now())
   }
 
   async stats (options: StatsOptions = {}): Promise<RegistryStats> {
-    return await this.store.stats(this.#now(), options)
+    return await this.#counted('stats').stats(this.#now(), options)
   }
 
   /** Deletes expired sessions and stale registrations now. */
   async cleanup (): Promise<SweepResult> {
     const now = this.#now()
     this.#pruneTouches(now)
-    return await this.store.sweep(now)
+    return await this.#counted('sweep').sweep(now)
   }
 
   async ping (): Promise<void> {
-    await this.store.ping()
+    await this.#counted('ping').ping()
   }
 
   async close (): Promise<void> {
     this.#lastTouch.clear()
     if (this.#ownsStore) await this.store.close()
+  }
+
+  #counted (operation: StoreOperation): RegistryStore {
+    this.storeOperations[operation]++
+    return this.store
   }
 
   #pruneTouches (now: number): void {

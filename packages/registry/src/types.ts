@@ -81,6 +81,9 @@ export interface CreateSessionResult {
  * or a TTL index. Implementations: MemoryStore, MongoStore; both pass the same
  * contract suite (test/store-contract.ts).
  */
+/** The store calls a Registry makes, each counted in `registry.storeOperations`. */
+export type StoreOperation = Exclude<keyof RegistryStore, 'kind' | 'init' | 'close'>
+
 export interface RegistryStore {
   readonly kind: string
   /** Creates indexes, starts sweepers. Idempotent. */

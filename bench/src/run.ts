@@ -1,0 +1,404 @@
+// pnpm bench [--quick] [--only=1,2,...] [--profile]
+// Starts every target on 127.0.0.1, runs each workload against each, and prints
+// Markdown tables: medians of the rounds, gateway ratios to the bare proxy, and
+// the targets with their verdicts.
+import { randomBytes } from 'node:crypto'
+import { cpus, totalmem } from 'node:os'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import type { TestMongo } from '@mcp-gw/testkit'
+import { startTestMongo } from '@mcp-gw/testkit'
+import { openFds, peakRss, resetPeakRss, rss, sleep, spawnJson } from './proc.js'
+import { fmt, median, mib, table } from './stats.js'
+import type { Backend, Target } from './targets.js'
+import { NGINX, spawnGateway, startBackend, startBareProxy, startChp, startGateway, startNginx, direct } from './targets.js'
+import type { HttpResult } from './wrk.js'
+import { hasWrk, WRK, wrk } from './wrk.js'
+import { summarizeProfile } from './profile.js'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false }
+  }
+})
+const quick = args.quick === true
+const only = args.only === undefined ? null : new Set(args.only.split(',').map(Number))
+const wanted = (n: number): boolean => only === null || only.has(n)
+
+const ROUNDS = 3
+const SECONDS = quick ? 3 : 10
+const BIG_BYTES = quick ? 256 * 1024 * 1024 : 1024 * 1024 * 1024
+const SCALE = quick ? { sessions: 10_000, servers: 1_000 } : { sessions: 100_000, servers: 10_000 }
+/** Tokens the scale workload spreads its requests over: many, yet within the session cache (10,000). */
+const SPREAD_TOKENS = quick ? 1_000 : 5_000
+/** The proxy holds two descriptors per proxied socket; the hard limit of this machine bounds the idle-socket count. */
+const FD_LIMIT = Number(process.env.MCPGW_BENCH_FD_LIMIT ?? 20_000)
+const IDLE_SOCKETS = Math.min(quick ? 2_000 : 10_000, Math.floor((FD_LIMIT - 300) / 2))
+const LOADER = fileURLToPath(new URL('./loader.js', import.meta.url))
+
+const out = (text = ''): void => { process.stdout.write(text + '\n') }
+const note = (text: string): void => { process.stderr.write(`# ${text}\n`) }
+
+async function load<T> (spec: Record<string, unknown>): Promise<T> {
+  const child = spawnJson(process.execPath, [LOADER, JSON.stringify(spec)])
+  try {
+    return await child.next<T>()
+  } finally {
+    await child.stop()
+  }
+}
+
+async function http (spec: { urls: string[], connections: number, seconds: number, method?: string, bodyBytes?: number }): Promise<HttpResult> {
+  return hasWrk() ? await wrk(spec) : await load<HttpResult>({ kind: 'http', ...spec })
+}
+
+interface Verdict { target: string, figure: string, ok: boolean }
+const verdicts: Verdict[] = []
+function check (target: string, figure: string, ok: boolean): void { verdicts.push({ target, figure, ok }) }
+
+/** Round-robin rounds over targets, so drift on a shared machine hits them alike. */
+async function rounds<R> (targets: Target[], fn: (t: Target) => Promise<R>): Promise<Map<Target, R[]>> {
+  const results = new Map<Target, R[]>(targets.map((t) => [t, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of targets) results.get(t)!.push(await fn(t))
+  }
+  return results
+}
+
+function storeOps (metrics: string): number {
+  let n = 0
+  for (const m of metrics.matchAll(/^mcpgw_store_operations_total\{operation="(\w+)"\} (\d+)$/gm)) {
+    if (m[1] !== 'stats') n += Number(m[2])
+  }
+  return n
+}
+function proxied (metrics: string): number {
+  let n = 0
+  for (const m of metrics.matchAll(/^mcpgw_proxy_responses_total\{class="\w+"\} (\d+)$/gm)) n += Number(m[1])
+  return n
+}
+
+async function main (): Promise<void> {
+  const started = Date.now()
+  out(`# mcp-gw benchmarks${quick ? ' (quick)' : ''}`)
+  out()
+  out(`- date: ${new Date().toISOString()}`)
+  out(`- machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform} ${process.arch}`)
+  out(`- load: ${hasWrk() ? `wrk (${WRK}, 1 thread)` : 'autocannon (wrk not installed: latencies have 1 ms resolution)'} for HTTP; a Node process of ws/http clients for WebSocket, SSE and big bodies`)
+  out(`- rounds: median of ${ROUNDS}, targets interleaved round by round; HTTP rounds last ${SECONDS} s`)
+  out()
+
+  const backend = await startBackend()
+  const mongo: TestMongo = await startTestMongo()
+  note(`MongoDB-wire server: ${mongo.source}`)
+  const targets: Target[] = [direct(backend)]
+  const nginx = await startNginx(backend)
+  if (nginx === null) note(`nginx is not installed at ${NGINX}: its column is missing (apt-get install nginx)`)
+  else targets.push(nginx)
+  const bare = await startBareProxy(backend)
+  targets.push(bare, await startChp(backend))
+  const gwMemory = await startGateway(backend, 'mcp-gw (embedded store)', {})
+  const gwMongo = await startGateway(backend, 'mcp-gw (Mongo store)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench') })
+  targets.push(gwMemory, gwMongo)
+  const gateways = [gwMemory, gwMongo]
+  const ratio = (value: number, t: Target, base: Map<Target, number>): string =>
+    gateways.includes(t as typeof gwMemory) ? ` (${fmt(value / base.get(bare)!, 2)}x)` : ''
+
+  try {
+    for (const t of targets) await http({ urls: [t.base + 'small'], connections: 50, seconds: 2 }) // warm-up
+
+    if (wanted(1) || wanted(7)) {
+      out('## 1. Small JSON GET, 50 connections')
+      out()
+      const before = new Map<Target, string>()
+      for (const g of gateways) before.set(g, await g.admin!.metrics())
+      const res = await rounds(targets, async (t) => await http({ urls: [t.base + 'small'], connections: 50, seconds: SECONDS }))
+      const rps = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
+      const p99 = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.p99))]))
+      out(table(['target', 'requests/s', 'p50 ms', 'p99 ms', 'errors'], [...res].map(([t, r]) => [
+        t.name, fmt(rps.get(t)!) + ratio(rps.get(t)!, t, rps), fmt(median(r.map((x) => x.p50)), 2), fmt(p99.get(t)!, 2) + (gateways.includes(t as typeof gwMemory) ? ` (${p99.get(t)! - p99.get(bare)! >= 0 ? '+' : ''}${fmt(p99.get(t)! - p99.get(bare)!, 2)})` : ''),
+        fmt(r.reduce((n, x) => n + x.errors + x.non2xx, 0))
+      ])))
+      out()
+      const chp = targets.find((t) => t.name === 'configurable-http-proxy')!
+      for (const g of gateways) {
+        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(bare)!, 2)}x bare proxy (target >= 1.0x)`, rps.get(g)! >= rps.get(bare)!)
+        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(chp)!, 2)}x configurable-http-proxy (target >= 2.5x)`, rps.get(g)! >= 2.5 * rps.get(chp)!)
+        check(g.name, `small GET p99 ${fmt(p99.get(g)! - p99.get(bare)!, 2)} ms over bare proxy (target <= 1 ms)`, p99.get(g)! - p99.get(bare)! <= 1)
+      }
+
+      out('## 7. Store round trips for a cached session')
+      out()
+      const rows: string[][] = []
+      for (const g of gateways) {
+        const after = await g.admin!.metrics()
+        const ops = storeOps(after) - storeOps(before.get(g)!)
+        const requests = proxied(after) - proxied(before.get(g)!)
+        rows.push([g.name, fmt(requests), fmt(ops), fmt(ops / requests * 1000, 3)])
+        check(g.name, `${fmt(ops)} store calls over ${fmt(requests)} cached requests (target: none per request)`, ops / requests * 1000 < 1)
+      }
+      out(table(['gateway', 'proxied requests', 'store calls', 'per 1,000 requests'], rows))
+      out()
+      out('Store calls are counted by the registry (`mcpgw_store_operations_total`, all operations but the `stats` of the scrape itself). What remains is the once-per-2-s revalidation of the one session and the activity write, each independent of the request rate.')
+      out()
+    }
+
+    if (wanted(2)) {
+      out('## 2. 1 MiB bodies, 10 connections')
+      out()
+      const down = await rounds(targets, async (t) => await http({ urls: [t.base + '1mib'], connections: 10, seconds: SECONDS }))
+      const up = await rounds(targets, async (t) => await http({ urls: [t.base + 'upload'], connections: 10, seconds: SECONDS, method: 'POST', bodyBytes: 1024 * 1024 }))
+      const d = new Map([...down].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
+      const u = new Map([...up].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
+      out(table(['target', '1 MiB GET requests/s', '1 MiB POST requests/s', 'errors'], targets.map((t) => [
+        t.name, fmt(d.get(t)!) + ratio(d.get(t)!, t, d), fmt(u.get(t)!) + ratio(u.get(t)!, t, u),
+        fmt([...down.get(t)!, ...up.get(t)!].reduce((n, x) => n + x.errors + x.non2xx, 0))
+      ])))
+      out()
+    }
+
+    if (wanted(3)) {
+      out('## 3. WebSocket')
+      out()
+      const echo = await rounds(targets, async (t) => await load<{ messagesPerSecond: number }>({ kind: 'ws-echo', url: t.base.replace(/^http/, 'ws') + 'ws', sockets: 50, seconds: SECONDS, bytes: 64 }))
+      const e = new Map([...echo].map(([t, r]) => [t, median(r.map((x) => x.messagesPerSecond))]))
+      out(`Echo of 64-byte messages, one in flight per socket, 50 sockets; idle sockets: ${fmt(IDLE_SOCKETS)} opened through a freshly started proxy each round.`)
+      out()
+      const idleTargets = targets.filter((t) => t !== targets[0])
+      const perSocket = new Map<Target, number[]>()
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const t of idleTargets) {
+          const fresh = await restartable(t, backend, mongo)
+          try {
+            await sleep(500)
+            const base = await sumRss(fresh.pids)
+            const holder = spawnJson(process.execPath, [LOADER, JSON.stringify({ kind: 'ws-idle', url: fresh.base.replace(/^http/, 'ws') + 'ws', count: IDLE_SOCKETS })])
+            const opened = await holder.next<{ opened: number, failed: number }>()
+            await sleep(1000)
+            const after = await sumRss(fresh.pids)
+            if (opened.failed > 0) note(`${t.name}: ${opened.failed} idle sockets failed to open`)
+            perSocket.set(t, [...(perSocket.get(t) ?? []), (after - base) / opened.opened])
+            holder.send('close')
+            await holder.next()
+            await holder.stop()
+          } finally {
+            await fresh.stop()
+          }
+        }
+      }
+      out(table(['target', 'echo messages/s', 'RSS per idle socket (KiB)'], targets.map((t) => [
+        t.name, fmt(e.get(t)!) + (gateways.includes(t as typeof gwMemory) ? ` (${fmt(e.get(t)! / e.get(targets[0]!)!, 2)}x direct)` : ''),
+        perSocket.has(t) ? fmt(median(perSocket.get(t)!) / 1024, 1) : '(the backend)'
+      ])))
+      out()
+      for (const g of gateways) {
+        check(g.name, `WebSocket echo ${fmt(e.get(g)! / e.get(targets[0]!)!, 2)}x direct (target >= 0.5x)`, e.get(g)! >= 0.5 * e.get(targets[0]!)!)
+        const kib = median(perSocket.get(g)!) / 1024
+        check(g.name, `${fmt(kib, 1)} KiB RSS per idle proxied socket (target <= 30 KB = 29.3 KiB)`, kib * 1024 <= 30_000)
+      }
+    }
+
+    if (wanted(4)) {
+      out('## 4. SSE: one-way latency per event, 1,000 events 5 ms apart')
+      out()
+      const res = await rounds(targets, async (t) => await load<{ events: number, p50: number, p99: number }>({ kind: 'sse', url: t.base + 'sse?count=1000&interval=5' }))
+      const p50 = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.p50))]))
+      const p99 = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.p99))]))
+      const d = targets[0]!
+      out(table(['target', 'events', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms'], targets.map((t) => [
+        t.name, fmt(median(res.get(t)!.map((x) => x.events))), fmt(p50.get(t)!, 3), fmt(p99.get(t)!, 3),
+        t === d ? '' : fmt(p50.get(t)! - p50.get(d)!, 3), t === d ? '' : fmt(p99.get(t)! - p99.get(d)!, 3)
+      ])))
+      out()
+      out('Latency is the client\'s receive time minus the backend\'s send time (wall clocks of two processes on one machine); "added" subtracts the direct figure of the same run.')
+      out()
+      for (const g of gateways) check(g.name, `SSE added p99 ${fmt(p99.get(g)! - p99.get(d)!, 3)} ms (target <= 2 ms)`, p99.get(g)! - p99.get(d)! <= 2)
+    }
+
+    if (wanted(5)) {
+      out(`## 5. ${BIG_BYTES === 2 ** 30 ? '1 GiB' : `${BIG_BYTES / 2 ** 20} MiB`} upload and download: proxy peak RSS`)
+      out()
+      const bigTargets = targets.filter((t) => t !== targets[0])
+      const rows: string[][] = []
+      for (const t of bigTargets) {
+        const growth = { up: [] as number[], down: [] as number[] }
+        const speed = { up: [] as number[], down: [] as number[] }
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const dir of ['up', 'down'] as const) {
+            const base = await sumRss(t.pids)
+            for (const pid of t.pids) await resetPeakRss(pid)
+            const result = await load<{ bytes: number, seconds: number }>(dir === 'up'
+              ? { kind: 'upload', url: t.base + 'upload', bytes: BIG_BYTES }
+              : { kind: 'download', url: t.base + `download?bytes=${BIG_BYTES}`, bytes: BIG_BYTES })
+            if (result.bytes !== BIG_BYTES) throw new Error(`${t.name}: ${dir} moved ${result.bytes} of ${BIG_BYTES} bytes`)
+            let peak = 0
+            for (const pid of t.pids) peak += await peakRss(pid)
+            growth[dir].push(peak - base)
+            speed[dir].push(BIG_BYTES / result.seconds)
+          }
+        }
+        rows.push([t.name, mib(median(growth.up)), mib(median(growth.down)), mib(median(speed.up)), mib(median(speed.down))])
+        if (gateways.includes(t as typeof gwMemory)) {
+          const worst = Math.max(median(growth.up), median(growth.down))
+          check(t.name, `big bodies: peak RSS growth ${mib(worst)} MiB (target < 64 MB = 61 MiB)`, worst < 64e6)
+        }
+      }
+      out(table(['target', 'upload peak RSS growth MiB', 'download peak RSS growth MiB', 'upload MiB/s', 'download MiB/s'], rows))
+      out()
+      out('Growth is the peak RSS during the transfer (VmHWM, reset before each) minus the RSS just before it.')
+      out()
+    }
+
+    if (wanted(6)) {
+      await scale(backend, mongo)
+    }
+
+    if (wanted(8)) {
+      await lifecycle(backend, mongo)
+    }
+
+    if (args.profile === true) {
+      await profile(backend)
+    }
+  } finally {
+    for (const t of targets) await t.stop().catch(() => {})
+    await backend.child.stop()
+    await mongo.stop()
+  }
+
+  out('## Targets')
+  out()
+  out(table(['gateway', 'figure (target)', 'met'], verdicts.map((v) => [v.target, v.figure, v.ok ? 'yes' : '**no**'])))
+  out()
+  out(`Run time: ${fmt((Date.now() - started) / 1000)} s.`)
+}
+
+async function sumRss (pids: number[]): Promise<number> {
+  let n = 0
+  for (const pid of pids) n += await rss(pid)
+  return n
+}
+
+/** A fresh copy of a proxy target for memory measurements. */
+async function restartable (t: Target, backend: Backend, mongo: TestMongo): Promise<Target> {
+  if (t.name === 'nginx') return (await startNginx(backend))!
+  if (t.name === 'configurable-http-proxy') return await startChp(backend)
+  if (t.name.startsWith('bare')) return await startBareProxy(backend)
+  if (t.name.includes('Mongo')) return await startGateway(backend, t.name, { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench') })
+  return await startGateway(backend, t.name, {})
+}
+
+async function pool<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await fn(items[next++]!)
+  }))
+}
+
+async function scale (backend: Backend, mongo: TestMongo): Promise<void> {
+  out(`## 6. Registry scale: ${fmt(SCALE.sessions)} sessions and ${fmt(SCALE.servers)} servers against 10 sessions`)
+  out()
+  const rows: string[][] = []
+  for (const store of ['embedded', 'Mongo'] as const) {
+    const gw = await spawnGateway({
+      secret: randomBytes(32).toString('hex'),
+      ...(store === 'Mongo' && { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_scale') })
+    })
+    try {
+      const servers = Array.from({ length: SCALE.servers }, (_, i) => `srv-${i}`)
+      const base = `http://127.0.0.1:${gw.port}/mcp/`
+      for (const s of servers.slice(0, 10)) await gw.admin.register(s, backend)
+      const few: string[] = []
+      for (let i = 0; i < 10; i++) few.push(base + (await gw.admin.session(`user-${i}`, servers[i]!)).token + '/small')
+      await http({ urls: few, connections: 50, seconds: 2 })
+      const small: HttpResult[] = []
+      for (let r = 0; r < ROUNDS; r++) small.push(await http({ urls: few, connections: 50, seconds: SECONDS }))
+
+      const fill = Date.now()
+      await pool(servers, 32, async (s) => { await gw.admin.register(s, backend) })
+      const spread: string[] = []
+      await pool(Array.from({ length: SCALE.sessions }, (_, i) => i), 32, async (i) => {
+        const { token } = await gw.admin.session(`user-${i}`, servers[i % servers.length]!)
+        if (i < SPREAD_TOKENS) spread[i] = base + token + '/small'
+      })
+      note(`${store}: filled ${fmt(SCALE.sessions)} sessions and ${fmt(SCALE.servers)} servers in ${fmt((Date.now() - fill) / 1000)} s`)
+      // Registrations live 90 s: heartbeat them all, as their SDKs would, before measuring.
+      await pool(servers, 32, async (s) => { await gw.admin.register(s, backend) })
+      await http({ urls: spread, connections: 50, seconds: 2 })
+      const large: HttpResult[] = []
+      for (let r = 0; r < ROUNDS; r++) large.push(await http({ urls: spread, connections: 50, seconds: SECONDS }))
+      const [a, b] = [median(small.map((x) => x.rps)), median(large.map((x) => x.rps))]
+      const errors = [...small, ...large].reduce((n, x) => n + x.errors + x.non2xx, 0)
+      rows.push([`mcp-gw (${store} store)`, fmt(a), fmt(median(small.map((x) => x.p99)), 2), fmt(b), fmt(median(large.map((x) => x.p99)), 2), fmt(b / a, 2), fmt(errors)])
+      check(`mcp-gw (${store} store)`, `${fmt(SCALE.sessions)} sessions: ${fmt(b / a, 2)}x the 10-session requests/s (target >= 0.95x)`, b / a >= 0.95)
+    } finally {
+      await gw.child.stop()
+    }
+  }
+  out(table(['gateway', '10 sessions req/s', 'p99 ms', `${fmt(SCALE.sessions)} sessions req/s`, 'p99 ms', 'ratio', 'errors'], rows))
+  out()
+  out(`The 10-session figure spreads requests over 10 tokens on 10 servers; the large one over ${fmt(SPREAD_TOKENS)} tokens on ${fmt(Math.min(SPREAD_TOKENS, SCALE.servers))} servers, in a store holding all ${fmt(SCALE.sessions)} sessions (the session cache holds 10,000 entries by default).`)
+  out()
+}
+
+async function lifecycle (backend: Backend, mongo: TestMongo): Promise<void> {
+  out('## 8. Start-up and shutdown')
+  out()
+  const rows: string[][] = []
+  for (const store of ['embedded', 'Mongo'] as const) {
+    const startup: number[] = []
+    const shutdown: number[] = []
+    const codes: string[] = []
+    for (let r = 0; r < ROUNDS; r++) {
+      const t = await startGateway(backend, store, store === 'Mongo' ? { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_life') } : {})
+      startup.push(t.gateway.startupMs)
+      const holder = spawnJson(process.execPath, [LOADER, JSON.stringify({ kind: 'ws-idle', url: t.base.replace(/^http/, 'ws') + 'ws', count: 1000 })])
+      const opened = await holder.next<{ opened: number }>()
+      if (opened.opened !== 1000) throw new Error(`only ${opened.opened} of 1,000 WebSockets opened`)
+      const fdsBefore = openFds(t.gateway.child.pid)
+      const began = performance.now()
+      const exited = new Promise<number | null>((resolve) => t.gateway.child.process.once('exit', (code) => resolve(code)))
+      t.gateway.child.process.kill('SIGTERM')
+      const code = await exited
+      shutdown.push(performance.now() - began)
+      holder.send('closes')
+      const seen = await holder.next<{ closed: number, codes: Record<string, number> }>()
+      codes.push(`exit ${code}, ${fdsBefore} fds, closes ${JSON.stringify(seen.codes)}`)
+      holder.send('close')
+      await holder.stop()
+      await t.stop()
+    }
+    rows.push([`mcp-gw (${store} store)`, fmt(median(startup)), fmt(median(shutdown)), codes[0]!])
+    if (store === 'embedded') check(`mcp-gw (${store} store)`, `start-up to /ready ${fmt(median(startup))} ms (target < 1 s)`, median(startup) < 1000)
+    check(`mcp-gw (${store} store)`, `SIGTERM to exit with 1,000 WebSockets ${fmt(median(shutdown))} ms (target < 2 s)`, median(shutdown) < 2000)
+  }
+  out(table(['gateway', 'process start to /ready 200, ms', 'SIGTERM to exit, 1,000 WebSockets open, ms', 'first round'], rows))
+  out()
+}
+
+async function profile (backend: Backend): Promise<void> {
+  const { mkdtemp, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-prof-'))
+  const gw = await spawnGateway({ secret: randomBytes(32).toString('hex'), nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
+  try {
+    await gw.admin.register('bench', backend)
+    const { token } = await gw.admin.session('bench-user', 'bench')
+    await http({ urls: [`http://127.0.0.1:${gw.port}/mcp/${token}/small`], connections: 50, seconds: SECONDS })
+  } finally {
+    await gw.child.stop()
+  }
+  out('## CPU profile of the gateway under the small GET load (self time)')
+  out()
+  out(await summarizeProfile(dir, 40))
+  out()
+  await rm(dir, { recursive: true, force: true })
+}
+
+main().then(() => process.exit(0), (err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Child } from './proc.js'
+import { spawnServer, waitForOk } from './proc.js'
+import { freePort } from '@mcp-gw/testkit'
+
+const require = createRequire(import.meta.url)
+export const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
+export const GATEWAY_CLI = fileURLToPath(new URL('../../apps/gateway/dist/cli.js', import.meta.url))
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
+
+export interface Target {
+  name: string
+  /** Base URL that the backend's paths are appended to. */
+  base: string
+  /** Processes whose memory counts as the proxy's. */
+  pids: number[]
+  /** For gateways: their admin client. */
+  admin?: Admin
+  stop: () => Promise<void>
+}
+
+export interface Backend { port: number, origin: string, child: Child }
+
+export async function startBackend (): Promise<Backend> {
+  const port = await freePort()
+  const child = spawnServer(process.execPath, [here('./backend.js'), String(port)])
+  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
+  return { port, origin: `http://127.0.0.1:${port}`, child }
+}
+
+export function direct (backend: Backend): Target {
+  return { name: 'direct', base: `${backend.origin}/`, pids: [backend.child.pid], stop: async () => {} }
+}
+
+export async function startBareProxy (backend: Backend): Promise<Target> {
+  const port = await freePort()
+  const child = spawnServer(process.execPath, [here('./bare-proxy.js'), String(port), backend.origin])
+  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
+  return { name: 'bare @fastify/http-proxy', base: `http://127.0.0.1:${port}/`, pids: [child.pid], stop: async () => await child.stop() }
+}
+
+export async function startChp (backend: Backend): Promise<Target> {
+  const [port, apiPort] = [await freePort(), await freePort()]
+  const bin = join(require.resolve('configurable-http-proxy/package.json'), '../bin/configurable-http-proxy')
+  const child = spawnServer(process.execPath, [bin, '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1',
+    '--api-port', String(apiPort), '--default-target', backend.origin, '--log-level', 'error'], { CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex') })
+  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
+  return { name: 'configurable-http-proxy', base: `http://127.0.0.1:${port}/`, pids: [child.pid], stop: async () => await child.stop() }
+}
+
+/** nginx with one worker (the Node proxies are single-threaded too), streaming both ways. */
+export async function startNginx (backend: Backend): Promise<Target | null> {
+  if (!existsSync(NGINX)) return null
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-nginx-'))
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, sub))
+  const port = await freePort()
+  await writeFile(join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log error;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream backend { server ${backend.origin.slice('http://'.length)}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 1h;
+    }
+  }
+}
+`)
+  const child = spawnServer(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')])
+  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
+  return {
+    name: 'nginx',
+    base: `http://127.0.0.1:${port}/`,
+    pids: [child.pid],
+    stop: async () => { await child.stop('SIGQUIT'); await rm(dir, { recursive: true, force: true }) }
+  }
+}
+
+export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
+
+/** The gateway's HTTP API, as an MCP server's SDK would use it. */
+export class Admin {
+  constructor (readonly origin: string) {}
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(this.origin + path, {
+      method,
+      headers: { authorization: `Bearer ${API_KEY}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) })
+    })
+    const text = await res.text()
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`)
+    return JSON.parse(text) as T
+  }
+
+  async register (serverName: string, backend: Backend): Promise<void> {
+    await this.call('POST', '/register-server', { serverName, host: '127.0.0.1', port: backend.port })
+  }
+
+  async session (userId: string, serverName: string): Promise<{ token: string, url: string }> {
+    return await this.call('POST', '/create-session', { userId, serverName, ttlSeconds: 6 * 3600 })
+  }
+
+  async metrics (): Promise<string> {
+    const res = await fetch(this.origin + '/metrics', { headers: { authorization: `Bearer ${API_KEY}` } })
+    return await res.text()
+  }
+}
+
+export interface GatewayProcess { child: Child, port: number, admin: Admin, startupMs: number }
+
+/** Spawns the prebuilt gateway as users run it; resolves once /ready answers 200. */
+export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[] }): Promise<GatewayProcess> {
+  const port = await freePort()
+  const started = performance.now()
+  const child = spawnServer(process.execPath, [...(env.nodeArgs ?? []), GATEWAY_CLI, 'start'], {
+    MCP_WEB_UI_GATEWAY_PORT: String(port),
+    MCP_WEB_UI_GATEWAY_HOST: '127.0.0.1',
+    MCP_WEB_UI_GATEWAY_API_KEY: API_KEY,
+    MCP_WEB_UI_JWT_SECRET: env.secret,
+    MCP_WEB_UI_DRAIN_TIMEOUT_MS: '10000',
+    ...(env.mongoUrl !== undefined && { MCP_WEB_UI_MONGO_URL: env.mongoUrl, MCP_WEB_UI_MONGO_DB_NAME: env.dbName ?? 'mcpgw_bench' }),
+    DEBUG: 'false'
+  })
+  await waitForOk(`http://127.0.0.1:${port}/ready`, 30_000, child.process)
+  const startupMs = performance.now() - started
+  return { child, port, admin: new Admin(`http://127.0.0.1:${port}`), startupMs }
+}
+
+/** A gateway with one registered backend and one session: the target's base is that session's URL. */
+export async function startGateway (backend: Backend, name: string, env: { mongoUrl?: string, dbName?: string }): Promise<Target & { gateway: GatewayProcess }> {
+  const gateway = await spawnGateway({ ...env, secret: randomBytes(32).toString('hex') })
+  await gateway.admin.register('bench', backend)
+  // Registrations live 90 s; a long run heartbeats like the client SDK does.
+  const heartbeat = setInterval(() => { gateway.admin.register('bench', backend).catch(() => {}) }, 20_000)
+  const { token } = await gateway.admin.session('bench-user', 'bench')
+  return {
+    name,
+    base: `http://127.0.0.1:${gateway.port}/mcp/${token}/`,
+    pids: [gateway.child.pid],
+    admin: gateway.admin,
+    gateway,
+    stop: async () => { clearInterval(heartbeat); await gateway.child.stop() }
+  }
+}
