@@ -12,8 +12,8 @@ export function fmt (value: number, digits = 0): string {
 
 export const mib = (bytes: number): string => fmt(bytes / 1024 / 1024, 1)
 
-/** A Markdown table. */
-export function table (header: string[], rows: string[][]): string {
+/** A Markdown table: the first column left-aligned, figures right-aligned (`textColumns` left too). */
+export function table (header: string[], rows: string[][], textColumns = 1): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`
-  return [line(header), line(header.map((_, i) => i === 0 ? '---' : '---:')), ...rows.map(line)].join('\n')
+  return [line(header), line(header.map((_, i) => i < textColumns ? '---' : '---:')), ...rows.map(line)].join('\n')
 }

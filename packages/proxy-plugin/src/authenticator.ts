@@ -35,8 +35,9 @@ export class Authenticator {
     }
     this.sessions = new RevalidatingCache({
       ...common,
-      load: async (token) => {
-        const result = await registry.validate(token)
+      // A token verified once only needs its session re-read: revocation and expiry live in the store.
+      load: async (token, previous) => {
+        const result = previous === undefined ? await registry.validate(token) : await registry.recheck(previous)
         if (!result.valid) throw REFUSALS[result.reason]()
         return result.session
       },

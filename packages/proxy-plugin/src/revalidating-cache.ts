@@ -6,8 +6,11 @@ interface Entry<V> {
 }
 
 export interface RevalidatingCacheOptions<K, V> {
-  /** Resolves the current value, or rejects (a refusal, or the store being down). */
-  load: (key: K) => Promise<V>
+  /**
+   * Resolves the current value, or rejects (a refusal, or the store being down).
+   * `previous` is the value this key last loaded, when the cache still holds it.
+   */
+  load: (key: K, previous: V | undefined) => Promise<V>
   /** The instant after which a value is dead whatever the cache knows (its expiresAt). */
   expiresAt: (value: V) => number
   /** A cached value is served without asking the store for this long after it was checked. */
@@ -22,8 +25,8 @@ export interface RevalidatingCacheOptions<K, V> {
 
 /**
  * A bounded cache whose entries are never older than `revalidateMs` when served:
- * fresh for the first half, refreshed in the background during the second (the
- * request does not wait), and re-checked before use after that. Hot keys thus
+ * fresh for the first three quarters, refreshed in the background during the
+ * last (the request does not wait), and re-checked before use after that. Hot keys thus
  * cost no store round trip on the request path, and a revocation is seen within
  * `revalidateMs`. One load per key is in flight at a time.
  */
@@ -37,7 +40,9 @@ export class RevalidatingCache<K, V> {
 
   constructor (options: RevalidatingCacheOptions<K, V>) {
     this.#options = options
-    this.#freshMs = options.revalidateMs / 2
+    // Late enough that hot keys are reloaded less often, early enough that a
+    // reload (one store round trip) lands before the bound.
+    this.#freshMs = options.revalidateMs * 0.75
   }
 
   get size (): number {
@@ -78,7 +83,7 @@ export class RevalidatingCache<K, V> {
 
   #refresh (key: K): Promise<V> {
     const startedAt = this.#options.now()
-    const promise = this.#options.load(key).then((value) => {
+    const promise = this.#options.load(key, this.#entries.get(key)?.value).then((value) => {
       this.#pending.delete(key)
       this.#entries.delete(key)
       if (this.#entries.size >= this.#options.maxEntries) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { RevalidatingCache } from '../src/revalidating-cache.js'
 
-function setup (load: (key: string) => Promise<{ v: string, expiresAt: number }>) {
+function setup (load: (key: string, previous?: { v: string, expiresAt: number }) => Promise<{ v: string, expiresAt: number }>) {
   let now = 1_000_000
   const cache = new RevalidatingCache<string, { v: string, expiresAt: number }>({
     load,
@@ -61,4 +61,22 @@ t.test('the cache holds at most maxEntries', async (t) => {
   t.equal(cache.size, 3)
   t.equal(cache.peek('a'), undefined, 'the oldest went first')
   t.ok(cache.peek('e'))
+})
+
+t.test('a hot key is reloaded in the background in the last quarter of the bound, given its previous value', async (t) => {
+  const calls: Array<string | undefined> = []
+  let version = 0
+  const { cache, advance } = setup(async (key, previous?: { v: string }) => {
+    calls.push(previous?.v)
+    return { v: `${key}${++version}`, expiresAt: Infinity }
+  })
+  t.equal((await cache.get('a')).v, 'a1')
+  advance(1499)
+  t.equal(cache.peek('a')?.v, 'a1', 'fresh: no load')
+  t.same(calls, [undefined], 'the first load had nothing before it')
+  advance(1)
+  t.equal(cache.peek('a')?.v, 'a1', 'served at once while the reload runs')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(calls, [undefined, 'a1'], 'the reload was handed the value it replaces')
+  t.equal(cache.peek('a')?.v, 'a2')
 })

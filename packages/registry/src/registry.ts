@@ -8,7 +8,7 @@ import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
 import { TokenService } from './tokens.js'
 import type {
   ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter, ServerRegistration,
-  SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult
+  SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
   assertHost, assertId, assertMetadata, assertPort, assertProtocol, assertScopes, assertServerName,
@@ -177,6 +177,22 @@ export class Registry {
     }
     if (session.revokedAt !== null) return { valid: false, reason: 'revoked' }
     return { valid: true, session, claims }
+  }
+
+  /**
+   * Re-reads a session whose token `validate()` accepted before: its expiry
+   * against this registry's clock, then revocation or deletion in the store.
+   * One store round trip, no signature check: verification keys are fixed for
+   * the life of a TokenService, so the token's signature cannot have changed
+   * its verdict. Caches use it to revalidate hot sessions cheaply.
+   */
+  async recheck (session: SessionRecord): Promise<RecheckResult> {
+    const now = this.#now()
+    if (session.expiresAt <= now) return { valid: false, reason: 'expired' }
+    const current = await this.#counted('findSessionByJti').findSessionByJti(session.jti, now)
+    if (current === null || current.sessionId !== session.sessionId) return { valid: false, reason: 'unknown' }
+    if (current.revokedAt !== null) return { valid: false, reason: 'revoked' }
+    return { valid: true, session: current }
   }
 
   /**

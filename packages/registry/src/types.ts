@@ -115,6 +115,11 @@ export interface RegistryStore {
 /** Why a token was refused. Stable strings: the proxy maps each to its own error code. */
 export type InvalidTokenReason = 'malformed' | 'bad_signature' | 'unknown' | 'expired' | 'revoked'
 
+/** What `Registry.recheck` finds of a session validated before. */
+export type RecheckResult =
+  | { valid: true, session: SessionRecord }
+  | { valid: false, reason: InvalidTokenReason }
+
 export type ValidationResult =
   | { valid: true, session: SessionRecord, claims: SessionClaims }
   | { valid: false, reason: InvalidTokenReason }

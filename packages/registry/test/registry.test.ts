@@ -33,6 +33,25 @@ t.test('every refusal reason a token can have, through the registry', async (t) 
   t.same(await registry.validate(token), { valid: false, reason: 'expired' })
 })
 
+t.test('recheck re-reads a validated session: live, revoked, deleted, expired', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  const registry = makeRegistry(store, clock)
+  const { session } = await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 60 })
+  const before = registry.storeOperations.findSessionByJti
+  t.match(await registry.recheck(session), { valid: true, session: { sessionId: session.sessionId } })
+  t.equal(registry.storeOperations.findSessionByJti, before + 1, 'one store round trip')
+  await registry.revoke({ sessionId: session.sessionId })
+  t.same(await registry.recheck(session), { valid: false, reason: 'revoked' })
+
+  const other = (await registry.createSession({ userId: 'bob', serverName: 'todoodles', ttlSeconds: 60 })).session
+  t.same(await registry.recheck({ ...other, jti: 'a-jti-the-store-never-had' }), { valid: false, reason: 'unknown' }, 'gone from the store')
+  t.same(await registry.recheck({ ...other, sessionId: 'another-session' }), { valid: false, reason: 'unknown' }, 'the jti now names another session')
+  clock.advance(60_000)
+  t.same(await registry.recheck(other), { valid: false, reason: 'expired' })
+})
+
 t.test('sessions survive a key rotation: old kid verifies, new sessions use the new kid', async (t) => {
   const clock = fakeClock()
   const store = new MemoryStore({ now: clock.now })
