@@ -97,3 +97,11 @@ export function spawnJson (command: string, args: string[], options: SpawnOption
 export function spawnServer (command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   return spawnJson(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
 }
+
+/** CPU time (user + system) a process has used, in milliseconds (10 ms resolution). */
+export async function cpuMs (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}

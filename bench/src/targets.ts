@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Child } from './proc.js'
 import { spawnServer, waitForOk } from './proc.js'
-import { freePort } from '@mcp-gw/testkit'
+import { freePort, spawnGateway as spawnGatewayProcess } from '@mcp-gw/testkit'
+import type { GatewayAdmin, GatewayProcess } from '@mcp-gw/testkit'
 
 const require = createRequire(import.meta.url)
 export const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
@@ -21,7 +22,7 @@ export interface Target {
   /** Processes whose memory counts as the proxy's. */
   pids: number[]
   /** For gateways: their admin client. */
-  admin?: Admin
+  admin?: GatewayAdmin
   stop: () => Promise<void>
 }
 
@@ -67,7 +68,7 @@ master_process off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log error;
 worker_rlimit_nofile 20000;
-events { worker_connections 16384; }
+events { worker_connections 19990; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -105,68 +106,24 @@ http {
 
 export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
 
-/** The gateway's HTTP API, as an MCP server's SDK would use it. */
-export class Admin {
-  constructor (readonly origin: string) {}
-
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(this.origin + path, {
-      method,
-      headers: { authorization: `Bearer ${API_KEY}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-      ...(body !== undefined && { body: JSON.stringify(body) })
-    })
-    const text = await res.text()
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`)
-    return JSON.parse(text) as T
-  }
-
-  async register (serverName: string, backend: Backend): Promise<void> {
-    await this.call('POST', '/register-server', { serverName, host: '127.0.0.1', port: backend.port })
-  }
-
-  async session (userId: string, serverName: string): Promise<{ token: string, url: string }> {
-    return await this.call('POST', '/create-session', { userId, serverName, ttlSeconds: 6 * 3600 })
-  }
-
-  async metrics (): Promise<string> {
-    const res = await fetch(this.origin + '/metrics', { headers: { authorization: `Bearer ${API_KEY}` } })
-    return await res.text()
-  }
-}
-
-export interface GatewayProcess { child: Child, port: number, admin: Admin, startupMs: number }
-
 /** Spawns the prebuilt gateway as users run it; resolves once /ready answers 200. */
 export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[] }): Promise<GatewayProcess> {
-  const port = await freePort()
-  const started = performance.now()
-  const child = spawnServer(process.execPath, [...(env.nodeArgs ?? []), GATEWAY_CLI, 'start'], {
-    MCP_WEB_UI_GATEWAY_PORT: String(port),
-    MCP_WEB_UI_GATEWAY_HOST: '127.0.0.1',
-    MCP_WEB_UI_GATEWAY_API_KEY: API_KEY,
-    MCP_WEB_UI_JWT_SECRET: env.secret,
-    MCP_WEB_UI_DRAIN_TIMEOUT_MS: '10000',
-    ...(env.mongoUrl !== undefined && { MCP_WEB_UI_MONGO_URL: env.mongoUrl, MCP_WEB_UI_MONGO_DB_NAME: env.dbName ?? 'mcpgw_bench' }),
-    DEBUG: 'false'
-  })
-  await waitForOk(`http://127.0.0.1:${port}/ready`, 30_000, child.process)
-  const startupMs = performance.now() - started
-  return { child, port, admin: new Admin(`http://127.0.0.1:${port}`), startupMs }
+  return await spawnGatewayProcess({ cli: GATEWAY_CLI, apiKey: API_KEY, ...env })
 }
 
 /** A gateway with one registered backend and one session: the target's base is that session's URL. */
 export async function startGateway (backend: Backend, name: string, env: { mongoUrl?: string, dbName?: string }): Promise<Target & { gateway: GatewayProcess }> {
   const gateway = await spawnGateway({ ...env, secret: randomBytes(32).toString('hex') })
-  await gateway.admin.register('bench', backend)
+  await gateway.admin.register('bench', backend.port)
   // Registrations live 90 s; a long run heartbeats like the client SDK does.
-  const heartbeat = setInterval(() => { gateway.admin.register('bench', backend).catch(() => {}) }, 20_000)
+  const heartbeat = setInterval(() => { gateway.admin.register('bench', backend.port).catch(() => {}) }, 20_000)
   const { token } = await gateway.admin.session('bench-user', 'bench')
   return {
     name,
     base: `http://127.0.0.1:${gateway.port}/mcp/${token}/`,
-    pids: [gateway.child.pid],
+    pids: [gateway.pid],
     admin: gateway.admin,
     gateway,
-    stop: async () => { clearInterval(heartbeat); await gateway.child.stop() }
+    stop: async () => { clearInterval(heartbeat); await gateway.stop() }
   }
 }

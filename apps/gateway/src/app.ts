@@ -52,7 +52,16 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     // Request ids from clients are not trusted into our logs.
     requestIdHeader: false
   }
-  const app = Fastify(serverOptions)
+  const app = Fastify({
+    ...serverOptions,
+    http: {
+      // Slowloris and connections that never speak: closed once the headers are overdue,
+      // checked often enough that the bound holds to within a quarter of itself.
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.headersTimeoutMs / 4)))
+    }
+  })
+  if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections
 
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
@@ -91,6 +100,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   await app.register(mcpGateway, {
     prefix: config.prefix,
     trustProxy: config.trustProxy,
+    maxBodyBytes: config.maxBodyBytes,
     wsAllowedOrigins: config.corsOrigins
   })
 

@@ -23,7 +23,9 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_MONGO_URL (absent: embedded store), MCP_WEB_UI_MONGO_DB_NAME (mcp_webui),
   MCP_WEB_UI_JWT_SECRET, MCP_WEB_UI_PROXY_PREFIX (/mcp), MCP_WEB_UI_GATEWAY_API_KEY,
   MCP_WEB_UI_PUBLIC_URL, MCP_WEB_UI_CORS_ORIGINS, MCP_WEB_UI_ALLOWED_BACKENDS,
-  MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000), DEBUG=true.
+  MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000),
+  MCP_WEB_UI_HEADERS_TIMEOUT_MS (30000), MCP_WEB_UI_MAX_CONNECTIONS (0: no cap),
+  MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false), DEBUG=true.
 SIGTERM or SIGINT drains and exits 0.`,
   sessions: `usage: mcp-gw sessions list [--user ID] [--server NAME] [--limit N] [--json]
        mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID)

@@ -17,6 +17,12 @@ export interface GatewayConfig {
   /** One log line per request (Fastify's request logging). Off by default, on with DEBUG. */
   accessLog: boolean
   drainTimeoutMs: number
+  /** A client must send its complete request headers within this; slow or silent connections are closed. */
+  headersTimeoutMs: number
+  /** Open client connections the gateway accepts at once; 0 for no limit of its own. */
+  maxConnections: number
+  /** Largest request body passed to a backend (413 beyond); 0 for no limit. */
+  maxBodyBytes: number
 }
 
 export class ConfigError extends Error {
@@ -38,6 +44,9 @@ const schema = {
     MCP_WEB_UI_ALLOWED_BACKENDS: { type: 'string' },
     MCP_WEB_UI_TRUST_PROXY: { type: 'string' },
     MCP_WEB_UI_DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
+    MCP_WEB_UI_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 30_000 },
+    MCP_WEB_UI_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
+    MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
     DEBUG: { type: 'string' }
   }
@@ -86,7 +95,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
     debug: raw.DEBUG === 'true',
     accessLog: raw.MCP_WEB_UI_ACCESS_LOG === undefined ? raw.DEBUG === 'true' : raw.MCP_WEB_UI_ACCESS_LOG === 'true',
-    drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number
+    drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number,
+    headersTimeoutMs: raw.MCP_WEB_UI_HEADERS_TIMEOUT_MS as number,
+    maxConnections: raw.MCP_WEB_UI_MAX_CONNECTIONS as number,
+    maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number
   }
   for (const origin of config.corsOrigins) {
     if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')

@@ -37,6 +37,7 @@ t.test('every variable is read', async (t) => {
     accessLog: true
   })
   t.equal(loadConfig({}).accessLog, false, 'no access log by default')
+  t.match(loadConfig({}), { headersTimeoutMs: 30_000, maxConnections: 0, maxBodyBytes: 1024 ** 3 }, 'limits by default')
   t.equal(loadConfig({ MCP_WEB_UI_ACCESS_LOG: 'true' }).accessLog, true)
   t.equal(loadConfig({ DEBUG: 'true', MCP_WEB_UI_ACCESS_LOG: 'false' }).accessLog, false, 'an explicit setting wins over DEBUG')
   t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true' }).trustProxy, true)
@@ -57,7 +58,9 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_JWT_SECRET: 'too-short-secret-value' }],
     ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017' }],
     ['MCP_WEB_UI_DRAIN_TIMEOUT_MS', { MCP_WEB_UI_DRAIN_TIMEOUT_MS: '-1' }],
-    ['MCP_WEB_UI_ACCESS_LOG', { MCP_WEB_UI_ACCESS_LOG: 'yes' }]
+    ['MCP_WEB_UI_ACCESS_LOG', { MCP_WEB_UI_ACCESS_LOG: 'yes' }],
+    ['MCP_WEB_UI_HEADERS_TIMEOUT_MS', { MCP_WEB_UI_HEADERS_TIMEOUT_MS: '5' }],
+    ['MCP_WEB_UI_MAX_BODY_BYTES', { MCP_WEB_UI_MAX_BODY_BYTES: '-1' }]
   ]
   for (const [name, env] of cases) {
     const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()

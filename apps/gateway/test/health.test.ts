@@ -24,5 +24,7 @@ t.test('the prefix is configurable', async (t) => {
   const app = await buildGateway(testConfig({ prefix: '/apps' }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   t.equal((await app.inject('/apps/not-a-token/')).statusCode, 401)
-  t.equal((await app.inject('/mcp/not-a-token/')).statusCode, 404)
+  const missing = await app.inject('/mcp/not-a-token/')
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.json().code, 'MCPGW_NOT_FOUND', 'a 404 carries a code like every other refusal')
 })

@@ -24,15 +24,21 @@ export function forwardContext (facts: ClientFacts, session: SessionRecord, toke
 /** Headers that tell the backend who the gateway authenticated. Only the gateway sets them. */
 export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes'] as const
 
+// Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
+// reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
+const HOP_BY_HOP = new Set(['upgrade', 'keep-alive', 'proxy-connection', 'expect', 'http2-settings', 'te'])
+
 /**
  * Request headers for the backend, as a new object: deleting keys would turn
- * the object V8 sees on every proxied request into a slow dictionary.
+ * the object V8 sees on every proxied request into a slow dictionary. For an
+ * `upgrade` (the WebSocket handshake) the hop-by-hop headers that carry it stay.
  */
-export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
+export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext, upgrade = false): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {}
   const token = ctx.forwardToken ? null : ctx.token
   for (const name of Object.keys(headers)) {
     const value = headers[name]
+    if (!upgrade && HOP_BY_HOP.has(name) && !(name === 'te' && value === 'trailers')) continue
     // Whatever a client sent under our header names (and our tracing ones) is
     // dropped: a backend must not take it as something the gateway said.
     if (name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name === 'x-real-ip' || name === 'x-forwarded-host')) continue

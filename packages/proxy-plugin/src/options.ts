@@ -47,6 +47,12 @@ export interface ProxyOptions {
   trustProxy?: boolean | number | string | string[]
   /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
   assetFallback?: boolean
+  /**
+   * Largest request body passed to a backend, in bytes; bigger ones get 413
+   * (at once when Content-Length says so, else when the stream crosses it).
+   * Default 0: no limit of the proxy's own, bodies stream with backpressure.
+   */
+  maxBodyBytes?: number
   /** Clock, epoch ms. */
   now?: () => number
 }
@@ -63,6 +69,7 @@ export interface NormalizedProxyOptions {
   readonly wsHandshakeTimeoutMs: number
   readonly wsAllowedOrigins: readonly string[] | '*'
   readonly assetFallback: boolean
+  readonly maxBodyBytes: number
   readonly trustProxy: boolean | number | string | readonly string[]
   readonly now: () => number
 }
@@ -124,6 +131,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     wsHandshakeTimeoutMs: int('wsHandshakeTimeoutMs', options.wsHandshakeTimeoutMs, DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, 1),
     wsAllowedOrigins,
     assetFallback: bool('assetFallback', options.assetFallback, true),
+    maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
     trustProxy: trustProxyOption(options.trustProxy),
     now: options.now ?? Date.now
   })

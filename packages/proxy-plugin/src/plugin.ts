@@ -36,7 +36,8 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
   if (options.assetFallback) {
     fastify.setNotFoundHandler(async function mcpAssetFallback (request, reply) {
       if (await assetRedirect(request, reply, options.prefix, authenticator)) return reply
-      return reply.code(404).send({ message: `Route ${request.method}:${request.url.split('?')[0]} not found`, error: 'Not Found', statusCode: 404 })
+      // Fastify's own 404, plus a stable code like every other refusal of ours.
+      return reply.code(404).send({ message: `Route ${request.method}:${request.url.split('?')[0]} not found`, error: 'Not Found', statusCode: 404, code: 'MCPGW_NOT_FOUND' })
     })
   }
 }

@@ -1,9 +1,10 @@
+import { pipeline, Transform } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import type { ServerRegistration } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import fp from 'fastify-plugin'
 import { requestFacts, trustFunction } from './client-facts.js'
-import { BadGatewayError, GatewayTimeoutError, MissingTokenError } from './errors.js'
+import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, MissingTokenError } from './errors.js'
 import { sendError } from './error-reply.js'
 import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
 import { validateOptions } from './options.js'
@@ -31,10 +32,31 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
   const authenticator = fastify.mcpAuthenticator
   const trust = trustFunction(options.trustProxy)
 
-  // Bodies stay streams: never parsed, never buffered, no size cap of ours.
+  // Bodies stay streams: never parsed, never buffered; capped only when maxBodyBytes says so.
+  const maxBody = options.maxBodyBytes
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', function passThrough (_request, payload, done) {
-    done(null, payload)
+  fastify.addContentTypeParser('*', function passThrough (request, payload, done) {
+    if (maxBody === 0) {
+      done(null, payload)
+      return
+    }
+    const declared = request.headers['content-length']
+    if (declared !== undefined) {
+      // Node's parser holds the body to exactly this length.
+      if (Number(declared) > maxBody) done(new BodyTooLargeError(maxBody))
+      else done(null, payload)
+      return
+    }
+    let seen = 0
+    const counted = new Transform({
+      transform (chunk: Buffer, _encoding, callback) {
+        seen += chunk.length
+        if (seen > maxBody) callback(new BodyTooLargeError(maxBody))
+        else callback(null, chunk)
+      }
+    })
+    pipeline(payload, counted, () => {})
+    done(null, counted)
   })
 
   await fastify.register(replyFrom, {
@@ -51,6 +73,12 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     // reply-from types its reply for every server kind; ours is HTTP/1.
     const cause = (error.cause as { code?: string } | undefined)?.code
     const code = error.code ?? cause
+    if (code === 'MCPGW_PROXY_BODY_TOO_LARGE' || cause === 'MCPGW_PROXY_BODY_TOO_LARGE') {
+      // The rest of the body is not worth reading: answer and hang up.
+      reply.header('connection', 'close')
+      sendError(reply, new BodyTooLargeError(maxBody))
+      return
+    }
     // The one line an operator gets when access logs are off. The URL stays out: it holds the token.
     reply.log.warn({ code: cause ?? code, serverName: reply.request.mcpSession?.serverName }, 'backend request failed')
     sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))

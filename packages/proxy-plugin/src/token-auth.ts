@@ -42,6 +42,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   const authenticator = opts.authenticator ?? new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const sessions = authenticator.sessions
 
+  // A backend that re-registers (say, restarted on a new port) is routed to at once.
+  const unsubscribe = authenticator.registry.onServerChange((serverName) => authenticator.routes.delete(serverName))
+  fastify.addHook('onClose', (_instance, done) => { unsubscribe(); done() })
   fastify.decorate('mcpAuthenticator', authenticator)
   fastify.decorateRequest('mcpSession', null)
   fastify.decorateRequest('mcpTarget', null)

@@ -123,7 +123,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyCont
     if (socket.destroyed) return
     authenticator.touch(session)
 
-    const headers = rewriteRequestHeaders(req.headers, forwardContext(facts, session, token, prefix, options.forwardToken))
+    const headers = rewriteRequestHeaders(req.headers, forwardContext(facts, session, token, prefix, options.forwardToken), true)
     headers.host = `${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`
     const send = backend.protocol === 'https' ? httpsRequest : httpRequest
     const proxyReq = send({ host: backend.host, port: backend.port, path, method: 'GET', headers, agent: false })

@@ -6,8 +6,7 @@ import type { RegistryStore } from '@mcp-gw/registry'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
-import { WebSocketServer } from 'ws'
-import type { WebSocket } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import { mcpGateway } from '../src/plugin.js'
 import type { McpGatewayOptions } from '../src/plugin.js'
 
@@ -162,5 +161,43 @@ export async function rawRequest (port: number, path: string, options: { method?
     })
     req.on('error', reject)
     req.end()
+  })
+}
+
+/** Opens a WebSocket; rejects with the HTTP status and body when the upgrade is refused. */
+export function openWebSocket (url: string, protocols?: string[], options: { origin?: string } = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, options.origin !== undefined ? { origin: options.origin } : {})
+    ws.once('open', () => resolve(ws))
+    ws.once('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode, body })))
+    })
+    ws.once('error', reject)
+  })
+}
+
+/**
+ * Writes `bytes` to the server as they are and returns the status of the first
+ * response line, or 0 when the server closed without one. For requests no HTTP
+ * client would send.
+ */
+export async function rawExchange (port: number, bytes: string | Buffer, timeoutMs = 5000): Promise<number> {
+  const { connect } = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let head = ''
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no answer and no close')) }, timeoutMs)
+    const done = (status: number): void => { clearTimeout(timer); socket.destroy(); resolve(status) }
+    socket.on('data', (c: Buffer) => {
+      head += c.toString('latin1')
+      const match = /^HTTP\/1\.[01] (\d{3})/.exec(head)
+      if (match !== null) done(Number(match[1]))
+      else if (head.length > 64) done(-1)
+    })
+    socket.on('error', () => done(0))
+    socket.on('close', () => done(0))
+    socket.write(bytes)
   })
 }

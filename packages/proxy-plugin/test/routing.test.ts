@@ -184,3 +184,30 @@ t.test('dot segments never climb out of the backend root', async (t) => {
   t.equal((await rawRequest(gw.port, `/mcp/${token}/a/b..c/x..?q=../`)).status, 200)
   t.equal(backend.seen.length, 1, 'only the harmless one reached the backend')
 })
+
+t.test('a backend that restarts on a new port is routed to at once, not after the cache bound', async (t) => {
+  const first = await startBackend(t, (_req, res) => { res.end('first') })
+  const second = await startBackend(t, (_req, res) => { res.end('second') })
+  const gw = await startGateway(t, { revalidateMs: 60_000 })
+  const token = await gw.session(first)
+  t.equal(await (await fetch(`${gw.origin}/mcp/${token}/`)).text(), 'first')
+  await gw.registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: second.port })
+  t.equal(await (await fetch(`${gw.origin}/mcp/${token}/`)).text(), 'second', 'the next request already goes to the new port')
+  await gw.registry.deregisterServer('todoodles')
+  const gone = await fetch(`${gw.origin}/mcp/${token}/`)
+  t.equal(gone.status, 503)
+  t.equal((await gone.json()).code, 'MCPGW_PROXY_NO_BACKEND', 'and a deregistration is seen at once too')
+})
+
+t.test('hop-by-hop headers meant for the gateway do not break or reach the backend', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const token = await gw.session(backend)
+  for (const [name, value] of [['upgrade', ''], ['upgrade', 'h2c'], ['keep-alive', 'timeout=5'], ['proxy-connection', 'keep-alive'], ['te', 'gzip'], ['http2-settings', 'AAMAAABkAAQCAAAAAAIAAAAA']]) {
+    const res = await rawRequest(gw.port, `/mcp/${token}/x`, { headers: { [name!]: value! } })
+    t.equal(res.status, 200, `${name}: ${value}`)
+    t.notOk(name! in JSON.parse(res.body).headers, `${name} stays with the gateway`)
+  }
+  const trailers = await rawRequest(gw.port, `/mcp/${token}/x`, { headers: { te: 'trailers' } })
+  t.equal(JSON.parse(trailers.body).headers.te, 'trailers', 'TE: trailers is end to end')
+})

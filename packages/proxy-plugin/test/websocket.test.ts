@@ -1,20 +1,7 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { startBackend, startGateway } from './helpers.js'
-
-function open (url: string, protocols?: string[], options: { origin?: string } = {}): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, options.origin !== undefined ? { origin: options.origin } : {})
-    ws.once('open', () => resolve(ws))
-    ws.once('unexpected-response', (_req, res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => { body += c.toString() })
-      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode, body })))
-    })
-    ws.once('error', reject)
-  })
-}
+import { openWebSocket as open, startBackend, startGateway } from './helpers.js'
 
 function next (ws: WebSocket): Promise<{ data: Buffer, isBinary: boolean }> {
   return new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })))

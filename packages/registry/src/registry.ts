@@ -74,6 +74,7 @@ export class Registry {
   readonly #now: () => number
   /** sessionId -> time of the last activity write, for throttling. */
   readonly #lastTouch = new Map<string, number>()
+  readonly #serverListeners = new Set<(serverName: string) => void>()
   /**
    * Calls made to the store since start, by operation: each is one round trip
    * on a networked store. Monitoring reads it; the proxy's cached path adds none.
@@ -254,11 +255,37 @@ export class Registry {
       metadata: assertMetadata(input.metadata)
     }
     const now = this.#now()
-    return await this.#counted('upsertServer').upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
+    const stored = await this.#counted('upsertServer').upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
+    this.#serverChanged(stored.serverName)
+    return stored
   }
 
   async deregisterServer (serverName: string): Promise<boolean> {
-    return await this.#counted('deleteServer').deleteServer(assertServerName(serverName))
+    const name = assertServerName(serverName)
+    const deleted = await this.#counted('deleteServer').deleteServer(name)
+    this.#serverChanged(name)
+    return deleted
+  }
+
+  /**
+   * Calls `listener` after each registration, heartbeat or deregistration made
+   * through this Registry, so caches in this process can drop a stale route at
+   * once (a backend that restarted on a new port). Other processes sharing the
+   * store see the change when their caches revalidate. Returns an unsubscribe.
+   */
+  onServerChange (listener: (serverName: string) => void): () => void {
+    this.#serverListeners.add(listener)
+    return () => { this.#serverListeners.delete(listener) }
+  }
+
+  #serverChanged (serverName: string): void {
+    for (const listener of this.#serverListeners) {
+      try {
+        listener(serverName)
+      } catch (err) {
+        this.options.logger.warn({ err }, 'a server-change listener threw')
+      }
+    }
   }
 
   /** The live registration for serverName, or null. */

@@ -1,0 +1,65 @@
+import fc from 'fast-check'
+import t from 'tap'
+import { frameworkErrors } from '../src/error-reply.js'
+import { rawExchange, startBackend, startGateway } from './helpers.js'
+
+// The default run is quick enough for every `pnpm test`; the chaos suite raises it.
+const RUNS = Number(process.env.MCPGW_FUZZ_RUNS ?? 300)
+
+const tchar = fc.constantFrom(...'abcxyz019!#$%&\'*+-.^_`|~'.split(''))
+const headerName = fc.oneof(
+  fc.constantFrom('authorization', 'cookie', 'host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-prefix', 'x-mcpgw-user-id',
+    'x-real-ip', 'origin', 'referer', 'upgrade', 'connection', 'content-type', 'accept', 'expect', 'te', 'forwarded'),
+  fc.array(tchar, { minLength: 1, maxLength: 20 }).map((c) => c.join(''))
+)
+const headerValue = fc.oneof(
+  fc.string({ maxLength: 80 }).map((s) => s.replace(/[\r\n\0]/g, '')),
+  fc.constantFrom('', ' ', 'close', 'keep-alive', 'websocket', 'Upgrade', '../../', 'http://127.0.0.1:1/', 'chunked', '100-continue', 'Bearer x')
+)
+const segment = fc.oneof(
+  fc.string({ maxLength: 12 }).map(encodeURIComponent),
+  fc.constantFrom('..', '.', '%2e%2e', '%2E.', '%zz', '%', '%00', '', '%2f', '%5c', ';', '~', '%ff%fe', '*', '@', ':80')
+)
+
+t.test('fuzzed paths, tokens and headers: never a 5xx from the gateway, never a crash', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { fastify: { frameworkErrors } })
+  const good = await gw.session(backend)
+  const failures: unknown[] = []
+  const onFailure = (err: unknown): void => { failures.push(err) }
+  process.on('unhandledRejection', onFailure)
+  process.on('uncaughtException', onFailure)
+  t.teardown(() => {
+    process.off('unhandledRejection', onFailure)
+    process.off('uncaughtException', onFailure)
+  })
+
+  const token = fc.oneof(
+    fc.constant(good),
+    fc.nat(good.length - 1).chain((i) => fc.constantFrom('A', '.', '-', '_', '%2e').map((c) => good.slice(0, i) + c + good.slice(i + 1))),
+    fc.string({ maxLength: 40 }).map(encodeURIComponent),
+    fc.constantFrom('', '.', '..', 'a.b.c', '%2e%2e', good + '.x', good.split('.').slice(0, 2).join('.'))
+  )
+  const request = fc.record({
+    method: fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT', 'PROPFIND', 'get'),
+    prefix: fc.constantFrom('/mcp/', '/mcp//', '//mcp/', '/MCP/', '/mcp/%2e%2e/'),
+    token,
+    path: fc.array(segment, { maxLength: 5 }).map((s) => s.join('/')),
+    query: fc.oneof(fc.constant(''), fc.string({ maxLength: 20 }).map((s) => '?' + encodeURIComponent(s)), fc.constant('?token=' + good)),
+    headers: fc.array(fc.tuple(headerName, headerValue), { maxLength: 6 }),
+    body: fc.oneof(fc.constant(''), fc.string({ maxLength: 64 }))
+  })
+
+  // fast-check prints its counterexample: with the token masked, as every output must be.
+  const masked = (err: Error): Error => new Error(err.message.split(good).join('<token>'))
+  await fc.assert(fc.asyncProperty(request, async (r) => {
+    const lines = [`${r.method} ${r.prefix}${r.token}/${r.path}${r.query} HTTP/1.1`, `Host: 127.0.0.1:${gw.port}`]
+    for (const [name, value] of r.headers) if (name !== 'host' && name !== 'content-length' && name !== 'transfer-encoding') lines.push(`${name}: ${value}`)
+    lines.push(`Content-Length: ${Buffer.byteLength(r.body)}`, 'Connection: close')
+    const status = await rawExchange(gw.port, lines.join('\r\n') + '\r\n\r\n' + r.body)
+    return status < 500
+  }), { numRuns: RUNS, seed: Number(process.env.MCPGW_FUZZ_SEED ?? Date.now() % 2 ** 31) }).catch((err: Error) => { throw masked(err) })
+
+  t.same(failures, [], 'no unhandled rejection or exception')
+  t.equal((await rawExchange(gw.port, `GET /mcp/${good}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)), 200, 'still serving')
+})

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { freePort } from './ferretdb.js'
+
+/** The gateway's HTTP API, as an MCP server's SDK would use it. */
+export class GatewayAdmin {
+  constructor (readonly origin: string, readonly apiKey: string) {}
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(this.origin + path, {
+      method,
+      headers: { authorization: `Bearer ${this.apiKey}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) })
+    })
+    const text = await res.text()
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`)
+    return JSON.parse(text) as T
+  }
+
+  async register (serverName: string, port: number, host = '127.0.0.1'): Promise<void> {
+    await this.call('POST', '/register-server', { serverName, host, port })
+  }
+
+  async session (userId: string, serverName: string, ttlSeconds = 6 * 3600): Promise<{ token: string, url: string, sessionId: string }> {
+    return await this.call('POST', '/create-session', { userId, serverName, ttlSeconds })
+  }
+
+  async metrics (): Promise<string> {
+    const res = await fetch(this.origin + '/metrics', { headers: { authorization: `Bearer ${this.apiKey}` } })
+    return await res.text()
+  }
+}
+
+export interface GatewayProcess {
+  child: ChildProcess
+  pid: number
+  port: number
+  origin: string
+  admin: GatewayAdmin
+  /** Milliseconds from spawn to the first 200 from /ready. */
+  startupMs: number
+  /** The tail of its stderr, for failure messages. */
+  stderr (): string
+  /** SIGTERM (or `signal`), SIGKILL after 10 s; resolves on exit. */
+  stop (signal?: NodeJS.Signals): Promise<void>
+}
+
+export interface SpawnGatewayOptions {
+  /** Path of the gateway's built CLI (apps/gateway/dist/cli.js). */
+  cli: string
+  apiKey: string
+  secret: string
+  port?: number
+  mongoUrl?: string
+  dbName?: string
+  /** More MCP_WEB_UI_* settings. */
+  env?: Record<string, string>
+  nodeArgs?: string[]
+}
+
+/**
+ * Runs the prebuilt gateway as its users do (`mcp-gw start`, configured by the
+ * environment, logs to /dev/null) and resolves once /ready answers 200.
+ */
+export async function spawnGateway (options: SpawnGatewayOptions): Promise<GatewayProcess> {
+  const port = options.port ?? await freePort()
+  const started = performance.now()
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli, 'start'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      ...process.env,
+      MCP_WEB_UI_GATEWAY_PORT: String(port),
+      MCP_WEB_UI_GATEWAY_HOST: '127.0.0.1',
+      MCP_WEB_UI_GATEWAY_API_KEY: options.apiKey,
+      MCP_WEB_UI_JWT_SECRET: options.secret,
+      ...(options.mongoUrl !== undefined && { MCP_WEB_UI_MONGO_URL: options.mongoUrl, MCP_WEB_UI_MONGO_DB_NAME: options.dbName ?? 'mcp_webui' }),
+      DEBUG: 'false',
+      ...options.env
+    }
+  })
+  let err = ''
+  child.stderr!.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000) })
+  const origin = `http://127.0.0.1:${port}`
+  for (;;) {
+    const ok = await fetch(`${origin}/ready`).then(async (res) => { await res.arrayBuffer(); return res.ok }, () => false)
+    if (ok) break
+    if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode} before it was ready:\n${err}`)
+    if (performance.now() - started > 30_000) {
+      child.kill('SIGKILL')
+      throw new Error(`the gateway was not ready within 30 s:\n${err}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  const startupMs = performance.now() - started
+  return {
+    child,
+    pid: child.pid!,
+    port,
+    origin,
+    admin: new GatewayAdmin(origin, options.apiKey),
+    startupMs,
+    stderr: () => err,
+    async stop (signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+}
