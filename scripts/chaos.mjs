@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // pnpm test:chaos: the long fault, churn and hostile-input runs, bounded in time,
 // then a table of what was tried, what held, and the figures each case printed.
+// One file at a time: the cases measure descriptors and memory of their own gateways.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Parser } from 'tap-parser'
@@ -16,7 +17,8 @@ const files = [
 const dir = mkdtempSync(join(tmpdir(), 'mcpgw-chaos-'))
 const report = join(dir, 'chaos.tap')
 const started = Date.now()
-const run = spawnSync('npx', ['tap', '--timeout', '900', '--disable-coverage', ...files], {
+process.stdout.write(`chaos: ${files.join(' ')} (TAP in ${report})\n`)
+const run = spawnSync('npx', ['tap', '--jobs', '1', '--timeout', '900', '--disable-coverage', ...files], {
   stdio: 'inherit',
   env: { MCPGW_FUZZ_RUNS: '20000', ...process.env, TAP_REPORTER: 'tap', TAP_REPORTER_FILE: report }
 })
@@ -24,7 +26,7 @@ const run = spawnSync('npx', ['tap', '--timeout', '900', '--disable-coverage', .
 const rows = []
 function watch (parser, depth, file, row) {
   parser.on('comment', (line) => {
-    const match = /^\s*# figure: (.*)$/.exec(line)
+    const match = /^# figure: (.*)$/.exec(line.trim())
     if (match !== null && row !== null) row.figures.push(match[1].trim())
   })
   parser.on('child', (child) => {
@@ -40,6 +42,9 @@ function watch (parser, depth, file, row) {
       const match = rows.findLast((r) => r.file === file && r.name === res.name)
       if (match !== undefined) match.ok = res.ok && !res.skip
     })
+  } else if (depth >= 2) {
+    // A failed check inside a case: named in the table, so a red run says what broke.
+    parser.on('assert', (res) => { if (!res.ok && row !== null) row.figures.push(`failed: ${res.name}`) })
   }
 }
 let text = ''
@@ -47,7 +52,6 @@ try { text = readFileSync(report, 'utf8') } catch {}
 const parser = new Parser()
 watch(parser, 0, '', null)
 parser.end(text)
-rmSync(dir, { recursive: true, force: true })
 
 const esc = (s) => s.replace(/\|/g, '\\|')
 const out = ['', '| case | held | figures |', '| --- | --- | --- |']

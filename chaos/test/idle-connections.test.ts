@@ -29,6 +29,8 @@ t.test(`${IDLE.toLocaleString('en-US')} idle connections and ${SLOW.toLocaleStri
       const s = connect(gw.port, '127.0.0.1', () => resolve())
       s.on('error', () => resolve())
       s.on('close', () => { count.closed++ })
+      // Flowing, so that the gateway's close reaches us as 'end' and 'close'.
+      s.resume()
       sockets.push(s)
     })))
   }
@@ -65,7 +67,7 @@ t.test(`${IDLE.toLocaleString('en-US')} idle connections and ${SLOW.toLocaleStri
 })
 
 t.test('an endless chunked upload: flat gateway memory while it streams, cut with 413 at MCP_WEB_UI_MAX_BODY_BYTES, others served', async (t) => {
-  const LIMIT = 256 * 2 ** 20
+  const LIMIT = 2 ** 30
   let received = 0
   const backend = createServer((req, res) => {
     if (req.url === '/sink') {
@@ -113,6 +115,7 @@ t.test('an endless chunked upload: flat gateway memory while it streams, cut wit
   t.match(outcome, /^(status 413|error E[A-Z]+)$/, 'the upload is stopped at the limit')
   t.ok(received <= LIMIT, 'no byte past the limit reached the backend')
   t.ok(received > LIMIT / 2, 'the body streamed until then')
-  t.ok(peak - before < 64 * 2 ** 20, `peak growth ${mib(peak - before)} MiB (bound: 64 MiB)`)
+  // Garbage from a body at full speed (a fresh Buffer per chunk) waits for the GC: the bound is on memory held, not on bytes moved.
+  t.ok(peak - before < 96 * 2 ** 20, `peak growth ${mib(peak - before)} MiB while 1 GiB went through (bound: 96 MiB)`)
   t.ok(ok > 10, 'others were served')
 })

@@ -49,6 +49,6 @@ t.test('fuzzed admin bodies, content types and keys: clear 4xx, never a 5xx, nev
     return true
   }), { numRuns: RUNS })
   t.same(failures, [], 'no unhandled rejection')
-  t.comment(`statuses seen: ${JSON.stringify(Object.fromEntries(statuses))}`)
+  t.comment(`figure: ${RUNS} calls; statuses ${JSON.stringify(Object.fromEntries(statuses))}`)
   t.ok((await app.inject('/health')).statusCode === 200, 'still alive')
 })

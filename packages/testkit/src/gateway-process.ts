@@ -63,7 +63,18 @@ export interface SpawnGatewayOptions {
  * environment, logs to /dev/null) and resolves once /ready answers 200.
  */
 export async function spawnGateway (options: SpawnGatewayOptions): Promise<GatewayProcess> {
-  const port = options.port ?? await freePort()
+  // A port that was free may be taken before the gateway binds it (parallel
+  // tests open ephemeral ports all the time): pick another, unless one was asked for.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(options, options.port ?? await freePort())
+    } catch (err) {
+      if (options.port !== undefined || attempt >= 5 || !String((err as Error).message).includes('EADDRINUSE')) throw err
+    }
+  }
+}
+
+async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<GatewayProcess> {
   const started = performance.now()
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli, 'start'], {
     stdio: ['ignore', 'ignore', 'pipe'],
