@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
-    /** `small`: profile a gateway under workload 1 alone; `scale`: profile the embedded-store gateway of workload 6. */
+    /** `small` (`small-mongo`): profile an embedded-store (Mongo-store) gateway under workload 1 alone; `scale`: the embedded-store gateway of workload 6. */
     profile: { type: 'string' }
   }
 })
@@ -276,8 +276,8 @@ async function main (): Promise<void> {
       await lifecycle(backend, mongo)
     }
 
-    if (args.profile === 'small') {
-      await profile(backend)
+    if (args.profile === 'small' || args.profile === 'small-mongo') {
+      await profile(backend, args.profile === 'small-mongo' ? mongo : null)
     }
   } finally {
     for (const t of targets) await t.stop().catch(() => {})
@@ -418,9 +418,13 @@ async function lifecycle (backend: Backend, mongo: TestMongo): Promise<void> {
   out()
 }
 
-async function profile (backend: Backend): Promise<void> {
+async function profile (backend: Backend, mongo: TestMongo | null): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-prof-'))
-  const gw = await spawnGateway({ secret: randomBytes(32).toString('hex'), nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
+  const gw = await spawnGateway({
+    secret: randomBytes(32).toString('hex'),
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    ...(mongo !== null && { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_prof') })
+  })
   try {
     await gw.admin.register('bench', backend.port)
     const { token } = await gw.admin.session('bench-user', 'bench')
@@ -428,7 +432,7 @@ async function profile (backend: Backend): Promise<void> {
   } finally {
     await gw.stop()
   }
-  await printProfile(dir, 'the small GET load')
+  await printProfile(dir, `the small GET load (${mongo === null ? 'embedded' : 'Mongo'} store)`)
 }
 
 async function printProfile (dir: string, what: string): Promise<void> {
