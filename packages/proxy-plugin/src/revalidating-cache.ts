@@ -72,8 +72,10 @@ export class RevalidatingCache<K, V> {
     return this.#pending.get(key) ?? this.#refresh(key)
   }
 
+  /** Forgets the key, and the result of a load already in flight for it (it may predate the change). */
   delete (key: K): void {
     this.#entries.delete(key)
+    this.#pending.delete(key)
   }
 
   clear (): void {
@@ -83,7 +85,10 @@ export class RevalidatingCache<K, V> {
 
   #refresh (key: K): Promise<V> {
     const startedAt = this.#options.now()
-    const promise = this.#options.load(key, this.#entries.get(key)?.value).then((value) => {
+    const promise: Promise<V> = this.#options.load(key, this.#entries.get(key)?.value).then((value) => {
+      // Deleted while loading (say, the backend re-registered): this answer may predate
+      // the change, so it is neither kept nor given; the caller gets a fresh load.
+      if (this.#pending.get(key) !== promise) return this.#pending.get(key) ?? this.#refresh(key)
       this.#pending.delete(key)
       this.#entries.delete(key)
       if (this.#entries.size >= this.#options.maxEntries) {
@@ -93,7 +98,7 @@ export class RevalidatingCache<K, V> {
       this.#entries.set(key, { value, checkedAt: startedAt })
       return value
     }, (err: unknown) => {
-      this.#pending.delete(key)
+      if (this.#pending.get(key) === promise) this.#pending.delete(key)
       const code = (err as { code?: unknown } | null)?.code
       if (code === STORE_UNAVAILABLE) {
         const entry = this.#entries.get(key)

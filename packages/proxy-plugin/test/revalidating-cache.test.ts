@@ -80,3 +80,22 @@ t.test('a hot key is reloaded in the background in the last quarter of the bound
   t.same(calls, [undefined, 'a1'], 'the reload was handed the value it replaces')
   t.equal(cache.peek('a')?.v, 'a2')
 })
+
+t.test('a delete during a load: the late answer is not kept, and its waiters get a fresh load', async (t) => {
+  let version = 0
+  const releases: Array<() => void> = []
+  const { cache } = setup(async (key) => {
+    const v = `${key}${++version}`
+    await new Promise<void>((resolve) => releases.push(resolve))
+    return { v, expiresAt: Infinity }
+  })
+  const waiting = cache.get('a')
+  await new Promise((resolve) => setImmediate(resolve))
+  cache.delete('a')
+  releases.shift()!()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(cache.size, 0, 'the answer that predates the delete is not kept')
+  releases.shift()!()
+  t.equal((await waiting).v, 'a2', 'the waiter got the load that started after the delete')
+  t.equal(cache.peek('a')?.v, 'a2')
+})
