@@ -153,7 +153,8 @@ export interface RawResponse {
 export async function rawRequest (port: number, path: string, options: { method?: string, headers?: Record<string, string> } = {}): Promise<RawResponse> {
   const { request } = await import('node:http')
   return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {} }, (res) => {
+    // A fresh connection each time: a socket the server just refused must never be reused.
+    const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }))
