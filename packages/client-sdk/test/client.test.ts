@@ -63,8 +63,10 @@ t.test('an unreachable gateway: a typed error, then registration when it appears
   t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
   await t.rejects(client.register({ host: '127.0.0.1', port: 12864 }), { code: 'MCPGW_SDK_GATEWAY_UNREACHABLE' })
   const gw = await startGateway(t, port)
-  await eventually(async () => (await gw.app.mcpRegistry.discover('todoodles')) !== null, 8000, 'registration once the gateway is up')
+  // The gateway stores the registration before its answer reaches the client: wait for both.
+  await eventually(async () => client.registered && (await gw.app.mcpRegistry.discover('todoodles')) !== null, 8000, 'registration once the gateway is up')
   t.equal(client.registered, true)
+  t.not(await gw.app.mcpRegistry.discover('todoodles'), null)
   t.same(unhandled, [], 'no unhandled rejection on the way')
 })
 
