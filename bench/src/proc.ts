@@ -3,6 +3,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { readdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
+import { stopChild } from '@mcp-gw/testkit'
 
 export const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -78,14 +79,7 @@ export function spawnJson (command: string, args: string[], options: SpawnOption
       return JSON.parse(line) as T
     },
     send (line) { child.stdin!.write(line + '\n') },
-    async stop (signal = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      child.kill(signal)
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-    },
+    stop: async (signal = 'SIGTERM') => { await stopChild(child, signal) },
     stderr: () => err
   }
 }

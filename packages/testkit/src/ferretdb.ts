@@ -132,6 +132,8 @@ export async function startFerretDb (): Promise<FerretDbProcess> {
     const proc = spawn(binary, [
       '--handler=sqlite',
       `--sqlite-url=file:${dataDir}/`,
+      // Its state.json goes with the data, not into whatever directory the tests run in.
+      `--state-dir=${dataDir}`,
       `--listen-addr=127.0.0.1:${port}`,
       '--debug-addr=-',
       '--telemetry=disable',

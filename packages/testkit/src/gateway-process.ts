@@ -111,13 +111,16 @@ async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<G
     admin: new GatewayAdmin(origin, options.apiKey),
     startupMs,
     stderr: () => err,
-    async stop (signal = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      child.kill(signal)
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-    }
+    stop: async (signal = 'SIGTERM') => { await stopChild(child, signal) }
   }
+}
+
+/** Sends `signal` (SIGKILL after 10 s if it is ignored) and resolves once the process has exited. */
+export async function stopChild (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill(signal)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
 }
