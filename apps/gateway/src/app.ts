@@ -19,10 +19,6 @@ export interface BuildOptions {
   prettyLogs?: boolean
 }
 
-function hops (count: number): (address: string, hop: number) => boolean {
-  return (_address, hop) => hop < count
-}
-
 const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]', 'token', '*.token']
 
 /**
@@ -46,8 +42,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     // Two JSON lines per proxied request cost a third of the gateway's throughput
     // (BENCHMARKS.md): opt-in, like the access logs of most proxies.
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
-    // A hop count is what Fastify means by a number; its types only list the function form.
-    trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
+    // Fastify's own reading (proxy-addr), for HTTP requests and WebSocket upgrades alike.
+    trustProxy: config.trustProxy,
     frameworkErrors,
     // Request ids from clients are not trusted into our logs.
     requestIdHeader: false
@@ -99,7 +95,6 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   })
   await app.register(mcpGateway, {
     prefix: config.prefix,
-    trustProxy: config.trustProxy,
     maxBodyBytes: config.maxBodyBytes,
     wsAllowedOrigins: config.corsOrigins
   })

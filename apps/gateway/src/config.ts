@@ -12,7 +12,8 @@ export interface GatewayConfig {
   publicUrl: string | undefined
   corsOrigins: string[]
   allowedBackends: string[] | undefined
-  trustProxy: boolean | number | string[]
+  /** false, true, or the addresses and CIDRs of the proxies whose X-Forwarded-* headers to believe. */
+  trustProxy: boolean | string[]
   debug: boolean
   /** One log line per request (Fastify's request logging). Off by default, on with DEBUG. */
   accessLog: boolean
@@ -56,10 +57,14 @@ function list (value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
 }
 
-function trustProxy (value: string | undefined): boolean | number | string[] {
+function trustProxy (value: string | undefined): boolean | string[] {
   if (value === undefined || value === '' || value === 'false') return false
   if (value === 'true') return true
-  if (/^\d+$/.test(value)) return Number(value)
+  if (/^\d+$/.test(value)) {
+    // A hop count cannot tell a proxy from a client that sends as many X-Forwarded-For
+    // entries; Fastify 5.12 trusts nothing for one. Say what works instead.
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_TRUST_PROXY no longer takes a hop count; list the addresses or CIDRs of your proxies (e.g. 127.0.0.1,10.0.0.0/8), or set true if every client reaches the gateway through them')
+  }
   return list(value)
 }
 

@@ -3,7 +3,8 @@ import type { Server } from 'node:net'
 import t from 'tap'
 import { createGatewayClient } from '../src/client.js'
 import { gatewayIdentity, publicBasePath, startWebUI } from '../src/web-ui.js'
-import { API_KEY, eventually, quietLogger, startGateway } from './helpers.js'
+import { eventually } from '@mcp-gw/testkit'
+import { API_KEY, quietLogger, startGateway } from './helpers.js'
 
 t.test('register, heartbeat, create and revoke sessions, close', async (t) => {
   const gw = await startGateway(t)
@@ -38,7 +39,7 @@ t.test('after the gateway restarts and forgets it, the client registers again by
   await gw.app.close()
   const restarted = await startGateway(t, gw.port)
   t.equal(await restarted.app.mcpRegistry.discover('todoodles'), null, 'the new gateway starts empty')
-  await eventually(async () => (await restarted.app.mcpRegistry.discover('todoodles')) !== null, 6000, 're-registration')
+  await eventually(async () => (await restarted.app.mcpRegistry.discover('todoodles')) !== null, { within: 6000, what: 're-registration' })
   t.equal((await restarted.app.mcpRegistry.discover('todoodles'))?.port, 12862)
 })
 
@@ -64,7 +65,7 @@ t.test('an unreachable gateway: a typed error, then registration when it appears
   await t.rejects(client.register({ host: '127.0.0.1', port: 12864 }), { code: 'MCPGW_SDK_GATEWAY_UNREACHABLE' })
   const gw = await startGateway(t, port)
   // The gateway stores the registration before its answer reaches the client: wait for both.
-  await eventually(async () => client.registered && (await gw.app.mcpRegistry.discover('todoodles')) !== null, 8000, 'registration once the gateway is up')
+  await eventually(async () => client.registered && (await gw.app.mcpRegistry.discover('todoodles')) !== null, { within: 8000, what: 'registration once the gateway is up' })
   t.equal(client.registered, true)
   t.not(await gw.app.mcpRegistry.discover('todoodles'), null)
   t.same(unhandled, [], 'no unhandled rejection on the way')
@@ -128,7 +129,7 @@ t.test('nothing is ever written to stdout (a stdio MCP server speaks JSON-RPC th
     const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${gwPort}`, apiKey: API_KEY, registerTimeoutMs: 300 })
     await client.register({ host: '127.0.0.1', port: 12865 }).catch(() => {})
     const gw = await startGateway(t, gwPort)
-    await eventually(() => client.registered, 8000, 'registration')
+    await eventually(() => client.registered, { within: 8000, what: 'registration' })
     await client.createSession('alice')
     await client.close()
     await gw.app.close()

@@ -21,11 +21,3 @@ export function quietLogger (): { warn: () => void, info: () => void, debug: () 
   const warnings: unknown[] = []
   return { warnings, warn: (...args: unknown[]) => { warnings.push(args) }, info: () => {}, debug: () => {} }
 }
-
-export async function eventually (check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}

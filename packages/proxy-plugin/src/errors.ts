@@ -15,6 +15,7 @@ export const RevokedTokenError = createError<Args<[]>>('MCPGW_PROXY_TOKEN_REVOKE
 export const ScopeDeniedError = createError<Args<[string]>>('MCPGW_PROXY_SCOPE_DENIED', 'This session may not use %s: it lacks the interact scope', 403, Error, NO_STACK)
 export const OriginDeniedError = createError<Args<[]>>('MCPGW_PROXY_ORIGIN_DENIED', 'WebSocket connections from this origin are not allowed', 403, Error, NO_STACK)
 export const BadPathError = createError<Args<[]>>('MCPGW_PROXY_BAD_PATH', 'The request path is not allowed', 400, Error, NO_STACK)
+export const BadUpgradeError = createError<Args<[]>>('MCPGW_PROXY_BAD_UPGRADE', 'Only WebSocket upgrades are proxied: GET with Upgrade: websocket, a Sec-WebSocket-Key and version 13', 400, Error, NO_STACK)
 export const BodyTooLargeError = createError<Args<[number]>>('MCPGW_PROXY_BODY_TOO_LARGE', 'The request body is larger than the %d bytes this gateway passes on', 413, Error, NO_STACK)
 export const NoBackendError = createError<Args<[string]>>('MCPGW_PROXY_NO_BACKEND', 'No live backend is registered for %s', 503, Error, NO_STACK)
 export const StoreUnavailableError = createError<Args<[]>>('MCPGW_PROXY_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503, Error, NO_STACK)

@@ -1,24 +1,48 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
-import type { ClientFacts } from './client-facts.js'
+import type { FastifyRequest } from 'fastify'
+import { parseTarget, stripTokenFromQuery } from './request-target.js'
 
 /**
  * What a backend is told about the request, and what the browser is told about
- * the response. Shared by the HTTP proxy and the WebSocket handshake.
+ * the response. Built once per request from Fastify's own (trust-proxy aware)
+ * view of it, for the HTTP proxy and the WebSocket handshake alike.
  */
 export interface ForwardContext {
   token: string
   prefix: string
   forwardToken: boolean
-  /** Client-to-gateway facts, already resolved with the trust-proxy setting. */
+  /** X-Forwarded-For to send on: trusted hops kept, in order, ending with our peer. */
   forwardedFor: string
   proto: string
   host: string | undefined
   session: SessionRecord
+  backend: ServerRegistration
 }
 
-export function forwardContext (facts: ClientFacts, session: SessionRecord, token: string, prefix: string, forwardToken: boolean): ForwardContext {
-  return { token, prefix, forwardToken, forwardedFor: facts.forwardedFor, proto: facts.proto, host: facts.host, session }
+export function forwardContext (request: FastifyRequest, prefix: string, forwardToken: boolean): ForwardContext {
+  // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
+  const ips = request.ips
+  const peer = request.socket.remoteAddress ?? ''
+  return {
+    token: request.mcpTarget!.token,
+    prefix,
+    forwardToken,
+    forwardedFor: ips === undefined || ips.length <= 1 ? peer : [...ips].reverse().join(', '),
+    proto: request.protocol,
+    host: request.host === '' ? undefined : request.host,
+    session: request.mcpSession!,
+    backend: request.mcpBackend!
+  }
+}
+
+/** A URL host with IPv6 addresses in brackets. */
+export function urlHost (host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
+
+export function backendOrigin (backend: ServerRegistration): string {
+  return `${backend.protocol}://${urlHost(backend.host)}:${backend.port}`
 }
 
 /** Headers that tell the backend who the gateway authenticated. Only the gateway sets them. */
@@ -27,6 +51,16 @@ export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcp
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
 // reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
 const HOP_BY_HOP = new Set(['upgrade', 'keep-alive', 'proxy-connection', 'expect', 'http2-settings', 'te'])
+
+/**
+ * Whatever a client sent under these names is dropped: a backend must not take it
+ * as something the gateway said. The gateway sets its own X-Forwarded-For, -Proto,
+ * -Host and -Prefix; a client's `Forwarded` (RFC 7239) would contradict them.
+ */
+function spoofable (name: string): boolean {
+  if (name === 'forwarded') return true
+  return name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name.startsWith('x-forwarded-') || name === 'x-real-ip')
+}
 
 /**
  * Request headers for the backend, as a new object: deleting keys would turn
@@ -39,9 +73,12 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   for (const name of Object.keys(headers)) {
     const value = headers[name]
     if (!upgrade && HOP_BY_HOP.has(name) && !(name === 'te' && value === 'trailers')) continue
-    // Whatever a client sent under our header names (and our tracing ones) is
-    // dropped: a backend must not take it as something the gateway said.
-    if (name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name === 'x-real-ip' || name === 'x-forwarded-host')) continue
+    if (spoofable(name)) continue
+    if (name === 'referer') {
+      const referer = rewriteReferer(value as string, ctx)
+      if (referer !== undefined) out.referer = referer
+      continue
+    }
     if (token !== null && typeof value === 'string' && value.includes(token)) {
       // The gateway token is not the backend's credential.
       if (name === 'authorization') continue
@@ -64,46 +101,87 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   return out
 }
 
+const JWT_SHAPED = /[\w%-]{10,}\.[\w%-]{10,}\.[\w%-]*/
+
+/**
+ * A Referer naming a page of this session becomes the same page on the backend's
+ * own origin, as on a direct connection; one naming any other session (its token
+ * in the path) is dropped, so backend B never learns session A's URL. Referers
+ * from elsewhere pass, unless they carry something shaped like a token.
+ */
+function rewriteReferer (referer: string, ctx: ForwardContext): string | undefined {
+  let url: URL
+  try {
+    url = new URL(referer)
+  } catch {
+    return undefined
+  }
+  let target
+  try {
+    target = parseTarget(url.pathname + url.search, ctx.prefix)
+  } catch {
+    return undefined
+  }
+  if (target === null) return JWT_SHAPED.test(referer) ? undefined : referer
+  if (target.token !== ctx.token) return undefined
+  const search = ctx.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
+  return backendOrigin(ctx.backend) + (target.path || '/') + search
+}
+
 // Policies that never send a path to another origin; anything else is replaced.
 const SAFE_REFERRER_POLICIES = new Set([
   'no-referrer', 'same-origin', 'origin', 'strict-origin', 'strict-origin-when-cross-origin', 'origin-when-cross-origin'
 ])
 
-/** Rewrites response headers in place for the browser. */
-export function rewriteResponseHeaders (
-  headers: Record<string, string | string[] | undefined>,
-  ctx: Pick<ForwardContext, 'token' | 'prefix'>,
-  backend: ServerRegistration
-): Record<string, string | string[] | undefined> {
+/**
+ * Response headers that act on the whole origin rather than on one page: on an
+ * origin shared by every session, one backend could widen a Service Worker's
+ * scope over other sessions' URLs (Service-Worker-Allowed) or wipe their
+ * storage and cookies (Clear-Site-Data).
+ */
+const ORIGIN_WIDE = ['service-worker-allowed', 'clear-site-data'] as const
+
+type ResponseHeaders = Record<string, string | string[] | number | undefined>
+
+/**
+ * The one policy for what a backend may send a browser, applied in place to a
+ * proxied response, a refused upgrade and an accepted one (101) alike. Names
+ * are lower case (as Node and undici give them).
+ */
+export function rewriteResponseHeaders<H extends ResponseHeaders> (headers: H, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend'>): H {
+  const out = headers as ResponseHeaders
   const base = `${ctx.prefix}/${ctx.token}`
-  const location = headers.location
-  if (typeof location === 'string') headers.location = rewriteLocation(location, base, backend)
+  // Rare: the delete (and the slower object it leaves) happens only when a backend sends one.
+  for (const name of ORIGIN_WIDE) if (out[name] !== undefined) delete out[name]
+
+  const location = out.location
+  if (typeof location === 'string') out.location = rewriteLocation(location, base, ctx.backend)
 
   // The token is in every URL under the prefix: it must never travel in a Referer to another site.
-  const policy = headers['referrer-policy']
-  const last = typeof policy === 'string' ? policy.split(',').pop()?.trim().toLowerCase() : undefined
-  if (last === undefined || !SAFE_REFERRER_POLICIES.has(last)) headers['referrer-policy'] = 'same-origin'
+  // Browsers apply the last policy they recognise; only a list whose last entry is safe is kept.
+  const policy = out['referrer-policy']
+  const last = policy === undefined ? undefined : String(policy).split(',').pop()?.trim().toLowerCase()
+  if (last === undefined || !SAFE_REFERRER_POLICIES.has(last)) out['referrer-policy'] = 'same-origin'
 
-  const setCookie = headers['set-cookie']
+  const setCookie = out['set-cookie']
   if (setCookie !== undefined) {
-    headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).map((c) => scopeCookie(c, base))
+    out['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [String(setCookie)]).map((c) => scopeCookie(c, base))
   }
 
-  const type = headers['content-type']
+  const type = out['content-type']
   if (typeof type === 'string' && type.startsWith('text/event-stream')) {
     // Tell a buffering reverse proxy in front of us (nginx) to pass events as they come.
-    headers['x-accel-buffering'] = 'no'
+    out['x-accel-buffering'] = 'no'
   }
   return headers
 }
 
 function rewriteLocation (location: string, base: string, backend: ServerRegistration): string {
-  if (location.startsWith('/') && !location.startsWith('//')) return base + location
+  if (location.startsWith('/') && !location.startsWith('//') && !location.startsWith('/\\')) return base + location
   if (location.startsWith('http://') || location.startsWith('https://')) {
     try {
       const url = new URL(location)
-      const backendHost = backend.host.includes(':') ? `[${backend.host}]` : backend.host
-      if (url.hostname === backendHost && Number(url.port || (url.protocol === 'https:' ? 443 : 80)) === backend.port) {
+      if (url.hostname === urlHost(backend.host) && Number(url.port || (url.protocol === 'https:' ? 443 : 80)) === backend.port) {
         return base + url.pathname + url.search + url.hash
       }
     } catch {}
@@ -111,18 +189,32 @@ function rewriteLocation (location: string, base: string, backend: ServerRegistr
   return location
 }
 
-/** A backend cookie at Path=/x belongs to this session's prefix, not to the whole gateway origin. */
-function scopeCookie (cookie: string, base: string): string {
-  let scoped = false
-  const parts = cookie.split(';').map((part) => {
-    const trimmed = part.trim()
-    if (/^path=/i.test(trimmed)) {
-      scoped = true
-      const path = trimmed.slice(5)
-      return ` Path=${base}${path.startsWith('/') ? path : `/${path}`}`
+/**
+ * A backend's cookie belongs to this session's prefix, not to the gateway's
+ * origin. Attributes are read as a browser reads them (RFC 6265 5.2: split on
+ * `;`, names trimmed and matched without case, the last Path counting), so no
+ * spelling (`Path =/`, `PATH=/`, two Paths) escapes: every Path and Domain is
+ * removed and exactly one Path under the prefix is added. The cookie's other
+ * bytes are kept as the backend wrote them, which a parse-and-serialise cookie
+ * library would not do.
+ */
+export function scopeCookie (cookie: string, base: string): string {
+  const parts = cookie.split(';')
+  const kept = [parts[0]!]
+  let path = '/'
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i]!
+    const eq = part.indexOf('=')
+    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
+    if (name === 'path') {
+      const value = eq === -1 ? '' : part.slice(eq + 1).trim()
+      // 5.2.4: a value that does not start with `/` means the default path.
+      path = value.startsWith('/') ? value : '/'
+      continue
     }
-    return part
-  })
-  if (!scoped) parts.push(` Path=${base}/`)
-  return parts.join(';')
+    if (name === 'domain') continue
+    kept.push(part)
+  }
+  kept.push(` Path=${base}${path}`)
+  return kept.join(';')
 }

@@ -39,12 +39,6 @@ export interface ProxyOptions {
    * an Origin header (non-browser clients) are allowed. `'*'` allows any.
    */
   wsAllowedOrigins?: string[] | '*'
-  /**
-   * Which proxies in front of the gateway to believe for WebSocket upgrades, as
-   * Fastify's `trustProxy` (give both the same value). HTTP requests follow
-   * Fastify's own setting. Default false.
-   */
-  trustProxy?: boolean | number | string | string[]
   /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
   assetFallback?: boolean
   /**
@@ -70,7 +64,6 @@ export interface NormalizedProxyOptions {
   readonly wsAllowedOrigins: readonly string[] | '*'
   readonly assetFallback: boolean
   readonly maxBodyBytes: number
-  readonly trustProxy: boolean | number | string | readonly string[]
   readonly now: () => number
 }
 
@@ -86,14 +79,6 @@ function bool (name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'expected true or false')
   return value
-}
-
-function trustProxyOption (value: unknown): boolean | number | string | readonly string[] {
-  if (value === undefined) return false
-  if (typeof value === 'boolean' || typeof value === 'string') return value
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return Object.freeze([...value])
-  throw new InvalidOptionError('trustProxy', 'expected what Fastify accepts: a boolean, a hop count, or addresses')
 }
 
 /** Pure: checks and fills in proxy options. */
@@ -117,6 +102,10 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
       }
     }))
   }
+  if ('trustProxy' in options) {
+    // It used to configure upgrades apart from HTTP; both now follow Fastify's own setting.
+    throw new InvalidOptionError('trustProxy', "no longer an option of the proxy: set Fastify's trustProxy, which HTTP requests and WebSocket upgrades both follow")
+  }
   if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
   const revalidateMs = int('revalidateMs', options.revalidateMs, DEFAULT_REVALIDATE_MS, 0)
   return Object.freeze({
@@ -132,7 +121,6 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     wsAllowedOrigins,
     assetFallback: bool('assetFallback', options.assetFallback, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
-    trustProxy: trustProxyOption(options.trustProxy),
     now: options.now ?? Date.now
   })
 }

@@ -12,9 +12,10 @@ export interface RequestTarget {
 // RFC 7515 compact JWS characters; anything else is not a token of ours.
 const TOKEN_CHARS = /^[A-Za-z0-9_\-.]+$/
 /**
- * Dot segments, in any spelling a server might decode (`..`, `%2e%2e`, `.%2E`).
- * The rule is @fastify/reply-from's own (`/..` or `../` anywhere once decoded),
- * applied here first so the refusal is early and coded.
+ * Dot segments, in any spelling a server might decode (`..`, `%2e%2e`, `.%2E`),
+ * with `\\` read as `/` the way browsers and some servers (Windows, some
+ * frameworks) read it. The rule is @fastify/reply-from's own (`/..` or `../`
+ * anywhere once decoded), applied here first so the refusal is early and coded.
  */
 function climbs (path: string): boolean {
   if (!path.includes('.') && !path.includes('%')) return false
@@ -25,7 +26,24 @@ function climbs (path: string): boolean {
     // Undecodable escapes: nothing downstream can interpret the path safely.
     return true
   }
+  if (decoded.includes('\\')) decoded = decoded.replaceAll('\\', '/')
   return decoded.includes('/..') || decoded.includes('../')
+}
+
+const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g
+
+/**
+ * RFC 3986 6.2.2.2: a percent-escaped unreserved character (`%6d` for `m`) is
+ * the character itself. Fastify's router decodes such escapes before it
+ * matches a route, so `/%6dcp/<token>/` reaches the proxy's routes: the target
+ * is read from this same form, and the two can never disagree about the prefix.
+ */
+export function canonicalPath (url: string): string {
+  if (!url.includes('%')) return url
+  const queryAt = url.indexOf('?')
+  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  const canonical = path.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+  return queryAt === -1 ? canonical : canonical + url.slice(queryAt)
 }
 
 /**
@@ -43,6 +61,7 @@ export function parseTarget (rawUrl: string, prefix: string): RequestTarget | nu
       return null
     }
   }
+  url = canonicalPath(url)
   if (!url.startsWith(prefix) || (url.length > prefix.length && url.charCodeAt(prefix.length) !== 47)) return null
   const start = prefix.length + 1
   const queryAt = url.indexOf('?', start)
@@ -76,9 +95,17 @@ function safeDecode (value: string): string {
   }
 }
 
-/** The URL with its token segment and token-like query values replaced by `[redacted]`, for logs. */
+/** Shaped like a compact JWS, in any spelling of its dots: redacted wherever it stands in a logged URL. */
+const JWT_SHAPED = /[\w%-]{10,}(?:\.|%2[eE])[\w%-]{10,}(?:\.|%2[eE])[\w%-]*/g
+
+/**
+ * The URL with its token segment, anything shaped like a token, and
+ * credential-like query values replaced by `[redacted]`, for logs. Works on
+ * what a client sent, whatever it is: `/MCP/<t>/`, `/mcp//<t>/`, `/%6dcp/<t>/`
+ * and absolute-form targets never log a token either.
+ */
 export function redactUrl (rawUrl: string, prefix: string): string {
-  let url = rawUrl
+  let url = canonicalPath(rawUrl).replace(JWT_SHAPED, '[redacted]')
   if (url.startsWith(`${prefix}/`)) {
     const start = prefix.length + 1
     let end = url.length
@@ -94,9 +121,8 @@ export function redactUrl (rawUrl: string, prefix: string): string {
     const eq = pair.indexOf('=')
     if (eq === -1) return pair
     const name = pair.slice(0, eq).toLowerCase()
-    const value = pair.slice(eq + 1)
-    // Named like a credential, or shaped like a JWT.
-    return /token|jwt|auth|key|secret|session/.test(name) || /^[\w-]+\.[\w-]+\.[\w-]*$/.test(value) ? `${pair.slice(0, eq)}=[redacted]` : pair
+    // Named like a credential.
+    return /token|jwt|auth|key|secret|session/.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair
   })
   return `${url.slice(0, queryAt)}?${query.join('&')}`
 }

@@ -1,18 +1,16 @@
 import { pipeline, Transform } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
-import type { ServerRegistration } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import fp from 'fastify-plugin'
-import { requestFacts, trustFunction } from './client-facts.js'
 import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, MissingTokenError } from './errors.js'
 import { sendError } from './error-reply.js'
-import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
+import { backendOrigin, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
 import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
 import { redactUrl, stripTokenFromQuery } from './request-target.js'
 import { contextPrefix } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
-import { attachWebSocketProxy } from './ws-proxy.js'
+import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
 
 const METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
@@ -21,16 +19,10 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 ])
 
-export function backendOrigin (backend: ServerRegistration): string {
-  const host = backend.host.includes(':') ? `[${backend.host}]` : backend.host
-  return `${backend.protocol}://${host}:${backend.port}`
-}
-
 async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOptions): Promise<void> {
   const prefix = contextPrefix(fastify, opts.prefix)
   const options = validateOptions({ ...opts, prefix })
   const authenticator = fastify.mcpAuthenticator
-  const trust = trustFunction(options.trustProxy)
 
   // Bodies stay streams: never parsed, never buffered; capped only when maxBodyBytes says so.
   const maxBody = options.maxBodyBytes
@@ -99,15 +91,18 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     })
   }
 
+  const ws = attachWebSocketProxy(fastify, options, authenticator)
   fastify.route({
     method: METHODS,
     url: '/*',
     exposeHeadRoute: false,
     logSerializers,
     handler: function proxy (request, reply) {
+      const upgrade = pendingUpgrade(request)
+      if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
       const target = request.mcpTarget!
       const backend = request.mcpBackend!
-      const ctx = forwardContext(requestFacts(request), request.mcpSession!, target.token, prefix, options.forwardToken)
+      const ctx = forwardContext(request, prefix, options.forwardToken)
       const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
       // The query travels separately: reply-from vets the source path, and a query may hold `../`.
       return reply.from(backendOrigin(backend) + target.path, {
@@ -116,7 +111,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
         rewriteHeaders: (headers) => {
           const type = headers['content-type']
           if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
-          return rewriteResponseHeaders(headers, ctx, backend) as typeof headers
+          return rewriteResponseHeaders(headers, ctx)
         },
         onError: onError as never
       })
@@ -131,8 +126,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     handler: async () => { throw new MissingTokenError() }
   })
 
-  const tunnels = attachWebSocketProxy(fastify, { options, authenticator, trust })
-  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels, streams, metrics })
+  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels: ws.tunnels, streams, metrics })
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Registry } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
-import { InvalidOptionError, ScopeDeniedError } from './errors.js'
+import { BadPathError, InvalidOptionError, ScopeDeniedError } from './errors.js'
 import { sendError } from './error-reply.js'
 import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
@@ -75,7 +75,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return
     }
     if (target === null) {
-      done()
+      // The router placed this request under the prefix, yet it does not read as
+      // `<prefix>/<token>/...`: never guess, refuse.
+      done(new BadPathError())
       return
     }
     request.mcpTarget = target

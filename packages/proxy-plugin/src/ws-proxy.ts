@@ -1,17 +1,16 @@
-import { request as httpRequest } from 'node:http'
-import type { IncomingMessage, Server } from 'node:http'
+import { createHash } from 'node:crypto'
+import { request as httpRequest, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
-import { clientFacts } from './client-facts.js'
-import type { TrustFunction } from './client-facts.js'
-import { BadGatewayError, GatewayTimeoutError, OriginDeniedError } from './errors.js'
+import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, OriginDeniedError } from './errors.js'
 import { writeSocketError } from './error-reply.js'
-import { forwardContext, rewriteRequestHeaders } from './headers.js'
+import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders, urlHost } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
-import { parseTarget, stripTokenFromQuery } from './request-target.js'
+import { canonicalPath, stripTokenFromQuery } from './request-target.js'
 
 export interface Tunnel {
   token: string
@@ -25,10 +24,18 @@ export interface TunnelSet {
   closeAll (code: number, reason: string): void
 }
 
-interface WsProxyContext {
-  options: NormalizedProxyOptions
-  authenticator: Authenticator
-  trust: TrustFunction
+/** The socket an upgrade request arrived on, kept on the raw request while Fastify routes it. */
+export interface PendingUpgrade {
+  socket: Duplex
+  head: Buffer
+}
+
+const kUpgrade = Symbol('mcpgw.upgrade')
+type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
+
+/** The upgrade this request asks for, when it came through the server's 'upgrade' event. */
+export function pendingUpgrade (request: FastifyRequest): PendingUpgrade | undefined {
+  return (request.raw as UpgradeRequest)[kUpgrade]
 }
 
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
@@ -52,6 +59,28 @@ function dispatcherFor (server: Server): Set<UpgradeHandler> {
     }
   })
   return set
+}
+
+const WS_KEY = /^[A-Za-z0-9+/]{22}==$/
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+
+/**
+ * RFC 6455 4.2.1: the only upgrade the proxy carries is a WebSocket opening
+ * handshake: GET, `Upgrade: websocket`, a 16-byte key, version 13, no body.
+ * Anything else (`POST` with `Upgrade: h2c`, say) would otherwise become a raw
+ * tunnel past every method and scope rule.
+ */
+export function isWebSocketHandshake (req: IncomingMessage): boolean {
+  const h = req.headers
+  return req.method === 'GET' &&
+    typeof h.upgrade === 'string' && h.upgrade.trim().toLowerCase() === 'websocket' &&
+    typeof h['sec-websocket-key'] === 'string' && WS_KEY.test(h['sec-websocket-key']) &&
+    h['sec-websocket-version'] === '13' &&
+    h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0')
+}
+
+function acceptFor (key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64')
 }
 
 /** A WebSocket close frame, server to client (unmasked). */
@@ -88,76 +117,75 @@ function originAllowed (origin: string | undefined, hosts: Array<string | undefi
   return hosts.includes(parsed.host) || allowed.includes(parsed.origin)
 }
 
+// Hop-by-hop and framing headers of a refused handshake's answer: Fastify writes its own.
+const REFUSAL_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade'])
+
+export interface WebSocketProxy {
+  tunnels: TunnelSet
+  /** The route handler's half: runs after token-auth and discovery have admitted the request. */
+  tunnel (request: FastifyRequest, reply: FastifyReply, upgrade: PendingUpgrade): Promise<void>
+}
+
 /**
- * Owns WebSocket upgrades under the prefix: authenticates exactly like HTTP,
- * then opens the backend handshake and, on its 101, joins the two sockets
- * byte for byte, so frames, subprotocols, close codes and ping/pong pass as
- * they are. A backend that refuses the upgrade gets its HTTP answer relayed.
- * Tunnels whose session is revoked or expires are closed with 1008.
+ * Upgrades under the prefix are routed through Fastify like any request, so the
+ * same onRequest hooks (token-auth, discovery, and whatever the host adds)
+ * admit or refuse them, and a refusal is the same coded answer. The proxy's
+ * route then opens the backend handshake and, on a 101 whose
+ * Sec-WebSocket-Accept is right, joins the two sockets byte for byte, so
+ * frames, subprotocols, close codes and ping/pong pass as they are. A backend
+ * that refuses the upgrade gets its answer relayed like any response. Both
+ * answers pass the one response-header policy. Tunnels whose session is
+ * revoked or expires are closed with 1008.
  */
-export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyContext): TunnelSet {
-  const { options, authenticator, trust } = ctx
+export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator): WebSocketProxy {
   const { prefix } = options
   const byToken = new Map<string, Set<Tunnel>>()
   let count = 0
 
   const handler: UpgradeHandler = (req, socket, head) => {
-    let target
-    try {
-      target = parseTarget(req.url ?? '/', prefix)
-    } catch (err) {
-      writeSocketError(socket, err, req.headers.accept)
+    const url = canonicalPath(req.url ?? '/')
+    if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) return false
+    if (!isWebSocketHandshake(req)) {
+      writeSocketError(socket, new BadUpgradeError(), req.headers.accept)
       return true
     }
-    if (target === null) return false
-    upgrade(req, socket, head, target.token, (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)))
-      .catch((err: unknown) => writeSocketError(socket, err, req.headers.accept))
+    ;(req as UpgradeRequest)[kUpgrade] = { socket, head }
+    const res = new ServerResponse(req)
+    // Nothing reads another request from this socket: whatever Fastify answers, it is the last.
+    res.shouldKeepAlive = false
+    res.assignSocket(socket as Socket)
+    res.once('finish', () => socket.end())
+    fastify.routing(req, res)
     return true
   }
 
-  async function upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, token: string, path: string): Promise<void> {
-    const facts = clientFacts(req, trust)
-    if (!originAllowed(req.headers.origin, [req.headers.host, facts.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
-    const session = authenticator.sessions.peek(token) ?? await authenticator.sessions.get(token)
-    const backend = authenticator.routes.peek(session.serverName) ?? await authenticator.routes.get(session.serverName)
-    if (socket.destroyed) return
-    authenticator.touch(session)
-
-    const headers = rewriteRequestHeaders(req.headers, forwardContext(facts, session, token, prefix, options.forwardToken), true)
-    headers.host = `${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`
+  async function tunnel (request: FastifyRequest, reply: FastifyReply, { socket, head }: PendingUpgrade): Promise<void> {
+    const req = request.raw
+    if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
+    const target = request.mcpTarget!
+    const backend = request.mcpBackend!
+    const ctx = forwardContext(request, prefix, options.forwardToken)
+    const headers = rewriteRequestHeaders(req.headers, ctx, true)
+    headers.host = `${urlHost(backend.host)}:${backend.port}`
+    const path = (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token))
     const send = backend.protocol === 'https' ? httpsRequest : httpRequest
     const proxyReq = send({ host: backend.host, port: backend.port, path, method: 'GET', headers, agent: false })
 
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error): void => { reject(err) }
       socket.once('close', () => proxyReq.destroy())
       proxyReq.setTimeout(options.wsHandshakeTimeoutMs, () => {
         proxyReq.destroy(new GatewayTimeoutError())
       })
       proxyReq.on('error', (err) => {
-        fail((err as { code?: string }).code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' ? err : new BadGatewayError({ cause: err }))
+        reject((err as { code?: string }).code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' ? err : new BadGatewayError({ cause: err }))
       })
       proxyReq.on('response', (res) => {
-        // The backend answered without upgrading: relay its answer, then hang up.
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length
-          if (size <= 65_536) chunks.push(chunk)
-        })
-        res.on('error', () => fail(new BadGatewayError()))
-        res.on('end', () => {
-          const body = Buffer.concat(chunks)
-          const lines = [`HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}`]
-          for (let i = 0; i < res.rawHeaders.length; i += 2) {
-            const name = res.rawHeaders[i]!.toLowerCase()
-            if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue
-            lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
-          }
-          lines.push(`Content-Length: ${body.length}`, 'Connection: close')
-          socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]))
-          resolve()
-        })
+        // The backend answered without upgrading: relay its answer like any response, then hang up.
+        proxyReq.setTimeout(0)
+        const out: IncomingHttpHeaders = {}
+        for (const name of Object.keys(res.headers)) if (!REFUSAL_DROPPED.has(name)) out[name] = res.headers[name]
+        reply.code(res.statusCode ?? 502).headers(rewriteResponseHeaders(out, ctx)).send(res)
+        resolve()
       })
       proxyReq.on('upgrade', (res, backendSocket, backendHead) => {
         proxyReq.setTimeout(0)
@@ -166,12 +194,24 @@ export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyCont
           resolve()
           return
         }
+        if (res.headers['sec-websocket-accept'] !== acceptFor(req.headers['sec-websocket-key']!)) {
+          // Not a WebSocket server speaking to this handshake: never splice the sockets.
+          backendSocket.destroy()
+          reject(new BadGatewayError())
+          return
+        }
+        reply.hijack()
+        const policed = rewriteResponseHeaders({ ...res.headers }, ctx)
         const lines = ['HTTP/1.1 101 Switching Protocols']
-        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
+        for (const name of Object.keys(policed)) {
+          const value = policed[name]
+          if (value === undefined) continue
+          for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`)
+        }
         socket.write(lines.join('\r\n') + '\r\n\r\n')
         if (backendHead.length > 0) socket.write(backendHead)
         if (head.length > 0) backendSocket.write(head)
-        join({ token, client: socket, backend: backendSocket })
+        join({ token: target.token, client: socket, backend: backendSocket })
         resolve()
       })
       proxyReq.end()
@@ -206,6 +246,11 @@ export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyCont
     client.on('error', close)
     backend.on('close', close)
     client.on('close', close)
+    // A side that half-closes is done: pipe() passes its FIN on, and our own end
+    // of that socket is ended too, so neither is left in CLOSE-WAIT (the server's
+    // sockets allow half-open connections).
+    client.once('end', () => client.end())
+    backend.once('end', () => backend.end())
     backend.pipe(client)
     client.pipe(backend)
   }
@@ -230,9 +275,12 @@ export function attachWebSocketProxy (fastify: FastifyInstance, ctx: WsProxyCont
   })
 
   return {
-    get size () { return count },
-    closeAll (code, reason) {
-      for (const tunnels of byToken.values()) for (const tunnel of tunnels) endWithClose(tunnel, code, reason)
+    tunnel,
+    tunnels: {
+      get size () { return count },
+      closeAll (code, reason) {
+        for (const tunnels of byToken.values()) for (const tunnel of tunnels) endWithClose(tunnel, code, reason)
+      }
     }
   }
 }

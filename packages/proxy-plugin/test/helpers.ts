@@ -202,3 +202,45 @@ export async function rawExchange (port: number, bytes: string | Buffer, timeout
     socket.write(bytes)
   })
 }
+
+export interface UpgradeAnswer {
+  status: number
+  headers: IncomingMessage['headers']
+  /** The body of a refusal; empty after a 101. */
+  body: string
+  /** Open when the gateway switched protocols; the caller ends it. */
+  socket: import('node:net').Socket | null
+}
+
+/**
+ * A WebSocket opening handshake with the given headers (a valid one unless
+ * overridden), answered with the status and headers as the client saw them,
+ * whether the upgrade was refused or accepted.
+ */
+export async function upgradeRequest (port: number, path: string, options: { method?: string, headers?: Record<string, string> } = {}): Promise<UpgradeAnswer> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      method: options.method ?? 'GET',
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '13',
+        ...options.headers
+      }
+    })
+    req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', socket }))
+    req.on('response', (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, socket: null }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}

@@ -127,7 +127,7 @@ t.test('responses: Location under the prefix, a safe Referrer-Policy, cookies sc
   const login = await fetch(`${gw.origin}/mcp/${token}/login`, { redirect: 'manual' })
   t.equal(login.headers.get('location'), `/mcp/${token}/dashboard?x=1`)
   t.equal(login.headers.get('referrer-policy'), 'same-origin')
-  t.same(login.headers.getSetCookie(), [`sid=abc; Path=/mcp/${token}/; HttpOnly`, `pref=1; Path=/mcp/${token}/`])
+  t.same(login.headers.getSetCookie(), [`sid=abc; HttpOnly; Path=/mcp/${token}/`, `pref=1; Path=/mcp/${token}/`])
   const absolute = await fetch(`${gw.origin}/mcp/${token}/absolute`, { redirect: 'manual' })
   t.equal(absolute.headers.get('location'), `/mcp/${token}/moved#top`)
   const elsewhere = await fetch(`${gw.origin}/mcp/${token}/elsewhere`, { redirect: 'manual' })

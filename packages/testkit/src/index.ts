@@ -4,3 +4,4 @@ export { startFerretDb, ensureFerretDb, ferretDbBinaryPath, freePort, FERRETDB_V
 export type { FerretDbProcess } from './ferretdb.js'
 export { spawnGateway, stopChild, GatewayAdmin } from './gateway-process.js'
 export type { GatewayProcess, SpawnGatewayOptions } from './gateway-process.js'
+export { eventually } from './eventually.js'

@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { IncomingHttpHeaders, Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import t from 'tap'
+import type { Test } from 'tap'
+import { eventually } from '@mcp-gw/testkit'
+import { startGateway, upgradeRequest } from './helpers.js'
+
+/**
+ * What a registered backend sends a browser passes one policy, whether it
+ * answers a request, refuses an upgrade or accepts one: nothing acts on the
+ * whole gateway origin, cookies stay under the session's prefix however their
+ * attributes are spelled, redirects stay in the session, referrers never leak.
+ */
+const HOSTILE: Record<string, string | string[]> = {
+  'service-worker-allowed': '/',
+  'clear-site-data': '"*"',
+  'referrer-policy': 'unsafe-url',
+  location: '/login',
+  'set-cookie': ['a=1; Path=/x; Path =/', 'b=2; PATH=/; Domain=127.0.0.1', 'c=3; path', 'd=4; Domain=.example.com; Path=/y; Secure', 'e=5;Path=/;pAtH=/z;HttpOnly']
+}
+
+function hostileLines (): string {
+  let out = ''
+  for (const [name, value] of Object.entries(HOSTILE)) for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`
+  return out
+}
+
+interface RawBackend {
+  port: number
+  upgrades: string[]
+  requests: string[]
+  /** Backend sides of accepted upgrades, in order. */
+  sockets: Socket[]
+}
+
+/** A backend that answers everything with HOSTILE headers, at the HTTP and the handshake level. */
+async function startHostileBackend (t: Test): Promise<RawBackend> {
+  const backend: RawBackend = { port: 0, upgrades: [], requests: [], sockets: [] }
+  const server: Server = createServer((req, res) => {
+    backend.requests.push(req.url ?? '')
+    res.writeHead(200, { ...HOSTILE, 'content-type': 'text/plain' })
+    res.end('hostile')
+  })
+  server.on('upgrade', (req, socket: Socket) => {
+    backend.upgrades.push(req.url ?? '')
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+    if (req.url === '/refuse') {
+      socket.end(`HTTP/1.1 302 Found\r\n${hostileLines()}Content-Length: 0\r\nConnection: close\r\n\r\n`)
+    } else if (req.url === '/refuse-200') {
+      socket.end(`HTTP/1.1 200 OK\r\n${hostileLines()}Content-Length: 2\r\nConnection: close\r\n\r\nno`)
+    } else if (req.url === '/wrong-accept') {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBhbnN3ZXI=\r\n\r\n')
+      backend.sockets.push(socket)
+    } else {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${hostileLines()}\r\n`)
+      backend.sockets.push(socket)
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of backend.sockets) s.destroy()
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  backend.port = (server.address() as AddressInfo).port
+  return backend
+}
+
+function assertPoliced (t: Test, headers: IncomingHttpHeaders, token: string, label: string): void {
+  const base = `/mcp/${token}`
+  t.equal(headers['service-worker-allowed'], undefined, `${label}: Service-Worker-Allowed dropped`)
+  t.equal(headers['clear-site-data'], undefined, `${label}: Clear-Site-Data dropped`)
+  t.equal(headers['referrer-policy'], 'same-origin', `${label}: a leaky Referrer-Policy replaced`)
+  t.equal(headers.location, `${base}/login`, `${label}: Location kept in the session`)
+  t.same(headers['set-cookie'], [
+    `a=1; Path=${base}/`,
+    `b=2; Path=${base}/`,
+    `c=3; Path=${base}/`,
+    `d=4; Secure; Path=${base}/y`,
+    `e=5;HttpOnly; Path=${base}/z`
+  ], `${label}: every cookie has exactly one Path, under the session, and no Domain`)
+}
+
+async function setUp (t: Test): Promise<{ backend: RawBackend, port: number, token: string, gw: Awaited<ReturnType<typeof startGateway>> }> {
+  const backend = await startHostileBackend(t)
+  const gw = await startGateway(t)
+  await gw.registry.registerServer({ serverName: 'hostile', host: '127.0.0.1', port: backend.port })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'hostile' })
+  return { backend, port: gw.port, token, gw }
+}
+
+t.test('an HTTP response passes the response-header policy', async (t) => {
+  const { port, token } = await setUp(t)
+  const res = await fetch(`http://127.0.0.1:${port}/mcp/${token}/page`, { redirect: 'manual' })
+  await res.text()
+  const headers: IncomingHttpHeaders = Object.fromEntries(res.headers)
+  headers['set-cookie'] = res.headers.getSetCookie()
+  assertPoliced(t, headers, token, 'HTTP')
+})
+
+t.test('a refused upgrade (302, 200) passes the same policy', async (t) => {
+  const { port, token } = await setUp(t)
+  for (const path of ['/refuse', '/refuse-200']) {
+    const answer = await upgradeRequest(port, `/mcp/${token}${path}`)
+    t.equal(answer.status, path === '/refuse' ? 302 : 200, `${path}: the backend's status is relayed`)
+    assertPoliced(t, answer.headers, token, `refused upgrade ${path}`)
+  }
+})
+
+t.test('an accepted upgrade (101) passes the same policy', async (t) => {
+  const { port, token } = await setUp(t)
+  const answer = await upgradeRequest(port, `/mcp/${token}/ws`)
+  t.teardown(() => answer.socket?.destroy())
+  t.equal(answer.status, 101)
+  t.equal(answer.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', 'the handshake itself is intact')
+  assertPoliced(t, answer.headers, token, '101')
+})
+
+t.test("a 101 whose Sec-WebSocket-Accept does not answer the client's key is not spliced", async (t) => {
+  const { backend, port, token, gw } = await setUp(t)
+  const answer = await upgradeRequest(port, `/mcp/${token}/wrong-accept`)
+  t.equal(answer.status, 502)
+  t.equal(answer.socket, null, 'no tunnel')
+  t.equal(gw.app.mcpGateway.tunnels.size, 0)
+  await eventually(() => backend.sockets[0]?.readableEnded === true, { what: 'the gateway hung up on the backend' })
+})
+
+t.test('only a WebSocket GET is upgraded: other methods and protocols get 400 and never reach the backend', async (t) => {
+  const { backend, gw } = await setUp(t)
+  const { token: viewer } = await gw.registry.createSession({ userId: 'viewer', serverName: 'hostile', scopes: ['view'] })
+  const cases: Array<[string, { method?: string, headers?: Record<string, string> }]> = [
+    ['POST with Upgrade: h2c', { method: 'POST', headers: { upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAAP__' } }],
+    ['POST with Upgrade: websocket', { method: 'POST' }],
+    ['GET with Upgrade: h2c', { headers: { upgrade: 'h2c' } }],
+    ['GET without a key', { headers: { 'sec-websocket-key': '' } }],
+    ['GET with a short key', { headers: { 'sec-websocket-key': 'c2hvcnQ=' } }],
+    ['GET with version 8', { headers: { 'sec-websocket-version': '8' } }],
+    ['GET with a body', { headers: { 'content-length': '5' } }]
+  ]
+  for (const [label, options] of cases) {
+    const answer = await upgradeRequest(gw.port, `/mcp/${viewer}/admin`, options)
+    answer.socket?.destroy()
+    t.same([answer.status, JSON.parse(answer.body).code], [400, 'MCPGW_PROXY_BAD_UPGRADE'], label)
+  }
+  t.same([backend.upgrades, backend.requests], [[], []], 'the backend saw none of them')
+})
+
+t.test('a client that half-closes a tunnel gets both sides closed', async (t) => {
+  const { backend, port, token, gw } = await setUp(t)
+  const answer = await upgradeRequest(port, `/mcp/${token}/ws`)
+  const client = answer.socket!
+  t.teardown(() => client.destroy())
+  t.equal(answer.status, 101)
+  await eventually(() => backend.sockets.length === 1, { what: 'the backend holds the tunnel' })
+  const backendEnded = new Promise<void>((resolve) => backend.sockets[0]!.once('end', resolve))
+  const clientEnded = new Promise<void>((resolve) => client.once('end', resolve))
+  client.resume()
+  // The backend never ends its side: only the gateway can close the client's.
+  client.end()
+  await backendEnded
+  t.pass('the client\'s FIN reached the backend')
+  await clientEnded
+  t.pass('the gateway ended its side of the client socket (no CLOSE-WAIT)')
+  await eventually(() => gw.app.mcpGateway.tunnels.size === 0, { what: 'the tunnel is gone' })
+})
