@@ -36,6 +36,10 @@ t.test('with the recommended server options, a full session leaves no token in t
   await fetch(`${gw.origin}/static/app.css`, { headers: { referer: `${gw.origin}/mcp/${token}/` } })
   await rawRequest(gw.port, `/mcp/${token}/%zz`)
   await rawRequest(gw.port, `/mcp/${token}/a/../../x`)
+  // Spellings the router and the proxy do not route as a session: the token is still never logged.
+  for (const path of [`/MCP/${token}/`, `/mcp//${token}/`, `/%6dcp/${token}/`, `/%6dcp/${token.replaceAll('.', '%2E')}/`, `http://gw.example/mcp/${token}/x`, `/elsewhere/${token}`, `/x?t=${token}`]) {
+    await rawRequest(gw.port, path)
+  }
   const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`)
   await new Promise((resolve) => ws.once('open', resolve))
   ws.close()
