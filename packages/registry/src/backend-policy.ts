@@ -6,9 +6,13 @@ export const DEFAULT_ALLOWED_BACKENDS: readonly string[] = Object.freeze([
   '127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'localhost'
 ])
 
-// Never, whatever the configuration: link-local (cloud metadata lives at 169.254.169.254)
-// and the unspecified addresses, which many stacks treat as "this host".
-const ALWAYS_DENIED_CIDRS = ['169.254.0.0/16', 'fe80::/10', '0.0.0.0/8', '::/128']
+// Never, whatever the configuration: link-local (cloud metadata lives at 169.254.169.254),
+// AWS's IPv6 metadata network, and the unspecified addresses, which many stacks treat as
+// "this host".
+const ALWAYS_DENIED_CIDRS = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::/64', '0.0.0.0/8', '::/128']
+// Metadata services outside those ranges (Alibaba Cloud, Azure's wire server): refused under
+// `*`; an operator may still name them in an explicit list.
+const DENIED_UNDER_WILDCARD = ['100.100.100.200', '168.63.129.16']
 const ALWAYS_DENIED_NAMES = new Set(['metadata', 'metadata.google.internal', 'metadata.goog', 'instance-data', 'instance-data.ec2.internal'])
 
 /**
@@ -115,6 +119,7 @@ export function createBackendPolicy (allowed: readonly string[] = DEFAULT_ALLOWE
     const [net, bits] = cidr.split('/') as [string, string]
     denyList.addSubnet(net, Number(bits), isIP(net) === 6 ? 'ipv6' : 'ipv4')
   }
+  if (any) for (const address of DENIED_UNDER_WILDCARD) denyList.addAddress(address, 'ipv4')
 
   return {
     check (input) {

@@ -57,6 +57,8 @@ export function assertHost (value: unknown): string {
   }
   // Bracketed IPv6 is how URLs write it; store the bare address.
   const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value
+  // An IPv6 zone id (`fe80::1%eth0`) names an interface of the gateway's own host: never a backend.
+  if (bare.includes('%')) throw new InvalidArgumentError('host', 'expected a hostname or an IP address, without a zone id')
   if (isIP(bare) !== 0) return bare.toLowerCase()
   if (!HOSTNAME_PATTERN.test(bare)) {
     throw new InvalidArgumentError('host', 'expected a hostname or an IP address')

@@ -32,10 +32,24 @@ t.test('cloud metadata and link-local are refused in every notation, whatever is
     '169.254.169.254', '2852039166', '0xA9FEA9FE', '0xa9fea9fe', '0251.0376.0251.0376', '169.254.43518', '169.16689662',
     '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '[::ffff:169.254.169.254]', '0:0:0:0:0:ffff:a9fe:a9fe',
     'fe80::1', 'FE80::a9fe:a9fe', 'febf:ffff::1', '[fe80::1]',
-    '0.0.0.0', '0', '::', 'metadata.google.internal', 'Metadata.Google.Internal.', 'metadata'
+    '0.0.0.0', '0', '::', 'metadata.google.internal', 'Metadata.Google.Internal.', 'metadata',
+    // AWS's IPv6 metadata address, Alibaba Cloud's and Azure's metadata services.
+    'fd00:ec2::254', '[FD00:EC2:0:0:0:0:0:254]', 'fd00:ec2::ffff', '100.100.100.200', '1684301000', '168.63.129.16', '2822734096'
   ]
   for (const host of metadata) t.throws(() => policy.check(host), { code, statusCode: 403 }, host)
   t.equal(policy.check('203.0.113.7'), '203.0.113.7', 'anything else passes under *')
+  t.equal(createBackendPolicy(['168.63.129.16']).check('168.63.129.16'), '168.63.129.16', 'a wire server named on purpose is the operator\'s choice')
+  t.throws(() => createBackendPolicy(['fd00::/8']).check('fd00:ec2::254'), { code }, 'the IPv6 metadata network, even inside an allowed range')
+})
+
+t.test('a host with an IPv6 zone id is a 400 with a code, never a 500, and nothing is stored', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const registry = new Registry({ secret: SECRET, store, allowedBackends: ['*'] })
+  for (const host of ['fe80::1%eth0', '[fe80::1%25eth0]', '::1%lo', 'fd12::5%1']) {
+    await t.rejects(registry.registerServer({ serverName: 'zoned', host, port: 80 }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', statusCode: 400 }, host)
+  }
+  t.equal(await registry.discover('zoned'), null)
 })
 
 t.test('the default allows loopback, private networks and localhost only', async (t) => {
