@@ -19,7 +19,7 @@ export interface BuildOptions {
   prettyLogs?: boolean
 }
 
-const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]', 'token', '*.token']
+const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'req.headers["x-mcpgw-server-secret"]', 'res.headers["set-cookie"]', 'token', '*.token', 'secret', '*.secret']
 
 /**
  * Composes the gateway from the packages: the registry (MongoDB or embedded),

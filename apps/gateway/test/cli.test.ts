@@ -49,7 +49,7 @@ t.test('start serves, the client commands talk to it, and SIGTERM exits 0', asyn
   }
   t.match(log, /"msg":"mcp-gw listening"/)
   t.match(log, /JWT_SECRET is not set/)
-  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' }
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-mcpgw-server-secret': 'cli-test-registrant-secret-0123456789abc' }
   await fetch(`http://127.0.0.1:${port}/register-server`, { method: 'POST', headers, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: 12861 }) })
   const { token } = await (await fetch(`http://127.0.0.1:${port}/create-session`, { method: 'POST', headers, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })).json()
 

@@ -2,16 +2,16 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { shutdown } from '../src/shutdown.js'
-import { API_KEY, startBackend, startGateway } from './helpers.js'
+import { API_KEY, REGISTRANT, startBackend, startGateway } from './helpers.js'
 
 const auth = { authorization: `Bearer ${API_KEY}` }
 
 t.test('register, create a session over the API, and use it through the proxy', async (t) => {
   const backend = await startBackend(t)
   const gw = await startGateway(t, { apiKey: API_KEY, publicUrl: 'https://apps.example.com' })
-  const reg = await fetch(`${gw.origin}/register-server`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port }) })
+  const reg = await fetch(`${gw.origin}/register-server`, { method: 'POST', headers: { ...REGISTRANT, 'content-type': 'application/json' }, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port }) })
   t.equal(reg.status, 200)
-  const created = await fetch(`${gw.origin}/create-session`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })
+  const created = await fetch(`${gw.origin}/create-session`, { method: 'POST', headers: { ...REGISTRANT, 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })
   t.equal(created.status, 201)
   const { token, url } = await created.json()
   t.equal(url, `https://apps.example.com/mcp/${token}/`)
@@ -94,7 +94,7 @@ t.test('the log of a full session holds no token, key or cookie', async (t) => {
   const logStream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
   const backend = await startBackend(t)
   const gw = await startGateway(t, { apiKey: API_KEY, accessLog: true }, { logStream, logLevel: 'debug' })
-  const json = { ...auth, 'content-type': 'application/json' }
+  const json = { ...REGISTRANT, 'content-type': 'application/json' }
   await fetch(`${gw.origin}/register-server`, { method: 'POST', headers: json, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port }) })
   const { token } = await (await fetch(`${gw.origin}/create-session`, { method: 'POST', headers: json, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })).json()
   await fetch(`${gw.origin}/mcp/${token}/page?token=${token}`, { headers: { cookie: `sid=${token}` } })
@@ -108,7 +108,7 @@ t.test('the log of a full session holds no token, key or cookie', async (t) => {
   await fetch(`${gw.origin}/stats`, { headers: { authorization: 'Bearer wrong-key-for-the-log-test' } })
   t.ok(lines.length > 10, `${lines.length} log lines`)
   t.ok(lines.some((l) => l.includes('[redacted]')))
-  for (const secret of [token, token.split('.')[2]!, API_KEY, 'wrong-key-for-the-log-test']) {
+  for (const secret of [token, token.split('.')[2]!, API_KEY, REGISTRANT['x-mcpgw-server-secret'], 'wrong-key-for-the-log-test']) {
     t.same(lines.filter((l) => l.includes(secret)), [], 'never in the log')
   }
 })

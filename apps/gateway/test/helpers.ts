@@ -10,6 +10,8 @@ import { loadConfig } from '../src/config.js'
 import type { GatewayConfig } from '../src/config.js'
 
 export const API_KEY = 'gateway-test-api-key-0123456789'
+/** What a registrant sends with the API key: the secret that makes it the owner of its server names. */
+export const REGISTRANT = { authorization: `Bearer ${API_KEY}`, 'x-mcpgw-server-secret': 'gateway-test-registrant-secret-0123456789' }
 
 export function testConfig (overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   return { ...loadConfig({}), port: 0, ...overrides }

@@ -1,9 +1,9 @@
 import { startFerretDb } from '@mcp-gw/testkit'
 import t from 'tap'
-import { API_KEY, startBackend, startGateway } from './helpers.js'
+import { API_KEY, REGISTRANT, startBackend, startGateway } from './helpers.js'
 
 const SECRET = 'gateway-outage-test-secret-0123456789abcdef'
-const auth = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }
+const auth = { ...REGISTRANT, 'content-type': 'application/json' }
 
 /**
  * MongoDB stops under a running gateway: sessions it has seen keep working for

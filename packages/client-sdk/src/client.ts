@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import {
-  GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError, InvalidOptionError, NotRegisteredError
+  GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError, InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { stderrLogger } from './logger.js'
 import type { Logger } from './logger.js'
@@ -65,6 +65,9 @@ export interface GatewayClient {
   close (): Promise<void>
 }
 
+/** The gateway's header for a registrant's secret (its HTTP API contract). */
+const SERVER_SECRET_HEADER = 'x-mcpgw-server-secret'
+
 const MIN_HEARTBEAT_MS = 1000
 const MAX_BACKOFF_MS = 30_000
 
@@ -96,6 +99,9 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
   const serverName = options.serverName
   const serverType = options.serverType
 
+  // Proves to the gateway that later calls for serverName come from this process:
+  // while its registration is live, nobody else can take the name or its sessions.
+  const secret = randomBytes(32).toString('base64url')
   let registration: RegisterInput | null = null
   let registered = false
   let timer: NodeJS.Timeout | null = null
@@ -108,6 +114,7 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
         method,
         headers: {
           ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
+          [SERVER_SECRET_HEADER]: secret,
           ...(body !== undefined && { 'content-type': 'application/json' })
         },
         ...(body !== undefined && { body: JSON.stringify(body) }),
@@ -117,8 +124,10 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
       throw new GatewayUnreachableError(gatewayUrl!, { cause: err })
     }
     const payload = await res.json().catch(() => null) as { code?: string } | null
-    if (res.status === 401 || res.status === 403) throw new GatewayUnauthorizedError()
-    if (!res.ok && !(method === 'DELETE' && res.status === 404)) throw new GatewayRequestError(res.status, payload?.code ?? '')
+    if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
+    if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
+      throw Object.assign(new GatewayRequestError(res.status, payload?.code ?? ''), { gatewayCode: payload?.code })
+    }
     return payload
   }
 
@@ -147,7 +156,11 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
         return err as Error
       }
       const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)
-      logger.warn({ serverName, code, retryInMs: Math.round(backoff) }, 'registration with the gateway failed; retrying')
+      if (gatewayCodeOf(err) === 'MCPGW_REGISTRY_SERVER_OWNED') {
+        logger.warn({ serverName, code: gatewayCodeOf(err), retryInMs: Math.round(backoff) }, 'another process holds this server name at the gateway; retrying until its registration lapses')
+      } else {
+        logger.warn({ serverName, code, retryInMs: Math.round(backoff) }, 'registration with the gateway failed; retrying')
+      }
       schedule(backoff, attempt + 1)
       return err as Error
     }
@@ -195,14 +208,26 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
 
     async createSession (userId, sessionOptions = {}) {
       if (useGateway) {
-        const result = await call('POST', '/create-session', {
+        const request = (): Promise<unknown> => call('POST', '/create-session', {
           userId,
           serverName,
           ...(serverType !== undefined && { serverType }),
           ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
           ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
           ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate })
-        }) as { url: string, token: string, expiresAt: string, sessionId: string }
+        })
+        let result: { url: string, token: string, expiresAt: string, sessionId: string }
+        try {
+          result = await request() as typeof result
+        } catch (err) {
+          // The gateway forgot us (a restart of its embedded store): register now, ask again,
+          // rather than hand out a link it would refuse until the next heartbeat.
+          if (gatewayCodeOf(err) !== 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED' || registration === null) throw err
+          if (timer !== null) clearTimeout(timer)
+          const failed = await heartbeat(0)
+          if (failed !== null) throw failed
+          result = await request() as typeof result
+        }
         return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId }
       }
       if (registration === null) throw new NotRegisteredError()

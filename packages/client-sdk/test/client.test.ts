@@ -43,6 +43,36 @@ t.test('after the gateway restarts and forgets it, the client registers again by
   t.equal((await restarted.app.mcpRegistry.discover('todoodles'))?.port, 12862)
 })
 
+t.test('createSession right after the gateway forgot the server registers first, never handing out a refused link', async (t) => {
+  const gw = await startGateway(t, 0, 90)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12866 })
+  await gw.app.close()
+  const restarted = await startGateway(t, gw.port, 90)
+  // The next heartbeat is a minute away: only createSession itself can register in time.
+  const link = await client.createSession('alice')
+  t.equal((await restarted.app.mcpRegistry.validate(link.token)).valid, true)
+  t.equal((await restarted.app.mcpRegistry.discover('todoodles'))?.port, 12866, 'registered before the link was made')
+})
+
+t.test('a second process cannot take a live server name, nor its sessions', async (t) => {
+  const gw = await startGateway(t, 0, 90)
+  const owner = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => owner.close())
+  await owner.register({ host: '127.0.0.1', port: 12867 })
+  const logger = quietLogger()
+  const intruder = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger, registerTimeoutMs: 300 })
+  t.teardown(() => intruder.close())
+  await t.rejects(intruder.register({ host: '127.0.0.1', port: 6666 }), { code: 'MCPGW_SDK_REQUEST_FAILED', message: /409 MCPGW_REGISTRY_SERVER_OWNED/ })
+  t.match(JSON.stringify(logger.warnings), /another process holds this server name/)
+  await t.rejects(intruder.createSession('alice'), { message: /403 MCPGW_REGISTRY_NOT_SERVER_OWNER/ })
+  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, 'the owner keeps the route')
+  await intruder.close()
+  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, "the intruder's close does not remove the owner's registration")
+  t.equal((await owner.createSession('alice')).url.startsWith('https://gw.example/mcp/'), true)
+})
+
 t.test('a wrong API key is a clear error at once, and nothing keeps retrying', async (t) => {
   const gw = await startGateway(t)
   const logger = quietLogger()

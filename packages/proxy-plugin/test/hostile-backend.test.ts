@@ -95,7 +95,8 @@ t.test('an HTTP response passes the response-header policy', async (t) => {
   const { port, token } = await setUp(t)
   const res = await fetch(`http://127.0.0.1:${port}/mcp/${token}/page`, { redirect: 'manual' })
   await res.text()
-  const headers: IncomingHttpHeaders = Object.fromEntries(res.headers)
+  const headers: IncomingHttpHeaders = {}
+  res.headers.forEach((value, name) => { headers[name] = value })
   headers['set-cookie'] = res.headers.getSetCookie()
   assertPoliced(t, headers, token, 'HTTP')
 })

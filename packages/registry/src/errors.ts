@@ -73,3 +73,21 @@ export const NotFoundError = createError<Args<[string, string]>>(
   'No live %s named %s',
   404
 )
+
+export const ServerOwnedError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_SERVER_OWNED',
+  'Server %s is registered by another registrant; it can be registered again once that registration lapses',
+  409
+)
+
+export const NotServerOwnerError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_NOT_SERVER_OWNER',
+  'Only the registrant of server %s may do this (send its X-Mcpgw-Server-Secret)',
+  403
+)
+
+export const ServerNotRegisteredError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_SERVER_NOT_REGISTERED',
+  'Server %s has no live registration: register it, then ask for sessions',
+  404
+)

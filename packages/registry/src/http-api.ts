@@ -1,8 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
 import { BlockList, isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ApiForbiddenError, ApiUnauthorizedError, InvalidOptionError, NotFoundError } from './errors.js'
+import { ApiForbiddenError, ApiUnauthorizedError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import type { CreateSessionInput, RegisterServerInput } from './registry.js'
 import type { ServerRegistration, SessionRecord } from './types.js'
 import { SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
 
@@ -31,6 +33,25 @@ function isLoopback (ip: string): boolean {
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 
 /**
+ * The header a registrant proves itself with: the secret it registered with
+ * (its own, or the one the first registration returned). Heartbeats,
+ * deregistration and create-session for a live registration need it.
+ */
+export const SERVER_SECRET_HEADER = 'x-mcpgw-server-secret'
+
+function serverSecret (request: FastifyRequest): string | undefined {
+  const value = request.headers[SERVER_SECRET_HEADER]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+/** The secret of a call that acts on an existing registration: without one, it is nobody's. */
+function requireServerSecret (request: FastifyRequest, serverName: string): string {
+  const secret = serverSecret(request)
+  if (secret === undefined) throw new NotServerOwnerError(serverName)
+  return secret
+}
+
+/**
  * The API's access rule as an onRequest hook, for routes the host adds beside
  * the API (/metrics): the bearer key compared in constant time, or loopback
  * clients only when no key is set.
@@ -55,7 +76,12 @@ const errorSchema = {
   type: 'object',
   properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
 } as const
-const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema } as const
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema } as const
+
+const secretHeader = {
+  type: 'object',
+  properties: { [SERVER_SECRET_HEADER]: { type: 'string', description: 'The registrant\'s secret (32 to 256 visible ASCII characters)' } }
+} as const
 
 const registrationSchema = {
   type: 'object',
@@ -92,7 +118,16 @@ const issuedSchema = {
 } as const
 
 function registrationJson (r: ServerRegistration): Record<string, unknown> {
-  return { ...r, registeredAt: new Date(r.registeredAt).toISOString(), lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(), expiresAt: new Date(r.expiresAt).toISOString() }
+  return {
+    serverName: r.serverName,
+    host: r.host,
+    port: r.port,
+    protocol: r.protocol,
+    metadata: r.metadata,
+    registeredAt: new Date(r.registeredAt).toISOString(),
+    lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(),
+    expiresAt: new Date(r.expiresAt).toISOString()
+  }
 }
 
 function sessionJson (s: SessionRecord): Record<string, unknown> {
@@ -133,7 +168,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     if (statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'API request failed')
     // Schema messages name fields, never values; anything unknown is not repeated.
     const message = err.validation !== undefined || code.startsWith('MCPGW_') ? err.message : 'Request failed'
-    reply.code(statusCode).send({ statusCode, code, error: statusCode >= 500 ? 'Error' : 'Bad Request', message })
+    reply.code(statusCode).send({ statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message })
   })
 
   fastify.get('/health', { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }))
@@ -150,7 +185,10 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.post('/register-server', {
       schema: {
         summary: 'Register a backend, or heartbeat it',
+        description: `The first registration of a live name owns it: later calls for it must send the same ${SERVER_SECRET_HEADER}. ` +
+          'Without the header, the gateway makes a secret and returns it once, in `secret`. Another registrant gets 409 until the registration lapses.',
         ...security,
+        headers: secretHeader,
         body: {
           type: 'object',
           required: ['serverName', 'host', 'port'],
@@ -163,22 +201,31 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
             metadata
           }
         },
-        response: { 200: registrationSchema, ...errors }
+        response: { 200: { ...registrationSchema, properties: { ...registrationSchema.properties, secret: { type: 'string' } } }, ...errors }
       }
-    }, async (request) => registrationJson(await registry.registerServer(request.body as Parameters<typeof registry.registerServer>[0])))
+    }, async (request, reply) => {
+      const given = serverSecret(request)
+      const secret = given ?? randomBytes(32).toString('base64url')
+      const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
+      // A secret made here was accepted only because the name was free: return it, once.
+      if (given === undefined) reply.header('cache-control', 'no-store')
+      return given === undefined ? { ...registrationJson(registration), secret } : registrationJson(registration)
+    })
 
     api.delete('/register-server/:serverName', {
-      schema: { summary: 'Deregister a backend', ...security, params: { type: 'object', properties: { serverName } }, response: { 204: { type: 'null' }, ...errors } }
+      schema: { summary: 'Deregister a backend (its registrant only)', ...security, headers: secretHeader, params: { type: 'object', properties: { serverName } }, response: { 204: { type: 'null' }, ...errors } }
     }, async (request, reply: FastifyReply) => {
       const { serverName: name } = request.params as { serverName: string }
-      if (!(await registry.deregisterServer(name))) throw new NotFoundError('server', name)
+      if (!(await registry.deregisterServer(name, requireServerSecret(request, name)))) throw new NotFoundError('server', name)
       return reply.code(204).send()
     })
 
     api.post('/create-session', {
       schema: {
         summary: 'Create a session (or return the live one) and its URL',
+        description: `For a live registration, by its registrant only (${SERVER_SECRET_HEADER}): 404 MCPGW_REGISTRY_SERVER_NOT_REGISTERED when there is none.`,
         ...security,
+        headers: secretHeader,
         body: {
           type: 'object',
           required: ['userId', 'serverName'],
@@ -196,7 +243,9 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
         response: { 200: issuedSchema, 201: issuedSchema, ...errors }
       }
     }, async (request, reply) => {
-      const issued = await registry.createSession(request.body as Parameters<typeof registry.createSession>[0])
+      const input = request.body as Omit<CreateSessionInput, 'serverSecret'>
+      // Never a token for another registrant's server, nor for a name nobody holds right now.
+      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName) })
       const base = publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
       return {

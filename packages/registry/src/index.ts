@@ -1,7 +1,7 @@
 export { mcpRegistryPlugin, mcpRegistryPlugin as default, DEFAULT_SERVER_SELECTION_TIMEOUT_MS } from './plugin.js'
 export type { RegistryPluginOptions, MongoConnectionOptions } from './plugin.js'
 export { Registry } from './registry.js'
-export { mcpRegistryApi, apiGuard } from './http-api.js'
+export { mcpRegistryApi, apiGuard, SERVER_SECRET_HEADER } from './http-api.js'
 export type { RegistryApiOptions } from './http-api.js'
 export type { CreateSessionInput, IssuedSession, RegisterServerInput, ListSessionsInput, RegistryConstructorOptions } from './registry.js'
 export { MemoryStore } from './memory-store.js'

@@ -1,4 +1,4 @@
-import { CapacityExceededError } from './errors.js'
+import { CapacityExceededError, ServerOwnedError } from './errors.js'
 import {
   DEFAULT_MAX_SERVERS, DEFAULT_MAX_SESSIONS, DEFAULT_SWEEP_INTERVAL_MS
 } from './options.js'
@@ -108,12 +108,14 @@ export class MemoryStore implements RegistryStore {
   async upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration> {
     const existing = this.#servers.get(input.serverName)
     const live = existing !== undefined && existing.expiresAt > now
+    if (live && existing.ownerHash !== input.ownerHash) throw new ServerOwnedError(input.serverName)
     if (existing === undefined && this.#servers.size >= this.#maxServers) {
       await this.sweep(now)
       if (this.#servers.size >= this.#maxServers) throw new CapacityExceededError('servers', this.#maxServers)
     }
     const registration: ServerRegistration = Object.freeze({
       serverName: input.serverName,
+      ownerHash: input.ownerHash,
       host: input.host,
       port: input.port,
       protocol: input.protocol,
@@ -126,8 +128,14 @@ export class MemoryStore implements RegistryStore {
     return registration
   }
 
-  async deleteServer (serverName: string): Promise<boolean> {
-    return this.#servers.delete(serverName)
+  async deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean> {
+    const existing = this.#servers.get(serverName)
+    if (existing === undefined) return false
+    if (existing.expiresAt <= now) {
+      this.#servers.delete(serverName)
+      return false
+    }
+    return existing.ownerHash === ownerHash && this.#servers.delete(serverName)
   }
 
   async findServer (serverName: string, now: number): Promise<ServerRegistration | null> {

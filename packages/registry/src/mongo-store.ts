@@ -1,6 +1,6 @@
 import { MongoServerError } from 'mongodb'
 import type { Collection, Db, Filter, IndexDescription, MongoClient } from 'mongodb'
-import { SessionConflictError, StoreUnavailableError } from './errors.js'
+import { ServerOwnedError, SessionConflictError, StoreUnavailableError } from './errors.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
   CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
@@ -216,29 +216,39 @@ export class MongoStore implements RegistryStore {
       lastHeartbeatAt: nowDate,
       expiresAt: new Date(expiresAt)
     }
+    const doc: ServerDoc = { serverName: input.serverName, ownerHash: input.ownerHash, ...fields, registeredAt: nowDate }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
-        // A heartbeat of a live registration keeps its registeredAt.
+        // A heartbeat of our own live registration keeps its registeredAt.
         const heartbeat = await this.servers.findOneAndUpdate(
-          { serverName: input.serverName, expiresAt: { $gt: nowDate } },
+          { serverName: input.serverName, ownerHash: input.ownerHash, expiresAt: { $gt: nowDate } },
           { $set: fields },
           { returnDocument: 'after' }
         )
         if (heartbeat !== null) return fromServerDoc(heartbeat)
-        const doc: ServerDoc = { serverName: input.serverName, ...fields, registeredAt: nowDate }
-        await this.servers.replaceOne({ serverName: input.serverName }, doc, { upsert: true })
+        // A lapsed registration is anybody's; a live one of another owner is never touched.
+        const replaced = await this.servers.replaceOne({ serverName: input.serverName, expiresAt: { $lte: nowDate } }, doc)
+        if (replaced.matchedCount === 1) return fromServerDoc(doc)
+        await this.servers.insertOne({ ...doc })
         return fromServerDoc(doc)
       } catch (err) {
-        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) continue
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw unavailable(err)
+      }
+      // Someone holds the name: another owner (refuse), or our own concurrent call (heartbeat it).
+      let holder: ServerDoc | null
+      try {
+        holder = await this.servers.findOne({ serverName: input.serverName, expiresAt: { $gt: nowDate } }, { projection: { _id: 0 } })
+      } catch (err) {
         throw unavailable(err)
       }
+      if (holder !== null && (holder.ownerHash ?? null) !== input.ownerHash) throw new ServerOwnedError(input.serverName)
     }
     throw new SessionConflictError(`server ${input.serverName}`)
   }
 
-  async deleteServer (serverName: string): Promise<boolean> {
+  async deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean> {
     try {
-      const result = await this.servers.deleteOne({ serverName })
+      const result = await this.servers.deleteOne({ serverName, ownerHash, expiresAt: { $gt: new Date(now) } })
       return result.deletedCount === 1
     } catch (err) {
       throw unavailable(err)
@@ -388,6 +398,8 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
 function fromServerDoc (d: ServerDoc): ServerRegistration {
   return {
     serverName: d.serverName,
+    // Registrations written before owners existed have none: they lapse within one TTL.
+    ownerHash: d.ownerHash ?? null,
     host: d.host,
     port: d.port,
     protocol: d.protocol,

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
-import { InvalidArgumentError } from './errors.js'
+import { InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
 import { MemoryStore } from './memory-store.js'
 import { validateOptions } from './options.js'
 import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
@@ -27,6 +27,12 @@ export interface CreateSessionInput {
   metadata?: Record<string, unknown>
   /** Replace a live session for the same key instead of returning it. */
   rotate?: boolean
+  /**
+   * When given, serverName must have a live registration made with this secret
+   * (see `assertServerOwner`), checked after the input and before anything is
+   * stored. The HTTP API always gives one.
+   */
+  serverSecret?: string
 }
 
 export interface IssuedSession {
@@ -43,6 +49,13 @@ export interface RegisterServerInput {
   port: number
   protocol?: 'http' | 'https'
   metadata?: Record<string, unknown>
+  /**
+   * The registrant's secret (32 to 256 visible ASCII characters). While the
+   * registration is live, only a caller with the same secret may heartbeat,
+   * replace or remove it, or ask for its sessions. Omitted: an in-process
+   * registration that no API client can take over.
+   */
+  secret?: string
 }
 
 export interface ListSessionsInput {
@@ -133,6 +146,7 @@ export class Registry {
     const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
     const metadata = assertMetadata(input.metadata)
     if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
+    if (input.serverSecret !== undefined) await this.assertServerOwner(serverName, input.serverSecret)
 
     const now = this.#now()
     // JWT times are whole seconds; expiresAt matches exp exactly so both agree at the boundary.
@@ -252,7 +266,8 @@ export class Registry {
       host: this.backendPolicy.check(assertHost(input.host)),
       port: assertPort(input.port),
       protocol: assertProtocol(input.protocol),
-      metadata: assertMetadata(input.metadata)
+      metadata: assertMetadata(input.metadata),
+      ownerHash: ownerHashOf(input.secret)
     }
     const now = this.#now()
     const stored = await this.#counted('upsertServer').upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
@@ -260,11 +275,31 @@ export class Registry {
     return stored
   }
 
-  async deregisterServer (serverName: string): Promise<boolean> {
+  /**
+   * Removes a live registration made with `secret` (none: one made in-process
+   * without one). False when there is none; MCPGW_REGISTRY_NOT_SERVER_OWNER (403)
+   * when it belongs to someone else.
+   */
+  async deregisterServer (serverName: string, secret?: string): Promise<boolean> {
     const name = assertServerName(serverName)
-    const deleted = await this.#counted('deleteServer').deleteServer(name)
-    this.#serverChanged(name)
+    const ownerHash = ownerHashOf(secret)
+    const deleted = await this.#counted('deleteServer').deleteServer(name, ownerHash, this.#now())
+    if (deleted) this.#serverChanged(name)
+    else if (await this.discover(name) !== null) throw new NotServerOwnerError(name)
     return deleted
+  }
+
+  /**
+   * Checks that `secret` is the one serverName's live registration was made
+   * with: MCPGW_REGISTRY_SERVER_NOT_REGISTERED (404) when it has none,
+   * MCPGW_REGISTRY_NOT_SERVER_OWNER (403) when it is someone else's. The HTTP
+   * API asks this before it hands out a session (and its token) for a server.
+   */
+  async assertServerOwner (serverName: string, secret: string | undefined): Promise<ServerRegistration> {
+    const registration = await this.discover(serverName)
+    if (registration === null) throw new ServerNotRegisteredError(assertServerName(serverName))
+    if (registration.ownerHash !== ownerHashOf(secret)) throw new NotServerOwnerError(registration.serverName)
+    return registration
   }
 
   /**
@@ -329,6 +364,17 @@ export class Registry {
     // Still full: every entry is recent. Forgetting them costs a few early writes, never correctness.
     if (this.#lastTouch.size >= this.options.maxSessions) this.#lastTouch.clear()
   }
+}
+
+const SECRET_PATTERN = /^[\x21-\x7e]{32,256}$/
+
+/** What the store keeps of a registrant's secret: its SHA-256, never the secret. */
+function ownerHashOf (secret: string | undefined): string | null {
+  if (secret === undefined) return null
+  if (typeof secret !== 'string' || !SECRET_PATTERN.test(secret)) {
+    throw new InvalidArgumentError('secret', 'expected 32 to 256 visible ASCII characters')
+  }
+  return createHash('sha256').update(secret).digest('hex')
 }
 
 function newId (): string {

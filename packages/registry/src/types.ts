@@ -22,6 +22,12 @@ export interface SessionRecord {
 
 export interface ServerRegistration {
   serverName: string
+  /**
+   * SHA-256 (hex) of the secret of whoever registered it, or null for a
+   * registration made in-process without one. Only that registrant may
+   * heartbeat, replace or remove it, or ask for its sessions, until it lapses.
+   */
+  ownerHash: string | null
   host: string
   port: number
   protocol: Protocol
@@ -31,7 +37,7 @@ export interface ServerRegistration {
   expiresAt: number
 }
 
-export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata'>
+export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata' | 'ownerHash'>
 
 /** Which sessions a revocation applies to: exactly one of the three. */
 export type RevokeFilter =
@@ -99,9 +105,14 @@ export interface RegistryStore {
   /** Marks live, unrevoked sessions revoked; returns how many. */
   revokeSessions (filter: RevokeFilter, now: number): Promise<number>
   touchSession (sessionId: string, at: number): Promise<void>
-  /** Insert or heartbeat: `registeredAt` is kept while the registration stays live. */
+  /**
+   * Atomically per serverName: insert (no live registration), or heartbeat a live
+   * one with the same `ownerHash` (keeping `registeredAt`); a live one with
+   * another owner throws MCPGW_REGISTRY_SERVER_OWNED and is left as it was.
+   */
   upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration>
-  deleteServer (serverName: string): Promise<boolean>
+  /** Deletes the registration if it has this owner (or is past expiry); true when one was deleted. */
+  deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean>
   findServer (serverName: string, now: number): Promise<ServerRegistration | null>
   listServers (now: number): Promise<ServerRegistration[]>
   stats (now: number, options?: StatsOptions): Promise<RegistryStats>

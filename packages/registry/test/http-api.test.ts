@@ -8,6 +8,14 @@ import { SECRET } from './helpers.js'
 
 const KEY = 'test-api-key-0123456789'
 const auth = { authorization: `Bearer ${KEY}` }
+const OWNER = 'owner-secret-of-todoodles-0123456789abcdef'
+/** The API key and the secret of the registrant of todoodles. */
+const owner = { ...auth, 'x-mcpgw-server-secret': OWNER }
+
+async function registerTodoodles (app: Awaited<ReturnType<typeof build>>): Promise<void> {
+  const res = await app.inject({ method: 'POST', url: '/register-server', headers: owner, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } })
+  if (res.statusCode !== 200) throw new Error(`registration failed: ${res.statusCode}`)
+}
 
 async function build (t: Test, options: RegistryApiOptions = { apiKey: KEY }) {
   const app = Fastify()
@@ -65,24 +73,59 @@ t.test('register, heartbeat, discover, list and deregister', async (t) => {
   t.equal(reg.statusCode, 200)
   t.match(reg.json(), { serverName: 'todoodles', host: '127.0.0.1', port: 12861, protocol: 'http', metadata: { v: 1 } })
   t.ok(Date.parse(reg.json().expiresAt) > Date.now(), 'returns its expiry')
-  t.match((await app.inject({ url: '/discover-server/todoodles', headers: auth })).json(), { port: 12861 })
-  t.equal((await app.inject({ url: '/servers', headers: auth })).json().servers.length, 1)
-  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: auth })).statusCode, 204)
+  const secret = reg.json().secret as string
+  t.match(secret, /^[\w-]{43}$/, 'a registration without a secret gets one made for it, once')
+  t.equal(reg.headers['cache-control'], 'no-store')
+  const beat = await app.inject({ method: 'POST', url: '/register-server', headers: { ...auth, 'x-mcpgw-server-secret': secret }, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12862 } })
+  t.equal(beat.statusCode, 200, 'a heartbeat with that secret')
+  t.equal(beat.json().secret, undefined, 'which is never sent again')
+  t.match((await app.inject({ url: '/discover-server/todoodles', headers: auth })).json(), { port: 12862 })
+  const listed = (await app.inject({ url: '/servers', headers: auth })).json()
+  t.equal(listed.servers.length, 1)
+  t.notOk(JSON.stringify(listed).includes('owner'), 'listings never show who owns what')
+  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: { ...auth, 'x-mcpgw-server-secret': secret } })).statusCode, 204)
   const gone = await app.inject({ url: '/discover-server/todoodles', headers: auth })
   t.equal(gone.statusCode, 404)
   t.equal(gone.json().code, 'MCPGW_API_NOT_FOUND')
-  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: auth })).statusCode, 404)
+  t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: { ...auth, 'x-mcpgw-server-secret': secret } })).statusCode, 404)
+})
+
+t.test('a live server belongs to its registrant: another API client can neither take it, remove it, nor get its sessions', async (t) => {
+  const app = await build(t)
+  await registerTodoodles(app)
+  const alice = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })
+  t.equal(alice.statusCode, 201)
+  const mallory = { ...auth, 'x-mcpgw-server-secret': 'mallory-0123456789abcdef0123456789abcdef' }
+  const attempts: Array<[string, Record<string, string>, number, string]> = [
+    ['re-register with another secret', mallory, 409, 'MCPGW_REGISTRY_SERVER_OWNED'],
+    ['re-register with none', auth, 409, 'MCPGW_REGISTRY_SERVER_OWNED']
+  ]
+  for (const [label, headers, status, code] of attempts) {
+    const res = await app.inject({ method: 'POST', url: '/register-server', headers, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 6666 } })
+    t.same([res.statusCode, res.json().code, res.json().error], [status, code, 'Conflict'], label)
+  }
+  for (const headers of [mallory, auth]) {
+    const del = await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers })
+    t.same([del.statusCode, del.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'deregister')
+    const session = await app.inject({ method: 'POST', url: '/create-session', headers, payload: { userId: 'alice', serverName: 'todoodles' } })
+    t.same([session.statusCode, session.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'create-session')
+    t.notOk(session.body.includes(alice.json().token), "alice's token is not handed out")
+  }
+  t.equal((await app.mcpRegistry.discover('todoodles'))?.port, 12861, 'the route still goes to the owner')
+  const nobody = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'ghost' } })
+  t.same([nobody.statusCode, nobody.json().code], [404, 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED'], 'no session for a server nobody holds')
 })
 
 t.test('create-session answers 201 with the URL, then 200 with the same session', async (t) => {
   const app = await build(t, { apiKey: KEY, publicUrl: 'https://apps.example.com/', proxyPrefix: '/mcp' })
-  const first = await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId: 'alice', serverName: 'todoodles', ttlSeconds: 600, scopes: ['view'] } })
+  await registerTodoodles(app)
+  const first = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles', ttlSeconds: 600, scopes: ['view'] } })
   t.equal(first.statusCode, 201)
   const body = first.json()
   t.match(body, { sessionKey: 'alice:todoodles:mcp-webui', created: true })
   t.equal(body.url, `https://apps.example.com/mcp/${body.token}/`)
   t.equal(first.headers['cache-control'], 'no-store')
-  const again = await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId: 'alice', serverName: 'todoodles' } })
+  const again = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })
   t.equal(again.statusCode, 200)
   t.equal(again.json().sessionId, body.sessionId)
   const listed = (await app.inject({ url: '/sessions?userId=alice', headers: auth })).json()
@@ -94,21 +137,24 @@ t.test('create-session answers 201 with the URL, then 200 with the same session'
 
 t.test('without publicUrl, session URLs use the request origin', async (t) => {
   const app = await build(t)
-  const res = await app.inject({ method: 'POST', url: '/create-session', headers: { ...auth, host: 'gw.local:3082' }, payload: { userId: 'bob', serverName: 'todoodles' } })
+  await registerTodoodles(app)
+  const res = await app.inject({ method: 'POST', url: '/create-session', headers: { ...owner, host: 'gw.local:3082' }, payload: { userId: 'bob', serverName: 'todoodles' } })
   t.match(res.json().url, /^http:\/\/gw\.local:3082\/mcp\/[\w-]+\.[\w-]+\.[\w-]+\/$/)
 })
 
 t.test('stats count by server, and name users only when asked', async (t) => {
   const app = await build(t)
-  for (const userId of ['alice', 'bob']) await app.inject({ method: 'POST', url: '/create-session', headers: auth, payload: { userId, serverName: 'todoodles' } })
+  await registerTodoodles(app)
+  for (const userId of ['alice', 'bob']) await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId, serverName: 'todoodles' } })
   const plain = (await app.inject({ url: '/stats', headers: auth })).json()
-  t.same(plain, { sessions: { live: 2, byServer: { todoodles: 2 } }, servers: { live: 0 } })
+  t.same(plain, { sessions: { live: 2, byServer: { todoodles: 2 } }, servers: { live: 1 } })
   t.notOk(JSON.stringify(plain).includes('alice'))
   t.same((await app.inject({ url: '/stats?byUser=true', headers: auth })).json().sessions.byUser, { alice: 1, bob: 1 })
 })
 
 t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
   const app = await build(t)
+  await registerTodoodles(app)
   const bad: Array<[string, object]> = [
     ['/register-server', {}],
     ['/register-server', { serverName: 'x', host: '127.0.0.1', port: 0 }],
@@ -116,29 +162,29 @@ t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
     ['/register-server', { serverName: 'bad name', host: '127.0.0.1', port: 80 }],
     ['/register-server', { serverName: 'x', host: '127.0.0.1', port: 80, protocol: 'ftp' }],
     ['/register-server', { serverName: 'x', host: 'not a host', port: 80 }],
-    ['/create-session', { serverName: 'x' }],
-    ['/create-session', { userId: '', serverName: 'x' }],
-    ['/create-session', { userId: { $ne: null }, serverName: 'x' }],
-    ['/create-session', { userId: 'a', serverName: 'x', ttlSeconds: 0 }],
-    ['/create-session', { userId: 'a', serverName: 'x', ttlSeconds: 99999999 }],
-    ['/create-session', { userId: 'a', serverName: 'x', scopes: ['Bad Scope'] }],
+    ['/create-session', { serverName: 'todoodles' }],
+    ['/create-session', { userId: '', serverName: 'todoodles' }],
+    ['/create-session', { userId: { $ne: null }, serverName: 'todoodles' }],
+    ['/create-session', { userId: 'a', serverName: 'todoodles', ttlSeconds: 0 }],
+    ['/create-session', { userId: 'a', serverName: 'todoodles', ttlSeconds: 99999999 }],
+    ['/create-session', { userId: 'a', serverName: 'todoodles', scopes: ['Bad Scope'] }],
     ['/revoke-session', {}],
     ['/revoke-session', { userId: 'a', sessionId: 'b' }],
     ['/revoke-session', { userId: { $ne: null } }]
   ]
   for (const [url, payload] of bad) {
-    const res = await app.inject({ method: 'POST', url, headers: auth, payload })
+    const res = await app.inject({ method: 'POST', url, headers: owner, payload })
     t.equal(res.statusCode, 400, `${url} ${JSON.stringify(payload)}`)
     t.match(res.json().code, /^MCPGW_(API_INVALID_REQUEST|REGISTRY_INVALID_ARGUMENT)$/)
   }
   const notJson = await app.inject({ method: 'POST', url: '/create-session', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"userId":' })
   t.equal(notJson.statusCode, 400)
   t.same((await app.inject({ url: '/stats', headers: auth })).json().sessions.live, 0)
-  t.same((await app.inject({ url: '/servers', headers: auth })).json().servers, [])
+  t.same((await app.inject({ url: '/servers', headers: auth })).json().servers.map((s: { serverName: string }) => s.serverName), ['todoodles'])
   // Unknown properties are dropped by Fastify's validator, never stored.
   const extra = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'x', host: '127.0.0.1', port: 80, $where: 'x', extra: 1 } })
   t.equal(extra.statusCode, 200)
-  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'metadata', 'port', 'protocol', 'registeredAt', 'serverName'])
+  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'metadata', 'port', 'protocol', 'registeredAt', 'secret', 'serverName'])
 })
 
 t.test('registrations outside the allowed backends get 403 with a code', async (t) => {

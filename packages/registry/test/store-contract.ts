@@ -182,6 +182,42 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal(await registry.deregisterServer('todoodles'), false)
   })
 
+  t.test('a live server name belongs to its registrant until the registration lapses', async (t) => {
+    const { registry, clock } = await setup(t)
+    const alice = 'a'.repeat(40)
+    const mallory = 'm'.repeat(40)
+    await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: alice })
+    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666, secret: mallory }), { code: 'MCPGW_REGISTRY_SERVER_OWNED', statusCode: 409 })
+    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666 }), { code: 'MCPGW_REGISTRY_SERVER_OWNED' }, 'nor by an in-process call without the secret')
+    t.equal((await registry.discover('b'))?.port, 3000, 'the owner\'s registration is untouched')
+    await t.rejects(registry.deregisterServer('b', mallory), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER', statusCode: 403 })
+    await t.rejects(registry.assertServerOwner('b', mallory), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' })
+    t.equal((await registry.assertServerOwner('b', alice)).port, 3000)
+    await t.rejects(registry.assertServerOwner('nobody', alice), { code: 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED', statusCode: 404 })
+    t.ok(await registry.discover('b'), 'still registered')
+
+    clock.advance(60_000)
+    t.equal((await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3001, secret: alice })).port, 3001, 'the owner heartbeats and moves')
+    clock.advance(90_000)
+    const taken = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666, secret: mallory })
+    t.equal(taken.port, 6666, 'once lapsed, the name is anybody\'s')
+    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3001, secret: alice }), { code: 'MCPGW_REGISTRY_SERVER_OWNED' }, 'and the former owner is refused in turn')
+    t.equal(await registry.deregisterServer('b', mallory), true)
+    t.equal(await registry.deregisterServer('b', mallory), false)
+    await t.rejects(registry.registerServer({ serverName: 'c', host: '127.0.0.1', port: 1, secret: 'short' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT' })
+  })
+
+  t.test('concurrent registrations of one free name by two registrants: exactly one owns it', async (t) => {
+    const { registry } = await setup(t)
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) =>
+      registry.registerServer({ serverName: 'race', host: '127.0.0.1', port: 4000 + i, secret: String(i % 2).repeat(40) })))
+    const winners = new Set(results.flatMap((r, i) => r.status === 'fulfilled' ? [i % 2] : []))
+    t.equal(winners.size, 1, 'one registrant won')
+    for (const r of results) if (r.status === 'rejected') t.equal((r.reason as { code: string }).code, 'MCPGW_REGISTRY_SERVER_OWNED')
+    const live = await registry.discover('race')
+    t.equal(live!.port % 2, [...winners][0], 'the live registration is the winner\'s')
+  })
+
   t.test('stats are counted by the store, and name users only when asked', async (t) => {
     const { registry, clock } = await setup(t)
     await registry.createSession({ userId: 'alice', serverName: 'todoodles' })

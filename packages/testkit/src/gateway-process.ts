@@ -1,15 +1,33 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import { freePort } from './ferretdb.js'
 
 /** The gateway's HTTP API, as an MCP server's SDK would use it. */
 export class GatewayAdmin {
+  /** One registrant secret per server name, as each MCP server keeps its own. */
+  readonly #secrets = new Map<string, string>()
+
   constructor (readonly origin: string, readonly apiKey: string) {}
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** The secret this admin registers `serverName` with (made on first use). */
+  secretFor (serverName: string): string {
+    let secret = this.#secrets.get(serverName)
+    if (secret === undefined) {
+      secret = randomBytes(32).toString('base64url')
+      this.#secrets.set(serverName, secret)
+    }
+    return secret
+  }
+
+  async call<T>(method: string, path: string, body?: unknown, serverName?: string): Promise<T> {
     const res = await fetch(this.origin + path, {
       method,
-      headers: { authorization: `Bearer ${this.apiKey}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${this.apiKey}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+        ...(serverName !== undefined && { 'x-mcpgw-server-secret': this.secretFor(serverName) })
+      },
       ...(body !== undefined && { body: JSON.stringify(body) })
     })
     const text = await res.text()
@@ -18,11 +36,11 @@ export class GatewayAdmin {
   }
 
   async register (serverName: string, port: number, host = '127.0.0.1'): Promise<void> {
-    await this.call('POST', '/register-server', { serverName, host, port })
+    await this.call('POST', '/register-server', { serverName, host, port }, serverName)
   }
 
   async session (userId: string, serverName: string, ttlSeconds = 6 * 3600): Promise<{ token: string, url: string, sessionId: string }> {
-    return await this.call('POST', '/create-session', { userId, serverName, ttlSeconds })
+    return await this.call('POST', '/create-session', { userId, serverName, ttlSeconds }, serverName)
   }
 
   async metrics (): Promise<string> {
