@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
-import { frameworkErrors, mcpGateway, serverLogSerializers } from '@mcp-gw/proxy-plugin'
+import { clientErrorHandler, expectationFailed, frameworkErrors, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
 import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
@@ -45,6 +45,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     // Fastify's own reading (proxy-addr), for HTTP requests and WebSocket upgrades alike.
     trustProxy: config.trustProxy,
     frameworkErrors,
+    clientErrorHandler,
     // Request ids from clients are not trusted into our logs.
     requestIdHeader: false
   }
@@ -58,6 +59,10 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     }
   })
   if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections
+  // Whatever the framework refuses outside the API and the proxy (a bad content type on an
+  // unknown route, say) gets a coded answer too.
+  app.setErrorHandler((err, _request, reply) => sendError(reply, err))
+  app.server.on('checkExpectation', expectationFailed)
 
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),

@@ -44,7 +44,7 @@ t.test('fuzzed admin bodies, content types and keys: clear 4xx, never a 5xx, nev
     if (res.statusCode >= 500) return false
     if (res.statusCode >= 400) {
       const code = (res.json() as { code?: unknown }).code
-      return typeof code === 'string' && code.length > 0
+      return typeof code === 'string' && code.startsWith('MCPGW_')
     }
     return true
   }), { numRuns: RUNS })

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BadPathError } from './errors.js'
+import { BadPathError, ExpectationFailedError, HeadersTooLargeError, MalformedRequestError, RequestTimeoutError } from './errors.js'
 
 export interface GatewayErrorBody {
   statusCode: number
@@ -73,4 +74,35 @@ export function writeSocketError (socket: Duplex, err: unknown, accept: string |
  */
 export function frameworkErrors (error: Error & { code?: string }, _request: FastifyRequest, reply: FastifyReply): void {
   sendError(reply, error.code === 'FST_ERR_BAD_URL' ? new BadPathError() : error)
+}
+
+/**
+ * For Fastify's `clientErrorHandler` server option: what Node's HTTP parser
+ * refuses (a malformed request line, oversized headers, a slowloris past the
+ * headers timeout) gets a coded answer like every other refusal, instead of
+ * Fastify's uncoded one.
+ *
+ *   Fastify({ clientErrorHandler })
+ */
+export function clientErrorHandler (err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) {
+    socket.destroy()
+    return
+  }
+  const refusal = err.code === 'HPE_HEADER_OVERFLOW'
+    ? new HeadersTooLargeError()
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new RequestTimeoutError() : new MalformedRequestError()
+  writeSocketError(socket, refusal, undefined)
+}
+
+/**
+ * For the server's 'checkExpectation' event: Node answers an `Expect` other
+ * than 100-continue with a bare 417 of its own; this one carries a code.
+ *
+ *   app.server.on('checkExpectation', expectationFailed)
+ */
+export function expectationFailed (req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify(errorBody(new ExpectationFailedError()))
+  res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+  res.end(req.method === 'HEAD' ? undefined : body)
 }

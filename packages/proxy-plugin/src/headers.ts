@@ -134,25 +134,34 @@ const SAFE_REFERRER_POLICIES = new Set([
 ])
 
 /**
- * Response headers that act on the whole origin rather than on one page: on an
- * origin shared by every session, one backend could widen a Service Worker's
- * scope over other sessions' URLs (Service-Worker-Allowed) or wipe their
- * storage and cookies (Clear-Site-Data).
+ * Dropped from every answer a backend gives a browser. Origin-wide headers: on
+ * an origin shared by every session, one backend could widen a Service
+ * Worker's scope over other sessions' URLs (Service-Worker-Allowed) or wipe
+ * their storage and cookies (Clear-Site-Data). Hop-by-hop headers (RFC 9110
+ * 7.6.1) describe the backend's connection to us, not ours to the client: a
+ * backend's `Connection: keep-alive` would otherwise override a client's
+ * `Connection: close`.
  */
-const ORIGIN_WIDE = ['service-worker-allowed', 'clear-site-data'] as const
+const DROPPED_RESPONSE_HEADERS = new Set(['service-worker-allowed', 'clear-site-data', 'connection', 'keep-alive', 'proxy-connection', 'upgrade'])
+// A 101 keeps the two headers that make it one.
+const SWITCHING_KEEPS = new Set(['connection', 'upgrade'])
 
 type ResponseHeaders = Record<string, string | string[] | number | undefined>
 
 /**
- * The one policy for what a backend may send a browser, applied in place to a
- * proxied response, a refused upgrade and an accepted one (101) alike. Names
- * are lower case (as Node and undici give them).
+ * The one policy for what a backend may send a browser, for a proxied
+ * response, a refused upgrade and an accepted one (101, `switching`) alike.
+ * Names are lower case (as Node and undici give them). Returns a new object:
+ * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders<H extends ResponseHeaders> (headers: H, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend'>): H {
-  const out = headers as ResponseHeaders
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend'>, switching = false): Record<string, string | string[] | number> {
+  const out: Record<string, string | string[] | number> = {}
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
+    if (value === undefined || (DROPPED_RESPONSE_HEADERS.has(name) && !(switching && SWITCHING_KEEPS.has(name)))) continue
+    out[name] = value
+  }
   const base = `${ctx.prefix}/${ctx.token}`
-  // Rare: the delete (and the slower object it leaves) happens only when a backend sends one.
-  for (const name of ORIGIN_WIDE) if (out[name] !== undefined) delete out[name]
 
   const location = out.location
   if (typeof location === 'string') out.location = rewriteLocation(location, base, ctx.backend)
@@ -173,7 +182,7 @@ export function rewriteResponseHeaders<H extends ResponseHeaders> (headers: H, c
     // Tell a buffering reverse proxy in front of us (nginx) to pass events as they come.
     out['x-accel-buffering'] = 'no'
   }
-  return headers
+  return out
 }
 
 function rewriteLocation (location: string, base: string, backend: ServerRegistration): string {

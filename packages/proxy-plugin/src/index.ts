@@ -6,7 +6,7 @@ export { discovery } from './discovery.js'
 export { streamingProxy } from './streaming-proxy.js'
 export { Authenticator } from './authenticator.js'
 export { assetRedirect } from './asset-fallback.js'
-export { frameworkErrors, sendError } from './error-reply.js'
+export { clientErrorHandler, expectationFailed, frameworkErrors, sendError } from './error-reply.js'
 export { redactUrl, parseTarget, serverLogSerializers } from './request-target.js'
 export type { RequestTarget } from './request-target.js'
 export {

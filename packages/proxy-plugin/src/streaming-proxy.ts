@@ -111,7 +111,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
         rewriteHeaders: (headers) => {
           const type = headers['content-type']
           if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
-          return rewriteResponseHeaders(headers, ctx)
+          return rewriteResponseHeaders(headers, ctx) as typeof headers
         },
         onError: onError as never
       })

@@ -117,8 +117,8 @@ function originAllowed (origin: string | undefined, hosts: Array<string | undefi
   return hosts.includes(parsed.host) || allowed.includes(parsed.origin)
 }
 
-// Hop-by-hop and framing headers of a refused handshake's answer: Fastify writes its own.
-const REFUSAL_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade'])
+// Framing headers of a refused handshake's answer: Fastify frames the relayed body itself.
+const REFUSAL_DROPPED = new Set(['transfer-encoding', 'content-length'])
 
 export interface WebSocketProxy {
   tunnels: TunnelSet
@@ -201,11 +201,10 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
           return
         }
         reply.hijack()
-        const policed = rewriteResponseHeaders({ ...res.headers }, ctx)
+        const policed = rewriteResponseHeaders(res.headers, ctx, true)
         const lines = ['HTTP/1.1 101 Switching Protocols']
         for (const name of Object.keys(policed)) {
-          const value = policed[name]
-          if (value === undefined) continue
+          const value = policed[name]!
           for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`)
         }
         socket.write(lines.join('\r\n') + '\r\n\r\n')

@@ -244,3 +244,26 @@ export async function upgradeRequest (port: number, path: string, options: { met
     req.end()
   })
 }
+
+/**
+ * Writes `bytes` and reads until the server closes (or `timeoutMs`): the
+ * status (0 when it closed without answering) and the whole answer as text.
+ */
+export async function rawRoundTrip (port: number, bytes: string | Buffer, timeoutMs = 5000): Promise<{ status: number, text: string }> {
+  const { connect } = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('the server neither answered in full nor closed')) }, timeoutMs)
+    const done = (): void => {
+      clearTimeout(timer)
+      const text = Buffer.concat(chunks).toString('latin1')
+      const match = /^HTTP\/1\.[01] (\d{3})/.exec(text)
+      resolve({ status: match === null ? 0 : Number(match[1]), text })
+    }
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('error', done)
+    socket.on('close', done)
+    socket.write(bytes)
+  })
+}

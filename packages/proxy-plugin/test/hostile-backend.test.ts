@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import { eventually } from '@mcp-gw/testkit'
-import { startGateway, upgradeRequest } from './helpers.js'
+import { rawRoundTrip, startGateway, upgradeRequest } from './helpers.js'
 
 /**
  * What a registered backend sends a browser passes one policy, whether it
@@ -165,4 +165,13 @@ t.test('a client that half-closes a tunnel gets both sides closed', async (t) =>
   await clientEnded
   t.pass('the gateway ended its side of the client socket (no CLOSE-WAIT)')
   await eventually(() => gw.app.mcpGateway.tunnels.size === 0, { what: 'the tunnel is gone' })
+})
+
+t.test("a backend's hop-by-hop headers never reach the client: its Connection: close is honoured", async (t) => {
+  const { port, token } = await setUp(t)
+  const answer = await rawRoundTrip(port, `GET /mcp/${token}/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 3000)
+  t.equal(answer.status, 200)
+  t.match(answer.text, /\r\nconnection: close\r\n/i, 'the gateway says it closes')
+  t.notMatch(answer.text, /\r\nkeep-alive:/i, "the backend's Keep-Alive is not passed on")
+  t.match(answer.text, /hostile/, 'and it closed (rawRoundTrip waits for that) after the body')
 })
