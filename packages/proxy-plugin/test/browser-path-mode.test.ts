@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs'
+import { chromium } from 'playwright-core'
+import t from 'tap'
+import type { Test } from 'tap'
+import { startBackend, startGateway } from './helpers.js'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/**
+ * Path mode, judged by a real browser: what a hostile backend sends in its
+ * headers cannot reach another session on the shared origin. (What its
+ * scripts do on that origin is beyond any header policy: isolated mode.)
+ */
+async function launch (t: Test): Promise<import('playwright-core').Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: install the Debian package chromium (or set CHROMIUM_PATH)`)
+  }
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+const HOSTILE_PAGE = '<!doctype html><meta charset="utf-8"><title>A</title><p id="a">hostile</p>'
+const SW = "self.addEventListener('fetch', (event) => { event.respondWith(new Response('<h1>taken over</h1>', { headers: { 'content-type': 'text/html' } })) })"
+
+t.test('cookies a backend sets, in any spelling of Path and Domain, stay with its session', async (t) => {
+  const hostile = await startBackend(t, (_req, res) => {
+    res.writeHead(200, {
+      'content-type': 'text/html',
+      'set-cookie': ['spaced=1; Path=/x; Path =/', 'upper=2; PATH=/', 'domain=3; Domain=127.0.0.1; Path=/', 'bare=4']
+    })
+    res.end(HOSTILE_PAGE)
+  })
+  const victim = await startBackend(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(`<!doctype html><meta charset="utf-8"><title>B</title><pre id="seen">${req.headers.cookie ?? ''}</pre>`)
+  })
+  const gw = await startGateway(t)
+  const tokenA = await gw.session(hostile, { serverName: 'a' })
+  const tokenB = await gw.session(victim, { serverName: 'b' })
+  const browser = await launch(t)
+  const page = await browser.newPage()
+
+  await page.goto(`${gw.origin}/mcp/${tokenA}/`)
+  const onA = (await page.evaluate(() => document.cookie)).split('; ').sort()
+  t.same(onA, ['bare=4', 'domain=3', 'spaced=1', 'upper=2'], "the cookies exist, on A's own pages")
+
+  await page.goto(`${gw.origin}/mcp/${tokenB}/`)
+  t.equal(await page.textContent('#seen'), '', "B's backend received none of A's cookies")
+  t.equal(await page.evaluate(() => document.cookie), '', "and B's page sees none")
+  const stored = await page.context().cookies()
+  t.same(stored.map((c) => c.path).sort(), Array(4).fill(`/mcp/${tokenA}/`), 'every cookie the browser stored is scoped to A')
+})
+
+t.test("a backend's Service Worker cannot take a scope beyond its session", async (t) => {
+  const hostile = await startBackend(t, (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/sw.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript', 'service-worker-allowed': '/' })
+      res.end(SW)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(HOSTILE_PAGE)
+  })
+  const victim = await startBackend(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end('<!doctype html><meta charset="utf-8"><title>B</title><h1 id="b">the real B</h1>')
+  })
+  const gw = await startGateway(t)
+  const tokenA = await gw.session(hostile, { serverName: 'a' })
+  const tokenB = await gw.session(victim, { serverName: 'b' })
+  const browser = await launch(t)
+  const page = await browser.newPage()
+
+  await page.goto(`${gw.origin}/mcp/${tokenA}/`)
+  const attempts = await page.evaluate(async () => {
+    const results: string[] = []
+    for (const [script, scope] of [['sw.js', '/'], ['sw.js', '/mcp/'], ['/sw.js', '/']]) {
+      try {
+        const registration = await navigator.serviceWorker.register(script!, { scope })
+        results.push(`registered ${registration.scope}`)
+      } catch (err) {
+        results.push((err as Error).name)
+      }
+    }
+    return results
+  })
+  t.same(attempts, ['SecurityError', 'SecurityError', 'SecurityError'], 'every scope wider than the session is refused')
+  // Within its own session a worker is the backend's business, as on a direct connection.
+  const own = await page.evaluate(async () => (await navigator.serviceWorker.register('sw.js')).scope)
+  t.equal(new URL(own).pathname, `/mcp/${tokenA}/`)
+
+  await page.goto(`${gw.origin}/mcp/${tokenB}/`)
+  t.equal(await page.textContent('#b'), 'the real B', "B's page is B's own")
+  t.equal(await page.evaluate(() => navigator.serviceWorker.controller), null, 'no worker controls it')
+})
