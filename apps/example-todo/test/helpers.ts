@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '@mcp-gw/testkit'
+import { freePort, launchChromium } from '@mcp-gw/testkit'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
-import { chromium } from 'playwright-core'
 import type { Browser } from 'playwright-core'
 import type { Test } from 'tap'
 
@@ -13,7 +11,6 @@ export const API_KEY = 'e2e-api-key-0123456789abcdef'
 export const JWT_SECRET = 'e2e-jwt-secret-0123456789abcdef0123456789'
 const GATEWAY_CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url))
 const EXAMPLE = fileURLToPath(new URL('../dist/main.js', import.meta.url))
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 export interface GatewayProcess {
   origin: string
@@ -78,12 +75,7 @@ export async function callText (client: Client, name: string, args: Record<strin
 }
 
 export async function launchBrowser (t: Test): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium (or set CHROMIUM_PATH)`)
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   return browser
 }

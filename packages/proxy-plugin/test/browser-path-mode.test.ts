@@ -1,44 +1,36 @@
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '@mcp-gw/testkit'
+import type { Browser } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
 import { startBackend, startGateway } from './helpers.js'
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /**
  * Path mode, judged by a real browser: what a hostile backend sends in its
  * headers cannot reach another session on the shared origin. (What its
  * scripts do on that origin is beyond any header policy: isolated mode.)
  */
-async function launch (t: Test): Promise<import('playwright-core').Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install the Debian package chromium (or set CHROMIUM_PATH)`)
-  }
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
+async function launch (t: Test): Promise<Browser> {
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   return browser
 }
 
 const HOSTILE_PAGE = '<!doctype html><meta charset="utf-8"><title>A</title><p id="a">hostile</p>'
+
+/** A backend answering every request with `html`, and what `headers` gives for it. */
+async function htmlBackend (t: Test, html: (req: import('node:http').IncomingMessage) => string, headers: (path: string) => Record<string, string | string[]> = () => ({})): Promise<Awaited<ReturnType<typeof startBackend>>> {
+  return await startBackend(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', ...headers((req.url ?? '/').split('?')[0]!) })
+    res.end(html(req))
+  })
+}
 const SW = "self.addEventListener('fetch', (event) => { event.respondWith(new Response('<h1>taken over</h1>', { headers: { 'content-type': 'text/html' } })) })"
 
 t.test('cookies a backend sets, in any spelling of Path and Domain, stay with its session', async (t) => {
-  const hostile = await startBackend(t, (_req, res) => {
-    res.writeHead(200, {
-      'content-type': 'text/html',
-      'set-cookie': ['spaced=1; Path=/x; Path =/', 'upper=2; PATH=/', 'domain=3; Domain=127.0.0.1; Path=/', 'bare=4']
-    })
-    res.end(HOSTILE_PAGE)
-  })
-  const victim = await startBackend(t, (req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html' })
-    res.end(`<!doctype html><meta charset="utf-8"><title>B</title><pre id="seen">${req.headers.cookie ?? ''}</pre>`)
-  })
+  const hostile = await htmlBackend(t, () => HOSTILE_PAGE, () => ({
+    'set-cookie': ['spaced=1; Path=/x; Path =/', 'upper=2; PATH=/', 'domain=3; Domain=127.0.0.1; Path=/', 'bare=4']
+  }))
+  const victim = await htmlBackend(t, (req) => `<!doctype html><meta charset="utf-8"><title>B</title><pre id="seen">${req.headers.cookie ?? ''}</pre>`)
   const gw = await startGateway(t)
   const tokenA = await gw.session(hostile, { serverName: 'a' })
   const tokenB = await gw.session(victim, { serverName: 'b' })
@@ -67,10 +59,7 @@ t.test("a backend's Service Worker cannot take a scope beyond its session", asyn
     res.writeHead(200, { 'content-type': 'text/html' })
     res.end(HOSTILE_PAGE)
   })
-  const victim = await startBackend(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html' })
-    res.end('<!doctype html><meta charset="utf-8"><title>B</title><h1 id="b">the real B</h1>')
-  })
+  const victim = await htmlBackend(t, () => '<!doctype html><meta charset="utf-8"><title>B</title><h1 id="b">the real B</h1>')
   const gw = await startGateway(t)
   const tokenA = await gw.session(hostile, { serverName: 'a' })
   const tokenB = await gw.session(victim, { serverName: 'b' })

@@ -1,9 +1,6 @@
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '@mcp-gw/testkit'
 import t from 'tap'
 import { startBackend, startGateway } from './helpers.js'
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 // The original gateway served these absolute-path assets as HTML. A browser is the judge.
 const PAGE = `<!doctype html>
@@ -27,9 +24,6 @@ ws.onmessage = (event) => { document.getElementById('echo').textContent = 'echo:
 `
 
 t.test('a page with absolute-path assets, fetches and a WebSocket works through the gateway', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install the Debian package chromium (or set CHROMIUM_PATH)`)
-  }
   const backend = await startBackend(t, (req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/') {
@@ -52,11 +46,7 @@ t.test('a page with absolute-path assets, fetches and a WebSocket works through 
   const gw = await startGateway(t)
   const token = await gw.session(backend)
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   const failed: string[] = []
