@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
-import { clientErrorHandler, expectationFailed, frameworkErrors, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
+import { clientErrorHandler, expectationFailed, frameworkErrors, isolationRewriteUrl, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
 import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
@@ -46,6 +46,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     trustProxy: config.trustProxy,
     frameworkErrors,
     clientErrorHandler,
+    // Isolated mode: a session host's every path goes to its session's proxy, never to the API.
+    ...(config.wildcardUrl !== undefined && { rewriteUrl: isolationRewriteUrl(config.wildcardUrl) }),
     // Request ids from clients are not trusted into our logs.
     requestIdHeader: false
   }
@@ -95,16 +97,19 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     await context.register(mcpRegistryApi, {
       ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
       ...(config.publicUrl !== undefined && { publicUrl: config.publicUrl }),
+      ...(config.wildcardUrl !== undefined && { wildcardUrl: config.wildcardUrl }),
+      allowedOrigins: config.corsOrigins,
       proxyPrefix: config.prefix
     })
   })
   await app.register(mcpGateway, {
     prefix: config.prefix,
     maxBodyBytes: config.maxBodyBytes,
+    ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
     wsAllowedOrigins: config.corsOrigins
   })
 
-  const guard = apiGuard(config.apiKey)
+  const guard = apiGuard(config.apiKey, { allowedOrigins: config.corsOrigins })
   app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
   app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4')

@@ -1,3 +1,4 @@
+import { parseWildcardUrl } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
 
 /** The gateway's settings, read from the environment variables users of the original gateway know. */
@@ -10,6 +11,8 @@ export interface GatewayConfig {
   prefix: string
   apiKey: string | undefined
   publicUrl: string | undefined
+  /** Isolated mode: each session on a host of its own under this wildcard URL (`https://*.apps.example.com`). */
+  wildcardUrl: string | undefined
   corsOrigins: string[]
   allowedBackends: string[] | undefined
   /** false, true, or the addresses and CIDRs of the proxies whose X-Forwarded-* headers to believe. */
@@ -41,6 +44,7 @@ const schema = {
     MCP_WEB_UI_PROXY_PREFIX: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', default: '/mcp' },
     MCP_WEB_UI_GATEWAY_API_KEY: { type: 'string', minLength: 16 },
     MCP_WEB_UI_PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?$' },
+    MCP_WEB_UI_WILDCARD_URL: { type: 'string', pattern: '^https?://\\*\\.[A-Za-z0-9.-]+(:\\d{1,5})?/?$' },
     MCP_WEB_UI_CORS_ORIGINS: { type: 'string' },
     MCP_WEB_UI_ALLOWED_BACKENDS: { type: 'string' },
     MCP_WEB_UI_TRUST_PROXY: { type: 'string' },
@@ -95,6 +99,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     prefix: raw.MCP_WEB_UI_PROXY_PREFIX as string,
     apiKey: raw.MCP_WEB_UI_GATEWAY_API_KEY as string | undefined,
     publicUrl: raw.MCP_WEB_UI_PUBLIC_URL as string | undefined,
+    wildcardUrl: raw.MCP_WEB_UI_WILDCARD_URL as string | undefined,
     corsOrigins: list(raw.MCP_WEB_UI_CORS_ORIGINS as string | undefined),
     allowedBackends: raw.MCP_WEB_UI_ALLOWED_BACKENDS === undefined ? undefined : list(raw.MCP_WEB_UI_ALLOWED_BACKENDS as string),
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
@@ -115,6 +120,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   }
   if (config.mongoUrl !== undefined && (config.jwtSecret === undefined || Buffer.byteLength(config.jwtSecret) < 32)) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be set to at least 32 bytes when MCP_WEB_UI_MONGO_URL is set (sessions outlive the process)')
+  }
+  if (config.trustProxy !== false && config.apiKey === undefined) {
+    // Without a key the API trusts loopback callers; behind a proxy every caller is loopback.
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_TRUST_PROXY needs MCP_WEB_UI_GATEWAY_API_KEY (behind a proxy, "loopback only" would admit every client)')
+  }
+  if (config.wildcardUrl !== undefined) {
+    try {
+      parseWildcardUrl(config.wildcardUrl)
+    } catch {
+      throw new ConfigError('invalid configuration: MCP_WEB_UI_WILDCARD_URL must look like https://*.apps.example.com or http://*.localhost:3082')
+    }
   }
   if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < 32) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least 32 bytes')

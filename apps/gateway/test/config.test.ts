@@ -16,6 +16,7 @@ t.test('every variable is read', async (t) => {
     MCP_WEB_UI_PROXY_PREFIX: '/apps',
     MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20),
     MCP_WEB_UI_PUBLIC_URL: 'https://example.com',
+    MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com',
     MCP_WEB_UI_CORS_ORIGINS: 'https://a.example, https://b.example',
     MCP_WEB_UI_ALLOWED_BACKENDS: '10.0.0.0/8,todo-ui',
     MCP_WEB_UI_TRUST_PROXY: '127.0.0.1,10.0.0.0/8',
@@ -29,6 +30,7 @@ t.test('every variable is read', async (t) => {
     mongoDbName: 'gw',
     prefix: '/apps',
     publicUrl: 'https://example.com',
+    wildcardUrl: 'https://*.apps.example.com',
     corsOrigins: ['https://a.example', 'https://b.example'],
     allowedBackends: ['10.0.0.0/8', 'todo-ui'],
     trustProxy: ['127.0.0.1', '10.0.0.0/8'],
@@ -40,7 +42,8 @@ t.test('every variable is read', async (t) => {
   t.match(loadConfig({}), { headersTimeoutMs: 30_000, maxConnections: 0, maxBodyBytes: 1024 ** 3 }, 'limits by default')
   t.equal(loadConfig({ MCP_WEB_UI_ACCESS_LOG: 'true' }).accessLog, true)
   t.equal(loadConfig({ DEBUG: 'true', MCP_WEB_UI_ACCESS_LOG: 'false' }).accessLog, false, 'an explicit setting wins over DEBUG')
-  t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true', MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20) }).trustProxy, true)
+  t.equal(loadConfig({ MCP_WEB_UI_WILDCARD_URL: 'http://*.localhost:3082' }).wildcardUrl, 'http://*.localhost:3082')
   t.equal(loadConfig({ MCP_WEB_UI_GATEWAY_PORT: '' }).port, 3082, 'empty means unset')
 })
 
@@ -61,7 +64,11 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_HEADERS_TIMEOUT_MS', { MCP_WEB_UI_HEADERS_TIMEOUT_MS: '5' }],
     ['MCP_WEB_UI_MAX_BODY_BYTES', { MCP_WEB_UI_MAX_BODY_BYTES: '-1' }],
     // A hop count trusts any client that sends enough X-Forwarded-For entries.
-    ['MCP_WEB_UI_TRUST_PROXY', { MCP_WEB_UI_TRUST_PROXY: '2' }]
+    ['MCP_WEB_UI_TRUST_PROXY', { MCP_WEB_UI_TRUST_PROXY: '2' }],
+    // Behind a proxy every client is loopback: without a key the API would be open.
+    ['MCP_WEB_UI_TRUST_PROXY.*MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_TRUST_PROXY: '127.0.0.1' }],
+    ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://apps.example.com' }],
+    ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://*.apps_x.com' }]
   ]
   for (const [name, env] of cases) {
     const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()

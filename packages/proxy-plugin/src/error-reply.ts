@@ -35,7 +35,9 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 function errorPage (body: GatewayErrorBody): string {
   const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>${body.statusCode} ${esc(body.error)}</title></head>` +
-    `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p><p><code>${esc(body.code)}</code></p></body></html>\n`
+    `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
+    (body.statusCode === 401 ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
+    `<p><code>${esc(body.code)}</code></p></body></html>\n`
 }
 
 /** JSON when the client accepts it, else a small HTML page. */

@@ -18,9 +18,11 @@ export interface ForwardContext {
   host: string | undefined
   session: SessionRecord
   backend: ServerRegistration
+  /** Isolated mode: the gateway's cookie on the session host (never passed either way); null in path mode. */
+  sessionCookie: string | null
 }
 
-export function forwardContext (request: FastifyRequest, prefix: string, forwardToken: boolean): ForwardContext {
+export function forwardContext (request: FastifyRequest, prefix: string, forwardToken: boolean, sessionCookie: string | null = null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
@@ -32,7 +34,8 @@ export function forwardContext (request: FastifyRequest, prefix: string, forward
     proto: request.protocol,
     host: request.host === '' ? undefined : request.host,
     session: request.mcpSession!,
-    backend: request.mcpBackend!
+    backend: request.mcpBackend!,
+    sessionCookie
   }
 }
 
@@ -79,6 +82,13 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
       if (referer !== undefined) out.referer = referer
       continue
     }
+    if (name === 'cookie' && ctx.sessionCookie !== null && typeof value === 'string' && value.includes(ctx.sessionCookie)) {
+      // The gateway's own cookie on a session host is never the backend's, forwardToken or not.
+      const own = `${ctx.sessionCookie}=`
+      const kept = value.split(/;\s*/).filter((c) => !c.startsWith(own) && (token === null || !c.includes(token)))
+      if (kept.length > 0) out.cookie = kept.join('; ')
+      continue
+    }
     if (token !== null && typeof value === 'string' && value.includes(token)) {
       // The gateway token is not the backend's credential.
       if (name === 'authorization') continue
@@ -93,7 +103,8 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-forwarded-for'] = ctx.forwardedFor
   out['x-forwarded-proto'] = ctx.proto
   if (ctx.host !== undefined) out['x-forwarded-host'] = ctx.host
-  out['x-forwarded-prefix'] = ctx.prefix + '/' + ctx.token
+  // On a session host the backend's `/` is the browser's `/`: no prefix to tell it about.
+  if (ctx.sessionCookie === null) out['x-forwarded-prefix'] = ctx.prefix + '/' + ctx.token
   out['x-mcpgw-user-id'] = encodeURIComponent(ctx.session.userId)
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
@@ -154,13 +165,14 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  * Names are lower case (as Node and undici give them). Returns a new object:
  * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend'>, switching = false): Record<string, string | string[] | number> {
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
   for (const name of Object.keys(headers)) {
     const value = headers[name]
     if (value === undefined || (DROPPED_RESPONSE_HEADERS.has(name) && !(switching && SWITCHING_KEEPS.has(name)))) continue
     out[name] = value
   }
+  if (ctx.sessionCookie !== null) return isolatedResponse(out, ctx.sessionCookie, ctx.backend)
   const base = `${ctx.prefix}/${ctx.token}`
 
   const location = out.location
@@ -182,6 +194,27 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     // Tell a buffering reverse proxy in front of us (nginx) to pass events as they come.
     out['x-accel-buffering'] = 'no'
   }
+  return out
+}
+
+/**
+ * On a session host the backend has an origin of its own, as on a direct
+ * connection: its cookies keep their Path, lose any Domain (which would reach
+ * other session hosts under the wildcard domain), and never take the gateway
+ * cookie's name; a Location naming the backend's own address becomes a path.
+ */
+function isolatedResponse (out: Record<string, string | string[] | number>, sessionCookie: string, backend: ServerRegistration): Record<string, string | string[] | number> {
+  const location = out.location
+  if (typeof location === 'string') out.location = rewriteLocation(location, '', backend)
+  const setCookie = out['set-cookie']
+  if (setCookie !== undefined) {
+    const own = sessionCookie.toLowerCase()
+    out['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [String(setCookie)])
+      .filter((c) => c.slice(0, c.indexOf('=') === -1 ? 0 : c.indexOf('=')).trim().toLowerCase() !== own)
+      .map((c) => c.split(';').filter((part, i) => i === 0 || part.split('=')[0]!.trim().toLowerCase() !== 'domain').join(';'))
+  }
+  const type = out['content-type']
+  if (typeof type === 'string' && type.startsWith('text/event-stream')) out['x-accel-buffering'] = 'no'
   return out
 }
 

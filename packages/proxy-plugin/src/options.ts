@@ -1,4 +1,5 @@
-import type { Registry } from '@mcp-gw/registry'
+import { parseWildcardUrl } from '@mcp-gw/registry'
+import type { Registry, WildcardUrl } from '@mcp-gw/registry'
 import { InvalidOptionError } from './errors.js'
 
 export const DEFAULT_PREFIX = '/mcp'
@@ -47,6 +48,14 @@ export interface ProxyOptions {
    * Default 0: no limit of the proxy's own, bodies stream with backpressure.
    */
   maxBodyBytes?: number
+  /**
+   * Isolated mode: each session on a host of its own under `wildcardUrl`
+   * (`https://*.apps.example.com`, `http://*.localhost:3082`), authenticated by
+   * a cookie the session link's one-time credential is swapped for. The host
+   * app must route session hosts here with Fastify's `rewriteUrl`
+   * (`isolationRewriteUrl`). Path mode keeps working beside it. Default off.
+   */
+  isolation?: { wildcardUrl: string }
   /** Clock, epoch ms. */
   now?: () => number
 }
@@ -64,6 +73,7 @@ export interface NormalizedProxyOptions {
   readonly wsAllowedOrigins: readonly string[] | '*'
   readonly assetFallback: boolean
   readonly maxBodyBytes: number
+  readonly isolation: WildcardUrl | null
   readonly now: () => number
 }
 
@@ -79,6 +89,17 @@ function bool (name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'expected true or false')
   return value
+}
+
+function isolationOption (value: unknown): WildcardUrl | null {
+  if (value === undefined) return null
+  const wildcardUrl = (value as { wildcardUrl?: unknown } | null)?.wildcardUrl
+  try {
+    if (typeof wildcardUrl !== 'string') throw new Error('not a string')
+    return Object.freeze(parseWildcardUrl(wildcardUrl))
+  } catch {
+    throw new InvalidOptionError('isolation', 'expected { wildcardUrl } such as https://*.apps.example.com or http://*.localhost:3082')
+  }
 }
 
 /** Pure: checks and fills in proxy options. */
@@ -121,6 +142,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     wsAllowedOrigins,
     assetFallback: bool('assetFallback', options.assetFallback, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
+    isolation: isolationOption(options.isolation),
     now: options.now ?? Date.now
   })
 }

@@ -7,6 +7,12 @@ import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
 import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
+import { sessionHostOf } from '@mcp-gw/registry'
+import { UnknownSessionHostError } from './errors.js'
+import { ISOLATED_PREFIX, rewriteForIsolation } from './isolation.js'
+import type { IncomingMessage } from 'node:http'
+import { ProxyMetrics, StreamSet } from './metrics.js'
+import type { TunnelSet } from './ws-proxy.js'
 
 export type McpGatewayOptions = ProxyOptions
 
@@ -24,14 +30,51 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
   const authenticator = new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const shared = { ...opts, prefix: options.prefix, authenticator }
 
-  let handle: FastifyInstance['mcpGateway'] | undefined
+  const metrics = new ProxyMetrics()
+  const streams = new StreamSet()
+  const tunnelSets: TunnelSet[] = []
   await fastify.register(async function mcpGatewayContext (context) {
     await context.register(tokenAuth, shared)
     await context.register(discovery)
-    await context.register(streamingProxy, shared)
-    handle = context.mcpGateway
+    await context.register(streamingProxy, { ...shared, shared: { metrics, streams } })
+    tunnelSets.push(context.mcpGateway.tunnels)
   }, { prefix: options.prefix })
-  fastify.decorate('mcpGateway', { getter: () => handle! })
+
+  const wildcard = options.isolation
+  if (wildcard !== null) {
+    // Session hosts: the same three plugins, the credential from a cookie, `/` the backend's `/`.
+    const onHosts = { ...shared, prefix: ISOLATED_PREFIX, sessionHosts: true }
+    await fastify.register(async function mcpSessionHostContext (context) {
+      await context.register(tokenAuth, onHosts)
+      await context.register(discovery)
+      await context.register(streamingProxy, { ...onHosts, shared: { metrics, streams } })
+      tunnelSets.push(context.mcpGateway.tunnels)
+    }, { prefix: ISOLATED_PREFIX })
+
+    // Nothing but a session's proxy answers on a session host (not the API, not /metrics, not
+    // the host app's routes), and the session-host routes answer nowhere else.
+    let warned = false
+    fastify.addHook('onRequest', function mcpSessionHostGuard (request, reply, done) {
+      const label = sessionHostOf(wildcard, request.headers.host)
+      const sessionRoute = (request.routeOptions.config as { mcpSessionHost?: boolean } | undefined)?.mcpSessionHost === true
+      if (label === null) {
+        done(sessionRoute ? new UnknownSessionHostError() : undefined)
+        return
+      }
+      if (label !== '' && !sessionRoute && !warned) {
+        warned = true
+        request.log.warn('a session host reached an ordinary route: set Fastify\'s rewriteUrl to isolationRewriteUrl(wildcardUrl)')
+      }
+      done(label === '' || !sessionRoute ? new UnknownSessionHostError() : undefined)
+    })
+  }
+
+  const tunnels: TunnelSet = {
+    get size () { return tunnelSets.reduce((n, set) => n + set.size, 0) },
+    closeAll (code, reason) { for (const set of tunnelSets) set.closeAll(code, reason) }
+  }
+  const handle = { authenticator, tunnels, streams, metrics }
+  fastify.decorate('mcpGateway', { getter: () => handle })
 
   if (options.assetFallback) {
     fastify.setNotFoundHandler(async function mcpAssetFallback (request, reply) {
@@ -40,6 +83,17 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       return reply.code(404).send({ message: `Route ${request.method}:${request.url.split('?')[0]} not found`, error: 'Not Found', statusCode: 404, code: 'MCPGW_NOT_FOUND' })
     })
   }
+}
+
+/**
+ * For Fastify's `rewriteUrl` server option, required with `isolation`: routes
+ * every request whose Host is under the wildcard domain to the session-host
+ * proxy, so no other route (the API included) can answer there.
+ *
+ *   Fastify({ rewriteUrl: isolationRewriteUrl('https://*.apps.example.com') })
+ */
+export function isolationRewriteUrl (wildcardUrl: string): (req: IncomingMessage) => string {
+  return rewriteForIsolation(validateOptions({ isolation: { wildcardUrl } }).isolation!)
 }
 
 export const mcpGateway = fp(mcpGatewayPlugin, {

@@ -17,7 +17,7 @@ const TOKEN_CHARS = /^[A-Za-z0-9_\-.]+$/
  * frameworks) read it. The rule is @fastify/reply-from's own (`/..` or `../`
  * anywhere once decoded), applied here first so the refusal is early and coded.
  */
-function climbs (path: string): boolean {
+export function climbs (path: string): boolean {
   if (!path.includes('.') && !path.includes('%')) return false
   let decoded: string
   try {

@@ -11,6 +11,7 @@ import { redactUrl, stripTokenFromQuery } from './request-target.js'
 import { contextPrefix } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
 import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
+import { sessionCookieName } from './isolation.js'
 
 const METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
@@ -19,10 +20,19 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 ])
 
-async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOptions): Promise<void> {
+export interface StreamingProxyOptions extends ProxyOptions {
+  /** Internal: this context serves session hosts (isolated mode). */
+  sessionHosts?: boolean
+  /** Internal: counters and open streams shared by the contexts of one gateway. */
+  shared?: { metrics: ProxyMetrics, streams: StreamSet }
+}
+
+async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingProxyOptions): Promise<void> {
   const prefix = contextPrefix(fastify, opts.prefix)
   const options = validateOptions({ ...opts, prefix })
   const authenticator = fastify.mcpAuthenticator
+  const sessionHosts = opts.sessionHosts === true && options.isolation !== null
+  const sessionCookie = sessionHosts ? sessionCookieName(options.isolation!) : null
 
   // Bodies stay streams: never parsed, never buffered; capped only when maxBodyBytes says so.
   const maxBody = options.maxBodyBytes
@@ -76,8 +86,8 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
   }
 
-  const metrics = new ProxyMetrics()
-  const streams = new StreamSet()
+  const metrics = opts.shared?.metrics ?? new ProxyMetrics()
+  const streams = opts.shared?.streams ?? new StreamSet()
   fastify.addHook('onResponse', function count (request, reply, done) {
     if (request.mcpBackend !== null) metrics.observe(reply.statusCode, reply.elapsedTime)
     done()
@@ -91,39 +101,37 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: ProxyOption
     })
   }
 
-  const ws = attachWebSocketProxy(fastify, options, authenticator)
-  fastify.route({
-    method: METHODS,
-    url: '/*',
-    exposeHeadRoute: false,
-    logSerializers,
-    handler: function proxy (request, reply) {
-      const upgrade = pendingUpgrade(request)
-      if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
-      const target = request.mcpTarget!
-      const backend = request.mcpBackend!
-      const ctx = forwardContext(request, prefix, options.forwardToken)
-      const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
-      // The query travels separately: reply-from vets the source path, and a query may hold `../`.
-      return reply.from(backendOrigin(backend) + target.path, {
-        queryString: () => search.slice(1),
-        rewriteRequestHeaders: (_request, headers) => rewriteRequestHeaders(headers, ctx),
-        rewriteHeaders: (headers) => {
-          const type = headers['content-type']
-          if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
-          return rewriteResponseHeaders(headers, ctx) as typeof headers
-        },
-        onError: onError as never
-      })
-    }
-  })
-
-  // `<prefix>` and `<prefix>/` carry no token.
+  const ws = attachWebSocketProxy(fastify, options, authenticator, sessionCookie)
+  // On a session host every path is the backend's, `/` included.
+  const config = { mcpSessionHost: sessionHosts }
+  const proxy = function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> | FastifyReply {
+    const upgrade = pendingUpgrade(request)
+    if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
+    const target = request.mcpTarget!
+    const backend = request.mcpBackend!
+    const ctx = forwardContext(request, prefix, options.forwardToken, sessionCookie)
+    const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
+    // The query travels separately: reply-from vets the source path, and a query may hold `../`.
+    return reply.from(backendOrigin(backend) + target.path, {
+      queryString: () => search.slice(1),
+      rewriteRequestHeaders: (_request, headers) => rewriteRequestHeaders(headers, ctx),
+      rewriteHeaders: (headers) => {
+        const type = headers['content-type']
+        if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
+        return rewriteResponseHeaders(headers, ctx) as typeof headers
+      },
+      onError: onError as never
+    })
+  }
+  fastify.route({ method: METHODS, url: '/*', exposeHeadRoute: false, logSerializers, config, handler: proxy })
   fastify.route({
     method: METHODS,
     url: '/',
     exposeHeadRoute: false,
-    handler: async () => { throw new MissingTokenError() }
+    logSerializers,
+    config,
+    // `<prefix>` and `<prefix>/` carry no token.
+    handler: sessionHosts ? proxy : async () => { throw new MissingTokenError() }
   })
 
   if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels: ws.tunnels, streams, metrics })

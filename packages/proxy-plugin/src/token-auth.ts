@@ -1,8 +1,12 @@
-import type { Registry } from '@mcp-gw/registry'
+import type { Registry, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
-import { BadPathError, InvalidOptionError, ScopeDeniedError } from './errors.js'
+import { sessionHostLabel } from '@mcp-gw/registry'
+import { serialize as serializeCookie } from 'cookie'
+import { BadPathError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
+import { isolatedTarget, sessionCookieName } from './isolation.js'
+import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
 import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
@@ -12,6 +16,8 @@ import type { RequestTarget } from './request-target.js'
 export interface TokenAuthOptions extends ProxyOptions {
   /** Share one authenticator (and its cache) between plugins; made from `registry` otherwise. */
   authenticator?: Authenticator
+  /** Internal: this context serves session hosts (isolated mode) rather than `<prefix>/<token>/`. */
+  sessionHosts?: boolean
 }
 
 // A session without `interact` may read: GET and HEAD (WebSocket and SSE start as GET).
@@ -41,6 +47,19 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   const options = validateOptions({ ...opts, prefix })
   const authenticator = opts.authenticator ?? new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const sessions = authenticator.sessions
+  const isolation = opts.sessionHosts === true ? options.isolation : null
+  if (opts.sessionHosts === true && isolation === null) throw new InvalidOptionError('isolation', 'session hosts need isolation.wildcardUrl')
+  const cookieName = isolation === null ? '' : sessionCookieName(isolation)
+  // One hash per session, not per request.
+  const labels = new WeakMap<SessionRecord, string>()
+  const labelOf = (session: SessionRecord): string => {
+    let label = labels.get(session)
+    if (label === undefined) {
+      label = sessionHostLabel(session)
+      labels.set(session, label)
+    }
+    return label
+  }
 
   // A backend that re-registers (say, restarted on a new port) is routed to at once.
   const unsubscribe = authenticator.registry.onServerChange((serverName) => authenticator.routes.delete(serverName))
@@ -56,7 +75,26 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       done(new ScopeDeniedError(request.method))
       return
     }
-    if (target.path === '') {
+    if (isolation !== null) {
+      const onHost = target as IsolatedTarget
+      // A session's credential opens its own host and no other.
+      if (labelOf(session) !== onHost.label) {
+        done(new WrongSessionHostError())
+        return
+      }
+      if (onHost.fromLink) {
+        // The link's credential, once: swapped for a host-only cookie the page's scripts cannot
+        // read, and the browser sent to the same URL without it (address bar, Referer, backend).
+        const maxAge = Math.max(1, Math.floor((session.expiresAt - options.now()) / 1000))
+        reply.code(303)
+          .header('set-cookie', serializeCookie(cookieName, onHost.token, { httpOnly: true, sameSite: 'lax', path: '/', secure: isolation.protocol === 'https', maxAge }))
+          .header('location', onHost.cleanUrl)
+          .header('referrer-policy', 'no-referrer')
+          .header('cache-control', 'no-store')
+          .send()
+        return
+      }
+    } else if (target.path === '') {
       // `<prefix>/<token>` -> `<prefix>/<token>/`, so the page's relative URLs resolve under the token.
       reply.code(308).header('location', `${prefix}/${target.token}/${target.search}`).header('referrer-policy', 'same-origin').send()
       return
@@ -69,7 +107,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   fastify.addHook('onRequest', function authenticate (request, reply, done) {
     let target: RequestTarget | null
     try {
-      target = parseTarget(request.raw.url ?? '/', prefix)
+      target = isolation === null ? parseTarget(request.raw.url ?? '/', prefix) : isolatedTarget(request, isolation, cookieName)
     } catch (err) {
       done(err as Error)
       return

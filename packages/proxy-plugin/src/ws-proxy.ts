@@ -11,6 +11,7 @@ import { writeSocketError } from './error-reply.js'
 import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders, urlHost } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { canonicalPath, stripTokenFromQuery } from './request-target.js'
+import { isUnderWildcard } from './isolation.js'
 
 export interface Tunnel {
   token: string
@@ -137,14 +138,22 @@ export interface WebSocketProxy {
  * answers pass the one response-header policy. Tunnels whose session is
  * revoked or expires are closed with 1008.
  */
-export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator): WebSocketProxy {
+export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator, sessionCookie: string | null): WebSocketProxy {
   const { prefix } = options
   const byToken = new Map<string, Set<Tunnel>>()
   let count = 0
 
+  const wildcard = options.isolation
   const handler: UpgradeHandler = (req, socket, head) => {
-    const url = canonicalPath(req.url ?? '/')
-    if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) return false
+    // Under the wildcard domain, an upgrade is the session-host context's, whatever its path.
+    const onSessionDomain = wildcard !== null && isUnderWildcard(wildcard, req)
+    if (sessionCookie !== null) {
+      if (!onSessionDomain) return false
+    } else {
+      if (onSessionDomain) return false
+      const url = canonicalPath(req.url ?? '/')
+      if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) return false
+    }
     if (!isWebSocketHandshake(req)) {
       writeSocketError(socket, new BadUpgradeError(), req.headers.accept)
       return true
@@ -164,7 +173,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
     const target = request.mcpTarget!
     const backend = request.mcpBackend!
-    const ctx = forwardContext(request, prefix, options.forwardToken)
+    const ctx = forwardContext(request, prefix, options.forwardToken, sessionCookie)
     const headers = rewriteRequestHeaders(req.headers, ctx, true)
     headers.host = `${urlHost(backend.host)}:${backend.port}`
     const path = (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token))

@@ -68,6 +68,12 @@ export const ApiForbiddenError = createError<Args<[]>>(
   403
 )
 
+export const ApiBrowserForbiddenError = createError<Args<[]>>(
+  'MCPGW_API_BROWSER_FORBIDDEN',
+  'The API does not answer web pages: call it from a server, or list the page\'s origin in MCP_WEB_UI_CORS_ORIGINS',
+  403
+)
+
 export const NotFoundError = createError<Args<[string, string]>>(
   'MCPGW_API_NOT_FOUND',
   'No live %s named %s',

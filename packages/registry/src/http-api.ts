@@ -3,7 +3,8 @@ import { STATUS_CODES } from 'node:http'
 import { BlockList, isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ApiForbiddenError, ApiUnauthorizedError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import { ApiBrowserForbiddenError, ApiForbiddenError, ApiUnauthorizedError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import { parseWildcardUrl, sessionLink } from './session-host.js'
 import type { CreateSessionInput, RegisterServerInput } from './registry.js'
 import type { ServerRegistration, SessionRecord } from './types.js'
 import { SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
@@ -18,6 +19,13 @@ export interface RegistryApiOptions {
   publicUrl?: string
   /** Where the proxy serves sessions. Default `/mcp`. */
   proxyPrefix?: string
+  /**
+   * Isolated mode: session links on a host of their own under this wildcard,
+   * e.g. `https://*.apps.example.com` (the proxy plugin's `isolation.wildcardUrl`).
+   */
+  wildcardUrl?: string
+  /** Browser origins allowed to call the API (beside CORS, the API refuses every other page). */
+  allowedOrigins?: readonly string[]
 }
 
 const loopback = new BlockList()
@@ -51,16 +59,39 @@ function requireServerSecret (request: FastifyRequest, serverName: string): stri
   return secret
 }
 
+function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')
+  return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name)
+}
+
+export interface ApiGuardOptions {
+  /** Browser origins allowed to call the API (MCP_WEB_UI_CORS_ORIGINS). Default none. */
+  allowedOrigins?: readonly string[]
+}
+
 /**
  * The API's access rule as an onRequest hook, for routes the host adds beside
  * the API (/metrics): the bearer key compared in constant time, or loopback
- * clients only when no key is set.
+ * clients only when no key is set. Either way, a request a browser makes from a
+ * page (it carries `Origin`, or `Sec-Fetch-Site` other than `none`) is refused
+ * unless its origin is allowed: no session page, whatever origin it is served
+ * from, can use the API with the browser's ambient access. Without a key, a
+ * `Host` that is not a loopback name (DNS rebinding) and a request relayed by a
+ * proxy are refused too: "loopback" must mean the caller, not a proxy on it.
  */
-export function apiGuard (apiKey: string | undefined): (request: FastifyRequest) => Promise<void> {
+export function apiGuard (apiKey: string | undefined, options: ApiGuardOptions = {}): (request: FastifyRequest) => Promise<void> {
   const keyDigest = apiKey === undefined ? undefined : digest(apiKey)
+  const allowedOrigins = new Set(options.allowedOrigins ?? [])
   return async function requireKey (request) {
+    const origin = request.headers.origin
+    const site = request.headers['sec-fetch-site']
+    if ((origin !== undefined || (site !== undefined && site !== 'none')) && (origin === undefined || !allowedOrigins.has(origin))) {
+      throw new ApiBrowserForbiddenError()
+    }
     if (keyDigest === undefined) {
-      if (!isLoopback(request.ip)) throw new ApiForbiddenError()
+      const relayed = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined || request.headers['x-real-ip'] !== undefined
+      if (!isLoopback(request.ip) || relayed || !isLoopbackHost(request.headers.host)) throw new ApiForbiddenError()
       return
     }
     const header = request.headers.authorization
@@ -160,6 +191,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     }
   }
   const proxyPrefix = opts.proxyPrefix ?? '/mcp'
+  const wildcard = opts.wildcardUrl === undefined ? undefined : parseWildcardUrl(opts.wildcardUrl)
   const keyDigest = opts.apiKey === undefined ? undefined : digest(opts.apiKey)
 
   fastify.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
@@ -179,7 +211,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
 
   // Everything below needs the key, or a loopback client when no key is set.
   await fastify.register(async function admin (api) {
-    api.addHook('onRequest', apiGuard(opts.apiKey))
+    api.addHook('onRequest', apiGuard(opts.apiKey, { allowedOrigins: opts.allowedOrigins ?? [] }))
     const security = keyDigest === undefined ? {} : { security: [{ bearerAuth: [] }] }
 
     api.post('/register-server', {
@@ -250,7 +282,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
       return {
         token: issued.token,
-        url: `${base}${proxyPrefix}/${issued.token}/`,
+        url: wildcard === undefined ? `${base}${proxyPrefix}/${issued.token}/` : sessionLink(wildcard, issued.session, issued.token),
         expiresAt: new Date(issued.session.expiresAt).toISOString(),
         sessionKey: issued.session.sessionKey,
         sessionId: issued.session.sessionId,

@@ -24,3 +24,5 @@ export {
 export type * from './types.js'
 export { createBackendPolicy, canonicalHost, parseLooseIPv4, DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
 export type { BackendPolicy, CanonicalHost } from './backend-policy.js'
+export { parseWildcardUrl, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin, SESSION_LINK_PARAM } from './session-host.js'
+export type { WildcardUrl } from './session-host.js'
