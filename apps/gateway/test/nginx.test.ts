@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { freePort } from '@mcp-gw/testkit'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { startBackend, startGateway } from './helpers.js'
+import { API_KEY, startBackend, startGateway } from './helpers.js'
 
 const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
 const SNIPPET = fileURLToPath(new URL('../../../docs/deploy/nginx.conf', import.meta.url))
@@ -15,7 +15,8 @@ const SNIPPET = fileURLToPath(new URL('../../../docs/deploy/nginx.conf', import.
 t.test('the documented nginx snippet passes HTTP, WebSocket and SSE through to the gateway', async (t) => {
   if (!existsSync(NGINX)) throw new Error(`nginx not found at ${NGINX}: install the Debian package nginx (or set NGINX_PATH)`)
   const backend = await startBackend(t)
-  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'] })
+  // Behind a proxy the API needs its key (a boot error otherwise).
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY })
   await gw.app.mcpRegistry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port })
   const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todoodles' })
 
