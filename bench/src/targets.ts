@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Child } from './proc.js'
 import { spawnServer, waitForOk } from './proc.js'
-import { freePort, spawnGateway as spawnGatewayProcess } from '@mcp-gw/testkit'
+import { freePort, NGINX_PATH, spawnGateway as spawnGatewayProcess, startNginx as startTestkitNginx } from '@mcp-gw/testkit'
 import type { GatewayAdmin, GatewayProcess } from '@mcp-gw/testkit'
 
 const require = createRequire(import.meta.url)
-export const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
+export const NGINX = NGINX_PATH
 export const GATEWAY_CLI = fileURLToPath(new URL('../../apps/gateway/dist/cli.js', import.meta.url))
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
@@ -58,28 +56,14 @@ export async function startChp (backend: Backend): Promise<Target> {
 /** nginx with one worker (the Node proxies are single-threaded too), streaming both ways. */
 export async function startNginx (backend: Backend): Promise<Target | null> {
   if (!existsSync(NGINX)) return null
-  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-nginx-'))
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, sub))
-  const port = await freePort()
-  await writeFile(join(dir, 'nginx.conf'), `
-worker_processes 1;
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log error;
-worker_rlimit_nofile 20000;
-events { worker_connections 19990; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  const nginx = await startTestkitNginx({
+    connections: 19990,
+    logLevel: 'error',
+    http: `
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream backend { server ${backend.origin.slice('http://'.length)}; keepalive 64; }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:{{port}} backlog=4096;
     client_max_body_size 0;
     location / {
       proxy_pass http://backend;
@@ -91,17 +75,9 @@ http {
       proxy_request_buffering off;
       proxy_read_timeout 1h;
     }
-  }
-}
-`)
-  const child = spawnServer(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')])
-  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
-  return {
-    name: 'nginx',
-    base: `http://127.0.0.1:${port}/`,
-    pids: [child.pid],
-    stop: async () => { await child.stop('SIGQUIT'); await rm(dir, { recursive: true, force: true }) }
-  }
+  }`
+  })
+  return { name: 'nginx', base: `http://127.0.0.1:${nginx.port}/`, pids: [nginx.pid], stop: nginx.stop }
 }
 
 export const API_KEY = 'bench-' + randomBytes(16).toString('hex')

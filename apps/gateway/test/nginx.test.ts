@@ -1,19 +1,29 @@
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '@mcp-gw/testkit'
+import { freePort, startNginx } from '@mcp-gw/testkit'
+import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { API_KEY, startBackend, startGateway } from './helpers.js'
 
-const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
 const SNIPPET = fileURLToPath(new URL('../../../docs/deploy/nginx.conf', import.meta.url))
+const ISOLATED_SNIPPET = fileURLToPath(new URL('../../../docs/deploy/nginx-isolated.conf', import.meta.url))
+
+/** A GET through nginx with the Host a browser would send for a session host. */
+function get (port: number, path: string, headers: Record<string, string>): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
 
 t.test('the documented nginx snippet passes HTTP, WebSocket and SSE through to the gateway', async (t) => {
-  if (!existsSync(NGINX)) throw new Error(`nginx not found at ${NGINX}: install the Debian package nginx (or set NGINX_PATH)`)
   const backend = await startBackend(t)
   // Behind a proxy the API needs its key (a boot error otherwise).
   const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY })
@@ -23,40 +33,10 @@ t.test('the documented nginx snippet passes HTTP, WebSocket and SSE through to t
   // The snippet exactly as documented, with only the gateway's port changed.
   const snippet = (await readFile(SNIPPET, 'utf8')).replace('http://127.0.0.1:3082', `http://127.0.0.1:${gw.port}`)
   const [mapBlock, locationBlock] = snippet.split('# --- in server { ... } ---')
-  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-nginx-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  await writeFile(join(dir, 'nginx.conf'), `
-worker_processes 1;
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  ${mapBlock}
-  server {
-    listen 127.0.0.1:${port};
-    ${locationBlock}
-  }
-}
-`)
-  const nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  nginx.stderr.on('data', (c: Buffer) => { output += c.toString() })
-  t.teardown(() => { nginx.kill('SIGKILL') })
+  const nginx = await startNginx({ http: `${mapBlock}\n  server {\n    listen 127.0.0.1:{{port}};\n    ${locationBlock}\n  }` })
+  t.teardown(() => nginx.stop())
+  const port = nginx.port
   const origin = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 10_000
-  while (await fetch(`${origin}/mcp/`).then((r) => r.status, () => 0) === 0) {
-    if (Date.now() > deadline || nginx.exitCode !== null) throw new Error(`nginx did not start: ${output}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 
   const http = await fetch(`${origin}/mcp/${token}/hello?x=1`)
   t.equal(await http.text(), 'backend saw /hello?x=1', 'HTTP')
@@ -77,4 +57,48 @@ http {
   ])
   t.equal(Buffer.from(first.value!).toString(), 'data: hello\n\n', 'SSE, unbuffered')
   await reader.cancel()
+})
+
+t.test('the documented isolated-mode nginx snippet: session hosts by wildcard, the link swap, WebSocket and SSE', async (t) => {
+  const backend = await startBackend(t)
+  // nginx's port is the browser's: the wildcard URL names it before nginx starts.
+  const snippet = await readFile(ISOLATED_SNIPPET, 'utf8')
+  const nginxPort = await freePort()
+  const wildcardUrl = `http://*.localhost:${nginxPort}`
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, wildcardUrl })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port })
+  const { session, token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todoodles' })
+  const host = `${sessionHostLabel(session)}.localhost:${nginxPort}`
+
+  // As documented, but for what a test on loopback cannot have: TLS, the real domain, port 443.
+  const config = snippet
+    .replace('listen 443 ssl;', 'listen 127.0.0.1:{{port}};')
+    .replace(/^\s*ssl_certificate.*$/gm, '')
+    .replace('server_name *.apps.example.com;', 'server_name *.localhost;')
+    .replace('http://127.0.0.1:3082', `http://127.0.0.1:${gw.port}`)
+  const nginx = await startNginx({ http: config, port: nginxPort })
+  t.teardown(() => nginx.stop())
+
+  const swap = await get(nginx.port, `/?mcpgw_link=${token}`, { host })
+  t.equal(swap.status, 303, 'the link is swapped for a cookie')
+  t.equal(swap.headers.location, '/')
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  const page = await get(nginx.port, '/static/app.css', { host, cookie })
+  t.equal(page.body, 'backend saw /static/app.css', 'an absolute path is the backend\'s own')
+  t.equal((await get(nginx.port, '/static/app.css', { host })).status, 401, 'no cookie, no page')
+
+  const ws = new WebSocket(`ws://127.0.0.1:${nginx.port}/ws`, { headers: { host, cookie }, origin: `http://${host}` })
+  t.teardown(() => ws.terminate())
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.send('through nginx')
+  t.equal((await new Promise<Buffer>((resolve) => ws.once('message', resolve))).toString(), 'through nginx', 'WebSocket')
+
+  const sse = await new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: nginx.port, path: '/events', headers: { host, cookie }, agent: false }, (res) => {
+      res.once('data', (c: Buffer) => { resolve(c.toString()); req.destroy() })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.equal(sse, 'data: hello\n\n', 'SSE, unbuffered')
 })

@@ -1,0 +1,85 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from './ferretdb.js'
+import { stopChild } from './gateway-process.js'
+
+/** Debian's nginx, or NGINX_PATH. */
+export const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
+
+export interface NginxProcess {
+  /** Where `listen {{port}}` in the configuration listens: a free port on 127.0.0.1. */
+  port: number
+  pid: number
+  /** What nginx wrote to stderr and its error log, for failure messages. */
+  output (): string
+  stop (): Promise<void>
+}
+
+export interface StartNginxOptions {
+  /** Directives inside `http { }`; every `{{port}}` in them is replaced by the free port chosen. */
+  http: string
+  /** Worker connections (and file descriptors). Default 256. */
+  connections?: number
+  /** error_log level. Default warn. */
+  logLevel?: string
+  /** The port to put for `{{port}}`, when it must be known beforehand. Default: a free one. */
+  port?: number
+}
+
+/**
+ * The real nginx in the foreground on loopback, one worker, its temp files in a
+ * directory of its own (removed on stop). Resolves once its port accepts TCP.
+ */
+export async function startNginx (options: StartNginxOptions): Promise<NginxProcess> {
+  if (!existsSync(NGINX_PATH)) throw new Error(`nginx not found at ${NGINX_PATH}: install the Debian package nginx (or set NGINX_PATH)`)
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-nginx-'))
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, sub))
+  const port = options.port ?? await freePort()
+  const connections = options.connections ?? 256
+  await writeFile(join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log ${options.logLevel ?? 'warn'};
+worker_rlimit_nofile ${connections + 10};
+events { worker_connections ${connections}; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${options.http.replaceAll('{{port}}', String(port))}
+}
+`)
+  const child = spawn(NGINX_PATH, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let output = ''
+  child.stderr.on('data', (c: Buffer) => { output += c.toString() })
+  const stop = async (): Promise<void> => {
+    await stopChild(child, 'SIGQUIT')
+    await rm(dir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 10_000
+  while (!(await accepts(port))) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await stop()
+      throw new Error(`nginx did not start: ${output}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { port, pid: child.pid!, output: () => output, stop }
+}
+
+function accepts (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
