@@ -205,3 +205,28 @@ t.test('bad API options fail the boot', async (t) => {
     await t.rejects(async () => { await app.ready() }, { code: 'MCPGW_REGISTRY_INVALID_OPTION' }, JSON.stringify(options))
   }
 })
+
+t.test('with a wildcard URL, create-session links a host of the session\'s own, the credential in the query', async (t) => {
+  const app = await build(t, { apiKey: KEY, wildcardUrl: 'https://*.apps.example.com', publicUrl: 'https://gw.example.com' })
+  await registerTodoodles(app)
+  const alice = (await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })).json()
+  const bob = (await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'bob', serverName: 'todoodles' } })).json()
+  const again = (await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })).json()
+  const host = (url: string): string => new URL(url).host
+  t.match(alice.url, /^https:\/\/[a-z2-7]{26}\.apps\.example\.com\/\?mcpgw_link=[\w-]+\.[\w-]+\.[\w-]+$/)
+  t.equal(new URL(alice.url).searchParams.get('mcpgw_link'), alice.token)
+  t.not(host(alice.url), host(bob.url), 'two sessions never share a host')
+  t.equal(host(again.url), host(alice.url), 'the same live session keeps its host')
+  t.notOk(host(alice.url).includes('alice') || host(alice.url).includes('todoodles'), 'the host names neither user nor server')
+})
+
+t.test('the API answers no web page whose origin it was not given', async (t) => {
+  const app = await build(t, { apiKey: KEY, allowedOrigins: ['https://console.example'] })
+  const refused: Array<Record<string, string>> = [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'cross-site' }]
+  for (const headers of refused) {
+    const res = await app.inject({ url: '/servers', headers: { ...auth, ...headers } })
+    t.same([res.statusCode, res.json().code], [403, 'MCPGW_API_BROWSER_FORBIDDEN'], JSON.stringify(headers))
+  }
+  t.equal((await app.inject({ url: '/servers', headers: { ...auth, origin: 'https://console.example', 'sec-fetch-site': 'cross-site' } })).statusCode, 200, 'an allowed console')
+  t.equal((await app.inject({ url: '/servers', headers: { ...auth, 'sec-fetch-site': 'none' } })).statusCode, 200, 'a typed-in address')
+})
