@@ -255,7 +255,8 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.post('/create-session', {
       schema: {
         summary: 'Create a session (or return the live one) and its URL',
-        description: `For a live registration, by its registrant only (${SERVER_SECRET_HEADER}): 404 MCPGW_REGISTRY_SERVER_NOT_REGISTERED when there is none.`,
+        description: `For a live registration, by its registrant only (${SERVER_SECRET_HEADER}): 404 MCPGW_REGISTRY_SERVER_NOT_REGISTERED when there is none. ` +
+          '`url` is `<public url><prefix>/<token>/` in path mode, or `https://<label>.<wildcard domain>/?mcpgw_link=<token>` in isolated mode (the credential is swapped for a cookie on first use).',
         ...security,
         headers: secretHeader,
         body: {
