@@ -22,6 +22,14 @@ export interface GatewayClientOptions {
   registerTimeoutMs?: number
   /** Session lifetime in direct mode. Default 3600. */
   directSessionTtlSeconds?: number
+  /**
+   * This server's registrant secret (32 to 256 visible ASCII characters). Default:
+   * MCP_WEB_UI_SERVER_SECRET, else one made per process. Sessions are bound to the
+   * registrant that asked for them: give the same secret across restarts to keep
+   * handed-out links working after one (the gateway refuses another secret for the
+   * name until the old registration lapses).
+   */
+  serverSecret?: string
   /** Environment to read defaults from. Default process.env. */
   env?: NodeJS.ProcessEnv
 }
@@ -101,7 +109,10 @@ export function createGatewayClient (options: GatewayClientOptions): GatewayClie
 
   // Proves to the gateway that later calls for serverName come from this process:
   // while its registration is live, nobody else can take the name or its sessions.
-  const secret = randomBytes(32).toString('base64url')
+  const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
+  if (!/^[\x21-\x7e]{32,256}$/.test(secret)) {
+    throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
+  }
   let registration: RegisterInput | null = null
   let registered = false
   let timer: NodeJS.Timeout | null = null

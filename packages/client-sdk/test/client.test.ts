@@ -73,6 +73,21 @@ t.test('a second process cannot take a live server name, nor its sessions', asyn
   t.equal((await owner.createSession('alice')).url.startsWith('https://gw.example/mcp/'), true)
 })
 
+t.test('a server restarted with the same serverSecret keeps its name and the links it handed out', async (t) => {
+  const gw = await startGateway(t, 0, 90)
+  const serverSecret = 'todoodles-secret-kept-across-restarts-0123'
+  const before = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), serverSecret })
+  await before.register({ host: '127.0.0.1', port: 12868 })
+  const link = await before.createSession('alice')
+  // A crash: the process is gone, its registration is not.
+  const after = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), env: { MCP_WEB_UI_SERVER_SECRET: serverSecret } })
+  t.teardown(() => after.close())
+  await after.register({ host: '127.0.0.1', port: 12869 })
+  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12869, 'the restarted server took its name back at once')
+  t.equal((await after.createSession('alice')).token, link.token, 'the link handed out before the restart is the same live session')
+  t.throws(() => createGatewayClient({ serverName: 'x', gatewayUrl: gw.url, serverSecret: 'short' }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+})
+
 t.test('a wrong API key is a clear error at once, and nothing keeps retrying', async (t) => {
   const gw = await startGateway(t)
   const logger = quietLogger()

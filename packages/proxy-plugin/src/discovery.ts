@@ -1,5 +1,21 @@
-import type { FastifyInstance } from 'fastify'
+import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
+import type { FastifyInstance, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import { NoBackendError } from './errors.js'
+
+/**
+ * A session issued for one registrant is served only while that registrant holds
+ * the server name: whoever registers the name after it lapsed gets none of the
+ * earlier sessions (nor, through them, their users' identity headers).
+ */
+function admit (request: FastifyRequest, session: SessionRecord, backend: ServerRegistration, done: HookHandlerDoneFunction): void {
+  if (session.ownerHash !== null && session.ownerHash !== backend.ownerHash) {
+    done(new NoBackendError(session.serverName))
+    return
+  }
+  request.mcpBackend = backend
+  done()
+}
 
 /**
  * Resolves `request.mcpBackend`, the live registration of the session's server,
@@ -16,14 +32,10 @@ async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
     }
     const cached = routes.peek(session.serverName)
     if (cached !== undefined) {
-      request.mcpBackend = cached
-      done()
+      admit(request, session, cached, done)
       return
     }
-    routes.get(session.serverName).then((backend) => {
-      request.mcpBackend = backend
-      done()
-    }, done)
+    routes.get(session.serverName).then((backend) => admit(request, session, backend, done), done)
   })
 }
 

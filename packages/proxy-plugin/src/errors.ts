@@ -23,7 +23,6 @@ export const ExpectationFailedError = createError<Args<[]>>('MCPGW_PROXY_EXPECTA
 export const BadHostError = createError<Args<[]>>('MCPGW_PROXY_BAD_HOST', 'Exactly one Host header is required', 400, Error, NO_STACK)
 export const UnknownSessionHostError = createError<Args<[]>>('MCPGW_PROXY_UNKNOWN_SESSION_HOST', 'This host is not a session host of this gateway', 404, Error, NO_STACK)
 export const WrongSessionHostError = createError<Args<[]>>('MCPGW_PROXY_WRONG_SESSION_HOST', 'This credential belongs to another session host', 403, Error, NO_STACK)
-export const CredentialConflictError = createError<Args<[]>>('MCPGW_PROXY_CREDENTIAL_CONFLICT', 'The link and the cookie name different sessions', 400, Error, NO_STACK)
 export const BodyTooLargeError = createError<Args<[number]>>('MCPGW_PROXY_BODY_TOO_LARGE', 'The request body is larger than the %d bytes this gateway passes on', 413, Error, NO_STACK)
 export const NoBackendError = createError<Args<[string]>>('MCPGW_PROXY_NO_BACKEND', 'No live backend is registered for %s', 503, Error, NO_STACK)
 export const StoreUnavailableError = createError<Args<[]>>('MCPGW_PROXY_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503, Error, NO_STACK)

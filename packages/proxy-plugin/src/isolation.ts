@@ -1,9 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import { SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/registry'
 import type { WildcardUrl } from '@mcp-gw/registry'
-import { parse as parseCookies } from 'cookie'
 import type { FastifyRequest } from 'fastify'
-import { BadHostError, BadPathError, CredentialConflictError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
+import { BadHostError, BadPathError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
 import { canonicalPath, climbs } from './request-target.js'
 import type { RequestTarget } from './request-target.js'
 
@@ -29,6 +28,12 @@ export interface IsolatedTarget extends RequestTarget {
   label: string
   /** True when the credential came in the link: it is swapped for a cookie and the browser sent back. */
   fromLink: boolean
+  /**
+   * The credentials to try, in order: the link's alone, or every gateway cookie the browser
+   * sent (a page elsewhere under the wildcard domain can plant one with `Domain=`; the one
+   * that opens this host wins). `token` is set to the one that did.
+   */
+  candidates: string[]
   /** The URL to send the browser to without the credential (when fromLink). */
   cleanUrl: string
 }
@@ -66,6 +71,25 @@ function hostHeaders (req: IncomingMessage): number {
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') count++
   return count
+}
+
+const MAX_COOKIE_CANDIDATES = 4
+
+/**
+ * Every value of the gateway's cookie in a Cookie header, at most four. Browsers send
+ * one per (domain, path) that matches, so there may be several; a cookie library's
+ * parse keeps one and would let a planted cookie shadow the real one.
+ */
+function gatewayCookies (header: string | undefined, name: string): string[] {
+  if (header === undefined || !header.includes(name)) return []
+  const values: string[] = []
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue
+    values.push(pair.slice(eq + 1).trim())
+    if (values.length === MAX_COOKIE_CANDIDATES) break
+  }
+  return values
 }
 
 function withoutParam (search: string, name: string): string {
@@ -107,12 +131,14 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   if (search.includes(SESSION_LINK_PARAM)) {
     linked = new URLSearchParams(search).get(SESSION_LINK_PARAM) ?? undefined
   }
-  const cookieHeader = req.headers.cookie
-  const cookie = cookieHeader !== undefined && cookieHeader.includes(cookieName) ? parseCookies(cookieHeader)[cookieName] : undefined
-  if (linked !== undefined && cookie !== undefined && cookie !== linked) throw new CredentialConflictError()
-  const token = linked ?? cookie
-  if (token === undefined || token === '') throw new MissingTokenError()
-  if (!TOKEN_CHARS.test(token)) throw new MalformedTokenError()
+  // The link is the explicit credential: it wins over any cookie, so a cookie planted by
+  // another session host's page can neither block the link nor stand in for it.
+  const candidates = linked !== undefined ? [linked] : gatewayCookies(req.headers.cookie, cookieName)
+  if (candidates.length === 0 || candidates[0] === '') throw new MissingTokenError()
+  for (const candidate of candidates) if (!TOKEN_CHARS.test(candidate)) throw new MalformedTokenError()
+  const token = candidates[0]!
   const cleanSearch = linked === undefined ? search : withoutParam(search, SESSION_LINK_PARAM)
-  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, cleanUrl: path + cleanSearch }
+  // Never `//host` or `/\\host`: a protocol-relative Location would send the browser to another site.
+  const cleanPath = '/' + path.replace(/^[/\\]+/, '')
+  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, candidates, cleanUrl: cleanPath + cleanSearch }
 }

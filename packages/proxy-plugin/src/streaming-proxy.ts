@@ -86,6 +86,14 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
   }
 
+  // reply-from answers a backend's invalid status (600, say) with onError's 502 and then sends
+  // the body anyway, which Fastify logs with the request URL, token and all: send it only once.
+  // (reply-from types its callbacks for every server kind; ours is HTTP/1.)
+  function sendUpstream (_request: FastifyRequest, reply: FastifyReply, res: { stream: NodeJS.ReadableStream & { destroy: () => void } }): void {
+    if (reply.sent) res.stream.destroy()
+    else reply.send(res.stream)
+  }
+
   const metrics = opts.shared?.metrics ?? new ProxyMetrics()
   const streams = opts.shared?.streams ?? new StreamSet()
   fastify.addHook('onResponse', function count (request, reply, done) {
@@ -120,7 +128,8 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
         if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
         return rewriteResponseHeaders(headers, ctx) as typeof headers
       },
-      onError: onError as never
+      onError: onError as never,
+      onResponse: sendUpstream as never
     })
   }
   fastify.route({ method: METHODS, url: '/*', exposeHeadRoute: false, logSerializers, config, handler: proxy })

@@ -69,6 +69,36 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   fastify.decorateRequest('mcpTarget', null)
   fastify.setErrorHandler((err, _request, reply) => sendError(reply, err))
 
+  /** The cached session of the first candidate credential that opens this host, if any. */
+  function onHostCached (onHost: IsolatedTarget): SessionRecord | undefined {
+    for (const token of onHost.candidates) {
+      const session = sessions.peek(token)
+      if (session !== undefined && labelOf(session) === onHost.label) {
+        onHost.token = token
+        return session
+      }
+    }
+    return undefined
+  }
+
+  /** The same, checked against the store; the first refusal when none opens it. */
+  async function onHostLoaded (onHost: IsolatedTarget): Promise<SessionRecord> {
+    let refusal: unknown
+    for (const token of onHost.candidates) {
+      try {
+        const session = await sessions.get(token)
+        if (labelOf(session) === onHost.label) {
+          onHost.token = token
+          return session
+        }
+        refusal ??= new WrongSessionHostError()
+      } catch (err) {
+        refusal ??= err
+      }
+    }
+    throw refusal
+  }
+
   function admit (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
     const session = request.mcpSession!
     if (!READ_METHODS.has(request.method) && !session.scopes.includes('interact')) {
@@ -119,6 +149,20 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return
     }
     request.mcpTarget = target
+    if (isolation !== null) {
+      const onHost = target as IsolatedTarget
+      const cachedOnHost = onHostCached(onHost)
+      if (cachedOnHost !== undefined) {
+        request.mcpSession = cachedOnHost
+        admit(request, reply, target, done)
+        return
+      }
+      onHostLoaded(onHost).then((session) => {
+        request.mcpSession = session
+        admit(request, reply, target, done)
+      }, done)
+      return
+    }
     const cached = sessions.peek(target.token)
     if (cached !== undefined) {
       request.mcpSession = cached

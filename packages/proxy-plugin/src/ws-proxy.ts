@@ -191,9 +191,16 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
       proxyReq.on('response', (res) => {
         // The backend answered without upgrading: relay its answer like any response, then hang up.
         proxyReq.setTimeout(0)
+        const status = res.statusCode ?? 0
+        if (status < 200 || status > 599) {
+          // Not a final HTTP status (a 600, a 000, a 101 without Upgrade): nothing a client can be told.
+          res.destroy()
+          reject(new BadGatewayError())
+          return
+        }
         const out: IncomingHttpHeaders = {}
         for (const name of Object.keys(res.headers)) if (!REFUSAL_DROPPED.has(name)) out[name] = res.headers[name]
-        reply.code(res.statusCode ?? 502).headers(rewriteResponseHeaders(out, ctx)).send(res)
+        reply.code(status).headers(rewriteResponseHeaders(out, ctx)).send(res)
         resolve()
       })
       proxyReq.on('upgrade', (res, backendSocket, backendHead) => {

@@ -40,6 +40,11 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
   const backend: RawBackend = { port: 0, upgrades: [], requests: [], sockets: [] }
   const server: Server = createServer((req, res) => {
     backend.requests.push(req.url ?? '')
+    if (req.url === '/status-600') {
+      // A status no HTTP client accepts, written raw.
+      res.socket!.end('HTTP/1.1 600 Nope\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno')
+      return
+    }
     res.writeHead(200, { ...HOSTILE, 'content-type': 'text/plain' })
     res.end('hostile')
   })
@@ -50,6 +55,9 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
       socket.end(`HTTP/1.1 302 Found\r\n${hostileLines()}Content-Length: 0\r\nConnection: close\r\n\r\n`)
     } else if (req.url === '/refuse-200') {
       socket.end(`HTTP/1.1 200 OK\r\n${hostileLines()}Content-Length: 2\r\nConnection: close\r\n\r\nno`)
+    } else if (req.url === '/status-600' || req.url === '/status-000' || req.url === '/status-101') {
+      const status = req.url.slice(-3)
+      socket.end(`HTTP/1.1 ${status} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
     } else if (req.url === '/wrong-accept') {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBhbnN3ZXI=\r\n\r\n')
       backend.sockets.push(socket)
@@ -174,4 +182,21 @@ t.test("a backend's hop-by-hop headers never reach the client: its Connection: c
   t.match(answer.text, /\r\nconnection: close\r\n/i, 'the gateway says it closes')
   t.notMatch(answer.text, /\r\nkeep-alive:/i, "the backend's Keep-Alive is not passed on")
   t.match(answer.text, /hostile/, 'and it closed (rawRoundTrip waits for that) after the body')
+})
+
+t.test('a backend answering with a status that is not HTTP gets the client a 502, never a crash, and no token in the log', async (t) => {
+  const lines: string[] = []
+  const backend = await startHostileBackend(t)
+  const { Writable } = await import('node:stream')
+  const gw = await startGateway(t, { fastify: { logger: { level: 'info', stream: new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } }) } } })
+  await gw.registry.registerServer({ serverName: 'hostile', host: '127.0.0.1', port: backend.port })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'hostile', scopes: ['view'] })
+  for (const path of ['/status-600', '/status-000', '/status-101']) {
+    const answer = await upgradeRequest(gw.port, `/mcp/${token}${path}`)
+    t.same([answer.status, answer.socket], [502, null], `refused upgrade ${path}`)
+  }
+  const http = await fetch(`${gw.origin}/mcp/${token}/status-600`)
+  t.equal(http.status, 502, 'HTTP')
+  t.equal((await fetch(`${gw.origin}/mcp/${token}/page`)).status, 200, 'still serving')
+  t.same(lines.filter((l) => l.includes(token)), [], 'no log line holds the token')
 })

@@ -111,7 +111,6 @@ t.test('wrong hosts, cookies and links: a coded 4xx, and nothing reaches a backe
     ['no cookie', '/', { host: mine.host }, 401, 'MCPGW_PROXY_TOKEN_MISSING'],
     ["another session's cookie", '/', { host: mine.host, cookie: `mcpgw_session=${theirs.token}` }, 403, 'MCPGW_PROXY_WRONG_SESSION_HOST'],
     ["another session's link", `/?mcpgw_link=${theirs.token}`, { host: mine.host }, 403, 'MCPGW_PROXY_WRONG_SESSION_HOST'],
-    ['a link and a cookie that disagree', `/?mcpgw_link=${mine.token}`, { host: mine.host, cookie: `mcpgw_session=${theirs.token}` }, 400, 'MCPGW_PROXY_CREDENTIAL_CONFLICT'],
     ['a revoked session', '/', { host: revoked.host, cookie: `mcpgw_session=${revoked.token}` }, 401, 'MCPGW_PROXY_TOKEN_REVOKED'],
     ['a malformed cookie', '/', { host: mine.host, cookie: 'mcpgw_session=%00%01' }, 401, 'MCPGW_PROXY_TOKEN_MALFORMED'],
     ['dot segments', '/a/%2e%2e/%2e%2e/x', { host: mine.host, cookie: `mcpgw_session=${mine.token}` }, 400, 'MCPGW_PROXY_BAD_PATH'],
@@ -124,10 +123,49 @@ t.test('wrong hosts, cookies and links: a coded 4xx, and nothing reaches a backe
   t.same([backend.seen, other.seen], [[], []], 'no backend saw any of them')
   t.equal(await rawExchange(gw.port, `GET / HTTP/1.1\r\nHost: ${mine.host}\r\nHost: ${theirs.host}\r\nCookie: mcpgw_session=${mine.token}\r\nConnection: close\r\n\r\n`), 400, 'two Host headers')
 
+  const redirect = await rawRequest(gw.port, `//evil.example/?mcpgw_link=${mine.token}`, { headers: { host: mine.host } })
+  t.same([redirect.status, redirect.headers.location], [303, '/evil.example/'], 'the swap never redirects off the host (no //host Location)')
+
   const browser = await rawRequest(gw.port, '/', { headers: { host: mine.host, accept: 'text/html' } })
   t.equal(browser.status, 401)
   t.match(browser.headers['content-type'], /^text\/html/, 'a browser gets a page')
   t.match(browser.body, /ask the MCP server for a new link/i)
+})
+
+t.test('a cookie planted from another session host neither blocks the link nor shadows the real cookie', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startIsolatedGateway(t)
+  const mine = await gw.session(backend)
+  const theirs = await gw.session(backend, { userId: 'bob' })
+  // What a page on another session host can plant with `document.cookie = '...; Domain=<parent>'`.
+  for (const planted of ['tossed', theirs.token]) {
+    const swap = await rawRequest(gw.port, `/?mcpgw_link=${mine.token}`, { headers: { host: mine.host, cookie: `mcpgw_session=${planted}` } })
+    t.equal(swap.status, 303, 'the link wins over a planted cookie')
+    for (const cookie of [`mcpgw_session=${planted}; mcpgw_session=${mine.token}`, `mcpgw_session=${mine.token}; mcpgw_session=${planted}`]) {
+      const page = await rawRequest(gw.port, '/page', { headers: { host: mine.host, cookie } })
+      t.equal(json(page.body).url, '/page', 'the cookie that opens this host is the one used, in either order')
+    }
+  }
+})
+
+t.test('a session issued for one registrant is never served by the next holder of the server name', async (t) => {
+  const first = await startBackend(t)
+  const next = await startBackend(t)
+  const gw = await startIsolatedGateway(t)
+  const ownerA = 'registrant-a-secret-0123456789abcdef0123'
+  const ownerB = 'registrant-b-secret-0123456789abcdef0123'
+  await gw.registry.registerServer({ serverName: 'a', host: '127.0.0.1', port: first.port, secret: ownerA })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'a', serverSecret: ownerA })
+  t.equal((await rawRequest(gw.port, `/mcp/${token}/x`)).status, 200)
+  await gw.registry.deregisterServer('a', ownerA)
+  await gw.registry.registerServer({ serverName: 'a', host: '127.0.0.1', port: next.port, secret: ownerB })
+  const res = await rawRequest(gw.port, `/mcp/${token}/x`)
+  t.same([res.status, json(res.body).code], [503, 'MCPGW_PROXY_NO_BACKEND'], "A's session is not B's")
+  t.equal(next.seen.length, 0, "B's backend never saw alice")
+  const reissued = await gw.registry.createSession({ userId: 'alice', serverName: 'a', serverSecret: ownerB })
+  t.not(reissued.token, token, "B asking for alice's session gets a new one, never A's token")
+  t.equal((await gw.registry.validate(token)).valid, false, "and A's is revoked")
+  t.equal((await rawRequest(gw.port, `/mcp/${reissued.token}/x`)).status, 200)
 })
 
 t.test('nothing but the session answers on a session host: not the host app, not the path-mode proxy', async (t) => {

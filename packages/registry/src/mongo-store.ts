@@ -374,7 +374,8 @@ function toSessionDoc (s: SessionRecord): SessionDoc {
     expiresAt: new Date(s.expiresAt),
     lastActivityAt: new Date(s.lastActivityAt),
     revokedAt: s.revokedAt === null ? null : new Date(s.revokedAt),
-    metadata: s.metadata
+    metadata: s.metadata,
+    ownerHash: s.ownerHash
   }
 }
 
@@ -391,7 +392,9 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
     expiresAt: d.expiresAt.getTime(),
     lastActivityAt: d.lastActivityAt.getTime(),
     revokedAt: d.revokedAt === null || d.revokedAt === undefined ? null : d.revokedAt.getTime(),
-    metadata: d.metadata ?? {}
+    metadata: d.metadata ?? {},
+    // Sessions written before owners existed are bound to nobody.
+    ownerHash: d.ownerHash ?? null
   }
 }
 

@@ -146,7 +146,7 @@ export class Registry {
     const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
     const metadata = assertMetadata(input.metadata)
     if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
-    if (input.serverSecret !== undefined) await this.assertServerOwner(serverName, input.serverSecret)
+    const ownerHash = input.serverSecret === undefined ? null : (await this.assertServerOwner(serverName, input.serverSecret)).ownerHash
 
     const now = this.#now()
     // JWT times are whole seconds; expiresAt matches exp exactly so both agree at the boundary.
@@ -163,10 +163,16 @@ export class Registry {
       expiresAt: exp * 1000,
       lastActivityAt: now,
       revokedAt: null,
-      metadata
+      metadata,
+      ownerHash
     }
-    const { session, created } = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
-    return { session, token: this.tokenFor(session), created }
+    let result = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
+    if (!result.created && result.session.ownerHash !== ownerHash) {
+      // The live session for this key was issued for an earlier holder of the server name:
+      // never hand its token to the new one. It is replaced (and so revoked).
+      result = await this.#counted('createSession').createSession(candidate, { rotate: true, now })
+    }
+    return { session: result.session, token: this.tokenFor(result.session), created: result.created }
   }
 
   /**

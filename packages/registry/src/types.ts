@@ -18,6 +18,13 @@ export interface SessionRecord {
   lastActivityAt: number
   revokedAt: number | null
   metadata: Record<string, unknown>
+  /**
+   * The `ownerHash` of the registration the session was issued for (through the
+   * HTTP API), or null for one issued in-process. The proxy serves it only while
+   * that same registrant holds the server name: whoever takes the name after a
+   * lapse never receives earlier registrants' sessions.
+   */
+  ownerHash: string | null
 }
 
 export interface ServerRegistration {
