@@ -1,24 +1,31 @@
 import { launchChromium } from '@mcp-gw/testkit'
-import type { Browser } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
 import { startBackend, startGateway } from './helpers.js'
+import type { Backend, Gateway } from './helpers.js'
 
 /**
  * Path mode, judged by a real browser: what a hostile backend sends in its
  * headers cannot reach another session on the shared origin. (What its
  * scripts do on that origin is beyond any header policy: isolated mode.)
  */
-async function launch (t: Test): Promise<Browser> {
+/** Sessions A (hostile) and B on one gateway, and a browser page on A's. */
+async function openA (t: Test, hostile: Backend, victim: Backend): Promise<{ gw: Gateway, tokenA: string, tokenB: string, page: Page }> {
+  const gw = await startGateway(t)
+  const tokenA = await gw.session(hostile, { serverName: 'a' })
+  const tokenB = await gw.session(victim, { serverName: 'b' })
   const browser = await launchChromium()
   t.teardown(() => browser.close())
-  return browser
+  const page = await browser.newPage()
+  await page.goto(`${gw.origin}/mcp/${tokenA}/`)
+  return { gw, tokenA, tokenB, page }
 }
 
 const HOSTILE_PAGE = '<!doctype html><meta charset="utf-8"><title>A</title><p id="a">hostile</p>'
 
 /** A backend answering every request with `html`, and what `headers` gives for it. */
-async function htmlBackend (t: Test, html: (req: import('node:http').IncomingMessage) => string, headers: (path: string) => Record<string, string | string[]> = () => ({})): Promise<Awaited<ReturnType<typeof startBackend>>> {
+async function htmlBackend (t: Test, html: (req: import('node:http').IncomingMessage) => string, headers: (path: string) => Record<string, string | string[]> = () => ({})): Promise<Backend> {
   return await startBackend(t, (req, res) => {
     res.writeHead(200, { 'content-type': 'text/html', ...headers((req.url ?? '/').split('?')[0]!) })
     res.end(html(req))
@@ -31,13 +38,7 @@ t.test('cookies a backend sets, in any spelling of Path and Domain, stay with it
     'set-cookie': ['spaced=1; Path=/x; Path =/', 'upper=2; PATH=/', 'domain=3; Domain=127.0.0.1; Path=/', 'bare=4']
   }))
   const victim = await htmlBackend(t, (req) => `<!doctype html><meta charset="utf-8"><title>B</title><pre id="seen">${req.headers.cookie ?? ''}</pre>`)
-  const gw = await startGateway(t)
-  const tokenA = await gw.session(hostile, { serverName: 'a' })
-  const tokenB = await gw.session(victim, { serverName: 'b' })
-  const browser = await launch(t)
-  const page = await browser.newPage()
-
-  await page.goto(`${gw.origin}/mcp/${tokenA}/`)
+  const { gw, tokenA, tokenB, page } = await openA(t, hostile, victim)
   const onA = (await page.evaluate(() => document.cookie)).split('; ').sort()
   t.same(onA, ['bare=4', 'domain=3', 'spaced=1', 'upper=2'], "the cookies exist, on A's own pages")
 
@@ -60,13 +61,7 @@ t.test("a backend's Service Worker cannot take a scope beyond its session", asyn
     res.end(HOSTILE_PAGE)
   })
   const victim = await htmlBackend(t, () => '<!doctype html><meta charset="utf-8"><title>B</title><h1 id="b">the real B</h1>')
-  const gw = await startGateway(t)
-  const tokenA = await gw.session(hostile, { serverName: 'a' })
-  const tokenB = await gw.session(victim, { serverName: 'b' })
-  const browser = await launch(t)
-  const page = await browser.newPage()
-
-  await page.goto(`${gw.origin}/mcp/${tokenA}/`)
+  const { gw, tokenA, tokenB, page } = await openA(t, hostile, victim)
   const attempts = await page.evaluate(async () => {
     const results: string[] = []
     for (const [script, scope] of [['sw.js', '/'], ['sw.js', '/mcp/'], ['/sw.js', '/']]) {

@@ -18,7 +18,11 @@ function fetchSlowly (url: string): Promise<{ status: number, body: string }> {
 // ours), which a fake clock would not exercise. The two run side by side.
 const QUIET_MS = 5 * 60_000 + 5_000
 
-t.test('with default settings, a 5-minute quiet SSE stream and a 5-minute long-poll both survive', async (t) => {
+// Five real minutes: CI runs it once, on the floor Node version (MCPGW_SKIP_LONG=1 on the
+// second run, reported as skipped, never as passed); a plain `pnpm test` always runs it.
+const skip = process.env.MCPGW_SKIP_LONG === '1' ? 'the 5-minute idle test runs on the floor Node version only (MCPGW_SKIP_LONG=1)' : false
+
+t.test('with default settings, a 5-minute quiet SSE stream and a 5-minute long-poll both survive', { skip }, async (t) => {
   const backend = await startBackend(t, (req, res) => {
     if (req.url === '/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
