@@ -207,6 +207,23 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     await t.rejects(registry.registerServer({ serverName: 'c', host: '127.0.0.1', port: 1, secret: 'short' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT' })
   })
 
+  t.test("a session is bound to the registrant it was issued for, and never handed to the name's next holder", async (t) => {
+    const { registry, clock } = await setup(t)
+    const first = 'f'.repeat(40)
+    const next = 'n'.repeat(40)
+    const registration = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: first })
+    const issued = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: first })
+    t.equal(issued.session.ownerHash, registration.ownerHash)
+    t.equal((await registry.getSession(issued.session.sessionId))?.ownerHash, registration.ownerHash, 'the store keeps the binding')
+    t.equal((await registry.createSession({ userId: 'bob', serverName: 'b' })).session.ownerHash, null, 'an in-process session is bound to nobody')
+    clock.advance(90_000)
+    await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 4000, secret: next })
+    const reissued = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: next })
+    t.equal(reissued.created, true, 'the live session of the earlier holder is not returned')
+    t.not(reissued.token, issued.token)
+    t.equal((await registry.validate(issued.token)).valid, false, 'and it no longer opens anything')
+  })
+
   t.test('concurrent registrations of one free name by two registrants: exactly one owns it', async (t) => {
     const { registry } = await setup(t)
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) =>
