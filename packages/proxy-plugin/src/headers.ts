@@ -121,6 +121,9 @@ const JWT_SHAPED = /[\w%-]{10,}\.[\w%-]{10,}\.[\w%-]*/
  * from elsewhere pass, unless they carry something shaped like a token.
  */
 function rewriteReferer (referer: string, ctx: ForwardContext): string | undefined {
+  // Most Referers name no session at all: skip the URL parse for them (any other spelling
+  // of one is caught by its token's shape).
+  if (!referer.includes(`${ctx.prefix}/`)) return JWT_SHAPED.test(referer) ? undefined : referer
   let url: URL
   try {
     url = new URL(referer)

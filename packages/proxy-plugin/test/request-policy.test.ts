@@ -21,7 +21,8 @@ t.test("a Referer naming this session becomes the backend's own URL; one naming 
     [`${gw.origin}/mcp/${tokenB}/list?t=${tokenB}`, `http://127.0.0.1:${b.port}/list`],
     ['https://docs.example/help', 'https://docs.example/help'],
     [`https://docs.example/p?jwt=${tokenA}`, undefined],
-    ['not a url', undefined]
+    // Not a URL and naming no session: passed on, as a direct connection would.
+    ['not a url', 'not a url']
   ]
   for (const [referer, expected] of cases) {
     const label = referer.replace(tokenA, '<A>').replaceAll(tokenB, '<B>')
