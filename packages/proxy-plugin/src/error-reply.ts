@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BadPathError, ExpectationFailedError, HeadersTooLargeError, MalformedRequestError, RequestTimeoutError } from './errors.js'
+import { BadGatewayError, BadPathError, ExpectationFailedError, HeadersTooLargeError, MalformedRequestError, RequestTimeoutError } from './errors.js'
 
 export interface GatewayErrorBody {
   statusCode: number
@@ -12,7 +12,13 @@ export interface GatewayErrorBody {
 }
 
 /** A coded error as the client sees it. Only our own messages pass; anything else is generic. */
+// A backend's answer that is not valid HTTP (a 304 with a body, broken chunking), surfacing
+// from undici's parser after reply-from handed the response on: the backend failed, not us.
+const UPSTREAM_PROTOCOL = /^(HPE_|UND_ERR_)/
+
 export function errorBody (err: unknown): GatewayErrorBody {
+  const raw = err as { code?: unknown, name?: unknown } | null
+  if (raw?.name === 'HTTPParserError' || (typeof raw?.code === 'string' && UPSTREAM_PROTOCOL.test(raw.code))) err = new BadGatewayError()
   const e = err as { statusCode?: unknown, code?: unknown, message?: unknown } | null
   const ours = typeof e?.code === 'string' && e.code.startsWith('MCPGW_')
   const statusCode = typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500

@@ -73,12 +73,14 @@ function hostHeaders (req: IncomingMessage): number {
   return count
 }
 
-const MAX_COOKIE_CANDIDATES = 4
+const MAX_COOKIE_CANDIDATES = 16
 
 /**
- * Every value of the gateway's cookie in a Cookie header, at most four. Browsers send
- * one per (domain, path) that matches, so there may be several; a cookie library's
- * parse keeps one and would let a planted cookie shadow the real one.
+ * The distinct, well-formed values of the gateway's cookie in a Cookie header, at most
+ * sixteen. Browsers send one per (domain, path) that matches, so a page elsewhere under the
+ * wildcard domain can plant more (`Domain=<parent>`, longer paths to come first); malformed
+ * and empty ones are skipped rather than refused, so planting one cannot lock a user out.
+ * (A cookie library's parse keeps one value per name and would let a planted one win.)
  */
 function gatewayCookies (header: string | undefined, name: string): string[] {
   if (header === undefined || !header.includes(name)) return []
@@ -86,7 +88,9 @@ function gatewayCookies (header: string | undefined, name: string): string[] {
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=')
     if (eq === -1 || pair.slice(0, eq).trim() !== name) continue
-    values.push(pair.slice(eq + 1).trim())
+    const value = pair.slice(eq + 1).trim()
+    if (value === '' || !TOKEN_CHARS.test(value) || values.includes(value)) continue
+    values.push(value)
     if (values.length === MAX_COOKIE_CANDIDATES) break
   }
   return values
@@ -133,9 +137,14 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   }
   // The link is the explicit credential: it wins over any cookie, so a cookie planted by
   // another session host's page can neither block the link nor stand in for it.
-  const candidates = linked !== undefined ? [linked] : gatewayCookies(req.headers.cookie, cookieName)
-  if (candidates.length === 0 || candidates[0] === '') throw new MissingTokenError()
-  for (const candidate of candidates) if (!TOKEN_CHARS.test(candidate)) throw new MalformedTokenError()
+  let candidates: string[]
+  if (linked !== undefined) {
+    if (!TOKEN_CHARS.test(linked)) throw new MalformedTokenError()
+    candidates = [linked]
+  } else {
+    candidates = gatewayCookies(req.headers.cookie, cookieName)
+    if (candidates.length === 0) throw new MissingTokenError()
+  }
   const token = candidates[0]!
   const cleanSearch = linked === undefined ? search : withoutParam(search, SESSION_LINK_PARAM)
   // Never `//host` or `/\\host`: a protocol-relative Location would send the browser to another site.

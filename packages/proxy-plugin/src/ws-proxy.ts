@@ -29,6 +29,33 @@ export interface TunnelSet {
 export interface PendingUpgrade {
   socket: Duplex
   head: Buffer
+  /**
+   * Stops watching the client socket and gives what it sent meanwhile (a client must wait
+   * for the 101, but a hasty one may not). Until then the socket is read, so a client that
+   * hangs up during the handshake is seen at once and the backend request dropped.
+   */
+  release: () => Buffer[]
+}
+
+const MAX_EARLY_BYTES = 65_536
+
+function watchClient (socket: Duplex): () => Buffer[] {
+  const early: Buffer[] = []
+  let bytes = 0
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length
+    if (bytes > MAX_EARLY_BYTES) socket.destroy()
+    else early.push(chunk)
+  }
+  const onEnd = (): void => { socket.destroy() }
+  socket.on('data', onData)
+  socket.once('end', onEnd)
+  return () => {
+    socket.off('data', onData)
+    socket.off('end', onEnd)
+    socket.pause()
+    return early
+  }
 }
 
 const kUpgrade = Symbol('mcpgw.upgrade')
@@ -158,7 +185,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
       writeSocketError(socket, new BadUpgradeError(), req.headers.accept)
       return true
     }
-    ;(req as UpgradeRequest)[kUpgrade] = { socket, head }
+    ;(req as UpgradeRequest)[kUpgrade] = { socket, head, release: watchClient(socket) }
     const res = new ServerResponse(req)
     // Nothing reads another request from this socket: whatever Fastify answers, it is the last.
     res.shouldKeepAlive = false
@@ -168,7 +195,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     return true
   }
 
-  async function tunnel (request: FastifyRequest, reply: FastifyReply, { socket, head }: PendingUpgrade): Promise<void> {
+  async function tunnel (request: FastifyRequest, reply: FastifyReply, { socket, head, release }: PendingUpgrade): Promise<void> {
     const req = request.raw
     if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
     const target = request.mcpTarget!
@@ -226,6 +253,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
         socket.write(lines.join('\r\n') + '\r\n\r\n')
         if (backendHead.length > 0) socket.write(backendHead)
         if (head.length > 0) backendSocket.write(head)
+        for (const chunk of release()) backendSocket.write(chunk)
         join({ token: target.token, client: socket, backend: backendSocket })
         resolve()
       })

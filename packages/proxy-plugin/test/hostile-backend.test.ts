@@ -40,6 +40,12 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
   const backend: RawBackend = { port: 0, upgrades: [], requests: [], sockets: [] }
   const server: Server = createServer((req, res) => {
     backend.requests.push(req.url ?? '')
+    if (req.url === '/broken-chunks' || req.url === '/304-with-body') {
+      res.socket!.end(req.url === '/broken-chunks'
+        ? 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok'
+        : 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello')
+      return
+    }
     if (req.url === '/status-600') {
       // A status no HTTP client accepts, written raw.
       res.socket!.end('HTTP/1.1 600 Nope\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno')
@@ -58,6 +64,11 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
     } else if (req.url === '/status-600' || req.url === '/status-000' || req.url === '/status-101') {
       const status = req.url.slice(-3)
       socket.end(`HTTP/1.1 ${status} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+    } else if (req.url === '/stall') {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial')
+      backend.sockets.push(socket)
+    } else if (req.url === '/no-answer') {
+      backend.sockets.push(socket)
     } else if (req.url === '/wrong-accept') {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBhbnN3ZXI=\r\n\r\n')
       backend.sockets.push(socket)
@@ -199,4 +210,32 @@ t.test('a backend answering with a status that is not HTTP gets the client a 502
   t.equal(http.status, 502, 'HTTP')
   t.equal((await fetch(`${gw.origin}/mcp/${token}/page`)).status, 200, 'still serving')
   t.same(lines.filter((l) => l.includes(token)), [], 'no log line holds the token')
+})
+
+t.test('a client that hangs up during a handshake the backend never finishes releases the backend connection', async (t) => {
+  const { backend, port, token } = await setUp(t)
+  const { connect } = await import('node:net')
+  for (const [path, waitForAnswer] of [['/stall', true], ['/no-answer', false]] as const) {
+    const before = backend.sockets.length
+    const client = connect(port, '127.0.0.1')
+    client.write(`GET /mcp/${token}${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    await eventually(() => backend.sockets.length === before + 1, { what: `${path}: the backend has the handshake` })
+    if (waitForAnswer) await new Promise((resolve) => client.once('data', resolve))
+    const held = backend.sockets[before]!
+    // The backend's server socket allows half-open connections: the gateway letting go is its FIN.
+    const released = new Promise<void>((resolve) => held.once('end', () => resolve()))
+    held.resume()
+    client.destroy()
+    await released
+    t.pass(`${path}: the gateway let go of the backend when the client left`)
+  }
+})
+
+t.test('a backend answer that is not valid HTTP is a 502 with a code', async (t) => {
+  const { port, token } = await setUp(t)
+  for (const path of ['/broken-chunks', '/304-with-body']) {
+    const res = await rawRoundTrip(port, `GET /mcp/${token}${path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n`)
+    t.equal(res.status, 502, path)
+    t.match(res.text, /"code":"MCPGW_PROXY_BAD_GATEWAY"/, `${path}: the backend's fault, with a code`)
+  }
 })

@@ -112,7 +112,7 @@ t.test('wrong hosts, cookies and links: a coded 4xx, and nothing reaches a backe
     ["another session's cookie", '/', { host: mine.host, cookie: `mcpgw_session=${theirs.token}` }, 403, 'MCPGW_PROXY_WRONG_SESSION_HOST'],
     ["another session's link", `/?mcpgw_link=${theirs.token}`, { host: mine.host }, 403, 'MCPGW_PROXY_WRONG_SESSION_HOST'],
     ['a revoked session', '/', { host: revoked.host, cookie: `mcpgw_session=${revoked.token}` }, 401, 'MCPGW_PROXY_TOKEN_REVOKED'],
-    ['a malformed cookie', '/', { host: mine.host, cookie: 'mcpgw_session=%00%01' }, 401, 'MCPGW_PROXY_TOKEN_MALFORMED'],
+    ['a malformed cookie (passed over: no credential)', '/', { host: mine.host, cookie: 'mcpgw_session=%00%01' }, 401, 'MCPGW_PROXY_TOKEN_MISSING'],
     ['dot segments', '/a/%2e%2e/%2e%2e/x', { host: mine.host, cookie: `mcpgw_session=${mine.token}` }, 400, 'MCPGW_PROXY_BAD_PATH'],
     ['a path-mode token on a session host', `/mcp/${mine.token}/`, { host: mine.host }, 401, 'MCPGW_PROXY_TOKEN_MISSING']
   ]
@@ -138,7 +138,10 @@ t.test('a cookie planted from another session host neither blocks the link nor s
   const mine = await gw.session(backend)
   const theirs = await gw.session(backend, { userId: 'bob' })
   // What a page on another session host can plant with `document.cookie = '...; Domain=<parent>'`.
-  for (const planted of ['tossed', theirs.token]) {
+  const junk = ['x!', '%zz', '"abc"', '', 'a', 'b', 'c', 'd', 'e', theirs.token, theirs.token, theirs.token, theirs.token]
+  const many = await rawRequest(gw.port, '/page', { headers: { host: mine.host, cookie: [...junk.map((v) => `mcpgw_session=${v}`), `mcpgw_session=${mine.token}`].join('; ') } })
+  t.equal(json(many.body).url, '/page', 'malformed, empty, repeated and foreign values before the real one are passed over')
+  for (const planted of ['tossed', theirs.token, 'x!', '%zz']) {
     const swap = await rawRequest(gw.port, `/?mcpgw_link=${mine.token}`, { headers: { host: mine.host, cookie: `mcpgw_session=${planted}` } })
     t.equal(swap.status, 303, 'the link wins over a planted cookie')
     for (const cookie of [`mcpgw_session=${planted}; mcpgw_session=${mine.token}`, `mcpgw_session=${mine.token}; mcpgw_session=${planted}`]) {
