@@ -175,21 +175,27 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     if (value === undefined || (DROPPED_RESPONSE_HEADERS.has(name) && !(switching && SWITCHING_KEEPS.has(name)))) continue
     out[name] = value
   }
-  if (ctx.sessionCookie !== null) return isolatedResponse(out, ctx.sessionCookie, ctx.backend)
-  const base = `${ctx.prefix}/${ctx.token}`
+  // Path mode: everything is under the session's prefix. On a session host the backend has an
+  // origin of its own, as on a direct connection: no prefix, and its own Referrer-Policy.
+  const base = ctx.sessionCookie === null ? `${ctx.prefix}/${ctx.token}` : null
 
   const location = out.location
-  if (typeof location === 'string') out.location = rewriteLocation(location, base, ctx.backend)
+  if (typeof location === 'string') out.location = rewriteLocation(location, base ?? '', ctx.backend)
 
-  // The token is in every URL under the prefix: it must never travel in a Referer to another site.
-  // Browsers apply the last policy they recognise; only a list whose last entry is safe is kept.
-  const policy = out['referrer-policy']
-  const last = policy === undefined ? undefined : String(policy).split(',').pop()?.trim().toLowerCase()
-  if (last === undefined || !SAFE_REFERRER_POLICIES.has(last)) out['referrer-policy'] = 'same-origin'
+  if (base !== null) {
+    // The token is in every URL under the prefix: it must never travel in a Referer to another site.
+    // Browsers apply the last policy they recognise; only a list whose last entry is safe is kept.
+    const policy = out['referrer-policy']
+    const last = policy === undefined ? undefined : String(policy).split(',').pop()?.trim().toLowerCase()
+    if (last === undefined || !SAFE_REFERRER_POLICIES.has(last)) out['referrer-policy'] = 'same-origin'
+  }
 
   const setCookie = out['set-cookie']
   if (setCookie !== undefined) {
-    out['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [String(setCookie)]).map((c) => scopeCookie(c, base))
+    let cookies = Array.isArray(setCookie) ? setCookie : [String(setCookie)]
+    // A backend never sets the gateway's own cookie on a session host.
+    if (ctx.sessionCookie !== null) cookies = cookies.filter((c) => cookieName(c) !== ctx.sessionCookie!.toLowerCase())
+    out['set-cookie'] = cookies.map((c) => scopeCookie(c, base))
   }
 
   const type = out['content-type']
@@ -200,25 +206,9 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
   return out
 }
 
-/**
- * On a session host the backend has an origin of its own, as on a direct
- * connection: its cookies keep their Path, lose any Domain (which would reach
- * other session hosts under the wildcard domain), and never take the gateway
- * cookie's name; a Location naming the backend's own address becomes a path.
- */
-function isolatedResponse (out: Record<string, string | string[] | number>, sessionCookie: string, backend: ServerRegistration): Record<string, string | string[] | number> {
-  const location = out.location
-  if (typeof location === 'string') out.location = rewriteLocation(location, '', backend)
-  const setCookie = out['set-cookie']
-  if (setCookie !== undefined) {
-    const own = sessionCookie.toLowerCase()
-    out['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [String(setCookie)])
-      .filter((c) => c.slice(0, c.indexOf('=') === -1 ? 0 : c.indexOf('=')).trim().toLowerCase() !== own)
-      .map((c) => c.split(';').filter((part, i) => i === 0 || part.split('=')[0]!.trim().toLowerCase() !== 'domain').join(';'))
-  }
-  const type = out['content-type']
-  if (typeof type === 'string' && type.startsWith('text/event-stream')) out['x-accel-buffering'] = 'no'
-  return out
+function cookieName (cookie: string): string {
+  const eq = cookie.indexOf('=')
+  return (eq === -1 ? '' : cookie.slice(0, eq)).trim().toLowerCase()
 }
 
 function rewriteLocation (location: string, base: string, backend: ServerRegistration): string {
@@ -235,15 +225,16 @@ function rewriteLocation (location: string, base: string, backend: ServerRegistr
 }
 
 /**
- * A backend's cookie belongs to this session's prefix, not to the gateway's
- * origin. Attributes are read as a browser reads them (RFC 6265 5.2: split on
- * `;`, names trimmed and matched without case, the last Path counting), so no
- * spelling (`Path =/`, `PATH=/`, two Paths) escapes: every Path and Domain is
- * removed and exactly one Path under the prefix is added. The cookie's other
- * bytes are kept as the backend wrote them, which a parse-and-serialise cookie
- * library would not do.
+ * A backend's cookie, its attributes read as a browser reads them (RFC 6265 5.2:
+ * split on `;`, names trimmed and matched without case, the last Path counting),
+ * so no spelling (`Path =/`, `PATH=/`, two Paths) escapes. Every Domain is
+ * removed: in path mode it would widen the cookie to the gateway's whole domain,
+ * on a session host to every other session host. In path mode (`base`) every Path
+ * is replaced by exactly one under the session's prefix; on a session host (no
+ * base) the backend's Paths stay as written. The cookie's other bytes are kept as
+ * the backend wrote them, which a parse-and-serialise cookie library would not do.
  */
-export function scopeCookie (cookie: string, base: string): string {
+export function scopeCookie (cookie: string, base: string | null): string {
   const parts = cookie.split(';')
   const kept = [parts[0]!]
   let path = '/'
@@ -251,15 +242,15 @@ export function scopeCookie (cookie: string, base: string): string {
     const part = parts[i]!
     const eq = part.indexOf('=')
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
-    if (name === 'path') {
+    if (name === 'domain') continue
+    if (name === 'path' && base !== null) {
       const value = eq === -1 ? '' : part.slice(eq + 1).trim()
       // 5.2.4: a value that does not start with `/` means the default path.
       path = value.startsWith('/') ? value : '/'
       continue
     }
-    if (name === 'domain') continue
     kept.push(part)
   }
-  kept.push(` Path=${base}${path}`)
+  if (base !== null) kept.push(` Path=${base}${path}`)
   return kept.join(';')
 }
