@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createServer } from 'node:http'
-import { createGatewayClient, startWebUI } from '@mcp-gw/client-sdk'
+import { closeOnExit, createGatewayClient, mcpAppBridge, startWebUI } from '@mcp-gw/client-sdk'
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { buildMcpServer } from './mcp.js'
@@ -11,8 +11,11 @@ import { createTodoUi } from './ui.js'
 const log = (msg: string): void => { process.stderr.write(`example-todo: ${msg}\n`) }
 
 const todos = new TodoStore()
+// Gateway URL, API key, fallback and secret come from MCP_WEB_UI_* variables (see the README).
 const client = createGatewayClient({ serverName: process.env.MCP_SERVER_NAME ?? 'todoodles' })
+const app = mcpAppBridge(client, { title: 'Todo list' })
 const ui = createTodoUi(todos, client)
+// Binds at once; registration with the gateway goes on in the background.
 const handle = await startWebUI(ui.handler, {
   portRange: [Number(process.env.MCP_WEB_UI_PORT_MIN ?? 12000), Number(process.env.MCP_WEB_UI_PORT_MAX ?? 13000)],
   host: process.env.MCP_WEB_UI_HOST ?? '127.0.0.1',
@@ -21,17 +24,11 @@ const handle = await startWebUI(ui.handler, {
 })
 ui.attach(handle.server)
 log(`web UI on ${handle.host}:${handle.port} (${client.mode} mode)`)
+client.on('registered', () => log('registered with the gateway'))
+client.on('direct', () => log('handing out direct links'))
 
-let stopping = false
-async function stop (): Promise<void> {
-  if (stopping) return
-  stopping = true
-  await handle.close()
-  await client.close()
-  process.exit(0)
-}
-process.on('SIGTERM', () => { stop().catch(() => process.exit(1)) })
-process.on('SIGINT', () => { stop().catch(() => process.exit(1)) })
+// SIGTERM, SIGINT, stdin closed, or an uncaught error: deregister, then exit.
+const shutdown = closeOnExit([handle, client])
 
 const httpFlag = process.argv.indexOf('--http')
 if (httpFlag !== -1) {
@@ -42,16 +39,16 @@ if (httpFlag !== -1) {
       res.writeHead(404).end()
       return
     }
-    const server = buildMcpServer(todos, client)
+    const server = buildMcpServer(todos, client, app)
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
     res.on('close', () => { transport.close().catch(() => {}); server.close().catch(() => {}) })
     server.connect(transport).then(() => transport.handleRequest(req, res)).catch(() => { if (!res.headersSent) res.writeHead(500).end() })
   })
+  mcpHttp.once('error', (err: NodeJS.ErrnoException) => {
+    log(`cannot serve MCP on 127.0.0.1:${port} (${err.code ?? err.message}); exiting`)
+    shutdown(1).catch(() => {})
+  })
   mcpHttp.listen(port, '127.0.0.1', () => log(`MCP over Streamable HTTP on http://127.0.0.1:${port}/mcp`))
 } else {
-  const transport = new StdioServerTransport()
-  // The client closing stdin ends the server.
-  transport.onclose = () => { stop().catch(() => process.exit(1)) }
-  process.stdin.on('end', () => { stop().catch(() => process.exit(1)) })
-  await buildMcpServer(todos, client).connect(transport)
+  await buildMcpServer(todos, client, app).connect(new StdioServerTransport())
 }

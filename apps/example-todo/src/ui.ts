@@ -1,18 +1,18 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { gatewayIdentity } from '@mcp-gw/client-sdk'
 import type { GatewayClient } from '@mcp-gw/client-sdk'
 import { WebSocketServer } from 'ws'
 import type { TodoList, TodoStore } from './todos.js'
 
-// Assets are referenced by absolute path on purpose: the gateway must cope with that.
+// Every URL is relative: the page works at `/` (direct links), under `/mcp/<token>/` (path
+// mode, also behind an nginx `location /mcp/`) and on a session host of its own (isolated mode).
 const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Todos</title>
-<link rel="stylesheet" href="/static/app.css">
-<script src="/static/app.js" defer></script>
+<link rel="stylesheet" href="static/app.css">
+<script src="static/app.js" defer></script>
 </head>
 <body>
 <h1>Todos of <span id="user">…</span></h1>
@@ -28,19 +28,18 @@ const CSS = `body { font: 16px system-ui, sans-serif; margin: 2rem; }
 #items li { padding: 0.2rem 0; }
 `
 
-const SCRIPT = `const query = location.search // direct mode carries ?token=
-const $ = (id) => document.getElementById(id)
+const SCRIPT = `const $ = (id) => document.getElementById(id)
 function render (list) {
   $('user').textContent = list.userId
   $('items').replaceChildren(...list.items.map((text) => { const li = document.createElement('li'); li.textContent = text; return li }))
   $('empty').hidden = list.items.length > 0
 }
-fetch('/api/todos' + query).then((r) => r.json()).then(render)
-const ws = new WebSocket(new URL('ws' + query, location.href).href.replace(/^http/, 'ws'))
+fetch('api/todos').then((r) => r.json()).then(render)
+const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
 ws.onopen = () => { $('ws-state').textContent = 'open' }
 ws.onmessage = (event) => render(JSON.parse(event.data))
 ws.onclose = (event) => { $('ws-state').textContent = 'closed ' + event.code }
-const events = new EventSource('/events' + query)
+const events = new EventSource('events')
 events.onmessage = (event) => { $('count').textContent = JSON.parse(event.data).changes }
 `
 
@@ -52,12 +51,10 @@ export interface TodoUi {
 
 /** The todo list's web UI: a page, its assets, a JSON API, an SSE counter and a WebSocket. */
 export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
-  // Through the gateway the user comes from its identity headers; directly, from the link's token.
-  function userOf (req: IncomingMessage): string | null {
-    const identity = gatewayIdentity(req.headers)
-    if (identity !== null) return identity.userId
-    const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
-    return token === null ? null : client.validateDirectToken(token)?.userId ?? null
+  // Through the gateway the user comes from its identity headers; directly, from the link's
+  // token, which the page's first load swaps for a cookie (so its own requests need no token).
+  function userOf (req: IncomingMessage, res?: ServerResponse): string | null {
+    return client.authenticate(req, res)?.userId ?? null
   }
 
   function send (res: ServerResponse, status: number, type: string, body: string): void {
@@ -69,7 +66,7 @@ export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
     const path = new URL(req.url ?? '/', 'http://x').pathname
     if (path === '/static/app.css') return send(res, 200, 'text/css; charset=utf-8', CSS)
     if (path === '/static/app.js') return send(res, 200, 'text/javascript; charset=utf-8', SCRIPT)
-    const userId = userOf(req)
+    const userId = userOf(req, res)
     if (userId === null) return send(res, 401, 'text/plain; charset=utf-8', 'open this page from a link the MCP server gave you\n')
     if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PAGE)
     if (path === '/api/todos') return send(res, 200, 'application/json', JSON.stringify(todos.get(userId)))

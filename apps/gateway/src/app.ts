@@ -106,7 +106,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     prefix: config.prefix,
     maxBodyBytes: config.maxBodyBytes,
     ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
-    wsAllowedOrigins: config.corsOrigins
+    wsAllowedOrigins: config.corsOrigins,
+    ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors })
   })
 
   const guard = apiGuard(config.apiKey, { allowedOrigins: config.corsOrigins })

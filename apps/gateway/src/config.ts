@@ -1,3 +1,4 @@
+import { frameAncestorsPolicy } from '@mcp-gw/proxy-plugin'
 import { parseWildcardUrl } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
 
@@ -14,6 +15,8 @@ export interface GatewayConfig {
   /** Isolated mode: each session on a host of its own under this wildcard URL (`https://*.apps.example.com`). */
   wildcardUrl: string | undefined
   corsOrigins: string[]
+  /** Who may frame session pages (CSP frame-ancestors); undefined: the gateway's own pages only. */
+  frameAncestors: string[] | undefined
   allowedBackends: string[] | undefined
   /** false, true, or the addresses and CIDRs of the proxies whose X-Forwarded-* headers to believe. */
   trustProxy: boolean | string[]
@@ -46,6 +49,7 @@ const schema = {
     MCP_WEB_UI_PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?$' },
     MCP_WEB_UI_WILDCARD_URL: { type: 'string', pattern: '^https?://\\*\\.[A-Za-z0-9.-]+(:\\d{1,5})?/?$' },
     MCP_WEB_UI_CORS_ORIGINS: { type: 'string' },
+    MCP_WEB_UI_FRAME_ANCESTORS: { type: 'string' },
     MCP_WEB_UI_ALLOWED_BACKENDS: { type: 'string' },
     MCP_WEB_UI_TRUST_PROXY: { type: 'string' },
     MCP_WEB_UI_DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10_000 },
@@ -101,6 +105,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     publicUrl: raw.MCP_WEB_UI_PUBLIC_URL as string | undefined,
     wildcardUrl: raw.MCP_WEB_UI_WILDCARD_URL as string | undefined,
     corsOrigins: list(raw.MCP_WEB_UI_CORS_ORIGINS as string | undefined),
+    frameAncestors: raw.MCP_WEB_UI_FRAME_ANCESTORS === undefined ? undefined : (raw.MCP_WEB_UI_FRAME_ANCESTORS as string).split(/[\s,]+/).filter((s) => s.length > 0),
     allowedBackends: raw.MCP_WEB_UI_ALLOWED_BACKENDS === undefined ? undefined : list(raw.MCP_WEB_UI_ALLOWED_BACKENDS as string),
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
     debug: raw.DEBUG === 'true',
@@ -124,6 +129,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   if (config.trustProxy !== false && config.apiKey === undefined) {
     // Without a key the API trusts loopback callers; behind a proxy every caller is loopback.
     throw new ConfigError('invalid configuration: MCP_WEB_UI_TRUST_PROXY needs MCP_WEB_UI_GATEWAY_API_KEY (behind a proxy, "loopback only" would admit every client)')
+  }
+  if (config.frameAncestors !== undefined) {
+    try {
+      frameAncestorsPolicy(config.frameAncestors)
+    } catch {
+      throw new ConfigError("invalid configuration: MCP_WEB_UI_FRAME_ANCESTORS must be 'self', 'none' or a list of origins such as https://claude.ai https://*.claudemcpcontent.com")
+    }
   }
   if (config.wildcardUrl !== undefined) {
     try {

@@ -1,9 +1,14 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError, InvalidOptionError, NotRegisteredError, gatewayCodeOf
+  ClosedError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
+  InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { stderrLogger } from './logger.js'
 import type { Logger } from './logger.js'
+import { gatewayIdentity } from './web-ui.js'
+import type { GatewayIdentity } from './web-ui.js'
 
 export interface GatewayClientOptions {
   /** Unique per MCP server: sessions are isolated per `userId:serverName:serverType`. */
@@ -16,11 +21,20 @@ export interface GatewayClientOptions {
   apiKey?: string
   /** Default: MCP_WEB_UI_USE_GATEWAY (`true` when a gateway URL is set). */
   useGateway?: boolean
+  /**
+   * `'direct'`: while the gateway cannot be reached, `createSession` hands out
+   * direct links to the UI server instead of failing, and goes back to gateway
+   * links by itself once the gateway answers. Default: MCP_WEB_UI_FALLBACK
+   * (`direct` or `none`), else `'none'`.
+   */
+  fallback?: 'direct' | 'none'
   /** Logs go here; default JSON lines on stderr, never stdout. */
   logger?: Logger
-  /** How long register() keeps retrying an unreachable gateway before it rejects. Default 10000. */
+  /** How long `await register()` waits for the first registration before it rejects (registration goes on in the background). Default 10000. */
   registerTimeoutMs?: number
-  /** Session lifetime in direct mode. Default 3600. */
+  /** Per call to the gateway's API. Default 10000. */
+  requestTimeoutMs?: number
+  /** Session lifetime of direct links. Default 3600. */
   directSessionTtlSeconds?: number
   /**
    * This server's registrant secret (32 to 256 visible ASCII characters). Default:
@@ -55,239 +69,490 @@ export interface SessionLink {
   token: string
   expiresAt: Date
   sessionId?: string
+  /** `gateway`: through the gateway; `direct`: straight to the UI server (direct mode, or the fallback). */
+  via: 'gateway' | 'direct'
 }
 
-export interface GatewayClient {
+/**
+ * Where the client stands with the gateway:
+ * - `idle`: nothing to register yet (before `register()` / `startWebUI()`)
+ * - `connecting`: registering, or retrying after a refusal that may pass (another process holds the name)
+ * - `registered`: the gateway routes to this UI; links are gateway links
+ * - `unreachable`: the gateway cannot be reached; `createSession` fails (no fallback)
+ * - `direct`: direct links: direct mode, or the gateway is unreachable and `fallback: 'direct'` is on
+ * - `refused`: the gateway refused the API key; nothing is retried
+ * - `closed`: after `close()`
+ */
+export type ClientState = 'idle' | 'connecting' | 'registered' | 'unreachable' | 'direct' | 'refused' | 'closed'
+
+export interface ClientEvents {
+  registered: []
+  unreachable: [Error]
+  direct: []
+  refused: [Error]
+  closed: []
+}
+
+/** Who a request to the UI is for, as `client.authenticate(req)` found out. */
+export interface UiIdentity {
+  userId: string
+  /** `gateway`: the gateway vouched for the request; `direct`: a direct link's token (query or cookie). */
+  via: 'gateway' | 'direct'
+  scopes: string[]
+  sessionId?: string
+}
+
+export interface GatewayClient extends EventEmitter<ClientEvents> {
   readonly mode: 'gateway' | 'direct'
   readonly serverName: string
-  /** True once the gateway has accepted the registration (or always, in direct mode). */
+  readonly state: ClientState
+  /** True while the gateway routes to this UI (or, in direct mode, once the UI is bound). */
   readonly registered: boolean
+  /**
+   * The origins this client's links can point at: the gateway's public origin (or its
+   * wildcard origin in isolated mode, as the gateway reported it when registering; the
+   * gateway URL's origin until then), and the UI server's own origin in direct mode or
+   * with `fallback: 'direct'`. What a page embedding the links must allow to frame.
+   */
+  readonly linkOrigins: string[]
+  /**
+   * Settles once links can be handed out: registered, or direct links (direct mode or the
+   * fallback). Rejects if the gateway refuses the API key or the client is closed first.
+   */
+  readonly ready: Promise<void>
+  /**
+   * Starts registering the UI (in the background, with heartbeats and one backoff loop).
+   * The promise settles like `ready`, and rejects with the last failure (MCPGW_SDK_GATEWAY_UNREACHABLE,
+   * or the gateway's refusal) after `registerTimeoutMs` (registration goes on); nobody needs to await it.
+   */
   register (input: RegisterInput): Promise<void>
-  deregister (): Promise<void>
+  /** Stops heartbeats and removes the registration (the call gives up after `timeoutMs`, default `requestTimeoutMs`). */
+  deregister (timeoutMs?: number): Promise<void>
   createSession (userId: string, options?: SessionOptions): Promise<SessionLink>
   /** Revokes this server's sessions of `userId`, or one session by id. */
   revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number>
-  /** Direct mode: checks a token a browser presented to the UI. Gateway mode: always null (the gateway checks). */
+  /** Checks a direct link's token. Null for anything else. */
   validateDirectToken (token: string): { userId: string } | null
-  /** Stops heartbeats and deregisters. */
-  close (): Promise<void>
+  /**
+   * Who a request to the UI (HTTP or WebSocket upgrade) is for: the gateway's identity
+   * headers, accepted only with the gateway's proof that they were set for this registrant,
+   * or a direct link's token (`?token=` or this UI's cookie). Given `res`, a token from the
+   * query is swapped for an HttpOnly cookie, so the page's own requests need no token.
+   * Null: refuse the request.
+   */
+  authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null
+  /** Stops heartbeats and deregisters (bounded by `timeoutMs`, default 1500). */
+  close (options?: { timeoutMs?: number }): Promise<void>
 }
 
 /** The gateway's header for a registrant's secret (its HTTP API contract). */
 const SERVER_SECRET_HEADER = 'x-mcpgw-server-secret'
+/** What the gateway sends a backend with every request: the SHA-256 of the registrant's secret. */
+const REGISTRANT_HEADER = 'x-mcpgw-registrant'
 
 const MIN_HEARTBEAT_MS = 1000
-const MAX_BACKOFF_MS = 30_000
+const BASE_BACKOFF_MS = 250
+const MAX_BACKOFF_MS = 15_000
+/** How long `createSession` gives an unreachable gateway before handing out a direct link. */
+const FALLBACK_PROBE_MS = 500
+const MAX_DIRECT_TOKENS = 10_000
+const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+const SECRET = /^[\x21-\x7e]{32,256}$/
 
 function envFlag (value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined
   return value === 'true' || value === '1'
 }
 
-/**
- * A client for one MCP server's web UI. In gateway mode it registers the UI
- * with the gateway and keeps the registration alive with heartbeats well inside
- * its expiry, re-creating it by itself if the gateway restarts or forgets it;
- * session links point at the gateway. In direct mode (no gateway configured)
- * links point straight at the UI server, as before the gateway existed.
- */
-export function createGatewayClient (options: GatewayClientOptions): GatewayClient {
-  const env = options.env ?? process.env
-  if (typeof options.serverName !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(options.serverName)) {
-    throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
-  }
-  const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL)?.replace(/\/+$/, '')
-  const useGateway = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY) ?? (gatewayUrl !== undefined && gatewayUrl !== '')
-  if (useGateway && (gatewayUrl === undefined || gatewayUrl === '')) {
-    throw new InvalidOptionError('gatewayUrl', 'gateway mode needs MCP_WEB_UI_GATEWAY_URL or gatewayUrl')
-  }
-  const apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
-  const logger = options.logger ?? stderrLogger
-  const registerTimeoutMs = options.registerTimeoutMs ?? 10_000
-  const serverName = options.serverName
-  const serverType = options.serverType
+/** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
+export function backoffMs (attempt: number, random = Math.random): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16))
+  return Math.round(ceiling * (0.5 + random() / 2))
+}
 
-  // Proves to the gateway that later calls for serverName come from this process:
-  // while its registration is live, nobody else can take the name or its sessions.
-  const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
-  if (!/^[\x21-\x7e]{32,256}$/.test(secret)) {
-    throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
-  }
-  let registration: RegisterInput | null = null
-  let registered = false
-  let timer: NodeJS.Timeout | null = null
-  let closed = false
+/** A refusal that no retry fixes soon (a wrong key) vs. one that the gateway coming back fixes. */
+function isUnreachable (err: unknown): boolean {
+  return err instanceof GatewayUnreachableError || (err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500)
+}
 
-  async function call (method: string, path: string, body?: unknown): Promise<unknown> {
+/** Where a direct link points: the UI server itself. */
+function directOrigin (registration: RegisterInput): string {
+  const host = registration.host.includes(':') ? `[${registration.host}]` : registration.host
+  return `${registration.protocol ?? 'http'}://${host}:${registration.port}`
+}
+
+interface DirectToken { userId: string, expiresAt: number }
+
+class Client extends EventEmitter<ClientEvents> implements GatewayClient {
+  readonly mode: 'gateway' | 'direct'
+  readonly serverName: string
+  readonly ready: Promise<void>
+  #state: ClientState = 'idle'
+  readonly #gatewayUrl: string
+  readonly #apiKey: string | undefined
+  readonly #serverType: string | undefined
+  readonly #secret: string
+  readonly #registrantProof: Buffer
+  readonly #fallback: boolean
+  readonly #logger: Logger
+  readonly #registerTimeoutMs: number
+  readonly #requestTimeoutMs: number
+  readonly #directTtlSeconds: number
+  #registration: RegisterInput | null = null
+  #timer: NodeJS.Timeout | null = null
+  #attempt = 0
+  /** The registration call in flight: everyone who needs one waits for the same. */
+  #inFlight: Promise<void> | null = null
+  #lastWarning = ''
+  #linkOrigin: string | null = null
+  #lastError: Error | null = null
+  #settleReady!: (err?: Error) => void
+  readonly #directTokens = new Map<string, DirectToken>()
+  /** Aborts calls in flight when the client deregisters or closes. */
+  #abort = new AbortController()
+
+  constructor (options: GatewayClientOptions) {
+    super()
+    const env = options.env ?? process.env
+    if (typeof options.serverName !== 'string' || !SERVER_NAME.test(options.serverName)) {
+      throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
+    }
+    const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL ?? '').replace(/\/+$/, '')
+    const useGateway = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY) ?? gatewayUrl !== ''
+    if (useGateway && gatewayUrl === '') {
+      throw new InvalidOptionError('gatewayUrl', 'gateway mode needs MCP_WEB_UI_GATEWAY_URL or gatewayUrl')
+    }
+    const fallback = options.fallback ?? (env.MCP_WEB_UI_FALLBACK || 'none')
+    if (fallback !== 'direct' && fallback !== 'none') throw new InvalidOptionError('fallback', "expected 'direct' or 'none'")
+    // Proves to the gateway that later calls for serverName come from this process:
+    // while its registration is live, nobody else can take the name or its sessions.
+    const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
+    if (typeof secret !== 'string' || !SECRET.test(secret)) {
+      throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
+    }
+    for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
+      if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new InvalidOptionError(name, 'expected a positive number')
+    }
+    this.mode = useGateway ? 'gateway' : 'direct'
+    this.serverName = options.serverName
+    this.#gatewayUrl = gatewayUrl
+    this.#apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
+    this.#serverType = options.serverType
+    this.#secret = secret
+    this.#registrantProof = Buffer.from(createHash('sha256').update(secret).digest('hex'))
+    this.#fallback = fallback === 'direct'
+    this.#logger = options.logger ?? stderrLogger
+    this.#registerTimeoutMs = options.registerTimeoutMs ?? 10_000
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+    this.#directTtlSeconds = options.directSessionTtlSeconds ?? 3600
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#settleReady = (err) => { if (err === undefined) resolve(); else reject(err) }
+    })
+    // Awaiting `ready` is optional: an unobserved rejection must not end the process.
+    this.ready.catch(() => {})
+  }
+
+  get state (): ClientState { return this.#state }
+  get registered (): boolean { return this.#state === 'registered' || (this.mode === 'direct' && this.#state === 'direct') }
+
+  get linkOrigins (): string[] {
+    const origins: string[] = []
+    if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#gatewayUrl).origin)
+    const registration = this.#registration
+    if (registration !== null && (this.mode === 'direct' || this.#fallback)) {
+      origins.push(directOrigin(registration))
+    }
+    return origins
+  }
+
+  #enter (state: ClientState, err?: Error): void {
+    if (this.#state === state || this.#state === 'closed') return
+    this.#state = state
+    if (state === 'registered' || state === 'direct') this.#settleReady()
+    if (state === 'refused' || state === 'closed') this.#settleReady(err ?? new ClosedError())
+    if (state === 'unreachable') this.emit('unreachable', err!)
+    else if (state === 'refused') this.emit('refused', err!)
+    else if (state !== 'idle' && state !== 'connecting') this.emit(state)
+  }
+
+  /** Read anew after an await: close() may have run meanwhile. */
+  #closed (): boolean { return this.#state === 'closed' }
+
+  /** One warning per kind of trouble, not one per try. */
+  #warnOnce (kind: string, fields: object, msg: string): void {
+    if (this.#lastWarning === kind) return
+    this.#lastWarning = kind
+    this.#logger.warn({ serverName: this.serverName, ...fields }, msg)
+  }
+
+  async #call (method: string, path: string, body?: unknown, timeoutMs = this.#requestTimeoutMs): Promise<unknown> {
     let res: Response
     try {
-      res = await fetch(`${gatewayUrl}${path}`, {
+      res = await fetch(`${this.#gatewayUrl}${path}`, {
         method,
         headers: {
-          ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
-          [SERVER_SECRET_HEADER]: secret,
+          ...(this.#apiKey !== undefined && { authorization: `Bearer ${this.#apiKey}` }),
+          [SERVER_SECRET_HEADER]: this.#secret,
           ...(body !== undefined && { 'content-type': 'application/json' })
         },
         ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000)
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
       })
     } catch (err) {
-      throw new GatewayUnreachableError(gatewayUrl!, { cause: err })
+      throw new GatewayUnreachableError(this.#gatewayUrl, { cause: err })
     }
     const payload = await res.json().catch(() => null) as { code?: string } | null
     if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
     if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
-      throw Object.assign(new GatewayRequestError(res.status, payload?.code ?? ''), { gatewayCode: payload?.code })
+      const code = payload?.code ?? ''
+      throw Object.assign(new GatewayRequestError(res.status, code), { gatewayCode: code, gatewayStatus: res.status })
     }
     return payload
   }
 
-  function schedule (ms: number, attempt: number): void {
-    if (closed) return
-    timer = setTimeout(() => { heartbeat(attempt).catch(() => {}) }, ms)
-    timer.unref()
+  #schedule (ms: number): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => { this.#timer = null; this.#registerNow().catch(() => {}) }, ms)
+    this.#timer.unref()
   }
 
-  /** One registration call; schedules the next one. Never rejects. */
-  async function heartbeat (attempt: number): Promise<Error | null> {
-    if (registration === null || closed) return null
+  /**
+   * One registration call, shared by whoever asks while it is in flight (the
+   * heartbeat timer, `createSession`), and the one place that moves the state and
+   * schedules the next call. Rejects with the failure; the loop goes on by itself.
+   */
+  #registerNow (timeoutMs?: number): Promise<void> {
+    this.#inFlight ??= this.#attemptRegistration(timeoutMs).finally(() => { this.#inFlight = null })
+    return this.#inFlight
+  }
+
+  async #attemptRegistration (timeoutMs?: number): Promise<void> {
+    const registration = this.#registration
+    if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    let result: { expiresAt: string, linkOrigin?: string }
     try {
-      const result = await call('POST', '/register-server', { serverName, ...registration }) as { expiresAt: string }
-      if (!registered) logger.info({ serverName, gateway: gatewayUrl }, 'registered with the gateway')
-      registered = true
-      // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
-      const lifetime = Date.parse(result.expiresAt) - Date.now()
-      schedule(Math.max(MIN_HEARTBEAT_MS, Math.floor(lifetime / 3)), 0)
-      return null
+      result = await this.#call('POST', '/register-server', { serverName: this.serverName, ...registration }, timeoutMs) as typeof result
     } catch (err) {
-      registered = false
-      const code = (err as { code?: string }).code
-      if (code === 'MCPGW_SDK_UNAUTHORIZED') {
-        logger.warn({ serverName, code }, 'the gateway refused the API key; registration stopped')
-        return err as Error
+      if (this.#registration !== registration || this.#closed()) throw err
+      if (err instanceof GatewayUnauthorizedError) {
+        this.#logger.warn({ serverName: this.serverName, code: err.code }, 'the gateway refused the API key; registration stopped')
+        this.#enter('refused', err)
+        throw err
       }
-      const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)
-      if (gatewayCodeOf(err) === 'MCPGW_REGISTRY_SERVER_OWNED') {
-        logger.warn({ serverName, code: gatewayCodeOf(err), retryInMs: Math.round(backoff) }, 'another process holds this server name at the gateway; retrying until its registration lapses')
+      this.#lastError = err as Error
+      const gatewayCode = gatewayCodeOf(err)
+      const retryInMs = backoffMs(this.#attempt++)
+      if (isUnreachable(err)) {
+        this.#warnOnce('unreachable', { gateway: this.#gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#fallback ? 'direct' : 'none' },
+          this.#fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
+        this.#enter('unreachable', err as Error)
+        if (this.#fallback) this.#enter('direct')
       } else {
-        logger.warn({ serverName, code, retryInMs: Math.round(backoff) }, 'registration with the gateway failed; retrying')
+        this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode },
+          gatewayCode === 'MCPGW_REGISTRY_SERVER_OWNED'
+            ? 'another process holds this server name at the gateway; retrying until its registration lapses'
+            : 'the gateway refused the registration; retrying')
+        if (this.#state !== 'direct') this.#enter('connecting')
       }
-      schedule(backoff, attempt + 1)
-      return err as Error
+      this.#schedule(retryInMs)
+      throw err
+    }
+    if (this.#registration !== registration || this.#closed()) return
+    if (this.#state !== 'registered') this.#logger.info({ serverName: this.serverName, gateway: this.#gatewayUrl }, 'registered with the gateway')
+    this.#attempt = 0
+    this.#lastWarning = ''
+    this.#lastError = null
+    if (typeof result.linkOrigin === 'string') this.#linkOrigin = result.linkOrigin
+    this.#enter('registered')
+    // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
+    const lifetime = Date.parse(result.expiresAt) - Date.now()
+    this.#schedule(Math.max(MIN_HEARTBEAT_MS, Math.floor(lifetime / 3)))
+  }
+
+  async register (input: RegisterInput): Promise<void> {
+    if (this.#state === 'closed') throw new ClosedError()
+    if (typeof input?.host !== 'string' || !Number.isInteger(input.port) || input.port < 1 || input.port > 65535) {
+      throw new InvalidOptionError('register', 'expected { host, port }')
+    }
+    this.#registration = { ...input }
+    if (this.mode === 'direct') {
+      this.#enter('direct')
+      return
+    }
+    if (this.#state === 'refused') throw new GatewayUnauthorizedError()
+    if (this.#state === 'idle') this.#enter('connecting')
+    this.#attempt = 0
+    this.#registerNow().catch(() => {})
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(this.#lastError ?? new GatewayUnreachableError(this.#gatewayUrl)), this.#registerTimeoutMs)
+    })
+    try {
+      await Promise.race([this.ready, timeout])
+    } finally {
+      clearTimeout(timer)
     }
   }
 
-  // Direct mode keeps its own short-lived tokens, as the UI server did before the gateway.
-  const directTokens = new Map<string, { userId: string, expiresAt: number }>()
+  async deregister (timeoutMs = this.#requestTimeoutMs): Promise<void> {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    const had = this.#registration !== null
+    this.#registration = null
+    if (this.#state !== 'closed' && this.#state !== 'refused') this.#state = 'idle'
+    // A registration call still in flight is abandoned, so it cannot re-create what the delete removes.
+    this.#abort.abort()
+    this.#abort = new AbortController()
+    await this.#inFlight?.catch(() => {})
+    if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}`, undefined, timeoutMs)
+  }
 
-  const client: GatewayClient = {
-    mode: useGateway ? 'gateway' : 'direct',
-    serverName,
-    get registered () { return useGateway ? registered : registration !== null },
-
-    async register (input) {
-      if (typeof input?.host !== 'string' || !Number.isInteger(input.port) || input.port < 1 || input.port > 65535) {
-        throw new InvalidOptionError('register', 'expected { host, port }')
-      }
-      registration = { ...input }
-      if (!useGateway) return
-      if (timer !== null) clearTimeout(timer)
-      const deadline = Date.now() + registerTimeoutMs
-      let attempt = 0
-      for (;;) {
-        if (timer !== null) clearTimeout(timer)
-        const err = await heartbeat(attempt)
-        if (err === null) return
-        if ((err as { code?: string }).code === 'MCPGW_SDK_UNAUTHORIZED') throw err
-        if (Date.now() >= deadline) {
-          // The heartbeat loop keeps trying in the background; `registered` turns true when it lands.
-          throw err
-        }
-        attempt++
-        await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt, Math.max(0, deadline - Date.now()))))
-      }
-    },
-
-    async deregister () {
-      if (timer !== null) clearTimeout(timer)
-      timer = null
-      const had = registration !== null
-      registration = null
-      registered = false
-      if (useGateway && had) await call('DELETE', `/register-server/${encodeURIComponent(serverName)}`)
-    },
-
-    async createSession (userId, sessionOptions = {}) {
-      if (useGateway) {
-        const request = (): Promise<unknown> => call('POST', '/create-session', {
-          userId,
-          serverName,
-          ...(serverType !== undefined && { serverType }),
-          ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
-          ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
-          ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate })
-        })
-        let result: { url: string, token: string, expiresAt: string, sessionId: string }
-        try {
-          result = await request() as typeof result
-        } catch (err) {
-          // The gateway forgot us (a restart of its embedded store): register now, ask again,
-          // rather than hand out a link it would refuse until the next heartbeat.
-          if (gatewayCodeOf(err) !== 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED' || registration === null) throw err
-          if (timer !== null) clearTimeout(timer)
-          const failed = await heartbeat(0)
-          if (failed !== null) throw failed
-          result = await request() as typeof result
-        }
-        return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId }
-      }
-      if (registration === null) throw new NotRegisteredError()
-      if (typeof userId !== 'string' || userId.length === 0) throw new InvalidOptionError('userId', 'expected a non-empty string')
-      const token = randomBytes(24).toString('base64url')
-      const expiresAt = Date.now() + (sessionOptions.ttlSeconds ?? options.directSessionTtlSeconds ?? 3600) * 1000
-      directTokens.set(token, { userId, expiresAt })
-      const host = registration.host.includes(':') ? `[${registration.host}]` : registration.host
-      return { url: `${registration.protocol ?? 'http'}://${host}:${registration.port}/?token=${token}`, token, expiresAt: new Date(expiresAt) }
-    },
-
-    async revokeSession (selector) {
-      if (useGateway) {
-        const body = 'sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: `${selector.userId}:${serverName}:${serverType ?? 'mcp-webui'}` }
-        return ((await call('POST', '/revoke-session', body)) as { revoked: number }).revoked
-      }
-      let revoked = 0
-      for (const [token, entry] of directTokens) {
-        if ('userId' in selector && entry.userId === selector.userId) {
-          directTokens.delete(token)
-          revoked++
-        }
-      }
-      return revoked
-    },
-
-    validateDirectToken (token) {
-      if (useGateway || typeof token !== 'string') return null
-      const now = Date.now()
-      for (const [known, entry] of directTokens) {
-        if (entry.expiresAt <= now) {
-          directTokens.delete(known)
-          continue
-        }
-        const a = Buffer.from(known)
-        const b = Buffer.from(token)
-        if (a.length === b.length && timingSafeEqual(a, b)) return { userId: entry.userId }
-      }
-      return null
-    },
-
-    async close () {
-      closed = true
+  async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
+    if (this.#state === 'closed') throw new ClosedError()
+    if (typeof userId !== 'string' || userId.length === 0) throw new InvalidOptionError('userId', 'expected a non-empty string')
+    if (this.#registration === null) throw new NotRegisteredError()
+    if (this.mode === 'direct') return this.#directLink(userId, sessionOptions)
+    if (this.#state === 'refused') throw new GatewayUnauthorizedError()
+    try {
+      // Not registered (yet, or any more): register first, so the link is never one the gateway refuses.
+      if (this.#state !== 'registered') await this.#registerNow(this.#state === 'direct' ? FALLBACK_PROBE_MS : undefined)
       try {
-        await client.deregister()
+        return await this.#gatewayLink(userId, sessionOptions)
       } catch (err) {
-        logger.warn({ serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
+        // The gateway forgot us (a restart of its embedded store): register now, ask again.
+        if (gatewayCodeOf(err) !== 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED') throw err
+        await this.#registerNow()
+        return await this.#gatewayLink(userId, sessionOptions)
       }
+    } catch (err) {
+      if (!this.#fallback || !isUnreachable(err) || this.#registration === null) throw err
+      if (this.#state === 'registered') {
+        // Registered a moment ago, unreachable now: the loop finds out the rest.
+        this.#enter('unreachable', err as Error)
+        this.#enter('direct')
+        this.#schedule(0)
+      }
+      return this.#directLink(userId, sessionOptions)
     }
   }
-  return client
+
+  async #gatewayLink (userId: string, sessionOptions: SessionOptions): Promise<SessionLink> {
+    const result = await this.#call('POST', '/create-session', {
+      userId,
+      serverName: this.serverName,
+      ...(this.#serverType !== undefined && { serverType: this.#serverType }),
+      ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
+      ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
+      ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate })
+    }) as { url: string, token: string, expiresAt: string, sessionId: string }
+    return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId, via: 'gateway' }
+  }
+
+  #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
+    const registration = this.#registration!
+    const now = Date.now()
+    if (this.#directTokens.size >= MAX_DIRECT_TOKENS) {
+      for (const [token, entry] of this.#directTokens) if (entry.expiresAt <= now) this.#directTokens.delete(token)
+      // Still full of live links: the oldest go first.
+      for (const token of this.#directTokens.keys()) {
+        if (this.#directTokens.size < MAX_DIRECT_TOKENS) break
+        this.#directTokens.delete(token)
+      }
+    }
+    const token = randomBytes(24).toString('base64url')
+    const expiresAt = now + (sessionOptions.ttlSeconds ?? this.#directTtlSeconds) * 1000
+    this.#directTokens.set(token, { userId, expiresAt })
+    return { url: `${directOrigin(registration)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
+  }
+
+  async revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number> {
+    let revoked = 0
+    for (const [token, entry] of this.#directTokens) {
+      if ('userId' in selector && entry.userId === selector.userId) {
+        this.#directTokens.delete(token)
+        revoked++
+      }
+    }
+    if (this.mode === 'direct') return revoked
+    const body = 'sessionId' in selector
+      ? { sessionId: selector.sessionId }
+      : { sessionKey: `${selector.userId}:${this.serverName}:${this.#serverType ?? 'mcp-webui'}` }
+    return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
+  }
+
+  validateDirectToken (token: string): { userId: string } | null {
+    if (typeof token !== 'string' || token.length !== 32) return null
+    const entry = this.#directTokens.get(token)
+    if (entry === undefined) return null
+    if (entry.expiresAt <= Date.now()) {
+      this.#directTokens.delete(token)
+      return null
+    }
+    return { userId: entry.userId }
+  }
+
+  /** The direct-link cookie of this UI: cookies ignore ports, so its name carries the port. */
+  #cookieName (): string | null {
+    return this.#registration === null ? null : `mcpgw_direct_${this.#registration.port}`
+  }
+
+  authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
+    const headers = req.headers
+    const proof = headers[REGISTRANT_HEADER]
+    if (typeof proof === 'string' && proof.length === this.#registrantProof.length && timingSafeEqual(Buffer.from(proof), this.#registrantProof)) {
+      const identity: GatewayIdentity | null = gatewayIdentity(headers)
+      if (identity !== null) return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
+    }
+    const cookieName = this.#cookieName()
+    const url = req.url ?? '/'
+    const query = url.indexOf('?')
+    const fromQuery = query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('token')
+    if (fromQuery !== null) {
+      const found = this.validateDirectToken(fromQuery)
+      if (found !== null) {
+        if (res !== undefined && cookieName !== null && !res.headersSent) {
+          const maxAge = Math.max(1, Math.floor((this.#directTokens.get(fromQuery)!.expiresAt - Date.now()) / 1000))
+          const previous = res.getHeader('set-cookie')
+          const cookie = `${cookieName}=${fromQuery}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`
+          res.setHeader('set-cookie', previous === undefined ? [cookie] : [...(Array.isArray(previous) ? previous : [String(previous)]), cookie])
+        }
+        return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
+      }
+    }
+    const cookies = headers.cookie
+    if (cookieName !== null && typeof cookies === 'string') {
+      for (const part of cookies.split(';')) {
+        const eq = part.indexOf('=')
+        if (eq === -1 || part.slice(0, eq).trim() !== cookieName) continue
+        const found = this.validateDirectToken(part.slice(eq + 1).trim())
+        if (found !== null) return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
+      }
+    }
+    return null
+  }
+
+  async close (options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === 'closed') return
+    const timeoutMs = options.timeoutMs ?? 1500
+    try {
+      await this.deregister(timeoutMs)
+    } catch (err) {
+      this.#logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
+    }
+    this.#enter('closed')
+    this.emit('closed')
+  }
+}
+
+/**
+ * A client for one MCP server's web UI. In gateway mode it registers the UI
+ * with the gateway in the background and keeps the registration alive with
+ * heartbeats well inside its expiry, re-creating it by itself if the gateway
+ * restarts or forgets it; session links point at the gateway. In direct mode
+ * (no gateway configured) links point straight at the UI server, as before the
+ * gateway existed.
+ */
+export function createGatewayClient (options: GatewayClientOptions): GatewayClient {
+  return new Client(options)
 }

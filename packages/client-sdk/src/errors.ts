@@ -4,6 +4,7 @@ type Args<T extends unknown[]> = [...T, { cause: unknown }?]
 
 export const GatewayUnreachableError = createError<Args<[string]>>('MCPGW_SDK_GATEWAY_UNREACHABLE', 'The gateway at %s could not be reached', 503)
 export const GatewayUnauthorizedError = createError<Args<[]>>('MCPGW_SDK_UNAUTHORIZED', 'The gateway refused the API key (check MCP_WEB_UI_GATEWAY_API_KEY)', 401)
+/** The gateway refused or failed a request: `gatewayStatus` and `gatewayCode` say how. */
 export const GatewayRequestError = createError<Args<[number, string]>>('MCPGW_SDK_REQUEST_FAILED', 'The gateway answered %d %s', 502)
 
 /** The gateway's own code (`MCPGW_REGISTRY_...`) of a refused request, when it sent one. */
@@ -13,3 +14,4 @@ export function gatewayCodeOf (err: unknown): string | undefined {
 export const PortRangeExhaustedError = createError<Args<[number, number]>>('MCPGW_SDK_PORT_RANGE_EXHAUSTED', 'No free port from %d to %d', 503)
 export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_SDK_INVALID_OPTION', 'Invalid option %s: %s', 500)
 export const NotRegisteredError = createError<Args<[]>>('MCPGW_SDK_NOT_REGISTERED', 'Call register() or startWebUI() before creating sessions', 500)
+export const ClosedError = createError<Args<[]>>('MCPGW_SDK_CLOSED', 'The client was closed', 500)

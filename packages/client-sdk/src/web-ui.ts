@@ -11,7 +11,7 @@ export interface StartWebUIOptions {
   host?: string
   /** Address the gateway should dial (a container's IP when listening on 0.0.0.0). Default: `host`. */
   advertiseHost?: string
-  /** Register the bound port with the gateway (and heartbeat it). */
+  /** Register the bound port with the gateway (in the background; see `client.ready`). */
   client?: GatewayClient
 }
 
@@ -42,7 +42,8 @@ function tryListen (server: Server, port: number, host: string): Promise<boolean
 
 /**
  * Binds the UI to a free port in the range (trying each once, starting at a
- * random one, and never connecting to any other server), then registers it.
+ * random one, and never connecting to any other server), and starts registering
+ * it; returns as soon as the port is bound.
  */
 export async function startWebUI (target: Server | RequestListener, options: StartWebUIOptions = {}): Promise<WebUIHandle> {
   const [low, high] = options.portRange ?? [12000, 13000]
@@ -62,23 +63,15 @@ export async function startWebUI (target: Server | RequestListener, options: Sta
     }
   }
   if (port === 0) throw new PortRangeExhaustedError(low, high)
-  if (options.client !== undefined) {
-    try {
-      await options.client.register({ host: options.advertiseHost ?? host, port })
-    } catch (err) {
-      // Unreachable gateway: the client keeps retrying in the background; the UI stays up.
-      if ((err as { code?: string }).code !== 'MCPGW_SDK_GATEWAY_UNREACHABLE') {
-        await new Promise<void>((resolve) => server.close(() => resolve()))
-        throw err
-      }
-    }
-  }
+  // Registration goes on in the background (client.ready, client.state and its events tell
+  // how it goes): an MCP server that starts its UI before answering `initialize` is not held up.
+  options.client?.register({ host: options.advertiseHost ?? host, port }).catch(() => {})
   return {
     server,
     host,
     port,
     close: async () => {
-      await options.client?.deregister().catch(() => {})
+      await options.client?.deregister(1500).catch(() => {})
       server.closeAllConnections?.()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }

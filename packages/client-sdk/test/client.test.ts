@@ -66,7 +66,8 @@ t.test('a second process cannot take a live server name, nor its sessions', asyn
   t.teardown(() => intruder.close())
   await t.rejects(intruder.register({ host: '127.0.0.1', port: 6666 }), { code: 'MCPGW_SDK_REQUEST_FAILED', message: /409 MCPGW_REGISTRY_SERVER_OWNED/ })
   t.match(JSON.stringify(logger.warnings), /another process holds this server name/)
-  await t.rejects(intruder.createSession('alice'), { message: /403 MCPGW_REGISTRY_NOT_SERVER_OWNER/ })
+  // Not registered, it registers first, and is refused before any session is asked for.
+  await t.rejects(intruder.createSession('alice'), { message: /409 MCPGW_REGISTRY_SERVER_OWNED/ })
   t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, 'the owner keeps the route')
   await intruder.close()
   t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, "the intruder's close does not remove the owner's registration")
@@ -136,6 +137,7 @@ t.test('startWebUI binds a free port in the range without touching the busy ones
   const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [base, base + 2], client })
   t.teardown(() => ui.close())
   t.equal(ui.port, base + 2)
+  await client.ready
   t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, base + 2, 'registered with the port it got')
   t.equal(await (await fetch(`http://127.0.0.1:${ui.port}/`)).text(), 'ui')
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
+import type { NormalizedProxyOptions } from './options.js'
 import { parseTarget, stripTokenFromQuery } from './request-target.js'
 
 /**
@@ -20,22 +21,25 @@ export interface ForwardContext {
   backend: ServerRegistration
   /** Isolated mode: the gateway's cookie on the session host (never passed either way); null in path mode. */
   sessionCookie: string | null
+  /** The CSP `frame-ancestors` policy sent with every answer. */
+  frameAncestors: string
 }
 
-export function forwardContext (request: FastifyRequest, prefix: string, forwardToken: boolean, sessionCookie: string | null = null): ForwardContext {
+export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null = null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
   return {
     token: request.mcpTarget!.token,
-    prefix,
-    forwardToken,
+    prefix: options.prefix,
+    forwardToken: options.forwardToken,
     forwardedFor: ips === undefined || ips.length <= 1 ? peer : [...ips].reverse().join(', '),
     proto: request.protocol,
     host: request.host === '' ? undefined : request.host,
     session: request.mcpSession!,
     backend: request.mcpBackend!,
-    sessionCookie
+    sessionCookie,
+    frameAncestors: options.frameAncestors
   }
 }
 
@@ -48,8 +52,13 @@ export function backendOrigin (backend: ServerRegistration): string {
   return `${backend.protocol}://${urlHost(backend.host)}:${backend.port}`
 }
 
-/** Headers that tell the backend who the gateway authenticated. Only the gateway sets them. */
-export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes'] as const
+/**
+ * Headers that tell the backend who the gateway authenticated. Only the gateway
+ * sets them. `x-mcpgw-registrant` is the SHA-256 of the backend's own registrant
+ * secret: a backend reachable by others too (direct links) accepts the other
+ * headers only with it, since nobody but the gateway and itself knows it.
+ */
+export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', 'x-mcpgw-registrant'] as const
 
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
 // reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
@@ -109,6 +118,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
+  if (ctx.backend.ownerHash !== null) out['x-mcpgw-registrant'] = ctx.backend.ownerHash
   return out
 }
 
@@ -168,7 +178,7 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  * Names are lower case (as Node and undici give them). Returns a new object:
  * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie'>, switching = false): Record<string, string | string[] | number> {
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
   for (const name of Object.keys(headers)) {
     const value = headers[name]
@@ -196,6 +206,13 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     // A backend never sets the gateway's own cookie on a session host.
     if (ctx.sessionCookie !== null) cookies = cookies.filter((c) => cookieName(c) !== ctx.sessionCookie!.toLowerCase())
     out['set-cookie'] = cookies.map((c) => scopeCookie(c, base))
+  }
+
+  if (!switching) {
+    // Who may frame the page: ours beside the backend's policies; a browser enforces every one,
+    // so a backend can narrow it but not widen it.
+    const csp = out['content-security-policy']
+    out['content-security-policy'] = csp === undefined ? ctx.frameAncestors : [...(Array.isArray(csp) ? csp : [String(csp)]), ctx.frameAncestors]
   }
 
   const type = out['content-type']

@@ -10,7 +10,7 @@ export { clientErrorHandler, expectationFailed, frameworkErrors, sendError } fro
 export { redactUrl, parseTarget, serverLogSerializers } from './request-target.js'
 export type { RequestTarget } from './request-target.js'
 export {
-  validateOptions,
+  validateOptions, frameAncestorsPolicy,
   DEFAULT_PREFIX, DEFAULT_REVALIDATE_MS, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_STORE_OUTAGE_GRACE_MS,
   DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
   DEFAULT_WS_HANDSHAKE_TIMEOUT_MS

@@ -40,6 +40,13 @@ export interface ProxyOptions {
    * an Origin header (non-browser clients) are allowed. `'*'` allows any.
    */
   wsAllowedOrigins?: string[] | '*'
+  /**
+   * Who may frame the pages of a session (CSP `frame-ancestors`, sent with every
+   * proxied answer beside whatever the backend sends, so a backend can narrow it and
+   * never widen it): `'self'`, `'none'` or sources such as `https://claude.ai` and
+   * `https://*.claudemcpcontent.com`. Default `["'self'"]`: the gateway's own pages.
+   */
+  frameAncestors?: string[]
   /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
   assetFallback?: boolean
   /**
@@ -71,6 +78,8 @@ export interface NormalizedProxyOptions {
   readonly upstreamIdleTimeoutMs: number
   readonly wsHandshakeTimeoutMs: number
   readonly wsAllowedOrigins: readonly string[] | '*'
+  /** The `Content-Security-Policy` value every proxied answer carries. */
+  readonly frameAncestors: string
   readonly assetFallback: boolean
   readonly maxBodyBytes: number
   readonly isolation: WildcardUrl | null
@@ -100,6 +109,26 @@ function isolationOption (value: unknown): WildcardUrl | null {
   } catch {
     throw new InvalidOptionError('isolation', 'expected { wildcardUrl } such as https://*.apps.example.com or http://*.localhost:3082')
   }
+}
+
+// A CSP host-source with a scheme: scheme://host[:port], the host possibly `*.`-prefixed.
+const FRAME_SOURCE = /^https?:\/\/(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$/
+
+/** The `frame-ancestors` policy: `'self'`, `'none'` alone, or scheme-qualified host sources. */
+export function frameAncestorsPolicy (sources: unknown): string {
+  if (sources === undefined) return "frame-ancestors 'self'"
+  const fail = (): never => {
+    throw new InvalidOptionError('frameAncestors', "expected a list of 'self', 'none' (alone) or origins such as https://claude.ai and https://*.claudemcpcontent.com")
+  }
+  if (!Array.isArray(sources) || sources.length === 0) return fail()
+  const seen = new Set<string>()
+  for (const source of sources) {
+    if (typeof source !== 'string') return fail()
+    const lower = source.toLowerCase().replace(/\/$/, '')
+    if (lower !== "'self'" && !(lower === "'none'" && sources.length === 1) && !FRAME_SOURCE.test(lower)) return fail()
+    seen.add(lower)
+  }
+  return `frame-ancestors ${[...seen].join(' ')}`
 }
 
 /** Pure: checks and fills in proxy options. */
@@ -140,6 +169,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     upstreamIdleTimeoutMs: int('upstreamIdleTimeoutMs', options.upstreamIdleTimeoutMs, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, 0),
     wsHandshakeTimeoutMs: int('wsHandshakeTimeoutMs', options.wsHandshakeTimeoutMs, DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, 1),
     wsAllowedOrigins,
+    frameAncestors: frameAncestorsPolicy(options.frameAncestors),
     assetFallback: bool('assetFallback', options.assetFallback, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
     isolation: isolationOption(options.isolation),

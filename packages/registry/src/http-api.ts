@@ -193,6 +193,9 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   const proxyPrefix = opts.proxyPrefix ?? '/mcp'
   const wildcard = opts.wildcardUrl === undefined ? undefined : parseWildcardUrl(opts.wildcardUrl)
   const keyDigest = opts.apiKey === undefined ? undefined : digest(opts.apiKey)
+  const linkOrigin = (request: FastifyRequest): string => wildcard !== undefined
+    ? `${wildcard.protocol}://${wildcard.pattern}`
+    : new URL(publicUrl ?? `${request.protocol}://${request.host}`).origin
 
   fastify.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
     const statusCode = err.validation !== undefined ? 400 : err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
@@ -233,15 +236,26 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
             metadata
           }
         },
-        response: { 200: { ...registrationSchema, properties: { ...registrationSchema.properties, secret: { type: 'string' } } }, ...errors }
+        response: {
+          200: {
+            ...registrationSchema,
+            properties: {
+              ...registrationSchema.properties,
+              secret: { type: 'string' },
+              linkOrigin: { type: 'string', description: 'The origin session links point at (`https://*.apps.example.com` in isolated mode): what a page embedding them must allow in `frame-src`' }
+            }
+          },
+          ...errors
+        }
       }
     }, async (request, reply) => {
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
       const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
+      const answer = { ...registrationJson(registration), linkOrigin: linkOrigin(request) }
       // A secret made here was accepted only because the name was free: return it, once.
       if (given === undefined) reply.header('cache-control', 'no-store')
-      return given === undefined ? { ...registrationJson(registration), secret } : registrationJson(registration)
+      return given === undefined ? { ...answer, secret } : answer
     })
 
     api.delete('/register-server/:serverName', {

@@ -1,0 +1,211 @@
+import { createServer as createNetServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { IncomingMessage, ServerResponse, createServer as createHttpServer } from 'node:http'
+import { Socket } from 'node:net'
+import { createHash } from 'node:crypto'
+import t from 'tap'
+import { backoffMs, createGatewayClient } from '../src/client.js'
+import type { ClientState } from '../src/client.js'
+import { mcpUserId } from '../src/identity.js'
+import { closeOnExit } from '../src/lifecycle.js'
+import { LINK_META_KEY, MCP_APP_MIME_TYPE, mcpAppBridge, supportsMcpApps } from '../src/mcp-app.js'
+import { startWebUI } from '../src/web-ui.js'
+import { eventually, freePort } from '@mcp-gw/testkit'
+import { API_KEY, quietLogger, startGateway } from './helpers.js'
+
+/** A gateway behind a proxy that cannot reach it: every call is a 502, and each try is counted. */
+async function droppingGateway (t: Test): Promise<{ url: string, tries: () => number }> {
+  let tries = 0
+  const server = createHttpServer((_req, res) => { tries++; res.writeHead(502, { connection: 'close' }).end() })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tries: () => tries }
+}
+type Test = typeof t
+
+function states (client: { on: (event: any, fn: (...args: any[]) => void) => unknown }): string[] {
+  const seen: string[] = []
+  for (const event of ['registered', 'unreachable', 'direct', 'refused', 'closed']) client.on(event, () => seen.push(event))
+  return seen
+}
+
+t.test('an unreachable gateway: one warning and one event however many retries, then registered when it answers', async (t) => {
+  const gateway = await droppingGateway(t)
+  const logger = quietLogger()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gateway.url, apiKey: API_KEY, logger })
+  t.teardown(() => client.close())
+  const seen = states(client)
+  client.register({ host: '127.0.0.1', port: 12870 }).catch(() => {})
+  await eventually(() => gateway.tries() >= 4, { within: 10_000, what: 'four registration tries' })
+  t.equal(client.state, 'unreachable' satisfies ClientState)
+  t.same(seen, ['unreachable'], 'one event for the change, not one per try')
+  t.equal(logger.warnings.length, 1, 'one warning for the change, not one per try')
+  t.match(JSON.stringify(logger.warnings[0]), /cannot be reached/)
+})
+
+t.test('the backoff is capped and jittered', async (t) => {
+  t.equal(backoffMs(0, () => 0), 125)
+  t.equal(backoffMs(0, () => 1), 250)
+  t.equal(backoffMs(3, () => 1), 2000)
+  t.equal(backoffMs(50, () => 1), 15_000, 'capped')
+  t.equal(backoffMs(50, () => 0), 7500, 'never less than half the cap')
+})
+
+t.test("fallback 'direct': direct links at once while the gateway is down, gateway links again as soon as it answers", async (t) => {
+  const port = await freePort()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${port}`, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct' })
+  t.teardown(() => client.close())
+  const seen = states(client)
+  const started = Date.now()
+  const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [12000, 13000], client })
+  t.teardown(() => ui.close())
+  t.ok(Date.now() - started < 1000, 'startWebUI returns without waiting for the gateway')
+  await client.ready
+  t.equal(client.state, 'direct')
+  const direct = await client.createSession('alice')
+  t.ok(Date.now() - started < 1000, 'a direct link within a second of start')
+  t.equal(direct.via, 'direct')
+  t.equal(direct.url, `http://127.0.0.1:${ui.port}/?token=${direct.token}`)
+  t.same(client.validateDirectToken(direct.token), { userId: 'alice' })
+  t.same(client.linkOrigins, [`http://127.0.0.1:${port}`, `http://127.0.0.1:${ui.port}`])
+
+  const gw = await startGateway(t, port)
+  // The next call finds the gateway (no waiting for the backoff loop) and registers before it asks.
+  const link = await client.createSession('alice')
+  t.equal(link.via, 'gateway')
+  t.match(link.url, /^https:\/\/gw\.example\/mcp\//)
+  t.equal((await gw.app.mcpRegistry.validate(link.token)).valid, true)
+  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, ui.port)
+  t.equal(client.state, 'registered')
+  t.same(seen, ['unreachable', 'direct', 'registered'])
+  t.same(client.linkOrigins, ['https://gw.example', `http://127.0.0.1:${ui.port}`], "the gateway's public origin, as it reported it")
+
+  // Down again: the next call notices, and falls back again.
+  await gw.app.close()
+  t.equal((await client.createSession('alice')).via, 'direct')
+  t.equal(client.state, 'direct')
+})
+
+t.test('without the fallback, an unreachable gateway is an error, and startWebUI still returns at once', async (t) => {
+  const port = await freePort()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${port}`, apiKey: API_KEY, logger: quietLogger(), registerTimeoutMs: 200 })
+  t.teardown(() => client.close())
+  const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [12000, 13000], client })
+  t.teardown(() => ui.close())
+  await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_GATEWAY_UNREACHABLE' })
+  t.equal(client.state, 'unreachable')
+})
+
+t.test('a wrong API key stops registration: no retries, ready rejects, createSession says why', async (t) => {
+  const gw = await startGateway(t)
+  let calls = 0
+  gw.app.server.on('request', (req: IncomingMessage) => { if (req.url === '/register-server') calls++ })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: 'not-the-key-0123456789', logger: quietLogger() })
+  t.teardown(() => client.close())
+  const seen = states(client)
+  client.register({ host: '127.0.0.1', port: 12871 }).catch(() => {})
+  await t.rejects(client.ready, { code: 'MCPGW_SDK_UNAUTHORIZED' })
+  await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_UNAUTHORIZED' })
+  t.equal(calls, 1, 'createSession did not try to register again')
+  t.same(seen, ['refused'])
+})
+
+t.test('close deregisters within its bound even when the gateway hangs, and the client is done', async (t) => {
+  // Accepts and never answers.
+  const held: Socket[] = []
+  const server = createNetServer((socket) => { held.push(socket) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of held) s.destroy(); server.close() })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: API_KEY, logger: quietLogger() })
+  client.register({ host: '127.0.0.1', port: 12872 }).catch(() => {})
+  const started = Date.now()
+  await client.close({ timeoutMs: 300 })
+  t.ok(Date.now() - started < 2000, 'bounded')
+  t.equal(client.state, 'closed')
+  await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_CLOSED' })
+})
+
+function fakeRequest (url: string, headers: Record<string, string>): IncomingMessage {
+  const req = new IncomingMessage(new Socket())
+  req.url = url
+  req.headers = headers
+  return req
+}
+
+t.test('authenticate: gateway headers only with the proof of this registrant; direct tokens by query, then by cookie', async (t) => {
+  const serverSecret = 'authenticate-test-secret-0123456789abcdef'
+  const client = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger(), serverSecret })
+  await client.register({ host: '127.0.0.1', port: 12873 })
+  const proof = createHash('sha256').update(serverSecret).digest('hex')
+  const identity = { 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid', 'x-mcpgw-scopes': 'view' }
+  t.same(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], sessionId: 'sid' })
+  t.equal(client.authenticate(fakeRequest('/', identity)), null, 'identity headers without the proof: anyone on the network could send them')
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': createHash('sha256').update('another').digest('hex') })), null, "another registrant's proof")
+
+  const link = await client.createSession('bob')
+  const res = new ServerResponse(fakeRequest('/', {}))
+  t.match(client.authenticate(fakeRequest(`/?token=${link.token}`, {}), res), { userId: 'bob', via: 'direct' })
+  const cookie = (res.getHeader('set-cookie') as string[])[0]!
+  t.match(cookie, new RegExp(`^mcpgw_direct_12873=${link.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=\\d+$`))
+  t.match(client.authenticate(fakeRequest('/api/todos', { cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
+  t.equal(client.authenticate(fakeRequest('/api/todos', { cookie: `mcpgw_direct_12999=${link.token}` })), null, "another port's cookie name")
+  t.equal(client.authenticate(fakeRequest('/?token=forged', {})), null)
+  await client.revokeSession({ userId: 'bob' })
+  t.equal(client.authenticate(fakeRequest('/', { cookie: cookie.split(';')[0]! })), null, 'revoked')
+})
+
+t.test('mcpUserId: the authenticated subject, else the local user; never anything else', async (t) => {
+  t.equal(mcpUserId({ authInfo: { clientId: 'claude', extra: { sub: 'user-42' } } }), 'user-42')
+  t.equal(mcpUserId({ authInfo: { clientId: 'claude' } }), 'claude')
+  t.equal(mcpUserId({}, { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol')
+  t.equal(mcpUserId(undefined, { localUser: 'dave', env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'dave')
+  const { userInfo } = await import('node:os')
+  t.equal(mcpUserId({}, { env: {} }), userInfo().username, 'the OS user by default')
+  t.equal(mcpUserId({ arguments: { userId: 'mallory' } } as never, { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol', 'arguments are not read')
+})
+
+t.test('closeOnExit: closes in order on a signal, then exits; bounded when a close hangs', async (t) => {
+  const order: string[] = []
+  let exited: number | null = null
+  const shutdown = closeOnExit([
+    { close: async () => { order.push('ui') } },
+    { close: async () => { order.push('client'); await new Promise(() => {}) } }
+  ], { signals: ['SIGUSR2'], stdin: false, uncaught: false, timeoutMs: 200, exit: (code) => { exited = code } })
+  const started = Date.now()
+  process.emit('SIGUSR2' as never)
+  await eventually(() => exited !== null, { within: 2000, what: 'exit' })
+  t.ok(Date.now() - started < 1000, 'within the bound')
+  t.same(order, ['ui', 'client'])
+  t.equal(exited, 0)
+  await shutdown(1)
+  t.equal(exited, 0, 'once only')
+})
+
+t.test('the MCP Apps bridge: a ui:// shell allowed to frame the link origins; the link in _meta, not in the text, for hosts with MCP Apps', async (t) => {
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12874 })
+  const bridge = mcpAppBridge(client, { title: 'Todo <list>' })
+  t.equal(bridge.uri, 'ui://todoodles/web-ui')
+  t.same(bridge.toolMeta, { ui: { resourceUri: 'ui://todoodles/web-ui' }, 'ui/resourceUri': 'ui://todoodles/web-ui' })
+  const [content] = bridge.read().contents
+  t.equal(content!.mimeType, MCP_APP_MIME_TYPE)
+  t.same(content!._meta, { ui: { csp: { frameDomains: ['https://gw.example'] }, prefersBorder: false } })
+  t.match(content!.text, /<title>Todo &#60;list&#62;<\/title>/, 'the title is escaped')
+  t.notMatch(content!.text, /<list>/)
+
+  const link = await client.createSession('alice')
+  const inApp = bridge.toolResult(link, { text: 'Opened.', appsSupported: true })
+  t.same(inApp.content, [{ type: 'text', text: 'Opened.' }])
+  t.notMatch(JSON.stringify(inApp.content), link.token, 'the model never sees the link')
+  t.equal((inApp._meta[LINK_META_KEY] as { url: string }).url, link.url)
+  const plain = bridge.toolResult(link, { text: 'Opened.', appsSupported: false })
+  t.match(plain.content[0], { type: 'text', text: `Opened.\n${link.url}` }, 'hosts without MCP Apps get the link as before')
+
+  t.equal(supportsMcpApps({ extensions: { 'io.modelcontextprotocol/ui': { mimeTypes: [MCP_APP_MIME_TYPE] } } }), true)
+  t.equal(supportsMcpApps({}), false)
+  t.equal(supportsMcpApps(undefined), false)
+  t.throws(() => mcpAppBridge(client, { frameOrigins: ['https://x.example/path'] }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+  t.throws(() => mcpAppBridge(client, { uri: 'https://x' }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+})
