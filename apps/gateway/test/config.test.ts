@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../src/config.js'
 
 t.test('defaults are those of the original gateway', async (t) => {
   const config = loadConfig({})
-  t.match(config, { port: 3082, host: '127.0.0.1', mongoUrl: undefined, mongoDbName: 'mcp_webui', prefix: '/mcp', apiKey: undefined, corsOrigins: [], trustProxy: false, debug: false, drainTimeoutMs: 10_000 })
+  t.match(config, { frameAncestors: undefined, port: 3082, host: '127.0.0.1', mongoUrl: undefined, mongoDbName: 'mcp_webui', prefix: '/mcp', apiKey: undefined, corsOrigins: [], trustProxy: false, debug: false, drainTimeoutMs: 10_000 })
 })
 
 t.test('every variable is read', async (t) => {
@@ -18,6 +18,7 @@ t.test('every variable is read', async (t) => {
     MCP_WEB_UI_PUBLIC_URL: 'https://example.com',
     MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com',
     MCP_WEB_UI_CORS_ORIGINS: 'https://a.example, https://b.example',
+    MCP_WEB_UI_FRAME_ANCESTORS: "'self' https://claude.ai, https://*.claudemcpcontent.com",
     MCP_WEB_UI_ALLOWED_BACKENDS: '10.0.0.0/8,todo-ui',
     MCP_WEB_UI_TRUST_PROXY: '127.0.0.1,10.0.0.0/8',
     MCP_WEB_UI_DRAIN_TIMEOUT_MS: '2000',
@@ -32,6 +33,7 @@ t.test('every variable is read', async (t) => {
     publicUrl: 'https://example.com',
     wildcardUrl: 'https://*.apps.example.com',
     corsOrigins: ['https://a.example', 'https://b.example'],
+    frameAncestors: ["'self'", 'https://claude.ai', 'https://*.claudemcpcontent.com'],
     allowedBackends: ['10.0.0.0/8', 'todo-ui'],
     trustProxy: ['127.0.0.1', '10.0.0.0/8'],
     drainTimeoutMs: 2000,
@@ -67,6 +69,8 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_TRUST_PROXY', { MCP_WEB_UI_TRUST_PROXY: '2' }],
     // Behind a proxy every client is loopback: without a key the API would be open.
     ['MCP_WEB_UI_TRUST_PROXY.*MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_TRUST_PROXY: '127.0.0.1' }],
+    ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: 'https://claude.ai;script-src' }],
+    ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: '*' }],
     ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://apps.example.com' }],
     ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://*.apps_x.com' }]
   ]

@@ -1,13 +1,15 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { MemoryStore, Registry } from '@mcp-gw/registry'
+import { MemoryStore, Registry, parseWildcardUrl, sessionHostLabel, sessionLink } from '@mcp-gw/registry'
+import { freePort } from '@mcp-gw/testkit'
 import type { RegistryStore } from '@mcp-gw/registry'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
-import { mcpGateway } from '../src/plugin.js'
+import { clientErrorHandler, frameworkErrors } from '../src/error-reply.js'
+import { isolationRewriteUrl, mcpGateway } from '../src/plugin.js'
 import type { McpGatewayOptions } from '../src/plugin.js'
 
 export const SECRET = 'proxy-test-secret-0123456789abcdef01234'
@@ -266,4 +268,43 @@ export async function rawRoundTrip (port: number, bytes: string | Buffer, timeou
     socket.on('close', done)
     socket.write(bytes)
   })
+}
+
+/** A gateway in isolated mode: sessions on `<label>.localhost:<port>` (Chromium and these tests resolve them to 127.0.0.1). */
+export interface IsolatedGateway {
+  port: number
+  registry: Registry
+  wildcardUrl: string
+  app: Awaited<ReturnType<typeof Fastify>>
+  /** A session for userId on a server registered at `backend`: its host and its link. */
+  session: (backend: Backend, options?: { userId?: string, serverName?: string, scopes?: string[] }) => Promise<{ host: string, link: string, token: string, sessionId: string }>
+}
+
+export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number } = {}): Promise<IsolatedGateway> {
+  const port = await freePort()
+  const wildcardUrl = `http://*.localhost:${port}`
+  const store = new MemoryStore()
+  const registry = new Registry({ secret: SECRET, store })
+  await registry.init()
+  const app = Fastify({ logger: false, frameworkErrors, clientErrorHandler, rewriteUrl: isolationRewriteUrl(wildcardUrl) })
+  t.teardown(async () => {
+    await app.close()
+    await store.close()
+  })
+  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, ...(options.revalidateMs !== undefined && { revalidateMs: options.revalidateMs }) })
+  app.get('/create-session', async () => 'the host app\'s own route')
+  await app.listen({ port, host: '127.0.0.1' })
+  const wildcard = parseWildcardUrl(wildcardUrl)
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    registry,
+    wildcardUrl,
+    app,
+    session: async (backend, opts = {}) => {
+      const serverName = opts.serverName ?? 'todoodles'
+      await registry.registerServer({ serverName, host: '127.0.0.1', port: backend.port })
+      const { session, token } = await registry.createSession({ userId: opts.userId ?? 'alice', serverName, ...(opts.scopes !== undefined && { scopes: opts.scopes }) })
+      return { host: `${sessionHostLabel(session)}.localhost:${port}`, link: sessionLink(wildcard, session, token), token, sessionId: session.sessionId }
+    }
+  }
 }

@@ -1,58 +1,13 @@
-import type { AddressInfo } from 'node:net'
-import { MemoryStore, Registry, parseWildcardUrl, sessionHostLabel, sessionLink } from '@mcp-gw/registry'
-import { eventually, freePort } from '@mcp-gw/testkit'
-import Fastify from 'fastify'
+import { eventually } from '@mcp-gw/testkit'
 import t from 'tap'
-import type { Test } from 'tap'
 import { WebSocket } from 'ws'
-import { clientErrorHandler, frameworkErrors } from '../src/error-reply.js'
-import { isolationRewriteUrl, mcpGateway } from '../src/plugin.js'
-import { rawExchange, rawRequest, SECRET, startBackend, upgradeRequest } from './helpers.js'
-import type { Backend } from './helpers.js'
+import { rawExchange, rawRequest, startBackend, startIsolatedGateway, upgradeRequest } from './helpers.js'
 
 /**
  * Isolated mode over real sockets: each session on `<label>.localhost:<port>`,
  * the link's credential swapped for a host-only cookie, `/` the backend's `/`,
  * and every wrong host, cookie or link refused with a code before any backend.
  */
-interface IsolatedGateway {
-  port: number
-  registry: Registry
-  wildcardUrl: string
-  app: Awaited<ReturnType<typeof Fastify>>
-  /** A session for userId on a server registered at `backend`: its host and its link. */
-  session: (backend: Backend, options?: { userId?: string, serverName?: string, scopes?: string[] }) => Promise<{ host: string, link: string, token: string, sessionId: string }>
-}
-
-export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number } = {}): Promise<IsolatedGateway> {
-  const port = await freePort()
-  const wildcardUrl = `http://*.localhost:${port}`
-  const store = new MemoryStore()
-  const registry = new Registry({ secret: SECRET, store })
-  await registry.init()
-  const app = Fastify({ logger: false, frameworkErrors, clientErrorHandler, rewriteUrl: isolationRewriteUrl(wildcardUrl) })
-  t.teardown(async () => {
-    await app.close()
-    await store.close()
-  })
-  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, ...(options.revalidateMs !== undefined && { revalidateMs: options.revalidateMs }) })
-  app.get('/create-session', async () => 'the host app\'s own route')
-  await app.listen({ port, host: '127.0.0.1' })
-  const wildcard = parseWildcardUrl(wildcardUrl)
-  return {
-    port: (app.server.address() as AddressInfo).port,
-    registry,
-    wildcardUrl,
-    app,
-    session: async (backend, opts = {}) => {
-      const serverName = opts.serverName ?? 'todoodles'
-      await registry.registerServer({ serverName, host: '127.0.0.1', port: backend.port })
-      const { session, token } = await registry.createSession({ userId: opts.userId ?? 'alice', serverName, ...(opts.scopes !== undefined && { scopes: opts.scopes }) })
-      return { host: `${sessionHostLabel(session)}.localhost:${port}`, link: sessionLink(wildcard, session, token), token, sessionId: session.sessionId }
-    }
-  }
-}
-
 const json = (body: string): { code?: string, url?: string, headers?: Record<string, string> } => JSON.parse(body)
 
 t.test('the link sets a host-only HttpOnly cookie and sends the browser to the same URL without the credential', async (t) => {

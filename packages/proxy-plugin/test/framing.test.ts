@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import t from 'tap'
+import type { Test } from 'tap'
+import { validateOptions } from '../src/options.js'
+import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
+
+/**
+ * Who may frame a session's pages is the gateway's to say (CSP frame-ancestors,
+ * MCP Apps hosts embed them): a backend's own policy may narrow it and never
+ * widen it, on an answer and on a refused upgrade, in path and isolated mode.
+ */
+const WIDE = 'frame-ancestors *'
+
+/** Answers every request, and refuses every upgrade, with a policy that lets anyone frame it. */
+async function startFramableBackend (t: Test): Promise<number> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-security-policy': WIDE, 'content-type': 'text/html' })
+    res.end('<p>page</p>')
+  })
+  server.on('upgrade', (_req, socket: Socket) => {
+    socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Security-Policy: ${WIDE}\r\nContent-Type: text/html\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno`)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return (server.address() as AddressInfo).port
+}
+
+/** The policies of a Content-Security-Policy field: Node joins repeated lines with commas, as RFC 9110 allows and CSP reads. */
+function policies (value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : (Array.isArray(value) ? value : [value]).flatMap((v) => v.split(/,\s*/))
+}
+
+const WS_HEADERS = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+
+t.test('path mode: every answer and refused upgrade carries the gateway\'s frame-ancestors beside the backend\'s', async (t) => {
+  const backendPort = await startFramableBackend(t)
+  for (const [frameAncestors, expected] of [
+    [undefined, "frame-ancestors 'self'"],
+    [["'self'", 'https://claude.ai', 'https://*.claudemcpcontent.com'], "frame-ancestors 'self' https://claude.ai https://*.claudemcpcontent.com"]
+  ] as const) {
+    const gw = await startGateway(t, frameAncestors === undefined ? {} : { frameAncestors: [...frameAncestors] })
+    await gw.registry.registerServer({ serverName: 'framed', host: '127.0.0.1', port: backendPort })
+    const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'framed' })
+    const page = await rawRequest(gw.port, `/mcp/${token}/`)
+    t.same(policies(page.headers['content-security-policy']), [WIDE, expected], `HTTP: both policies, so the narrower wins (${expected})`)
+    const refused = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: WS_HEADERS })
+    t.equal(refused.status, 403)
+    t.same(policies(refused.headers['content-security-policy']), [WIDE, expected], 'refused upgrade: the same')
+  }
+})
+
+t.test('isolated mode: the same on a session host', async (t) => {
+  const backendPort = await startFramableBackend(t)
+  const gw = await startIsolatedGateway(t)
+  const { host, token } = await gw.session({ port: backendPort } as never)
+  const cookie = `mcpgw_session=${token}`
+  const page = await rawRequest(gw.port, '/', { headers: { host, cookie } })
+  t.equal(page.status, 200)
+  t.same(policies(page.headers['content-security-policy']), [WIDE, "frame-ancestors 'self'"])
+  const refused = await upgradeRequest(gw.port, '/ws', { headers: { ...WS_HEADERS, host, cookie } })
+  t.equal(refused.status, 403)
+  t.same(policies(refused.headers['content-security-policy']), [WIDE, "frame-ancestors 'self'"])
+})
+
+t.test('frameAncestors takes sources, never anything that could break out of the header', async (t) => {
+  t.equal(validateOptions({}).frameAncestors, "frame-ancestors 'self'")
+  t.equal(validateOptions({ frameAncestors: ["'none'"] }).frameAncestors, "frame-ancestors 'none'")
+  t.equal(validateOptions({ frameAncestors: ['http://host.localhost:8080', 'HTTPS://A.example/'] }).frameAncestors, 'frame-ancestors http://host.localhost:8080 https://a.example')
+  for (const bad of [[], ['*'], ['https:'], ["'none'", "'self'"], ['https://a.example; script-src *'], ['https://a.example/path'], ['https://a.example,https://b.example'], ['javascript:x'], [42], 'https://a.example']) {
+    t.throws(() => validateOptions({ frameAncestors: bad as never }), { code: 'MCPGW_PROXY_INVALID_OPTION' }, JSON.stringify(bad))
+  }
+})
+
+t.test("the backend learns its registrant's proof with every request and upgrade; a client cannot send one", async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const secret = 'framing-test-registrant-secret-0123456789'
+  await gw.registry.registerServer({ serverName: 'owned', host: '127.0.0.1', port: backend.port, secret })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'owned', serverSecret: secret })
+  const proof = createHash('sha256').update(secret).digest('hex')
+  await rawRequest(gw.port, `/mcp/${token}/`, { headers: { 'x-mcpgw-registrant': 'forged' } })
+  const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: { ...WS_HEADERS, 'x-mcpgw-registrant': 'forged' } })
+  upgrade.socket?.destroy()
+  t.equal(upgrade.status, 101)
+  t.same(backend.seen.map((r) => r.headers['x-mcpgw-registrant']), [proof, proof], 'HTTP and upgrade: the proof, never the forged value')
+
+  const unowned = await startBackend(t)
+  await gw.registry.registerServer({ serverName: 'legacy', host: '127.0.0.1', port: unowned.port })
+  const legacy = await gw.registry.createSession({ userId: 'alice', serverName: 'legacy' })
+  await rawRequest(gw.port, `/mcp/${legacy.token}/`, { headers: { 'x-mcpgw-registrant': 'forged' } })
+  t.equal(unowned.seen[0]!.headers['x-mcpgw-registrant'], undefined, 'a registration without a secret: no proof at all')
+})
