@@ -94,6 +94,8 @@ export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
         ws.on('error', () => ws.terminate())
         const push = (list: TodoList): void => { if (list.userId === userId) ws.send(JSON.stringify(list)) }
         ws.send(JSON.stringify(todos.get(userId)))
+        // Any message asks for the list again: a round trip a page (or a test) can make.
+        ws.on('message', () => ws.send(JSON.stringify(todos.get(userId))))
         todos.on('change', push)
         ws.on('close', () => todos.off('change', push))
       })

@@ -1,6 +1,6 @@
 import { startTestMongo } from '@mcp-gw/testkit'
 import t from 'tap'
-import { callText, connectExample, JWT_SECRET, launchBrowser, startGatewayProcess } from './helpers.js'
+import { callText, connectExample, JWT_SECRET, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
 
 t.test('two gateways on one MongoDB: a session made through one works through the other, and so does its revocation', async (t) => {
   const mongo = await startTestMongo()
@@ -11,9 +11,9 @@ t.test('two gateways on one MongoDB: a session made through one works through th
   t.match(first.log(), /"store":"mongo"/)
 
   // The example registers with the first gateway only.
-  const mcp = await connectExample(t, first)
-  await callText(mcp, 'add_todo', { userId: 'alice', text: 'shared state' })
-  const url = (await callText(mcp, 'open_todo_ui', { userId: 'alice' })).text
+  const { mcp } = await connectExample(t, first)
+  await callText(mcp, 'add_todo', { text: 'shared state' })
+  const url = linkOf(await callText(mcp, 'open_todo_ui'))
   t.ok(url.startsWith(first.origin))
   const viaSecond = url.replace(first.origin, second.origin)
 
@@ -22,7 +22,7 @@ t.test('two gateways on one MongoDB: a session made through one works through th
   await page.goto(viaSecond)
   await page.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
   t.same(await page.$$eval('#items li', (els) => els.map((el) => el.textContent)), ['shared state'], 'the session and the registration made through the first work through the second')
-  await callText(mcp, 'add_todo', { userId: 'alice', text: 'live through the second' })
+  await callText(mcp, 'add_todo', { text: 'live through the second' })
   await page.waitForFunction(() => document.querySelectorAll('#items li').length === 2, null, { timeout: 2000 })
   t.pass('live updates through the second gateway')
 

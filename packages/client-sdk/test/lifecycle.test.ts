@@ -4,6 +4,7 @@ import { IncomingMessage, ServerResponse, createServer as createHttpServer } fro
 import { Socket } from 'node:net'
 import { createHash } from 'node:crypto'
 import t from 'tap'
+import type { Test } from 'tap'
 import { backoffMs, createGatewayClient } from '../src/client.js'
 import type { ClientState } from '../src/client.js'
 import { mcpUserId } from '../src/identity.js'
@@ -21,7 +22,6 @@ async function droppingGateway (t: Test): Promise<{ url: string, tries: () => nu
   t.teardown(() => server.close())
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tries: () => tries }
 }
-type Test = typeof t
 
 function states (client: { on: (event: any, fn: (...args: any[]) => void) => unknown }): string[] {
   const seen: string[] = []

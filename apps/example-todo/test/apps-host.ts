@@ -1,0 +1,114 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Test } from 'tap'
+
+/**
+ * An MCP Apps host as web hosts build one (SEP-1865, ext-apps' basic-host): the
+ * host page on one origin, a sandbox proxy on another (`allow-scripts
+ * allow-same-origin`, the view's CSP as an HTTP header built from the
+ * resource's `_meta.ui.csp`), the view's HTML in an inner frame, and the
+ * JSON-RPC over postMessage: `ui/initialize`, then `ui/notifications/tool-result`
+ * once the view says `initialized`.
+ */
+export interface AppsHost {
+  hostOrigin: string
+  sandboxOrigin: string
+  /** The host page: open it, then call `window.render(html, csp, toolResult)` in it. */
+  pageUrl: string
+}
+
+const SANDBOX = 'allow-scripts allow-same-origin allow-forms'
+
+const HOST_PAGE = (sandboxOrigin: string): string => `<!doctype html>
+<meta charset="utf-8"><title>host</title>
+<body>
+<script>
+window.messages = []
+window.render = (html, csp, toolResult) => {
+  const frame = document.createElement('iframe')
+  frame.setAttribute('sandbox', '${SANDBOX}')
+  frame.style.cssText = 'width:800px;height:600px;border:0'
+  frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))
+  const reply = (message) => frame.contentWindow.postMessage(Object.assign({ jsonrpc: '2.0' }, message), '${sandboxOrigin}')
+  window.addEventListener('message', (event) => {
+    if (event.source !== frame.contentWindow || event.origin !== '${sandboxOrigin}') return
+    const message = event.data
+    window.messages.push(message.method || 'result')
+    if (message.method === 'ui/notifications/sandbox-proxy-ready') reply({ method: 'ui/notifications/sandbox-resource-ready', params: { html, sandbox: '${SANDBOX}' } })
+    else if (message.method === 'ui/initialize') reply({ id: message.id, result: { protocolVersion: message.params.protocolVersion, hostInfo: { name: 'test-host', version: '1' }, hostCapabilities: {}, hostContext: {} } })
+    else if (message.method === 'ui/notifications/initialized') reply({ method: 'ui/notifications/tool-result', params: toolResult })
+  })
+  document.body.append(frame)
+}
+</script>
+</body>`
+
+const SANDBOX_PAGE = (hostOrigin: string): string => `<!doctype html>
+<meta charset="utf-8"><title>sandbox</title>
+<style>html,body{margin:0;height:100%}iframe{border:0;width:100%;height:100%}</style>
+<body>
+<script>
+let inner = null
+window.addEventListener('message', (event) => {
+  const message = event.data
+  if (event.source === window.parent && event.origin === '${hostOrigin}') {
+    if (message.method === 'ui/notifications/sandbox-resource-ready') {
+      inner = document.createElement('iframe')
+      inner.setAttribute('sandbox', message.params.sandbox)
+      inner.srcdoc = message.params.html
+      document.body.append(inner)
+    } else if (inner !== null) {
+      inner.contentWindow.postMessage(message, '*')
+    }
+  } else if (inner !== null && event.source === inner.contentWindow) {
+    window.parent.postMessage(message, '${hostOrigin}')
+  }
+})
+window.parent.postMessage({ jsonrpc: '2.0', method: 'ui/notifications/sandbox-proxy-ready', params: {} }, '${hostOrigin}')
+</script>
+</body>`
+
+/** The CSP a host gives the view, from `_meta.ui.csp` (ext-apps' mapping). */
+export function viewCsp (csp: { connectDomains?: string[], resourceDomains?: string[], frameDomains?: string[] }): string {
+  const list = (domains: string[] | undefined, none: string): string => domains !== undefined && domains.length > 0 ? domains.join(' ') : none
+  return [
+    "default-src 'none'",
+    `script-src 'self' 'unsafe-inline' ${list(csp.resourceDomains, '')}`.trim(),
+    `style-src 'self' 'unsafe-inline' ${list(csp.resourceDomains, '')}`.trim(),
+    `img-src 'self' data: ${list(csp.resourceDomains, '')}`.trim(),
+    `connect-src ${list(csp.connectDomains, "'none'")}`,
+    `frame-src ${list(csp.frameDomains, "'none'")}`,
+    "object-src 'none'",
+    "base-uri 'none'"
+  ].join('; ')
+}
+
+async function listen (t: Test, handler: Parameters<typeof createServer>[1]): Promise<number> {
+  const server: Server = createServer(handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return (server.address() as AddressInfo).port
+}
+
+export async function startAppsHost (t: Test, hostName = 'host'): Promise<AppsHost> {
+  let hostOrigin = ''
+  const sandboxPort = await listen(t, (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (url.pathname !== '/sandbox.html') {
+      res.writeHead(404).end()
+      return
+    }
+    const csp = JSON.parse(url.searchParams.get('csp') ?? '{}') as Parameters<typeof viewCsp>[0]
+    // The view inherits this document's policy: srcdoc frames take their parent's.
+    res.writeHead(200, { 'content-type': 'text/html', 'content-security-policy': viewCsp(csp).replace("script-src 'self'", "script-src 'self' 'unsafe-inline'") })
+    res.end(SANDBOX_PAGE(hostOrigin))
+  })
+  const sandboxOrigin = `http://sandbox.localhost:${sandboxPort}`
+  const hostPort = await listen(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(HOST_PAGE(sandboxOrigin))
+  })
+  hostOrigin = `http://${hostName}.localhost:${hostPort}`
+  return { hostOrigin, sandboxOrigin, pageUrl: `${hostOrigin}/` }
+}

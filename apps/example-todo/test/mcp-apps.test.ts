@@ -1,0 +1,88 @@
+import t from 'tap'
+import type { Frame, Page } from 'playwright-core'
+import { eventually } from '@mcp-gw/testkit'
+import { startAppsHost } from './apps-host.js'
+import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
+
+/**
+ * The example in an MCP Apps host: a real MCP client (declaring MCP Apps) lists
+ * the tools, reads the `ui://` resource and calls the tool; a host page in
+ * Chromium renders the resource in its sandbox the way web hosts do, and the
+ * gateway's page inside it is live, WebSocket included. The link reaches the
+ * view, never the model's text; and the gateway lets only the hosts it was told
+ * about frame its pages.
+ */
+const APPS_CAPABILITIES = { extensions: { 'io.modelcontextprotocol/ui': { mimeTypes: ['text/html;profile=mcp-app'] } } }
+
+async function gatewayFrame (page: Page, origin: string): Promise<Frame> {
+  let found: Frame | undefined
+  await eventually(() => {
+    found = page.frames().find((f) => f.url().startsWith(`${origin}/mcp/`))
+    return found !== undefined
+  }, { within: 10_000, what: 'the gateway page framed in the view' })
+  return found!
+}
+
+t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, gateway page with its WebSocket', async (t) => {
+  const host = await startAppsHost(t)
+  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
+  const { mcp, strayStdout } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+
+  const tool = (await mcp.listTools()).tools.find((x) => x.name === 'open_todo_ui')!
+  const uri = (tool._meta?.ui as { resourceUri?: string } | undefined)?.resourceUri
+  t.equal(uri, 'ui://todoodles/web-ui', 'the tool names its ui:// resource')
+  t.equal(tool._meta?.['ui/resourceUri'], uri)
+  const [content] = (await mcp.readResource({ uri: uri! })).contents as unknown as Array<{ mimeType: string, text: string, _meta: { ui: { csp: { frameDomains: string[] } } } }>
+  t.equal(content!.mimeType, 'text/html;profile=mcp-app')
+  t.same(content!._meta.ui.csp.frameDomains, [gateway.origin], "the host is asked to allow framing the gateway's origin")
+
+  await callText(mcp, 'add_todo', { text: 'inline' })
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  t.notMatch(JSON.stringify(result.content), link.split('/')[4]!, 'the token is not in anything the model reads')
+  t.notMatch(JSON.stringify(result.content), /\/mcp\//)
+
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  const errors: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
+  await page.goto(host.pageUrl)
+  await page.evaluate(([html, csp, toolResult]) => (window as unknown as { render: (...a: unknown[]) => void }).render(html, csp, toolResult), [content!.text, content!._meta.ui.csp, result] as const)
+  const view = await gatewayFrame(page, gateway.origin)
+  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  t.equal(await view.textContent('#user'), 'alice')
+  t.same(await page.evaluate(() => (window as unknown as { messages: string[] }).messages), ['ui/notifications/sandbox-proxy-ready', 'ui/initialize', 'ui/notifications/initialized', 'ui/notifications/size-changed'], 'the view spoke the protocol')
+
+  // A WebSocket round trip from the framed page, and a live update pushed to it.
+  const echoed = await view.evaluate(async () => await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
+    let first = true
+    ws.onmessage = (event) => { if (first) { first = false; ws.send('again'); return } resolve(String(event.data)); ws.close() }
+    ws.onerror = () => reject(new Error('websocket failed'))
+  }))
+  t.match(JSON.parse(echoed), { userId: 'alice', items: ['inline'] }, 'sent and answered through the gateway inside the host frame')
+  await callText(mcp, 'add_todo', { text: 'pushed' })
+  await view.waitForFunction(() => document.querySelectorAll('#items li').length === 2, null, { timeout: 2000 })
+  t.pass('live update inside the host')
+  t.same(errors, [], 'no CSP or console errors')
+  t.same(strayStdout(), [])
+})
+
+t.test("a host the gateway was not told about cannot frame a session's page", async (t) => {
+  const host = await startAppsHost(t, 'elsewhere')
+  const gateway = await startGatewayProcess(t)
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  const blocked: string[] = []
+  page.on('console', (m) => { if (/frame-ancestors/.test(m.text())) blocked.push(m.text()) })
+  await page.goto(host.pageUrl)
+  await page.evaluate(([html, csp, toolResult]) => (window as unknown as { render: (...a: unknown[]) => void }).render(html, csp, toolResult), [content!.text, content!._meta.ui.csp, result] as const)
+  await eventually(() => blocked.length > 0, { within: 10_000, what: "Chromium refusing the frame for the gateway's frame-ancestors" })
+  t.match(blocked[0], /frame-ancestors 'self'/)
+  for (const frame of page.frames()) {
+    t.equal(await frame.$('#user').catch(() => null), null, `nothing of the session rendered in ${frame.url().replace(/\/mcp\/[^/]+/, '/mcp/<token>')}`)
+  }
+})
