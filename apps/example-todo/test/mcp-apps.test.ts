@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Frame, Page } from 'playwright-core'
-import { eventually } from '@mcp-gw/testkit'
+import { eventually, freePort } from '@mcp-gw/testkit'
 import { startAppsHost } from './apps-host.js'
 import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
 
@@ -14,13 +14,27 @@ import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } 
  */
 const APPS_CAPABILITIES = { extensions: { 'io.modelcontextprotocol/ui': { mimeTypes: ['text/html;profile=mcp-app'] } } }
 
-async function gatewayFrame (page: Page, origin: string): Promise<Frame> {
+async function gatewayFrame (page: Page, url: RegExp): Promise<Frame> {
   let found: Frame | undefined
   await eventually(() => {
-    found = page.frames().find((f) => f.url().startsWith(`${origin}/mcp/`))
+    found = page.frames().find((f) => url.test(f.url()))
     return found !== undefined
   }, { within: 10_000, what: 'the gateway page framed in the view' })
   return found!
+}
+
+async function render (page: Page, html: string, csp: object, toolResult: unknown): Promise<void> {
+  await page.evaluate(([h, c, r]) => (window as unknown as { render: (...a: unknown[]) => void }).render(h, c, r), [html, csp, toolResult] as const)
+}
+
+/** A WebSocket round trip from a page: the list on open, `again`, the list again. */
+async function wsRoundTrip (frame: Frame): Promise<string> {
+  return await frame.evaluate(async () => await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
+    let first = true
+    ws.onmessage = (event) => { if (first) { first = false; ws.send('again'); return } resolve(String(event.data)); ws.close() }
+    ws.onerror = () => reject(new Error('websocket failed'))
+  }))
 }
 
 t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, gateway page with its WebSocket', async (t) => {
@@ -47,19 +61,14 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   const errors: string[] = []
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
   await page.goto(host.pageUrl)
-  await page.evaluate(([html, csp, toolResult]) => (window as unknown as { render: (...a: unknown[]) => void }).render(html, csp, toolResult), [content!.text, content!._meta.ui.csp, result] as const)
-  const view = await gatewayFrame(page, gateway.origin)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  const view = await gatewayFrame(page, new RegExp(`^${gateway.origin}/mcp/`))
   await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
   t.equal(await view.textContent('#user'), 'alice')
   t.same(await page.evaluate(() => (window as unknown as { messages: string[] }).messages), ['ui/notifications/sandbox-proxy-ready', 'ui/initialize', 'ui/notifications/initialized', 'ui/notifications/size-changed'], 'the view spoke the protocol')
 
   // A WebSocket round trip from the framed page, and a live update pushed to it.
-  const echoed = await view.evaluate(async () => await new Promise<string>((resolve, reject) => {
-    const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
-    let first = true
-    ws.onmessage = (event) => { if (first) { first = false; ws.send('again'); return } resolve(String(event.data)); ws.close() }
-    ws.onerror = () => reject(new Error('websocket failed'))
-  }))
+  const echoed = await wsRoundTrip(view)
   t.match(JSON.parse(echoed), { userId: 'alice', items: ['inline'] }, 'sent and answered through the gateway inside the host frame')
   await callText(mcp, 'add_todo', { text: 'pushed' })
   await view.waitForFunction(() => document.querySelectorAll('#items li').length === 2, null, { timeout: 2000 })
@@ -79,10 +88,37 @@ t.test("a host the gateway was not told about cannot frame a session's page", as
   const blocked: string[] = []
   page.on('console', (m) => { if (/frame-ancestors/.test(m.text())) blocked.push(m.text()) })
   await page.goto(host.pageUrl)
-  await page.evaluate(([html, csp, toolResult]) => (window as unknown as { render: (...a: unknown[]) => void }).render(html, csp, toolResult), [content!.text, content!._meta.ui.csp, result] as const)
+  await render(page, content!.text, content!._meta.ui.csp, result)
   await eventually(() => blocked.length > 0, { within: 10_000, what: "Chromium refusing the frame for the gateway's frame-ancestors" })
   t.match(blocked[0], /frame-ancestors 'self'/)
   for (const frame of page.frames()) {
     t.equal(await frame.$('#user').catch(() => null), null, `nothing of the session rendered in ${frame.url().replace(/\/mcp\/[^/]+/, '/mcp/<token>')}`)
   }
+})
+
+t.test('isolated mode in an MCP Apps host: the session host is framed, its partitioned cookie works inside the frame, and so does its WebSocket', async (t) => {
+  const host = await startAppsHost(t)
+  const port = await freePort()
+  const wildcard = `http://*.localhost:${port}`
+  const gateway = await startGatewayProcess(t, {
+    MCP_WEB_UI_GATEWAY_PORT: String(port),
+    MCP_WEB_UI_WILDCARD_URL: wildcard,
+    MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}`
+  })
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  await callText(mcp, 'add_todo', { text: 'isolated' })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: { frameDomains: string[] } } } }>
+  t.same(content!._meta.ui.csp.frameDomains, [wildcard], 'the wildcard origin, as the gateway reported it')
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  t.match(linkOf(result as { _meta?: Record<string, unknown> }), new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}/\\?mcpgw_link=`))
+
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(host.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  const view = await gatewayFrame(page, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}/$`))
+  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  t.equal(await view.textContent('#user'), 'alice', 'the link was swapped for the cookie inside the frame, and the cookie sent on')
+  t.match(JSON.parse(await wsRoundTrip(view)), { items: ['isolated'] }, 'a WebSocket round trip on the session host, inside the host frame')
+  await gateway.stop()
 })

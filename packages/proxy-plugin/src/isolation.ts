@@ -20,6 +20,29 @@ export function sessionCookieName (wildcard: WildcardUrl): string {
   return wildcard.protocol === 'https' ? '__Host-mcpgw' : 'mcpgw_session'
 }
 
+export interface SessionCookieAttributes {
+  httpOnly: true
+  path: '/'
+  sameSite: 'lax' | 'none'
+  secure: boolean
+  partitioned?: true
+}
+
+/**
+ * The session cookie's attributes. Host-only, HttpOnly, `SameSite=Lax` by default.
+ * When other sites may frame session pages (`frameAncestors` beyond `'self'`, e.g. an
+ * MCP Apps host), a Lax cookie would never be sent inside their frame: it is then
+ * `SameSite=None; Secure; Partitioned` (CHIPS), so it is sent only under the top-level
+ * site whose frame received the link, never to a request another site starts. Secure
+ * needs https, or a `*.localhost` wildcard, which browsers treat as secure.
+ */
+export function sessionCookieAttributes (wildcard: WildcardUrl, frameAncestors: string): SessionCookieAttributes {
+  const framedElsewhere = frameAncestors.split(' ').slice(1).some((source) => source !== "'self'" && source !== "'none'")
+  const secureContext = wildcard.protocol === 'https' || wildcard.suffix.endsWith('.localhost')
+  if (framedElsewhere && secureContext) return { httpOnly: true, path: '/', sameSite: 'none', secure: true, partitioned: true }
+  return { httpOnly: true, path: '/', sameSite: 'lax', secure: wildcard.protocol === 'https' }
+}
+
 const TOKEN_CHARS = /^[A-Za-z0-9_\-.]+$/
 
 /** What the link or the cookie says, on a session host. */

@@ -5,7 +5,7 @@ import { Authenticator } from './authenticator.js'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import { serialize as serializeCookie } from 'cookie'
 import { BadPathError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
-import { isolatedTarget, sessionCookieName } from './isolation.js'
+import { isolatedTarget, sessionCookieAttributes, sessionCookieName } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
 import { validateOptions } from './options.js'
@@ -50,6 +50,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   const isolation = opts.sessionHosts === true ? options.isolation : null
   if (opts.sessionHosts === true && isolation === null) throw new InvalidOptionError('isolation', 'session hosts need isolation.wildcardUrl')
   const cookieName = isolation === null ? '' : sessionCookieName(isolation)
+  const cookieAttributes = isolation === null ? null : sessionCookieAttributes(isolation, options.frameAncestors)
   // One hash per session, not per request.
   const labels = new WeakMap<SessionRecord, string>()
   const labelOf = (session: SessionRecord): string => {
@@ -117,7 +118,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         // read, and the browser sent to the same URL without it (address bar, Referer, backend).
         const maxAge = Math.max(1, Math.floor((session.expiresAt - options.now()) / 1000))
         reply.code(303)
-          .header('set-cookie', serializeCookie(cookieName, onHost.token, { httpOnly: true, sameSite: 'lax', path: '/', secure: isolation.protocol === 'https', maxAge }))
+          .header('set-cookie', serializeCookie(cookieName, onHost.token, { ...cookieAttributes, maxAge }))
           .header('location', onHost.cleanUrl)
           .header('referrer-policy', 'no-referrer')
           .header('cache-control', 'no-store')

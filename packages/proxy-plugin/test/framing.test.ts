@@ -64,6 +64,21 @@ t.test('isolated mode: the same on a session host', async (t) => {
   t.same(policies(refused.headers['content-security-policy']), [WIDE, "frame-ancestors 'self'"])
 })
 
+t.test('isolated mode framed by other sites: the session cookie is SameSite=None, Secure and Partitioned, so it works in their frame and nowhere else', async (t) => {
+  const backend = await startBackend(t)
+  for (const [frameAncestors, attributes] of [
+    [undefined, 'HttpOnly; SameSite=Lax'],
+    [["'self'"], 'HttpOnly; SameSite=Lax'],
+    [["'self'", 'https://claude.ai'], 'HttpOnly; Secure; Partitioned; SameSite=None']
+  ] as const) {
+    const gw = await startIsolatedGateway(t, frameAncestors === undefined ? {} : { frameAncestors: [...frameAncestors] })
+    const { host, token } = await gw.session(backend)
+    const swap = await rawRequest(gw.port, `/?mcpgw_link=${token}`, { headers: { host } })
+    t.equal(swap.status, 303)
+    t.match(swap.headers['set-cookie']![0], new RegExp(`^mcpgw_session=[^;]+; Max-Age=\\d+; Path=/; ${attributes}$`), `${JSON.stringify(frameAncestors)}: ${attributes}`)
+  }
+})
+
 t.test('frameAncestors takes sources, never anything that could break out of the header', async (t) => {
   t.equal(validateOptions({}).frameAncestors, "frame-ancestors 'self'")
   t.equal(validateOptions({ frameAncestors: ["'none'"] }).frameAncestors, "frame-ancestors 'none'")

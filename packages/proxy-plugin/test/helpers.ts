@@ -280,7 +280,7 @@ export interface IsolatedGateway {
   session: (backend: Backend, options?: { userId?: string, serverName?: string, scopes?: string[] }) => Promise<{ host: string, link: string, token: string, sessionId: string }>
 }
 
-export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number } = {}): Promise<IsolatedGateway> {
+export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number, frameAncestors?: string[] } = {}): Promise<IsolatedGateway> {
   const port = await freePort()
   const wildcardUrl = `http://*.localhost:${port}`
   const store = new MemoryStore()
@@ -291,7 +291,7 @@ export async function startIsolatedGateway (t: Test, options: { revalidateMs?: n
     await app.close()
     await store.close()
   })
-  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, ...(options.revalidateMs !== undefined && { revalidateMs: options.revalidateMs }) })
+  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, ...options })
   app.get('/create-session', async () => 'the host app\'s own route')
   await app.listen({ port, host: '127.0.0.1' })
   const wildcard = parseWildcardUrl(wildcardUrl)
