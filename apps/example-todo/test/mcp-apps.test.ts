@@ -122,3 +122,28 @@ t.test('isolated mode in an MCP Apps host: the session host is framed, its parti
   t.match(JSON.parse(await wsRoundTrip(view)), { items: ['isolated'] }, 'a WebSocket round trip on the session host, inside the host frame')
   await gateway.stop()
 })
+
+t.test('the shell frames only the link origins it was built with', async (t) => {
+  const host = await startAppsHost(t)
+  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+  const browser = await launchBrowser(t)
+  for (const [url, expected] of [
+    ['javascript:alert(1)', 'This link points somewhere this view may not open.'],
+    [`${host.hostOrigin}/`, 'This link points somewhere this view may not open.'],
+    [`${gateway.origin}.evil.localhost/mcp/x/`, 'This link points somewhere this view may not open.'],
+    [null, 'No link in this result.']
+  ] as const) {
+    const page = await browser.newPage()
+    await page.goto(host.pageUrl)
+    await render(page, content!.text, content!._meta.ui.csp, { content: [], _meta: url === null ? {} : { 'mcp-gw/link': { url } } })
+    let shell: Frame | undefined
+    await eventually(async () => {
+      shell = page.frames().find((f) => f.url() === 'about:srcdoc')
+      return shell !== undefined && (await shell.textContent('#status').catch(() => null)) === expected
+    }, { within: 10_000, what: `the shell refusing ${String(url)}` })
+    t.equal(await shell!.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, `${String(url)}: nothing framed`)
+    await page.close()
+  }
+})
