@@ -132,7 +132,9 @@ t.test('the shell frames only the link origins it was built with', async (t) => 
   for (const [url, expected] of [
     ['javascript:alert(1)', 'This link points somewhere this view may not open.'],
     [`${host.hostOrigin}/`, 'This link points somewhere this view may not open.'],
-    [`${gateway.origin}.evil.localhost/mcp/x/`, 'This link points somewhere this view may not open.'],
+    [`http://evil.localhost:${gateway.port}/mcp/x/`, 'This link points somewhere this view may not open.'],
+    [`http://127.0.0.1:${gateway.port + 1}/mcp/x/`, 'This link points somewhere this view may not open.'],
+    [`http://127.0.0.1:${gateway.port}@evil.localhost/`, 'This link points somewhere this view may not open.'],
     [null, 'No link in this result.']
   ] as const) {
     const page = await browser.newPage()
@@ -146,4 +148,23 @@ t.test('the shell frames only the link origins it was built with', async (t) => 
     t.equal(await shell!.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, `${String(url)}: nothing framed`)
     await page.close()
   }
+})
+
+t.test('gateway down, fallback on: the MCP Apps view frames the direct link, and its cookie works inside the host frame', async (t) => {
+  const host = await startAppsHost(t)
+  const port = await freePort()
+  const { mcp } = await connectExample(t, null, { MCP_WEB_UI_USE_GATEWAY: 'true', MCP_WEB_UI_GATEWAY_URL: `http://127.0.0.1:${port}`, MCP_WEB_UI_FALLBACK: 'direct' }, { capabilities: APPS_CAPABILITIES })
+  await callText(mcp, 'add_todo', { text: 'offline' })
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  t.match(link, /^http:\/\/127\.0\.0\.1:1\d{4}\/\?token=/)
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: { frameDomains: string[] } } } }>
+  t.ok(content!._meta.ui.csp.frameDomains.includes(new URL(link).origin), 'the UI server\'s own origin may be framed too')
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(host.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  const view = await gatewayFrame(page, new RegExp(`^${new URL(link).origin}/`))
+  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  t.match(JSON.parse(await wsRoundTrip(view)), { items: ['offline'] }, 'fetch, SSE and the WebSocket carry the partitioned cookie')
 })

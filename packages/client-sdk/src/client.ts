@@ -156,6 +156,7 @@ const MAX_BACKOFF_MS = 15_000
 /** How long `createSession` gives an unreachable gateway before handing out a direct link. */
 const FALLBACK_PROBE_MS = 500
 const MAX_DIRECT_TOKENS = 10_000
+const MAX_DIRECT_TTL_SECONDS = 30 * 86_400
 const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const SECRET = /^[\x21-\x7e]{32,256}$/
 
@@ -173,6 +174,23 @@ export function backoffMs (attempt: number, random = Math.random): number {
 /** A refusal that no retry fixes soon (a wrong key) vs. one that the gateway coming back fixes. */
 function isUnreachable (err: unknown): boolean {
   return err instanceof GatewayUnreachableError || (err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500)
+}
+
+/**
+ * Cookies ignore ports: every server on the host gets this UI's cookie, and its pages
+ * are same-site. A request a page of another origin started (Fetch Metadata, or the
+ * Origin of a WebSocket handshake) is not let in on the cookie.
+ */
+function sameOrigin (headers: IncomingMessage['headers']): boolean {
+  const site = headers['sec-fetch-site']
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
+  const origin = headers.origin
+  if (origin === undefined) return true
+  try {
+    return new URL(origin).host === headers.host
+  } catch {
+    return false
+  }
 }
 
 /** Where a direct link points: the UI server itself. */
@@ -208,6 +226,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #lastError: Error | null = null
   #settleReady!: (err?: Error) => void
   readonly #directTokens = new Map<string, DirectToken>()
+  #closing: Promise<void> | null = null
   /** Aborts calls in flight when the client deregisters or closes. */
   #abort = new AbortController()
 
@@ -310,6 +329,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     return payload
   }
 
+  /** A call made for a registration since replaced: the current one (if any) is sent next, at once. */
+  #handOver (): void {
+    if (this.#registration !== null && !this.#closed()) this.#schedule(0)
+  }
+
   #schedule (ms: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = setTimeout(() => { this.#timer = null; this.#registerNow().catch(() => {}) }, ms)
@@ -334,7 +358,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     try {
       result = await this.#call('POST', '/register-server', { serverName: this.serverName, ...registration }, timeoutMs) as typeof result
     } catch (err) {
-      if (this.#registration !== registration || this.#closed()) throw err
+      if (this.#registration !== registration || this.#closed()) {
+        this.#handOver()
+        throw err
+      }
       if (err instanceof GatewayUnauthorizedError) {
         this.#logger.warn({ serverName: this.serverName, code: err.code }, 'the gateway refused the API key; registration stopped')
         this.#enter('refused', err)
@@ -346,8 +373,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       if (isUnreachable(err)) {
         this.#warnOnce('unreachable', { gateway: this.#gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#fallback ? 'direct' : 'none' },
           this.#fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
-        this.#enter('unreachable', err as Error)
-        if (this.#fallback) this.#enter('direct')
+        // Already on direct links: the gateway is still away, nothing changed.
+        if (this.#state !== 'direct') {
+          this.#enter('unreachable', err as Error)
+          if (this.#fallback) this.#enter('direct')
+        }
       } else {
         this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode },
           gatewayCode === 'MCPGW_REGISTRY_SERVER_OWNED'
@@ -358,7 +388,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#schedule(retryInMs)
       throw err
     }
-    if (this.#registration !== registration || this.#closed()) return
+    if (this.#registration !== registration || this.#closed()) {
+      this.#handOver()
+      return
+    }
     if (this.#state !== 'registered') this.#logger.info({ serverName: this.serverName, gateway: this.#gatewayUrl }, 'registered with the gateway')
     this.#attempt = 0
     this.#lastWarning = ''
@@ -401,19 +434,28 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const had = this.#registration !== null
     this.#registration = null
     if (this.#state !== 'closed' && this.#state !== 'refused') this.#state = 'idle'
-    // A registration call still in flight is abandoned, so it cannot re-create what the delete removes.
-    this.#abort.abort()
-    this.#abort = new AbortController()
-    await this.#inFlight?.catch(() => {})
+    // A registration call in flight lands first (else the delete could overtake it, and it would
+    // re-create what the delete removed); past half the budget it is abandoned.
+    if (this.#inFlight !== null) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([this.#inFlight.catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs / 2) })])
+      clearTimeout(timer)
+      this.#abort.abort()
+      this.#abort = new AbortController()
+    }
     if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}`, undefined, timeoutMs)
   }
 
   async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
     if (this.#state === 'closed') throw new ClosedError()
     if (typeof userId !== 'string' || userId.length === 0) throw new InvalidOptionError('userId', 'expected a non-empty string')
-    if (this.#registration === null) throw new NotRegisteredError()
-    if (this.mode === 'direct') return this.#directLink(userId, sessionOptions)
+    if (this.mode === 'direct') {
+      if (this.#registration === null) throw new NotRegisteredError()
+      return this.#directLink(userId, sessionOptions)
+    }
     if (this.#state === 'refused') throw new GatewayUnauthorizedError()
+    // Registered by other means (the API, another tool) with this secret: nothing to register here.
+    if (this.#registration === null) return await this.#gatewayLink(userId, sessionOptions)
     try {
       // Not registered (yet, or any more): register first, so the link is never one the gateway refuses.
       if (this.#state !== 'registered') await this.#registerNow(this.#state === 'direct' ? FALLBACK_PROBE_MS : undefined)
@@ -451,6 +493,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
     const registration = this.#registration!
+    const ttl = sessionOptions.ttlSeconds ?? this.#directTtlSeconds
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_DIRECT_TTL_SECONDS) throw new InvalidOptionError('ttlSeconds', `expected an integer from 1 to ${MAX_DIRECT_TTL_SECONDS}`)
     const now = Date.now()
     if (this.#directTokens.size >= MAX_DIRECT_TOKENS) {
       for (const [token, entry] of this.#directTokens) if (entry.expiresAt <= now) this.#directTokens.delete(token)
@@ -461,7 +505,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       }
     }
     const token = randomBytes(24).toString('base64url')
-    const expiresAt = now + (sessionOptions.ttlSeconds ?? this.#directTtlSeconds) * 1000
+    const expiresAt = now + ttl * 1000
     this.#directTokens.set(token, { userId, expiresAt })
     return { url: `${directOrigin(registration)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
   }
@@ -500,7 +544,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
     const headers = req.headers
     const proof = headers[REGISTRANT_HEADER]
-    if (typeof proof === 'string' && proof.length === this.#registrantProof.length && timingSafeEqual(Buffer.from(proof), this.#registrantProof)) {
+    const given = typeof proof === 'string' ? Buffer.from(proof, 'latin1') : null
+    if (given !== null && given.length === this.#registrantProof.length && timingSafeEqual(given, this.#registrantProof)) {
       const identity: GatewayIdentity | null = gatewayIdentity(headers)
       if (identity !== null) return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
     }
@@ -514,14 +559,17 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         if (res !== undefined && cookieName !== null && !res.headersSent) {
           const maxAge = Math.max(1, Math.floor((this.#directTokens.get(fromQuery)!.expiresAt - Date.now()) / 1000))
           const previous = res.getHeader('set-cookie')
-          const cookie = `${cookieName}=${fromQuery}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`
+          // In another site's frame (an MCP Apps host) a Strict cookie is never sent: there it is
+          // partitioned under that top-level site instead, and sent nowhere else.
+          const framed = headers['sec-fetch-dest'] === 'iframe' && headers['sec-fetch-site'] === 'cross-site'
+          const cookie = `${cookieName}=${fromQuery}; Path=/; HttpOnly; ${framed ? 'Secure; Partitioned; SameSite=None' : 'SameSite=Strict'}; Max-Age=${maxAge}`
           res.setHeader('set-cookie', previous === undefined ? [cookie] : [...(Array.isArray(previous) ? previous : [String(previous)]), cookie])
         }
         return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
       }
     }
     const cookies = headers.cookie
-    if (cookieName !== null && typeof cookies === 'string') {
+    if (cookieName !== null && typeof cookies === 'string' && sameOrigin(headers)) {
       for (const part of cookies.split(';')) {
         const eq = part.indexOf('=')
         if (eq === -1 || part.slice(0, eq).trim() !== cookieName) continue
@@ -532,16 +580,17 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     return null
   }
 
-  async close (options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#state === 'closed') return
-    const timeoutMs = options.timeoutMs ?? 1500
-    try {
-      await this.deregister(timeoutMs)
-    } catch (err) {
-      this.#logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
-    }
-    this.#enter('closed')
-    this.emit('closed')
+  close (options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      const timeoutMs = options.timeoutMs ?? 1500
+      try {
+        await this.deregister(timeoutMs)
+      } catch (err) {
+        this.#logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
+      }
+      this.#enter('closed')
+    })()
+    return this.#closing
   }
 }
 

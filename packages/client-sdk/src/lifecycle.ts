@@ -44,7 +44,11 @@ export function closeOnExit (closables: Closable[], options: CloseOnExitOptions 
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
       const closing = (async () => {
-        for (const closable of closables) await closable.close().catch(() => {})
+        for (const closable of closables) {
+          try {
+            await closable.close()
+          } catch {}
+        }
       })()
       await Promise.race([closing, deadline])
       clearTimeout(timer)
@@ -53,7 +57,12 @@ export function closeOnExit (closables: Closable[], options: CloseOnExitOptions 
     return stopping
   }
 
-  for (const signal of options.signals ?? ['SIGTERM', 'SIGINT']) process.once(signal, () => { shutdown(0).catch(() => {}) })
+  // A second signal while closing: the user insists, exit at once.
+  const onSignal = (): void => {
+    if (stopping !== null) exit(130)
+    else shutdown(0).catch(() => {})
+  }
+  for (const signal of options.signals ?? ['SIGTERM', 'SIGINT']) process.on(signal, onSignal)
   if (options.stdin ?? true) {
     process.stdin.once('end', () => { shutdown(0).catch(() => {}) })
     process.stdin.once('close', () => { shutdown(0).catch(() => {}) })

@@ -8,6 +8,8 @@ export const MCP_APPS_EXTENSION = 'io.modelcontextprotocol/ui'
 /** Where the session link travels in a tool result: `_meta`, which hosts give the app and not the model. */
 export const LINK_META_KEY = 'mcp-gw/link'
 const PROTOCOL_VERSION = '2026-01-26'
+/** How long a `resources/read` waits for the first registration before answering with what it knows. */
+const READ_WAIT_MS = 2000
 
 /** The part of an McpServer (`@modelcontextprotocol/sdk`) the bridge uses. */
 export interface McpServerLike {
@@ -171,7 +173,16 @@ export function mcpAppBridge (client: GatewayClient, options: McpAppOptions = {}
     toolMeta: { ui: { resourceUri: uri }, 'ui/resourceUri': uri },
     read,
     registerResource (server) {
-      server.registerResource(`${client.serverName}-web-ui`, uri, { title, description: `The live web UI of ${client.serverName}`, mimeType: MCP_APP_MIME_TYPE }, read)
+      server.registerResource(`${client.serverName}-web-ui`, uri, { title, description: `The live web UI of ${client.serverName}`, mimeType: MCP_APP_MIME_TYPE }, async () => {
+        // Hosts read (and cache) the resource right after initialize: give the first
+        // registration a moment to report where links really point.
+        if (options.frameOrigins === undefined && client.state !== 'registered') {
+          let timer: NodeJS.Timeout | undefined
+          await Promise.race([client.ready.catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, READ_WAIT_MS) })])
+          clearTimeout(timer)
+        }
+        return read()
+      })
     },
     toolResult (link, { text, appsSupported }) {
       return {

@@ -150,13 +150,24 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.match(client.authenticate(fakeRequest('/api/todos', { cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
   t.equal(client.authenticate(fakeRequest('/api/todos', { cookie: `mcpgw_direct_12999=${link.token}` })), null, "another port's cookie name")
   t.equal(client.authenticate(fakeRequest('/?token=forged', {})), null)
+  const own = cookie.split(';')[0]!
+  t.equal(client.authenticate(fakeRequest('/ws', { cookie: own, host: '127.0.0.1:12873', origin: 'http://127.0.0.1:12999' })), null, 'a page on another port (same-site, so it has the cookie) cannot use it for a WebSocket')
+  t.match(client.authenticate(fakeRequest('/ws', { cookie: own, host: '127.0.0.1:12873', origin: 'http://127.0.0.1:12873' })), { userId: 'bob' }, 'its own page can')
+  t.equal(client.authenticate(fakeRequest('/api', { cookie: own, host: '127.0.0.1:12873', 'sec-fetch-site': 'same-site' })), null, 'nor for a fetch another origin starts')
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': '\u00e9'.repeat(64) })), null, 'a non-ASCII proof of the right length is refused, not a crash')
+  const framedRes = new ServerResponse(fakeRequest('/', {}))
+  const framedLink = await client.createSession('bob')
+  client.authenticate(fakeRequest(`/?token=${framedLink.token}`, { 'sec-fetch-dest': 'iframe', 'sec-fetch-site': 'cross-site' }), framedRes)
+  t.match((framedRes.getHeader('set-cookie') as string[])[0], /; HttpOnly; Secure; Partitioned; SameSite=None; Max-Age=\d+$/, "in another site's frame (an MCP Apps host) the cookie is partitioned, or it would never be sent there")
+  await t.rejects(client.createSession('bob', { ttlSeconds: Infinity }), { code: 'MCPGW_SDK_INVALID_OPTION' })
   await client.revokeSession({ userId: 'bob' })
   t.equal(client.authenticate(fakeRequest('/', { cookie: cookie.split(';')[0]! })), null, 'revoked')
 })
 
 t.test('mcpUserId: the authenticated subject, else the local user; never anything else', async (t) => {
   t.equal(mcpUserId({ authInfo: { clientId: 'claude', extra: { sub: 'user-42' } } }), 'user-42')
-  t.equal(mcpUserId({ authInfo: { clientId: 'claude' } }), 'claude')
+  t.throws(() => mcpUserId({ authInfo: { clientId: 'claude' } }), { code: 'MCPGW_SDK_NO_SUBJECT' }, 'never the client id: every user of one OAuth client shares it')
+  t.equal(mcpUserId({ authInfo: { clientId: 'claude', extra: { email: 'a@example.com' } } }, { fromAuth: (auth) => auth.extra?.email as string }), 'a@example.com')
   t.equal(mcpUserId({}, { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol')
   t.equal(mcpUserId(undefined, { localUser: 'dave', env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'dave')
   const { userInfo } = await import('node:os')
@@ -208,4 +219,46 @@ t.test('the MCP Apps bridge: a ui:// shell allowed to frame the link origins; th
   t.equal(supportsMcpApps(undefined), false)
   t.throws(() => mcpAppBridge(client, { frameOrigins: ['https://x.example/path'] }), { code: 'MCPGW_SDK_INVALID_OPTION' })
   t.throws(() => mcpAppBridge(client, { uri: 'https://x' }), { code: 'MCPGW_SDK_INVALID_OPTION' })
+})
+
+t.test('while on direct links, failed retries change nothing: no events, no warnings', async (t) => {
+  const gateway = await droppingGateway(t)
+  const logger = quietLogger()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gateway.url, apiKey: API_KEY, logger, fallback: 'direct' })
+  t.teardown(() => client.close())
+  const seen = states(client)
+  client.register({ host: '127.0.0.1', port: 12875 }).catch(() => {})
+  await eventually(() => gateway.tries() >= 4, { within: 10_000, what: 'four registration tries' })
+  t.same(seen, ['unreachable', 'direct'])
+  t.equal(logger.warnings.length, 1)
+})
+
+t.test('register() again while a call is in flight: the newest registration is the one the gateway gets', async (t) => {
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  client.register({ host: '127.0.0.1', port: 12876 }).catch(() => {})
+  client.register({ host: '127.0.0.1', port: 12877 }).catch(() => {})
+  await eventually(async () => (await gw.app.mcpRegistry.discover('todoodles'))?.port === 12877, { within: 5000, what: 'the second registration' })
+  t.equal(client.state, 'registered')
+})
+
+t.test('close() emits closed once, however often it is called', async (t) => {
+  const gw = await startGateway(t)
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  const seen = states(client)
+  await client.register({ host: '127.0.0.1', port: 12878 })
+  await Promise.all([client.close(), client.close()])
+  await client.close()
+  t.same(seen, ['registered', 'closed'])
+  t.equal(await gw.app.mcpRegistry.discover('todoodles'), null)
+})
+
+t.test('gateway mode without register(): createSession asks the gateway for a registration made elsewhere with this secret', async (t) => {
+  const gw = await startGateway(t)
+  const serverSecret = 'registered-elsewhere-secret-0123456789abcdef'
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12879, secret: serverSecret })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), serverSecret })
+  const link = await client.createSession('alice')
+  t.equal((await gw.app.mcpRegistry.validate(link.token)).valid, true)
 })

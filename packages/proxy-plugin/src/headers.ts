@@ -211,8 +211,15 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
   if (!switching) {
     // Who may frame the page: ours beside the backend's policies; a browser enforces every one,
     // so a backend can narrow it but not widen it.
-    const csp = out['content-security-policy']
-    out['content-security-policy'] = csp === undefined ? ctx.frameAncestors : [...(Array.isArray(csp) ? csp : [String(csp)]), ctx.frameAncestors]
+    const policies = out['content-security-policy'] === undefined ? [] : [out['content-security-policy']].flat().map(String)
+    policies.push(ctx.frameAncestors)
+    // Browsers ignore X-Frame-Options once any frame-ancestors is present: the backend's
+    // own refusal is carried over into the policy, or ours would widen it.
+    const xfo = out['x-frame-options']
+    const refusal = xfo === undefined ? '' : String(xfo).trim().toLowerCase()
+    if (refusal === 'deny') policies.push("frame-ancestors 'none'")
+    else if (refusal === 'sameorigin') policies.push("frame-ancestors 'self'")
+    out['content-security-policy'] = policies.length === 1 ? policies[0]! : policies
   }
 
   const type = out['content-type']

@@ -15,12 +15,15 @@ const WIDE = 'frame-ancestors *'
 
 /** Answers every request, and refuses every upgrade, with a policy that lets anyone frame it. */
 async function startFramableBackend (t: Test): Promise<number> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-security-policy': WIDE, 'content-type': 'text/html' })
+  // `/deny` and `/sameorigin` also send X-Frame-Options, which any frame-ancestors policy overrides.
+  const xfo = (url: string | undefined): string => url === '/deny' ? 'DENY' : url === '/sameorigin' ? 'SAMEORIGIN' : ''
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-security-policy': WIDE, 'content-type': 'text/html', ...(xfo(req.url) !== '' && { 'x-frame-options': xfo(req.url) }) })
     res.end('<p>page</p>')
   })
-  server.on('upgrade', (_req, socket: Socket) => {
-    socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Security-Policy: ${WIDE}\r\nContent-Type: text/html\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno`)
+  server.on('upgrade', (req, socket: Socket) => {
+    const line = xfo(req.url) === '' ? '' : `X-Frame-Options: ${xfo(req.url)}\r\n`
+    socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Security-Policy: ${WIDE}\r\n${line}Content-Type: text/html\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno`)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
@@ -49,6 +52,24 @@ t.test('path mode: every answer and refused upgrade carries the gateway\'s frame
     t.equal(refused.status, 403)
     t.same(policies(refused.headers['content-security-policy']), [WIDE, expected], 'refused upgrade: the same')
   }
+})
+
+t.test("a backend's X-Frame-Options, which the gateway's policy would make browsers ignore, is carried into it", async (t) => {
+  const backendPort = await startFramableBackend(t)
+  const gw = await startGateway(t, { frameAncestors: ["'self'", 'https://claude.ai'] })
+  await gw.registry.registerServer({ serverName: 'framed', host: '127.0.0.1', port: backendPort })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'framed' })
+  const ours = "frame-ancestors 'self' https://claude.ai"
+  for (const [path, extra] of [['/deny', "frame-ancestors 'none'"], ['/sameorigin', "frame-ancestors 'self'"]] as const) {
+    const page = await rawRequest(gw.port, `/mcp/${token}${path}`)
+    t.same(policies(page.headers['content-security-policy']), [WIDE, ours, extra], `HTTP ${path}`)
+    const refused = await upgradeRequest(gw.port, `/mcp/${token}${path}`, { headers: WS_HEADERS })
+    t.same(policies(refused.headers['content-security-policy']), [WIDE, ours, extra], `refused upgrade ${path}`)
+  }
+  const isolated = await startIsolatedGateway(t, { frameAncestors: ["'self'", 'https://claude.ai'] })
+  const { host, token: hostToken } = await isolated.session({ port: backendPort } as never)
+  const page = await rawRequest(isolated.port, '/deny', { headers: { host, cookie: `mcpgw_session=${hostToken}` } })
+  t.same(policies(page.headers['content-security-policy']), [WIDE, ours, "frame-ancestors 'none'"], 'isolated mode too')
 })
 
 t.test('isolated mode: the same on a session host', async (t) => {

@@ -184,7 +184,7 @@ t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
   // Unknown properties are dropped by Fastify's validator, never stored.
   const extra = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'x', host: '127.0.0.1', port: 80, $where: 'x', extra: 1 } })
   t.equal(extra.statusCode, 200)
-  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'metadata', 'port', 'protocol', 'registeredAt', 'secret', 'serverName'])
+  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'linkOrigin', 'metadata', 'port', 'protocol', 'registeredAt', 'secret', 'serverName'])
 })
 
 t.test('registrations outside the allowed backends get 403 with a code', async (t) => {
@@ -229,4 +229,17 @@ t.test('the API answers no web page whose origin it was not given', async (t) =>
   }
   t.equal((await app.inject({ url: '/servers', headers: { ...auth, origin: 'https://console.example', 'sec-fetch-site': 'cross-site' } })).statusCode, 200, 'an allowed console')
   t.equal((await app.inject({ url: '/servers', headers: { ...auth, 'sec-fetch-site': 'none' } })).statusCode, 200, 'a typed-in address')
+})
+
+t.test('register-server says where links point: the public origin, the request origin, or the wildcard origin', async (t) => {
+  for (const [options, headers, expected] of [
+    [{ apiKey: KEY, publicUrl: 'https://apps.example.com/base/' }, {}, 'https://apps.example.com'],
+    [{ apiKey: KEY }, { host: 'gw.local:3082' }, 'http://gw.local:3082'],
+    [{ apiKey: KEY, wildcardUrl: 'https://*.apps.example.com', publicUrl: 'https://gw.example.com' }, {}, 'https://*.apps.example.com'],
+    [{ apiKey: KEY, wildcardUrl: 'http://*.localhost:3082' }, {}, 'http://*.localhost:3082']
+  ] as const) {
+    const app = await build(t, options)
+    const res = await app.inject({ method: 'POST', url: '/register-server', headers: { ...owner, ...headers }, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } })
+    t.equal(res.json().linkOrigin, expected, JSON.stringify(options))
+  }
 })
