@@ -1,6 +1,7 @@
 import { frameAncestorsPolicy } from '@mcp-gw/proxy-plugin'
-import { parseWildcardUrl } from '@mcp-gw/registry'
+import { MIN_SECRET_BYTES, parseWildcardUrl } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
+import { ConfigError } from './errors.js'
 
 /** The gateway's settings, read from the environment variables users of the original gateway know. */
 export interface GatewayConfig {
@@ -32,9 +33,7 @@ export interface GatewayConfig {
   maxBodyBytes: number
 }
 
-export class ConfigError extends Error {
-  readonly code = 'MCPGW_GATEWAY_CONFIG'
-}
+export { ConfigError }
 
 const schema = {
   type: 'object',
@@ -123,8 +122,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
       throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS must be a comma-separated list of origins such as https://example.com')
     }
   }
-  if (config.mongoUrl !== undefined && (config.jwtSecret === undefined || Buffer.byteLength(config.jwtSecret) < 32)) {
-    throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be set to at least 32 bytes when MCP_WEB_UI_MONGO_URL is set (sessions outlive the process)')
+  if (config.mongoUrl !== undefined && (config.jwtSecret === undefined || Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES)) {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be set to at least ${MIN_SECRET_BYTES} bytes when MCP_WEB_UI_MONGO_URL is set (sessions outlive the process)`)
   }
   if (config.trustProxy !== false && config.apiKey === undefined) {
     // Without a key the API trusts loopback callers; behind a proxy every caller is loopback.
@@ -144,8 +143,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
       throw new ConfigError('invalid configuration: MCP_WEB_UI_WILDCARD_URL must look like https://*.apps.example.com or http://*.localhost:3082')
     }
   }
-  if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < 32) {
-    throw new ConfigError('invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least 32 bytes')
+  if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
   }
   return config
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, sessionKeyOf, urlHost } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
@@ -145,11 +146,6 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   close (options?: { timeoutMs?: number }): Promise<void>
 }
 
-/** The gateway's header for a registrant's secret (its HTTP API contract). */
-const SERVER_SECRET_HEADER = 'x-mcpgw-server-secret'
-/** What the gateway sends a backend with every request: the SHA-256 of the registrant's secret. */
-const REGISTRANT_HEADER = 'x-mcpgw-registrant'
-
 const MIN_HEARTBEAT_MS = 1000
 const BASE_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 15_000
@@ -157,8 +153,6 @@ const MAX_BACKOFF_MS = 15_000
 const FALLBACK_PROBE_MS = 500
 const MAX_DIRECT_TOKENS = 10_000
 const MAX_DIRECT_TTL_SECONDS = 30 * 86_400
-const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const SECRET = /^[\x21-\x7e]{32,256}$/
 
 function envFlag (value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined
@@ -195,8 +189,7 @@ function sameOrigin (headers: IncomingMessage['headers']): boolean {
 
 /** Where a direct link points: the UI server itself. */
 function directOrigin (registration: RegisterInput): string {
-  const host = registration.host.includes(':') ? `[${registration.host}]` : registration.host
-  return `${registration.protocol ?? 'http'}://${host}:${registration.port}`
+  return `${registration.protocol ?? 'http'}://${urlHost(registration.host)}:${registration.port}`
 }
 
 interface DirectToken { userId: string, expiresAt: number }
@@ -233,7 +226,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   constructor (options: GatewayClientOptions) {
     super()
     const env = options.env ?? process.env
-    if (typeof options.serverName !== 'string' || !SERVER_NAME.test(options.serverName)) {
+    if (typeof options.serverName !== 'string' || !SERVER_NAME_PATTERN.test(options.serverName)) {
       throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
     }
     const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL ?? '').replace(/\/+$/, '')
@@ -246,7 +239,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     // Proves to the gateway that later calls for serverName come from this process:
     // while its registration is live, nobody else can take the name or its sessions.
     const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
-    if (typeof secret !== 'string' || !SECRET.test(secret)) {
+    if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
       throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
     }
     for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
@@ -521,7 +514,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (this.mode === 'direct') return revoked
     const body = 'sessionId' in selector
       ? { sessionId: selector.sessionId }
-      : { sessionKey: `${selector.userId}:${this.serverName}:${this.#serverType ?? 'mcp-webui'}` }
+      : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#serverType) }
     return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
   }
 

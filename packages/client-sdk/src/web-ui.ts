@@ -1,3 +1,4 @@
+import { DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
 import type { IncomingHttpHeaders, RequestListener, Server } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -120,7 +121,7 @@ export function gatewayIdentity (headers: IncomingHttpHeaders): GatewayIdentity 
   return {
     userId,
     sessionId,
-    serverType: one('x-mcpgw-server-type') ?? 'mcp-webui',
+    serverType: one('x-mcpgw-server-type') ?? DEFAULT_SERVER_TYPE,
     scopes: (one('x-mcpgw-scopes') ?? '').split(',').filter((s) => s.length > 0)
   }
 }

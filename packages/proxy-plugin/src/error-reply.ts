@@ -2,14 +2,11 @@ import { STATUS_CODES } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BadGatewayError, BadPathError, ExpectationFailedError, HeadersTooLargeError, MalformedRequestError, RequestTimeoutError } from './errors.js'
+import { errorBody as body } from '@mcp-gw/protocol'
+import type { ErrorBody } from '@mcp-gw/protocol'
+import { BadGatewayError, BadPathError, BadRequestError, ExpectationFailedError, HeadersTooLargeError, InternalError, MalformedRequestError, RequestTimeoutError } from './errors.js'
 
-export interface GatewayErrorBody {
-  statusCode: number
-  code: string
-  error: string
-  message: string
-}
+export type GatewayErrorBody = ErrorBody
 
 /** A coded error as the client sees it. Only our own messages pass; anything else is generic. */
 // A backend's answer that is not valid HTTP (a 304 with a body, broken chunking), surfacing
@@ -22,13 +19,10 @@ export function errorBody (err: unknown): GatewayErrorBody {
   const e = err as { statusCode?: unknown, code?: unknown, message?: unknown } | null
   const ours = typeof e?.code === 'string' && e.code.startsWith('MCPGW_')
   const statusCode = typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
-  return {
-    statusCode,
-    code: ours ? e.code as string : statusCode >= 500 ? 'MCPGW_PROXY_INTERNAL' : 'MCPGW_PROXY_BAD_REQUEST',
-    error: STATUS_CODES[statusCode] ?? 'Error',
-    // Framework messages can quote the URL, and with it the token: never pass them on.
-    message: ours ? String(e.message) : STATUS_CODES[statusCode] ?? 'Error'
-  }
+  if (ours) return body(statusCode, e.code as string, String(e.message))
+  // Framework messages can quote the URL, and with it the token: never pass them on.
+  const generic = statusCode >= 500 ? new InternalError() : new BadRequestError()
+  return body(statusCode, generic.code, STATUS_CODES[statusCode] ?? 'Error')
 }
 
 export function wantsJson (accept: string | undefined): boolean {

@@ -29,3 +29,8 @@ export const StoreUnavailableError = createError<Args<[]>>('MCPGW_PROXY_STORE_UN
 export const BadGatewayError = createError<Args<[]>>('MCPGW_PROXY_BAD_GATEWAY', 'The backend could not be reached or failed', 502, Error, NO_STACK)
 export const GatewayTimeoutError = createError<Args<[]>>('MCPGW_PROXY_GATEWAY_TIMEOUT', 'The backend did not answer in time', 504, Error, NO_STACK)
 export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_PROXY_INVALID_OPTION', 'Invalid proxy option %s: %s', 500)
+/** Anything thrown that is not one of ours: never its message (it could quote the URL, and with it the token). */
+export const InternalError = createError<Args<[]>>('MCPGW_PROXY_INTERNAL', 'Internal Server Error', 500, Error, NO_STACK)
+export const BadRequestError = createError<Args<[]>>('MCPGW_PROXY_BAD_REQUEST', 'Bad Request', 400, Error, NO_STACK)
+/** No route: Fastify's own 404, with a code like every other refusal. */
+export const RouteNotFoundError = createError<Args<[string, string]>>('MCPGW_NOT_FOUND', 'Route %s:%s not found', 404, Error, NO_STACK)

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { IDENTITY_HEADERS, REGISTRANT_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { NormalizedProxyOptions } from './options.js'
@@ -43,22 +44,19 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
   }
 }
 
-/** A URL host with IPv6 addresses in brackets. */
-export function urlHost (host: string): string {
-  return host.includes(':') ? `[${host}]` : host
-}
+export { urlHost }
 
 export function backendOrigin (backend: ServerRegistration): string {
   return `${backend.protocol}://${urlHost(backend.host)}:${backend.port}`
 }
 
 /**
- * Headers that tell the backend who the gateway authenticated. Only the gateway
- * sets them. `x-mcpgw-registrant` is the SHA-256 of the backend's own registrant
+ * Headers that tell the backend who the gateway authenticated (only the gateway
+ * sets them). `x-mcpgw-registrant` is the SHA-256 of the backend's own registrant
  * secret: a backend reachable by others too (direct links) accepts the other
  * headers only with it, since nobody but the gateway and itself knows it.
  */
-export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', 'x-mcpgw-registrant'] as const
+export { IDENTITY_HEADERS }
 
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
 // reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
@@ -118,7 +116,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
-  if (ctx.backend.ownerHash !== null) out['x-mcpgw-registrant'] = ctx.backend.ownerHash
+  if (ctx.backend.ownerHash !== null) out[REGISTRANT_HEADER] = ctx.backend.ownerHash
   return out
 }
 

@@ -8,7 +8,9 @@ import type { ProxyOptions } from './options.js'
 import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
 import { sessionHostOf } from '@mcp-gw/registry'
-import { UnknownSessionHostError } from './errors.js'
+import { RouteNotFoundError, UnknownSessionHostError } from './errors.js'
+import { sendError } from './error-reply.js'
+import { redactUrl } from './request-target.js'
 import { ISOLATED_PREFIX, rewriteForIsolation } from './isolation.js'
 import type { IncomingMessage } from 'node:http'
 import { ProxyMetrics, StreamSet } from './metrics.js'
@@ -80,7 +82,7 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
     fastify.setNotFoundHandler(async function mcpAssetFallback (request, reply) {
       if (await assetRedirect(request, reply, options.prefix, authenticator)) return reply
       // Fastify's own 404, plus a stable code like every other refusal of ours.
-      return reply.code(404).send({ message: `Route ${request.method}:${request.url.split('?')[0]} not found`, error: 'Not Found', statusCode: 404, code: 'MCPGW_NOT_FOUND' })
+      return sendError(reply, new RouteNotFoundError(request.method, redactUrl(request.url.split('?')[0]!, options.prefix)))
     })
   }
 }

@@ -44,6 +44,12 @@ export const SessionConflictError = createError<Args<[string]>>(
   503
 )
 
+export const RegistrationConflictError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_REGISTRATION_CONFLICT',
+  'Could not settle the registration of server %s after repeated concurrent updates',
+  503
+)
+
 export const SigningKeyError = createError<Args<[string]>>(
   'MCPGW_REGISTRY_SIGNING_KEY',
   'Token signing failed: %s',
@@ -96,4 +102,22 @@ export const ServerNotRegisteredError = createError<Args<[string]>>(
   'MCPGW_REGISTRY_SERVER_NOT_REGISTERED',
   'Server %s has no live registration: register it, then ask for sessions',
   404
+)
+
+export const ApiInvalidRequestError = createError<Args<[string]>>(
+  'MCPGW_API_INVALID_REQUEST',
+  'Invalid request: %s',
+  400
+)
+
+export const ApiBadRequestError = createError<Args<[]>>(
+  'MCPGW_API_BAD_REQUEST',
+  'The request could not be handled',
+  400
+)
+
+export const ApiInternalError = createError<Args<[]>>(
+  'MCPGW_API_INTERNAL',
+  'Request failed',
+  500
 )

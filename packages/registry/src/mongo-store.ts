@@ -1,6 +1,6 @@
 import { MongoServerError } from 'mongodb'
 import type { Collection, Db, Filter, IndexDescription, MongoClient } from 'mongodb'
-import { ServerOwnedError, SessionConflictError, StoreUnavailableError } from './errors.js'
+import { RegistrationConflictError, ServerOwnedError, SessionConflictError, StoreUnavailableError } from './errors.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
   CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
@@ -243,7 +243,7 @@ export class MongoStore implements RegistryStore {
       }
       if (holder !== null && (holder.ownerHash ?? null) !== input.ownerHash) throw new ServerOwnedError(input.serverName)
     }
-    throw new SessionConflictError(`server ${input.serverName}`)
+    throw new RegistrationConflictError(input.serverName)
   }
 
   async deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean> {

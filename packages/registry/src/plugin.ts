@@ -97,8 +97,7 @@ async function openMongoStore (
  */
 export const mcpRegistryPlugin: FastifyPluginAsync<RegistryPluginOptions> = fp(mcpRegistry, {
   fastify: '5.x',
-  name: '@mcp-gw/registry',
-  decorators: { fastify: [] }
+  name: '@mcp-gw/registry'
 })
 
 export default mcpRegistryPlugin

@@ -1,3 +1,4 @@
+import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
@@ -12,7 +13,7 @@ import type {
 } from './types.js'
 import {
   assertHost, assertId, assertMetadata, assertPort, assertProtocol, assertScopes, assertServerName,
-  assertSessionKey, assertTtlSeconds, assertUserId
+  assertLimit, assertSessionKey, assertTtlSeconds, assertUserId
 } from './validate-input.js'
 
 export interface CreateSessionInput {
@@ -157,7 +158,7 @@ export class Registry {
       userId,
       serverName,
       serverType,
-      sessionKey: `${userId}:${serverName}:${serverType}`,
+      sessionKey: sessionKeyOf(userId, serverName, serverType),
       scopes,
       createdAt: now,
       expiresAt: exp * 1000,
@@ -253,7 +254,7 @@ export class Registry {
   /** Live sessions, newest first. */
   async listSessions (input: ListSessionsInput = {}): Promise<SessionRecord[]> {
     const filter: ListSessionsFilter = {
-      limit: input.limit === undefined ? 100 : assertTtlSeconds(input.limit, MAX_LIST_LIMIT, 'limit')
+      limit: input.limit === undefined ? 100 : assertLimit(input.limit, MAX_LIST_LIMIT)
     }
     if (input.userId !== undefined) filter.userId = assertUserId(input.userId)
     if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
@@ -372,12 +373,10 @@ export class Registry {
   }
 }
 
-const SECRET_PATTERN = /^[\x21-\x7e]{32,256}$/
-
 /** What the store keeps of a registrant's secret: its SHA-256, never the secret. */
 function ownerHashOf (secret: string | undefined): string | null {
   if (secret === undefined) return null
-  if (typeof secret !== 'string' || !SECRET_PATTERN.test(secret)) {
+  if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
     throw new InvalidArgumentError('secret', 'expected 32 to 256 visible ASCII characters')
   }
   return createHash('sha256').update(secret).digest('hex')

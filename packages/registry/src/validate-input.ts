@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { SERVER_NAME_PATTERN } from '@mcp-gw/protocol'
 import { InvalidArgumentError } from './errors.js'
 import type { Protocol } from './types.js'
 
@@ -6,7 +7,7 @@ import type { Protocol } from './types.js'
  * The documented charsets. Anything that reaches a store has passed through one
  * of these, so no caller-supplied value can become a MongoDB operator or a path.
  */
-export const SERVER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+export { SERVER_NAME_PATTERN }
 export const SCOPE_PATTERN = /^[a-z][a-z0-9:_-]{0,31}$/
 export const MAX_USER_ID_LENGTH = 256
 export const MAX_SCOPES = 16
@@ -84,6 +85,14 @@ export function assertProtocol (value: unknown): Protocol {
 export function assertTtlSeconds (value: unknown, max: number, field = 'ttlSeconds'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
     throw new InvalidArgumentError(field, `expected a whole number of seconds from 1 to ${max}`)
+  }
+  return value
+}
+
+/** How many items a listing returns: 1 to `max`. */
+export function assertLimit (value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
+    throw new InvalidArgumentError('limit', `expected a whole number from 1 to ${max}`)
   }
   return value
 }

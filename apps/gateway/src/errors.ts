@@ -1,0 +1,4 @@
+import createError from '@fastify/error'
+
+/** A bad setting: the message names the variable, never its value (it may be a secret). The CLI exits 78. */
+export const ConfigError = createError<[string]>('MCPGW_GATEWAY_CONFIG', '%s', 500)
