@@ -49,3 +49,6 @@ export interface ErrorBody {
 export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
+
+export { readWildcardUrl, SESSION_LINK_PARAM, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin } from './session-host.js'
+export type { WildcardUrl } from './session-host.js'

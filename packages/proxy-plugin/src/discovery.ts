@@ -22,7 +22,7 @@ function admit (request: FastifyRequest, session: SessionRecord, backend: Server
  * or answers 503 MCPGW_PROXY_NO_BACKEND. Runs after token-auth.
  */
 async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
-  const routes = fastify.mcpAuthenticator.routes
+  const routes = fastify.mcpAuthenticator!.routes
   fastify.decorateRequest('mcpBackend', null)
   fastify.addHook('onRequest', function discover (request, _reply, done) {
     const session = request.mcpSession

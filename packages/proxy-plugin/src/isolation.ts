@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
-import { SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/registry'
-import type { WildcardUrl } from '@mcp-gw/registry'
+import { SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/protocol'
+import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { FastifyRequest } from 'fastify'
 import { BadHostError, BadPathError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
 import { canonicalPath, climbs } from './request-target.js'

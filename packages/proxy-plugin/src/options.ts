@@ -1,5 +1,6 @@
-import { parseWildcardUrl } from '@mcp-gw/registry'
-import type { Registry, WildcardUrl } from '@mcp-gw/registry'
+import { readWildcardUrl } from '@mcp-gw/protocol'
+import type { WildcardUrl } from '@mcp-gw/protocol'
+import type { Registry } from '@mcp-gw/registry'
 import { InvalidOptionError } from './errors.js'
 
 export const DEFAULT_PREFIX = '/mcp'
@@ -103,12 +104,9 @@ function bool (name: string, value: unknown, fallback: boolean): boolean {
 function isolationOption (value: unknown): WildcardUrl | null {
   if (value === undefined) return null
   const wildcardUrl = (value as { wildcardUrl?: unknown } | null)?.wildcardUrl
-  try {
-    if (typeof wildcardUrl !== 'string') throw new Error('not a string')
-    return Object.freeze(parseWildcardUrl(wildcardUrl))
-  } catch {
-    throw new InvalidOptionError('isolation', 'expected { wildcardUrl } such as https://*.apps.example.com or http://*.localhost:3082')
-  }
+  const wildcard = typeof wildcardUrl === 'string' ? readWildcardUrl(wildcardUrl) : null
+  if (wildcard === null) throw new InvalidOptionError('isolation', 'expected { wildcardUrl } such as https://*.apps.example.com or http://*.localhost:3082')
+  return Object.freeze(wildcard)
 }
 
 // A CSP host-source with a scheme: scheme://host[:port], the host possibly `*.`-prefixed.
@@ -131,13 +129,18 @@ export function frameAncestorsPolicy (sources: unknown): string {
   return `frame-ancestors ${[...seen].join(' ')}`
 }
 
-/** Pure: checks and fills in proxy options. */
-export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOptions {
-  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'expected an object')
-  const prefix = options.prefix ?? DEFAULT_PREFIX
+/** The URL prefix sessions live under: `/mcp` by default. */
+export function checkPrefix (prefix: unknown = DEFAULT_PREFIX): string {
   if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9._~-]+)+$/.test(prefix)) {
     throw new InvalidOptionError('prefix', 'expected a path such as /mcp: segments of A-Z a-z 0-9 . _ ~ -, no trailing slash')
   }
+  return prefix
+}
+
+/** Pure: checks and fills in proxy options. */
+export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'expected an object')
+  const prefix = checkPrefix(options.prefix)
   let wsAllowedOrigins: readonly string[] | '*' = Object.freeze([])
   if (options.wsAllowedOrigins === '*') wsAllowedOrigins = '*'
   else if (options.wsAllowedOrigins !== undefined) {

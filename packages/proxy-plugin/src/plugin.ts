@@ -7,7 +7,7 @@ import { validateOptions } from './options.js'
 import type { ProxyOptions } from './options.js'
 import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
-import { sessionHostOf } from '@mcp-gw/registry'
+import { sessionHostOf } from '@mcp-gw/protocol'
 import { RouteNotFoundError, UnknownSessionHostError } from './errors.js'
 import { sendError } from './error-reply.js'
 import { redactUrl } from './request-target.js'
@@ -30,7 +30,7 @@ export type McpGatewayOptions = ProxyOptions
 async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptions): Promise<void> {
   const options = validateOptions(opts)
   const authenticator = new Authenticator(resolveRegistry(fastify, opts.registry), options)
-  const shared = { ...opts, prefix: options.prefix, authenticator }
+  const shared = { ...opts, prefix: options.prefix, authenticator, normalized: options }
 
   const metrics = new ProxyMetrics()
   const streams = new StreamSet()
@@ -45,7 +45,7 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
   const wildcard = options.isolation
   if (wildcard !== null) {
     // Session hosts: the same three plugins, the credential from a cookie, `/` the backend's `/`.
-    const onHosts = { ...shared, prefix: ISOLATED_PREFIX, sessionHosts: true }
+    const onHosts = { ...shared, prefix: ISOLATED_PREFIX, sessionHosts: true, normalized: Object.freeze({ ...options, prefix: ISOLATED_PREFIX }) }
     await fastify.register(async function mcpSessionHostContext (context) {
       await context.register(tokenAuth, onHosts)
       await context.register(discovery)

@@ -5,10 +5,9 @@ import fp from 'fastify-plugin'
 import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, MissingTokenError } from './errors.js'
 import { sendError } from './error-reply.js'
 import { backendOrigin, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
-import { validateOptions } from './options.js'
-import type { ProxyOptions } from './options.js'
+import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { redactUrl, stripTokenFromQuery } from './request-target.js'
-import { contextPrefix } from './token-auth.js'
+import { contextOptions } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
 import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
 import { sessionCookieName } from './isolation.js'
@@ -25,12 +24,14 @@ export interface StreamingProxyOptions extends ProxyOptions {
   sessionHosts?: boolean
   /** Internal: counters and open streams shared by the contexts of one gateway. */
   shared?: { metrics: ProxyMetrics, streams: StreamSet }
+  /** Internal: options mcpGateway has checked already, for this context's prefix. */
+  normalized?: NormalizedProxyOptions
 }
 
 async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingProxyOptions): Promise<void> {
-  const prefix = contextPrefix(fastify, opts.prefix)
-  const options = validateOptions({ ...opts, prefix })
-  const authenticator = fastify.mcpAuthenticator
+  const options = contextOptions(fastify, opts)
+  const prefix = options.prefix
+  const authenticator = fastify.mcpAuthenticator!
   const sessionHosts = opts.sessionHosts === true && options.isolation !== null
   const sessionCookie = sessionHosts ? sessionCookieName(options.isolation!) : null
 

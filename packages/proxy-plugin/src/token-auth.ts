@@ -2,14 +2,14 @@ import type { Registry, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
-import { sessionHostLabel } from '@mcp-gw/registry'
+import { sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
 import { BadPathError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
 import { isolatedTarget, sessionCookieAttributes, sessionCookieName } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
-import { validateOptions } from './options.js'
-import type { ProxyOptions } from './options.js'
+import { checkPrefix, validateOptions } from './options.js'
+import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
 import type { RequestTarget } from './request-target.js'
 
@@ -18,6 +18,8 @@ export interface TokenAuthOptions extends ProxyOptions {
   authenticator?: Authenticator
   /** Internal: this context serves session hosts (isolated mode) rather than `<prefix>/<token>/`. */
   sessionHosts?: boolean
+  /** Internal: options mcpGateway has checked already, for this context's prefix. */
+  normalized?: NormalizedProxyOptions
 }
 
 // A session without `interact` may read: GET and HEAD (WebSocket and SSE start as GET).
@@ -31,20 +33,22 @@ export function resolveRegistry (fastify: FastifyInstance, registry: Registry | 
   return found
 }
 
-/** The prefix routes of this context live under, checked against the option. */
-export function contextPrefix (fastify: FastifyInstance, prefix: string | undefined): string {
+/**
+ * A plugin's options, checked once: the ones mcpGateway checked and passed on, or
+ * these checked here; either way for the prefix of the context it is registered in.
+ */
+export function contextOptions (fastify: FastifyInstance, opts: ProxyOptions & { normalized?: NormalizedProxyOptions }): NormalizedProxyOptions {
   const actual = fastify.prefix
-  const wanted = prefix ?? (actual === '' ? undefined : actual)
-  const options = validateOptions({ ...(wanted !== undefined && { prefix: wanted }) })
+  const options = opts.normalized ?? validateOptions({ ...opts, prefix: checkPrefix(opts.prefix ?? (actual === '' ? undefined : actual)) })
   if (actual !== options.prefix) {
     throw new InvalidOptionError('prefix', `register the proxy plugins in a context with prefix ${options.prefix} (this one has "${actual}")`)
   }
-  return options.prefix
+  return options
 }
 
 async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions): Promise<void> {
-  const prefix = contextPrefix(fastify, opts.prefix)
-  const options = validateOptions({ ...opts, prefix })
+  const options = contextOptions(fastify, opts)
+  const prefix = options.prefix
   const authenticator = opts.authenticator ?? new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const sessions = authenticator.sessions
   const isolation = opts.sessionHosts === true ? options.isolation : null

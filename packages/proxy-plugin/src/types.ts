@@ -23,7 +23,11 @@ declare module 'fastify' {
     mcpTarget: RequestTarget | null
   }
   interface FastifyInstance {
-    mcpAuthenticator: Authenticator
+    /**
+     * Set by token-auth in the context it is registered in (and so only there):
+     * discovery and the streaming proxy declare it as their dependency.
+     */
+    mcpAuthenticator?: Authenticator
     mcpGateway: GatewayHandle
   }
 }
