@@ -1,5 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, sessionKeyOf, urlHost } from '@mcp-gw/protocol'
+import { createHash, randomBytes } from 'node:crypto'
+import { REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, sessionKeyOf, urlHost, verifyRegistrantProof } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
@@ -136,7 +136,7 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   validateDirectToken (token: string): { userId: string } | null
   /**
    * Who a request to the UI (HTTP or WebSocket upgrade) is for: the gateway's identity
-   * headers, accepted only with the gateway's proof that they were set for this registrant,
+   * headers, accepted only with the gateway's fresh proof that it set them for this registrant,
    * or a direct link's token (`?token=` or this UI's cookie). Given `res`, a token from the
    * query is swapped for an HttpOnly cookie, so the page's own requests need no token.
    * Null: refuse the request.
@@ -203,7 +203,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly #apiKey: string | undefined
   readonly #serverType: string | undefined
   readonly #secret: string
-  readonly #registrantProof: Buffer
+  /** What the gateway keys its proofs with: the SHA-256 (hex) of this client's secret. */
+  readonly #ownerHash: string
   readonly #fallback: boolean
   readonly #logger: Logger
   readonly #registerTimeoutMs: number
@@ -251,7 +252,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
     this.#serverType = options.serverType
     this.#secret = secret
-    this.#registrantProof = Buffer.from(createHash('sha256').update(secret).digest('hex'))
+    this.#ownerHash = createHash('sha256').update(secret).digest('hex')
     this.#fallback = fallback === 'direct'
     this.#logger = options.logger ?? stderrLogger
     this.#registerTimeoutMs = options.registerTimeoutMs ?? 10_000
@@ -537,10 +538,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
     const headers = req.headers
     const proof = headers[REGISTRANT_HEADER]
-    const given = typeof proof === 'string' ? Buffer.from(proof, 'latin1') : null
-    if (given !== null && given.length === this.#registrantProof.length && timingSafeEqual(given, this.#registrantProof)) {
+    if (proof !== undefined) {
       const identity: GatewayIdentity | null = gatewayIdentity(headers)
-      if (identity !== null) return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
+      if (identity !== null && verifyRegistrantProof(proof, this.#ownerHash, identity)) {
+        return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
+      }
     }
     const cookieName = this.#cookieName()
     const url = req.url ?? '/'

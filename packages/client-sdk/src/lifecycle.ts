@@ -8,7 +8,7 @@ export interface Closable {
 export interface CloseOnExitOptions {
   /** How long closing may take before the process exits anyway. Default 1500. */
   timeoutMs?: number
-  /** Default ['SIGTERM', 'SIGINT']. */
+  /** Default ['SIGTERM', 'SIGINT', 'SIGHUP'] (SIGHUP: the terminal or the parent went away). */
   signals?: NodeJS.Signals[]
   /**
    * Exit when stdin ends: a stdio MCP server's client closing the pipe means
@@ -57,12 +57,15 @@ export function closeOnExit (closables: Closable[], options: CloseOnExitOptions 
     return stopping
   }
 
-  // A second signal while closing: the user insists, exit at once.
+  // A second signal while closing (Ctrl-C twice): the user insists, exit at once. A signal
+  // after the end of stdin started the close is the first signal, not a second one.
+  let signalled = false
   const onSignal = (): void => {
-    if (stopping !== null) exit(130)
-    else shutdown(0).catch(() => {})
+    if (signalled) exit(130)
+    signalled = true
+    shutdown(0).catch(() => {})
   }
-  for (const signal of options.signals ?? ['SIGTERM', 'SIGINT']) process.on(signal, onSignal)
+  for (const signal of options.signals ?? ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, onSignal)
   if (options.stdin ?? true) {
     process.stdin.once('end', () => { shutdown(0).catch(() => {}) })
     process.stdin.once('close', () => { shutdown(0).catch(() => {}) })

@@ -5,6 +5,7 @@ import { Socket } from 'node:net'
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
+import { registrantProof } from '@mcp-gw/protocol'
 import { backoffMs, createGatewayClient } from '../src/client.js'
 import type { ClientState } from '../src/client.js'
 import { mcpUserId } from '../src/identity.js'
@@ -136,11 +137,16 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   const serverSecret = 'authenticate-test-secret-0123456789abcdef'
   const client = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger(), serverSecret })
   await client.register({ host: '127.0.0.1', port: 12873 })
-  const proof = createHash('sha256').update(serverSecret).digest('hex')
+  const ownerHash = createHash('sha256').update(serverSecret).digest('hex')
+  const alice = { sessionId: 'sid', userId: 'alice@example.com', scopes: ['view'] }
+  const proof = registrantProof(ownerHash, alice)
   const identity = { 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid', 'x-mcpgw-scopes': 'view' }
   t.same(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], sessionId: 'sid' })
   t.equal(client.authenticate(fakeRequest('/', identity)), null, 'identity headers without the proof: anyone on the network could send them')
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': createHash('sha256').update('another').digest('hex') })), null, "another registrant's proof")
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(createHash('sha256').update('another').digest('hex'), alice) })), null, "another registrant's proof")
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-user-id': 'bob', 'x-mcpgw-registrant': proof })), null, 'a captured proof does not vouch for another user')
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(ownerHash, alice, Date.now() - 120_000) })), null, 'nor for long: a proof two minutes old')
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': ownerHash })), null, 'the owner hash itself is no proof')
 
   const link = await client.createSession('bob')
   const res = new ServerResponse(fakeRequest('/', {}))
@@ -261,4 +267,19 @@ t.test('gateway mode without register(): createSession asks the gateway for a re
   const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), serverSecret })
   const link = await client.createSession('alice')
   t.equal((await gw.app.mcpRegistry.validate(link.token)).valid, true)
+})
+
+t.test('closeOnExit: a signal after the end of stdin started the close is not taken for a second one', async (t) => {
+  const exits: number[] = []
+  let release!: () => void
+  const closing = new Promise<void>((resolve) => { release = resolve })
+  const shutdown = closeOnExit([{ close: async () => { await closing } }], { signals: ['SIGUSR1'], stdin: false, uncaught: false, timeoutMs: 5000, exit: (code) => { exits.push(code) } })
+  const done = shutdown(0) // what the end of stdin does
+  process.emit('SIGUSR1' as never) // a supervisor's SIGTERM a moment later
+  t.same(exits, [], 'still closing: deregistration is not cut short')
+  release()
+  await done
+  t.same(exits, [0])
+  process.emit('SIGUSR1' as never)
+  t.same(exits, [0, 130], 'a second signal does exit at once')
 })

@@ -34,3 +34,5 @@ export const InternalError = createError<Args<[]>>('MCPGW_PROXY_INTERNAL', 'Inte
 export const BadRequestError = createError<Args<[]>>('MCPGW_PROXY_BAD_REQUEST', 'Bad Request', 400, Error, NO_STACK)
 /** No route: Fastify's own 404, with a code like every other refusal. */
 export const RouteNotFoundError = createError<Args<[string, string]>>('MCPGW_NOT_FOUND', 'Route %s:%s not found', 404, Error, NO_STACK)
+export const ServiceWorkerRefusedError = createError<Args<[]>>('MCPGW_PROXY_SERVICE_WORKER_REFUSED', 'Service Workers are not served through this gateway: one would outlive its session', 403, Error, NO_STACK)
+export const CrossSiteRequestError = createError<Args<[]>>('MCPGW_PROXY_CROSS_SITE', 'Another site started this request: only navigations reach a session from elsewhere', 403, Error, NO_STACK)

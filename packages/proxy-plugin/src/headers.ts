@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { IDENTITY_HEADERS, REGISTRANT_HEADER, urlHost } from '@mcp-gw/protocol'
+import { IDENTITY_HEADERS, REGISTRANT_HEADER, registrantProof, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { NormalizedProxyOptions } from './options.js'
@@ -52,11 +52,14 @@ export function backendOrigin (backend: ServerRegistration): string {
 
 /**
  * Headers that tell the backend who the gateway authenticated (only the gateway
- * sets them). `x-mcpgw-registrant` is the SHA-256 of the backend's own registrant
- * secret: a backend reachable by others too (direct links) accepts the other
- * headers only with it, since nobody but the gateway and itself knows it.
+ * sets them). `x-mcpgw-registrant` is a proof, keyed by the SHA-256 of the
+ * backend's own registrant secret, that vouches for the others for a minute: a
+ * backend reachable by others too (direct links) accepts them only with it.
  */
 export { IDENTITY_HEADERS }
+
+/** Cookies of mcp-gw itself: `mcpgw_session`, `__Host-mcpgw`, `mcpgw_direct_<port>`. */
+const OWN_COOKIE = /^\s*(__Host-mcpgw|mcpgw_[A-Za-z0-9_]*)\s*=/
 
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
 // reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
@@ -89,10 +92,10 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
       if (referer !== undefined) out.referer = referer
       continue
     }
-    if (name === 'cookie' && ctx.sessionCookie !== null && typeof value === 'string' && value.includes(ctx.sessionCookie)) {
-      // The gateway's own cookie on a session host is never the backend's, forwardToken or not.
-      const own = `${ctx.sessionCookie}=`
-      const kept = value.split(/;\s*/).filter((c) => !c.startsWith(own) && (token === null || !c.includes(token)))
+    if (name === 'cookie' && typeof value === 'string' && value.includes('mcpgw')) {
+      // mcp-gw's own cookies (the session cookie on a session host, a direct link's cookie
+      // that the browser sends every port of the host) are never a backend's, forwardToken or not.
+      const kept = value.split(/;\s*/).filter((c) => !OWN_COOKIE.test(c) && (token === null || !c.includes(token)))
       if (kept.length > 0) out.cookie = kept.join('; ')
       continue
     }
@@ -116,7 +119,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
-  if (ctx.backend.ownerHash !== null) out[REGISTRANT_HEADER] = ctx.backend.ownerHash
+  if (ctx.backend.ownerHash !== null) out[REGISTRANT_HEADER] = registrantProof(ctx.backend.ownerHash, ctx.session)
   return out
 }
 
@@ -213,10 +216,11 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     policies.push(ctx.frameAncestors)
     // Browsers ignore X-Frame-Options once any frame-ancestors is present: the backend's
     // own refusal is carried over into the policy, or ours would widen it.
+    // Repeated (or comma-joined) values count as the strictest of them, as Chromium reads them.
     const xfo = out['x-frame-options']
-    const refusal = xfo === undefined ? '' : String(xfo).trim().toLowerCase()
-    if (refusal === 'deny') policies.push("frame-ancestors 'none'")
-    else if (refusal === 'sameorigin') policies.push("frame-ancestors 'self'")
+    const refusals = xfo === undefined ? [] : [xfo].flat().join(',').toLowerCase().split(',').map((v) => v.trim())
+    if (refusals.includes('deny')) policies.push("frame-ancestors 'none'")
+    else if (refusals.includes('sameorigin')) policies.push("frame-ancestors 'self'")
     out['content-security-policy'] = policies.length === 1 ? policies[0]! : policies
   }
 

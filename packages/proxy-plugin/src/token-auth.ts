@@ -8,6 +8,7 @@ import { BadPathError, InvalidOptionError, ScopeDeniedError, WrongSessionHostErr
 import { isolatedTarget, sessionCookieAttributes, sessionCookieName } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
+import { fetchRefusal } from './fetch-metadata.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
@@ -140,6 +141,11 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
 
   // onRequest: before any byte of the body is read, and before any backend is contacted.
   fastify.addHook('onRequest', function authenticate (request, reply, done) {
+    const refused = fetchRefusal(request.headers, request.method, isolation !== null)
+    if (refused !== null) {
+      done(refused)
+      return
+    }
     let target: RequestTarget | null
     try {
       target = isolation === null ? parseTarget(request.raw.url ?? '/', prefix) : isolatedTarget(request, isolation, cookieName)

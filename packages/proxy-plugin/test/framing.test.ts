@@ -3,6 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
+import { verifyRegistrantProof } from '@mcp-gw/protocol'
 import { validateOptions } from '../src/options.js'
 import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 
@@ -18,6 +19,14 @@ async function startFramableBackend (t: Test): Promise<number> {
   // `/deny` and `/sameorigin` also send X-Frame-Options, which any frame-ancestors policy overrides.
   const xfo = (url: string | undefined): string => url === '/deny' ? 'DENY' : url === '/sameorigin' ? 'SAMEORIGIN' : ''
   const server = createServer((req, res) => {
+    if (req.url === '/deny-twice' || req.url === '/mixed') {
+      // Repeated lines: Node joins them with commas, as any proxy may.
+      res.setHeader('content-security-policy', WIDE)
+      res.setHeader('x-frame-options', req.url === '/mixed' ? ['SAMEORIGIN', 'DENY'] : ['DENY', 'DENY'])
+      res.writeHead(200)
+      res.end('<p>page</p>')
+      return
+    }
     res.writeHead(200, { 'content-security-policy': WIDE, 'content-type': 'text/html', ...(xfo(req.url) !== '' && { 'x-frame-options': xfo(req.url) }) })
     res.end('<p>page</p>')
   })
@@ -65,6 +74,10 @@ t.test("a backend's X-Frame-Options, which the gateway's policy would make brows
     t.same(policies(page.headers['content-security-policy']), [WIDE, ours, extra], `HTTP ${path}`)
     const refused = await upgradeRequest(gw.port, `/mcp/${token}${path}`, { headers: WS_HEADERS })
     t.same(policies(refused.headers['content-security-policy']), [WIDE, ours, extra], `refused upgrade ${path}`)
+  }
+  for (const path of ['/deny-twice', '/mixed']) {
+    const page = await rawRequest(gw.port, `/mcp/${token}${path}`)
+    t.same(policies(page.headers['content-security-policy']), [WIDE, ours, "frame-ancestors 'none'"], `HTTP ${path}: repeated values count as the strictest`)
   }
   const isolated = await startIsolatedGateway(t, { frameAncestors: ["'self'", 'https://claude.ai'] })
   const { host, token: hostToken } = await isolated.session({ port: backendPort } as never)
@@ -115,12 +128,17 @@ t.test("the backend learns its registrant's proof with every request and upgrade
   const secret = 'framing-test-registrant-secret-0123456789'
   await gw.registry.registerServer({ serverName: 'owned', host: '127.0.0.1', port: backend.port, secret })
   const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'owned', serverSecret: secret })
-  const proof = createHash('sha256').update(secret).digest('hex')
+  const ownerHash = createHash('sha256').update(secret).digest('hex')
   await rawRequest(gw.port, `/mcp/${token}/`, { headers: { 'x-mcpgw-registrant': 'forged' } })
   const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: { ...WS_HEADERS, 'x-mcpgw-registrant': 'forged' } })
   upgrade.socket?.destroy()
   t.equal(upgrade.status, 101)
-  t.same(backend.seen.map((r) => r.headers['x-mcpgw-registrant']), [proof, proof], 'HTTP and upgrade: the proof, never the forged value')
+  t.equal(backend.seen.length, 2)
+  for (const [i, seen] of backend.seen.entries()) {
+    const identity = { sessionId: String(seen.headers['x-mcpgw-session-id']), userId: 'alice', scopes: String(seen.headers['x-mcpgw-scopes']).split(',') }
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, identity), true, `${i === 0 ? 'HTTP' : 'upgrade'}: a fresh proof for this identity, by this registrant's key, never the forged value`)
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, { ...identity, userId: 'bob' }), false)
+  }
 
   const unowned = await startBackend(t)
   await gw.registry.registerServer({ serverName: 'legacy', host: '127.0.0.1', port: unowned.port })

@@ -1,0 +1,26 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { CrossSiteRequestError, ServiceWorkerRefusedError } from './errors.js'
+
+/**
+ * What the browser says about who started a request (Fetch Metadata), read
+ * before anything else:
+ * - A Service Worker's script (`Service-Worker: script`) is refused, in both
+ *   modes: a worker answers from its cache after its session is revoked or
+ *   expired, and in path mode with no frame-ancestors of ours, for as long as
+ *   the browser keeps it.
+ * - On a session host, whose cookie is the credential, a request another site
+ *   (or another session host: same-site) started is refused unless it is a
+ *   plain navigation (following a link, a frame's `src`): so no other page can
+ *   post to a session's backend, fetch from it or open its WebSocket with the
+ *   session's cookie. In path mode the credential is in the URL, which no other
+ *   page knows. Browsers that send no Fetch Metadata fall back on the cookie's SameSite.
+ */
+export function fetchRefusal (headers: IncomingHttpHeaders, method: string, sessionHost: boolean): Error | null {
+  if (headers['service-worker'] === 'script') return new ServiceWorkerRefusedError()
+  if (!sessionHost) return null
+  const site = headers['sec-fetch-site']
+  if (site !== 'cross-site' && site !== 'same-site') return null
+  const mode = headers['sec-fetch-mode']
+  if ((mode === 'navigate' || mode === 'nested-navigate') && (method === 'GET' || method === 'HEAD')) return null
+  return new CrossSiteRequestError()
+}
