@@ -1,5 +1,6 @@
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
+import { eventually } from '@mcp-gw/testkit'
 import t from 'tap'
 import { startGateway } from './helpers.js'
 
@@ -37,12 +38,13 @@ t.test('MCP_WEB_UI_MAX_CONNECTIONS caps open client connections', async (t) => {
   const held = Array.from({ length: 3 }, () => connect(gw.port, '127.0.0.1'))
   t.teardown(() => { for (const s of held) s.destroy() })
   await Promise.all(held.map((s) => new Promise((resolve) => s.once('connect', resolve))))
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  const open = async (): Promise<number> => await new Promise((resolve, reject) => gw.app.server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }))
+  await eventually(async () => (await open()) === 3, { what: 'the gateway holding the three connections' })
   const extra = connect(gw.port, '127.0.0.1')
   extra.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
   const cut = await watch(extra)
   t.equal(cut.text, '', 'the fourth connection is closed without an answer')
   for (const s of held) s.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await eventually(async () => (await open()) === 0, { what: 'the gateway seeing them go' })
   t.equal((await fetch(`${gw.origin}/health`)).status, 200, 'served again once below the cap')
 })

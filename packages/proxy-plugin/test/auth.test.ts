@@ -1,4 +1,5 @@
 import { Registry } from '@mcp-gw/registry'
+import { eventually } from '@mcp-gw/testkit'
 import t from 'tap'
 import { startBackend, startGateway } from './helpers.js'
 
@@ -14,8 +15,8 @@ t.test('every kind of bad token gets 401 with its own code, and never reaches th
   const foreign = (await stranger.createSession({ userId: 'alice', serverName: 'todoodles' })).token
   const [h, p] = good.split('.')
   const forgedId = gw.registry.tokens.sign({ sub: 'alice', serverName: 'todoodles', serverType: 'mcp-webui', sid: 'no-such-session', jti: 'no-such-jti-0000', scopes: ['view'], iat: 1, exp: Math.floor(Date.now() / 1000) + 60 })
-  // exp is a whole second, so a 1 s session can last up to 2 s.
-  await new Promise((resolve) => setTimeout(resolve, 2100))
+  // exp is a whole second, so a 1 s session can last up to 2 s: poll until it is over.
+  await eventually(async () => !(await gw.registry.validate(expiring)).valid, { within: 5000, what: 'the 1-s session expiring' })
 
   const cases: Array<[string, string]> = [
     ['not-a-jwt', 'MCPGW_PROXY_TOKEN_MALFORMED'],
@@ -113,7 +114,7 @@ t.test('a cached session costs no store round trip; a revalidation costs one, in
   calls.length = 0
   now += 1500
   t.equal((await fetch(`${gw.origin}/mcp/${token}/`)).status, 200, 'served from cache while it refreshes')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await eventually(() => calls.includes('findServer') && calls.includes('findSessionByJti'), { within: 2000, what: 'the background refresh' })
   t.same(calls.filter((c) => c !== 'touchSession').sort(), ['findServer', 'findSessionByJti'], 'one background refresh each')
 })
 

@@ -51,7 +51,10 @@ t.test('a backend that resets before answering gives 502; one that resets mid-bo
 t.test('a client that disconnects mid-upload releases the backend request', async (t) => {
   let backendSawAbort!: () => void
   const aborted = new Promise<void>((resolve) => { backendSawAbort = resolve })
+  let backendGotData!: () => void
+  const gotData = new Promise<void>((resolve) => { backendGotData = resolve })
   const backend = await startBackend(t, (req) => {
+    req.once('data', () => backendGotData())
     req.on('error', () => backendSawAbort())
     req.on('aborted', () => backendSawAbort())
     req.on('close', () => { if (!req.complete) backendSawAbort() })
@@ -62,7 +65,8 @@ t.test('a client that disconnects mid-upload releases the backend request', asyn
   const req = request({ host: '127.0.0.1', port: gw.port, path: `/mcp/${token}/upload`, method: 'POST', headers: { 'transfer-encoding': 'chunked', 'content-type': 'text/plain' } })
   req.on('error', () => {})
   req.write('partial')
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The upload is under way at the backend when the client goes.
+  await gotData
   req.destroy()
   await Promise.race([aborted, new Promise((_resolve, reject) => setTimeout(() => reject(new Error('backend request still open after 5 s')), 5000).unref())])
   t.pass('the backend request was aborted')

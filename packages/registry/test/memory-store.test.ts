@@ -1,3 +1,4 @@
+import { eventually } from '@mcp-gw/testkit'
 import t from 'tap'
 import { MemoryStore } from '../src/memory-store.js'
 import { fakeClock, makeRegistry } from './helpers.js'
@@ -37,8 +38,16 @@ t.test('the sweeper runs by itself and never holds the process open', async (t) 
   const registry = makeRegistry(store, clock)
   await registry.createSession({ userId: 'a', serverName: 'todoodles', ttlSeconds: 1 })
   await registry.createSession({ userId: 'b', serverName: 'todoodles', ttlSeconds: 100 })
+  // The interval calls sweep() on the store: count the calls that find something.
+  let swept = 0
+  const sweep = store.sweep.bind(store)
+  store.sweep = async (now) => {
+    const result = await sweep(now)
+    swept += result.sessions
+    return result
+  }
   clock.advance(1000)
-  await new Promise((resolve) => setTimeout(resolve, 80))
+  await eventually(() => swept === 1, { within: 2000, what: 'the sweeper removing the expired session by itself' })
   // Nothing expired is left behind for a later sweep to find.
   t.same(await store.sweep(clock.now()), { sessions: 0, servers: 0 })
   t.equal((await registry.listSessions()).length, 1)
