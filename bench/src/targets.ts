@@ -10,7 +10,6 @@ import type { GatewayAdmin, GatewayProcess } from '@mcp-gw/testkit'
 
 const require = createRequire(import.meta.url)
 export const NGINX = NGINX_PATH
-export const GATEWAY_CLI = fileURLToPath(new URL('../../apps/gateway/dist/cli.js', import.meta.url))
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
 export interface Target {
@@ -84,7 +83,7 @@ export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
 
 /** Spawns the prebuilt gateway as users run it; resolves once /ready answers 200. */
 export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[] }): Promise<GatewayProcess> {
-  return await spawnGatewayProcess({ cli: GATEWAY_CLI, apiKey: API_KEY, ...env })
+  return await spawnGatewayProcess({ apiKey: API_KEY, ...env })
 }
 
 /** A gateway with one registered backend and one session: the target's base is that session's URL. */

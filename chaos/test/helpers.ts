@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { spawnGateway } from '@mcp-gw/testkit'
 import type { GatewayProcess, SpawnGatewayOptions } from '@mcp-gw/testkit'
 import type { Test } from 'tap'
 
-export const GATEWAY_CLI = fileURLToPath(new URL('../../apps/gateway/dist/cli.js', import.meta.url))
 export const API_KEY = 'chaos-' + randomBytes(16).toString('hex')
 export const SECRET = randomBytes(32).toString('hex')
 
 /** The prebuilt gateway in its own process, stopped when the test ends. */
 export async function startGateway (t: Test, options: Partial<SpawnGatewayOptions> = {}): Promise<GatewayProcess> {
-  const gw = await spawnGateway({ cli: GATEWAY_CLI, apiKey: API_KEY, secret: SECRET, ...options })
+  const gw = await spawnGateway({ apiKey: API_KEY, secret: SECRET, ...options })
   t.teardown(() => gw.stop('SIGKILL'))
   return gw
 }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { freePort, launchChromium } from '@mcp-gw/testkit'
+import { launchChromium, spawnGateway } from '@mcp-gw/testkit'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
@@ -11,48 +11,35 @@ import type { Test } from 'tap'
 
 export const API_KEY = 'e2e-api-key-0123456789abcdef'
 export const JWT_SECRET = 'e2e-jwt-secret-0123456789abcdef0123456789'
-const GATEWAY_CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url))
 const EXAMPLE = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 
 export interface GatewayProcess {
   origin: string
   port: number
   child: ChildProcess
+  /** Everything the gateway logged. */
   log: () => string
   api: (path: string, body?: unknown) => Promise<Response>
   /** SIGTERM, and wait for the exit. */
   stop: () => Promise<void>
 }
 
-/** The prebuilt gateway, as a user runs it: `mcp-gw start` with environment variables. */
+/** The prebuilt gateway, as a user runs it: `mcp-gw start` with environment variables (testkit's spawnGateway). */
 export async function startGatewayProcess (t: Test, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const port = env.MCP_WEB_UI_GATEWAY_PORT !== undefined ? Number(env.MCP_WEB_UI_GATEWAY_PORT) : await freePort()
-  const child = spawn(process.execPath, [GATEWAY_CLI, 'start'], {
-    env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_GATEWAY_API_KEY: API_KEY, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const gw = await spawnGateway({
+    apiKey: API_KEY,
+    captureLog: true,
+    env,
+    ...(env.MCP_WEB_UI_GATEWAY_PORT !== undefined && { port: Number(env.MCP_WEB_UI_GATEWAY_PORT) })
   })
-  let output = ''
-  child.stdout?.on('data', (c: Buffer) => { output += c.toString() })
-  child.stderr?.on('data', (c: Buffer) => { output += c.toString() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const origin = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 15_000
-  while (await fetch(`${origin}/ready`).then((r) => r.status, () => 0) !== 200) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`gateway did not become ready:\n${output}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  t.teardown(() => gw.stop('SIGKILL'))
   return {
-    origin,
-    port,
-    child,
-    log: () => output,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    },
-    api: async (path, body) => await fetch(`${origin}${path}`, {
+    origin: gw.origin,
+    port: gw.port,
+    child: gw.child,
+    log: gw.log,
+    stop: async () => { await gw.stop() },
+    api: async (path, body) => await fetch(`${gw.origin}${path}`, {
       method: body === undefined ? 'GET' : 'POST',
       headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
       ...(body !== undefined && { body: JSON.stringify(body) })

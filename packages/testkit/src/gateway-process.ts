@@ -1,7 +1,11 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { freePort } from './ferretdb.js'
+
+/** The gateway's built CLI in this repository (apps/gateway/dist/cli.js): the one place that knows the path. */
+export const GATEWAY_CLI = fileURLToPath(new URL('../../../apps/gateway/dist/cli.js', import.meta.url))
 
 /** The gateway's HTTP API, as an MCP server's SDK would use it. */
 export class GatewayAdmin {
@@ -59,15 +63,20 @@ export interface GatewayProcess {
   startupMs: number
   /** The tail of its stderr, for failure messages. */
   stderr (): string
+  /** Everything it logged (stdout and stderr), with `captureLog`. */
+  log (): string
   /** SIGTERM (or `signal`), SIGKILL after 10 s; resolves on exit. */
   stop (signal?: NodeJS.Signals): Promise<void>
 }
 
 export interface SpawnGatewayOptions {
-  /** Path of the gateway's built CLI (apps/gateway/dist/cli.js). */
-  cli: string
+  /** Path of the gateway's built CLI. Default GATEWAY_CLI. */
+  cli?: string
   apiKey: string
-  secret: string
+  /** MCP_WEB_UI_JWT_SECRET; without it the gateway makes one per process (embedded store only). */
+  secret?: string
+  /** Keep its whole log (stdout and stderr) for `log()`, e.g. to check that no token is in it. */
+  captureLog?: boolean
   port?: number
   mongoUrl?: string
   dbName?: string
@@ -94,21 +103,26 @@ export async function spawnGateway (options: SpawnGatewayOptions): Promise<Gatew
 
 async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<GatewayProcess> {
   const started = performance.now()
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli, 'start'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli ?? GATEWAY_CLI, 'start'], {
+    stdio: ['ignore', options.captureLog === true ? 'pipe' : 'ignore', 'pipe'],
     env: {
       ...process.env,
       MCP_WEB_UI_GATEWAY_PORT: String(port),
       MCP_WEB_UI_GATEWAY_HOST: '127.0.0.1',
       MCP_WEB_UI_GATEWAY_API_KEY: options.apiKey,
-      MCP_WEB_UI_JWT_SECRET: options.secret,
+      ...(options.secret !== undefined && { MCP_WEB_UI_JWT_SECRET: options.secret }),
       ...(options.mongoUrl !== undefined && { MCP_WEB_UI_MONGO_URL: options.mongoUrl, MCP_WEB_UI_MONGO_DB_NAME: options.dbName ?? 'mcp_webui' }),
       DEBUG: 'false',
       ...options.env
     }
   })
   let err = ''
-  child.stderr!.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000) })
+  let log = ''
+  child.stderr!.on('data', (c: Buffer) => {
+    err = (err + c.toString()).slice(-4000)
+    if (options.captureLog === true) log += c.toString()
+  })
+  child.stdout?.on('data', (c: Buffer) => { log += c.toString() })
   const origin = `http://127.0.0.1:${port}`
   for (;;) {
     const ok = await fetch(`${origin}/ready`).then(async (res) => { await res.arrayBuffer(); return res.ok }, () => false)
@@ -129,6 +143,7 @@ async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<G
     admin: new GatewayAdmin(origin, options.apiKey),
     startupMs,
     stderr: () => err,
+    log: () => log,
     stop: async (signal = 'SIGTERM') => { await stopChild(child, signal) }
   }
 }
