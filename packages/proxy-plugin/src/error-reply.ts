@@ -43,7 +43,7 @@ function errorPage (body: GatewayErrorBody): string {
 /** JSON when the client accepts it, else a small HTML page. */
 export function sendError (reply: FastifyReply, err: unknown): FastifyReply {
   const body = errorBody(err)
-  reply.code(body.statusCode).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+  reply.code(body.statusCode).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('x-content-type-options', 'nosniff')
   if (wantsJson(reply.request.headers.accept)) return reply.type('application/json; charset=utf-8').send(body)
   return reply.type('text/html; charset=utf-8').send(errorPage(body))
 }

@@ -13,14 +13,29 @@ import { CrossSiteRequestError, ServiceWorkerRefusedError } from './errors.js'
  *   plain navigation (following a link, a frame's `src`): so no other page can
  *   post to a session's backend, fetch from it or open its WebSocket with the
  *   session's cookie. In path mode the credential is in the URL, which no other
- *   page knows. Browsers that send no Fetch Metadata fall back on the cookie's SameSite.
+ *   page knows. Browsers send no Fetch Metadata to plain-http origins: there an unsafe
+ *   request whose Origin is another host's is refused all the same, but a same-site
+ *   subresource GET (a `<script src>`) carries the Lax cookie: use https.
  */
 export function fetchRefusal (headers: IncomingHttpHeaders, method: string, sessionHost: boolean): Error | null {
   if (headers['service-worker'] === 'script') return new ServiceWorkerRefusedError()
   if (!sessionHost) return null
+  // Browsers send Fetch Metadata only to secure origins: over plain http (a wildcard domain
+  // other than *.localhost) the Origin of an unsafe request is what tells another page's.
+  const origin = headers.origin
+  if (origin !== undefined && method !== 'GET' && method !== 'HEAD' && !sameHost(origin, headers.host)) return new CrossSiteRequestError()
   const site = headers['sec-fetch-site']
   if (site !== 'cross-site' && site !== 'same-site') return null
   const mode = headers['sec-fetch-mode']
   if ((mode === 'navigate' || mode === 'nested-navigate') && (method === 'GET' || method === 'HEAD')) return null
   return new CrossSiteRequestError()
+}
+
+function sameHost (origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false
+  try {
+    return new URL(origin).host === host.toLowerCase()
+  } catch {
+    return false
+  }
 }

@@ -43,6 +43,9 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
   }, { prefix: options.prefix })
 
   const wildcard = options.isolation
+  if (wildcard !== null && wildcard.protocol === 'http' && !wildcard.suffix.endsWith('.localhost')) {
+    fastify.log.warn({ wildcard: wildcard.pattern }, 'isolated mode over plain http: browsers send no Fetch Metadata there and every session cookie is readable on the wire; use https outside *.localhost')
+  }
   if (wildcard !== null) {
     // Session hosts: the same three plugins, the credential from a cookie, `/` the backend's `/`.
     const onHosts = { ...shared, prefix: ISOLATED_PREFIX, sessionHosts: true, normalized: Object.freeze({ ...options, prefix: ISOLATED_PREFIX }) }

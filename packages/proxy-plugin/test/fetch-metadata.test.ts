@@ -48,6 +48,11 @@ t.test('on a session host, requests other sites or other session hosts start are
       t.equal(backend.seen.length, before, 'nothing reached the backend')
     }
   }
+  // Plain http: no Fetch Metadata, only the Origin of an unsafe request says whose page sent it.
+  for (const [method, origin, status] of [['POST', 'http://other.localhost', 403], ['POST', 'null', 403], ['POST', `http://${host}`, 200], ['PUT', `http://${host.toUpperCase()}`, 200], ['GET', 'http://other.localhost', 200]] as const) {
+    const res = await rawRequest(gw.port, '/api', { method, headers: { host, cookie, origin } })
+    t.equal(res.status, status, `${method} with Origin ${origin} and no Fetch Metadata`)
+  }
   const ws = await upgradeRequest(gw.port, '/ws', { headers: { ...WS_HEADERS, host, cookie, origin: `http://${host}`, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'websocket' } })
   t.equal(ws.status, 403, 'a WebSocket another session host opens')
   const own = await upgradeRequest(gw.port, '/ws', { headers: { ...WS_HEADERS, host, cookie, origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'websocket' } })

@@ -25,9 +25,12 @@ export function assertServerName (value: unknown, field = 'serverName'): string 
   return value
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
 export function assertUserId (value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_ID_LENGTH || CONTROL_CHARS.test(value)) {
-    throw new InvalidArgumentError('userId', `expected a non-empty string of at most ${MAX_USER_ID_LENGTH} characters without control characters`)
+  // A lone surrogate cannot be URI-encoded (the X-Mcpgw-User-Id header), nor stored as UTF-8.
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_ID_LENGTH || CONTROL_CHARS.test(value) || LONE_SURROGATE.test(value)) {
+    throw new InvalidArgumentError('userId', `expected a non-empty string of at most ${MAX_USER_ID_LENGTH} characters without control characters or lone surrogates`)
   }
   return value
 }

@@ -28,7 +28,7 @@ t.test('serverName and serverType: documented charset and length', async (t) => 
 
 t.test('userId: non-empty string, bounded, no control characters', async (t) => {
   const { registry } = await setup(t)
-  for (const userId of ['', 'x'.repeat(257), 'a\nb', 'a\u0000b', null, undefined, 7, { $ne: null }, ['alice']]) {
+  for (const userId of ['', 'x'.repeat(257), 'a\nb', 'a\u0000b', '\ud800', 'a\udc00b', null, undefined, 7, { $ne: null }, ['alice']]) {
     await t.rejects(registry.createSession({ userId: userId as string, serverName: 'todoodles' }), { code }, `userId ${JSON.stringify(userId)}`)
   }
   t.ok(await registry.createSession({ userId: 'alice@example.com', serverName: 'todoodles' }))
