@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, sessionKeyOf, urlHost, verifyRegistrantProof } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -203,8 +203,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly #apiKey: string | undefined
   readonly #serverType: string | undefined
   readonly #secret: string
-  /** What the gateway keys its proofs with: the SHA-256 (hex) of this client's secret. */
-  readonly #ownerHash: string
+  /** What the gateway keys its proofs with: given with each registration, null until the first. */
+  #proofKey: string | null = null
   readonly #fallback: boolean
   readonly #logger: Logger
   readonly #registerTimeoutMs: number
@@ -252,7 +252,6 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
     this.#serverType = options.serverType
     this.#secret = secret
-    this.#ownerHash = createHash('sha256').update(secret).digest('hex')
     this.#fallback = fallback === 'direct'
     this.#logger = options.logger ?? stderrLogger
     this.#registerTimeoutMs = options.registerTimeoutMs ?? 10_000
@@ -348,7 +347,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const registration = this.#registration
     if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
     if (this.#timer !== null) clearTimeout(this.#timer)
-    let result: { expiresAt: string, linkOrigin?: string }
+    let result: { expiresAt: string, linkOrigin?: string, proofKey?: string }
     try {
       result = await this.#call('POST', '/register-server', { serverName: this.serverName, ...registration }, timeoutMs) as typeof result
     } catch (err) {
@@ -391,6 +390,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#lastWarning = ''
     this.#lastError = null
     if (typeof result.linkOrigin === 'string') this.#linkOrigin = result.linkOrigin
+    if (typeof result.proofKey === 'string') this.#proofKey = result.proofKey
     this.#enter('registered')
     // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
     const lifetime = Date.parse(result.expiresAt) - Date.now()
@@ -540,7 +540,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const proof = headers[REGISTRANT_HEADER]
     if (proof !== undefined) {
       const identity: GatewayIdentity | null = gatewayIdentity(headers)
-      if (identity !== null && verifyRegistrantProof(proof, this.#ownerHash, identity)) {
+      if (identity !== null && this.#proofKey !== null && verifyRegistrantProof(proof, this.#proofKey, identity)) {
         return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
       }
     }

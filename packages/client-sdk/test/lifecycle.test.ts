@@ -135,19 +135,27 @@ function fakeRequest (url: string, headers: Record<string, string>): IncomingMes
 
 t.test('authenticate: gateway headers only with the proof of this registrant; direct tokens by query, then by cookie', async (t) => {
   const serverSecret = 'authenticate-test-secret-0123456789abcdef'
+  const gw = await startGateway(t)
+  const viaGateway = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), serverSecret })
+  t.teardown(() => viaGateway.close())
+  await viaGateway.register({ host: '127.0.0.1', port: 12880 })
+  // The key the gateway derived for this registration (from its own secret), and gave the client.
+  const ownerHash = createHash('sha256').update(serverSecret).digest('hex')
+  const proofKey = gw.app.mcpRegistry.tokens.proofKey(ownerHash)
+  const alice = { sessionId: 'sid', userId: 'alice@example.com', serverType: 'mcp-webui', scopes: ['view'] }
+  const proof = registrantProof(proofKey, alice)
+  const identity = { 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid', 'x-mcpgw-server-type': 'mcp-webui', 'x-mcpgw-scopes': 'view' }
+  t.same(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], sessionId: 'sid' })
+  t.equal(viaGateway.authenticate(fakeRequest('/', identity)), null, 'identity headers without the proof: anyone on the network could send them')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(ownerHash, alice) })), null, 'a proof made with the owner hash (what a leaked store holds)')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-user-id': 'bob', 'x-mcpgw-registrant': proof })), null, 'a captured proof does not vouch for another user')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-server-type': 'admin', 'x-mcpgw-registrant': proof })), null, 'nor another server type')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(proofKey, alice, Date.now() - 120_000) })), null, 'nor for long: a proof two minutes old')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': '\u00e9'.repeat(64) })), null, 'a non-ASCII proof is refused, not a crash')
+
   const client = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger(), serverSecret })
   await client.register({ host: '127.0.0.1', port: 12873 })
-  const ownerHash = createHash('sha256').update(serverSecret).digest('hex')
-  const alice = { sessionId: 'sid', userId: 'alice@example.com', scopes: ['view'] }
-  const proof = registrantProof(ownerHash, alice)
-  const identity = { 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid', 'x-mcpgw-scopes': 'view' }
-  t.same(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], sessionId: 'sid' })
-  t.equal(client.authenticate(fakeRequest('/', identity)), null, 'identity headers without the proof: anyone on the network could send them')
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(createHash('sha256').update('another').digest('hex'), alice) })), null, "another registrant's proof")
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-user-id': 'bob', 'x-mcpgw-registrant': proof })), null, 'a captured proof does not vouch for another user')
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(ownerHash, alice, Date.now() - 120_000) })), null, 'nor for long: a proof two minutes old')
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': ownerHash })), null, 'the owner hash itself is no proof')
-
+  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), null, 'direct mode: no gateway, no gateway headers')
   const link = await client.createSession('bob')
   const res = new ServerResponse(fakeRequest('/', {}))
   t.match(client.authenticate(fakeRequest(`/?token=${link.token}`, {}), res), { userId: 'bob', via: 'direct' })
@@ -160,7 +168,6 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.equal(client.authenticate(fakeRequest('/ws', { cookie: own, host: '127.0.0.1:12873', origin: 'http://127.0.0.1:12999' })), null, 'a page on another port (same-site, so it has the cookie) cannot use it for a WebSocket')
   t.match(client.authenticate(fakeRequest('/ws', { cookie: own, host: '127.0.0.1:12873', origin: 'http://127.0.0.1:12873' })), { userId: 'bob' }, 'its own page can')
   t.equal(client.authenticate(fakeRequest('/api', { cookie: own, host: '127.0.0.1:12873', 'sec-fetch-site': 'same-site' })), null, 'nor for a fetch another origin starts')
-  t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': '\u00e9'.repeat(64) })), null, 'a non-ASCII proof of the right length is refused, not a crash')
   const framedRes = new ServerResponse(fakeRequest('/', {}))
   const framedLink = await client.createSession('bob')
   client.authenticate(fakeRequest(`/?token=${framedLink.token}`, { 'sec-fetch-dest': 'iframe', 'sec-fetch-site': 'cross-site' }), framedRes)

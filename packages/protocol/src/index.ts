@@ -17,9 +17,10 @@ export const SERVER_SECRET_HEADER = 'x-mcpgw-server-secret'
 
 /**
  * What the gateway sends a backend with every request: `registrantProof`, which
- * only the gateway and the backend can make (it is keyed by the SHA-256 of the
- * secret the backend registered with) and which vouches for the identity
- * headers beside it, for a minute.
+ * only the gateway and the backend can make (it is keyed by the proof key the
+ * gateway gave the backend when it registered, derived from the gateway's own
+ * secret and the registrant's: nothing in the store is enough to make one) and
+ * which vouches for the identity headers beside it, for a minute.
  */
 export const REGISTRANT_HEADER = 'x-mcpgw-registrant'
 
@@ -30,34 +31,35 @@ export const PROOF_MAX_SKEW_SECONDS = 60
 export interface ProvenIdentity {
   sessionId: string
   userId: string
+  serverType: string
   scopes: readonly string[]
 }
 
-function proofMac (ownerHash: string, seconds: number, identity: ProvenIdentity): string {
-  return createHmac('sha256', ownerHash)
-    .update(`mcp-gw registrant proof\0${seconds}\0${identity.sessionId}\0${identity.userId}\0${identity.scopes.join(',')}`)
+function proofMac (proofKey: string, seconds: number, identity: ProvenIdentity): string {
+  return createHmac('sha256', proofKey)
+    .update(`mcp-gw registrant proof\0${seconds}\0${identity.sessionId}\0${identity.userId}\0${identity.serverType}\0${identity.scopes.join(',')}`)
     .digest('hex')
 }
 
 /**
- * `<unix seconds>.<HMAC-SHA256 hex>` keyed by the registration's owner hash
- * (SHA-256 hex of its secret), over the time and the identity. Something that
- * captures one (a process that took over a dead backend's port) can neither
- * change the identity it vouches for nor use it after a minute.
+ * `<unix seconds>.<HMAC-SHA256 hex>` keyed by the registration's proof key, over
+ * the time and the identity. Something that captures one (a process that took
+ * over a dead backend's port) can neither change the identity it vouches for
+ * nor use it after a minute.
  */
-export function registrantProof (ownerHash: string, identity: ProvenIdentity, nowMs: number = Date.now()): string {
+export function registrantProof (proofKey: string, identity: ProvenIdentity, nowMs: number = Date.now()): string {
   const seconds = Math.floor(nowMs / 1000)
-  return `${seconds}.${proofMac(ownerHash, seconds, identity)}`
+  return `${seconds}.${proofMac(proofKey, seconds, identity)}`
 }
 
-/** Whether `proof` is a fresh proof for this identity by the owner of `ownerHash`. */
-export function verifyRegistrantProof (proof: unknown, ownerHash: string, identity: ProvenIdentity, nowMs: number = Date.now()): boolean {
+/** Whether `proof` is a fresh proof for this identity made with `proofKey`. */
+export function verifyRegistrantProof (proof: unknown, proofKey: string, identity: ProvenIdentity, nowMs: number = Date.now()): boolean {
   if (typeof proof !== 'string') return false
   const match = /^(\d{1,12})\.([0-9a-f]{64})$/.exec(proof)
   if (match === null) return false
   const seconds = Number(match[1])
   if (Math.abs(nowMs / 1000 - seconds) > PROOF_MAX_SKEW_SECONDS) return false
-  return timingSafeEqual(Buffer.from(match[2]!, 'latin1'), Buffer.from(proofMac(ownerHash, seconds, identity), 'latin1'))
+  return timingSafeEqual(Buffer.from(match[2]!, 'latin1'), Buffer.from(proofMac(proofKey, seconds, identity), 'latin1'))
 }
 
 /** Headers that tell the backend who the gateway authenticated; only the gateway sets them. */

@@ -19,7 +19,7 @@ t.test('the shared rules', async (t) => {
 t.test('a registrant proof vouches for one identity, for a minute, by the owner of one secret', async (t) => {
   const { registrantProof, verifyRegistrantProof } = await import('../src/index.js')
   const owner = 'a'.repeat(64)
-  const alice = { sessionId: 's1', userId: 'alice', scopes: ['view', 'interact'] }
+  const alice = { sessionId: 's1', userId: 'alice', serverType: 'mcp-webui', scopes: ['view', 'interact'] }
   const now = 1_800_000_000_000
   const proof = registrantProof(owner, alice, now)
   t.match(proof, /^1800000000\.[0-9a-f]{64}$/)
@@ -28,7 +28,8 @@ t.test('a registrant proof vouches for one identity, for a minute, by the owner 
   t.equal(verifyRegistrantProof(proof, owner, { ...alice, userId: 'bob' }, now), false, 'nor for another user')
   t.equal(verifyRegistrantProof(proof, owner, { ...alice, sessionId: 's2' }, now), false, 'nor another session')
   t.equal(verifyRegistrantProof(proof, owner, { ...alice, scopes: ['view'] }, now), false, 'nor other scopes')
-  t.equal(verifyRegistrantProof(proof, 'b'.repeat(64), alice, now), false, "nor by another registrant's backend")
+  t.equal(verifyRegistrantProof(proof, owner, { ...alice, serverType: 'admin' }, now), false, 'nor another server type')
+  t.equal(verifyRegistrantProof(proof, 'b'.repeat(64), alice, now), false, "nor with another registration's key")
   for (const bad of [undefined, '', proof.toUpperCase(), `${proof}x`, `x${proof}`, proof.replace('.', ','), '\u00e9'.repeat(75)]) {
     t.equal(verifyRegistrantProof(bad, owner, alice, now), false, JSON.stringify(bad))
   }

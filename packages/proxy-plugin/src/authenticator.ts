@@ -21,6 +21,19 @@ const REFUSALS: Record<InvalidTokenReason, () => Error> = {
  */
 export class Authenticator {
   readonly registry: Registry
+  readonly #proofKeys = new WeakMap<ServerRegistration, string>()
+
+  /** A backend's proof key, once per registration record the route cache holds (an HMAC otherwise). */
+  readonly proofKeyOf = (backend: ServerRegistration): string | null => {
+    if (backend.ownerHash === null) return null
+    let key = this.#proofKeys.get(backend)
+    if (key === undefined) {
+      key = this.registry.tokens.proofKey(backend.ownerHash)
+      this.#proofKeys.set(backend, key)
+    }
+    return key
+  }
+
   readonly sessions: RevalidatingCache<string, SessionRecord>
   readonly routes: RevalidatingCache<string, ServerRegistration>
 

@@ -24,9 +24,11 @@ export interface ForwardContext {
   sessionCookie: string | null
   /** The CSP `frame-ancestors` policy sent with every answer. */
   frameAncestors: string
+  /** The backend's proof key (null for a registration made without a secret). */
+  proofKey: string | null
 }
 
-export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null = null): ForwardContext {
+export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofKeyOf: (backend: ServerRegistration) => string | null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
@@ -40,7 +42,8 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     session: request.mcpSession!,
     backend: request.mcpBackend!,
     sessionCookie,
-    frameAncestors: options.frameAncestors
+    frameAncestors: options.frameAncestors,
+    proofKey: proofKeyOf(request.mcpBackend!)
   }
 }
 
@@ -119,7 +122,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
-  if (ctx.backend.ownerHash !== null) out[REGISTRANT_HEADER] = registrantProof(ctx.backend.ownerHash, ctx.session)
+  if (ctx.proofKey !== null) out[REGISTRANT_HEADER] = registrantProof(ctx.proofKey, ctx.session)
   return out
 }
 

@@ -129,15 +129,18 @@ t.test("the backend learns its registrant's proof with every request and upgrade
   await gw.registry.registerServer({ serverName: 'owned', host: '127.0.0.1', port: backend.port, secret })
   const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'owned', serverSecret: secret })
   const ownerHash = createHash('sha256').update(secret).digest('hex')
+  const proofKey = gw.registry.tokens.proofKey(ownerHash)
+  t.not(proofKey, ownerHash, 'the key is not what the store keeps')
   await rawRequest(gw.port, `/mcp/${token}/`, { headers: { 'x-mcpgw-registrant': 'forged' } })
   const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: { ...WS_HEADERS, 'x-mcpgw-registrant': 'forged' } })
   upgrade.socket?.destroy()
   t.equal(upgrade.status, 101)
   t.equal(backend.seen.length, 2)
   for (const [i, seen] of backend.seen.entries()) {
-    const identity = { sessionId: String(seen.headers['x-mcpgw-session-id']), userId: 'alice', scopes: String(seen.headers['x-mcpgw-scopes']).split(',') }
-    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, identity), true, `${i === 0 ? 'HTTP' : 'upgrade'}: a fresh proof for this identity, by this registrant's key, never the forged value`)
-    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, { ...identity, userId: 'bob' }), false)
+    const identity = { sessionId: String(seen.headers['x-mcpgw-session-id']), userId: 'alice', serverType: 'mcp-webui', scopes: String(seen.headers['x-mcpgw-scopes']).split(',') }
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], proofKey, identity), true, `${i === 0 ? 'HTTP' : 'upgrade'}: a fresh proof for this identity, with this registration's key, never the forged value`)
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], proofKey, { ...identity, userId: 'bob' }), false)
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, identity), false, 'the owner hash (what a leaked store holds) makes no proof')
   }
 
   const unowned = await startBackend(t)

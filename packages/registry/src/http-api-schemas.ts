@@ -76,6 +76,7 @@ export const registerServerSchema = {
       properties: {
         ...registrationSchema.properties,
         secret: { type: 'string' },
+        proofKey: { type: 'string', description: 'What the backend checks X-Mcpgw-Registrant with (see @mcp-gw/protocol verifyRegistrantProof): keep it like the secret' },
         linkOrigin: { type: 'string', description: 'The origin session links point at (`https://*.apps.example.com` in isolated mode): what a page embedding them must allow in `frame-src`' }
       }
     },

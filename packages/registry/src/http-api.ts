@@ -129,9 +129,13 @@ function handlers (registry: Registry, links: Links) {
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
       const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
-      const answer = { ...registrationJson(registration), linkOrigin: linkOrigin(request) }
-      // A secret made here was accepted only because the name was free: return it, once.
-      if (given === undefined) reply.header('cache-control', 'no-store')
+      const answer = {
+        ...registrationJson(registration),
+        linkOrigin: linkOrigin(request),
+        ...(registration.ownerHash !== null && { proofKey: registry.tokens.proofKey(registration.ownerHash) })
+      }
+      // Key material: never cached. A secret made here was accepted only because the name was free: returned once.
+      reply.header('cache-control', 'no-store')
       return given === undefined ? { ...answer, secret } : answer
     },
 

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { InvalidOptionError, SigningKeyError, WeakSecretError } from './errors.js'
 import type { InvalidTokenReason, SessionClaims } from './types.js'
@@ -42,6 +43,7 @@ type Sign = (payload: Record<string, unknown>) => string
 export class TokenService {
   readonly signingKid: string
   readonly #sign: Sign
+  readonly #signingSecret: string | Buffer
   readonly #verifiers: Map<string, Verify>
   readonly #defaultVerifier: Verify | undefined
 
@@ -51,6 +53,7 @@ export class TokenService {
     const signingKey = keys.find((k) => k.kid === signingKid)
     if (signingKey === undefined) throw new InvalidOptionError('signingKid', `no key has kid "${signingKid}"`)
     this.signingKid = signingKid
+    this.#signingSecret = signingKey.secret
 
     this.#sign = createSigner({
       key: signingKey.secret,
@@ -78,6 +81,15 @@ export class TokenService {
     }
     // A token without a kid can only be checked when the choice is unambiguous.
     this.#defaultVerifier = keys.length === 1 ? this.#verifiers.get(keys[0]!.kid) : this.#verifiers.get(DEFAULT_KID)
+  }
+
+  /**
+   * The key a registrant's backend checks X-Mcpgw-Registrant with: derived from the
+   * signing secret (never stored) and the registration's owner hash, so the store
+   * alone cannot make one, and every gateway with the same secret makes the same.
+   */
+  proofKey (ownerHash: string): string {
+    return createHmac('sha256', this.#signingSecret).update(`mcp-gw registrant proof key\0${ownerHash}`).digest('hex')
   }
 
   sign (claims: Omit<SessionClaims, 'iss' | 'aud'>): string {

@@ -184,7 +184,7 @@ t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
   // Unknown properties are dropped by Fastify's validator, never stored.
   const extra = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'x', host: '127.0.0.1', port: 80, $where: 'x', extra: 1 } })
   t.equal(extra.statusCode, 200)
-  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'linkOrigin', 'metadata', 'port', 'protocol', 'registeredAt', 'secret', 'serverName'])
+  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'linkOrigin', 'metadata', 'port', 'proofKey', 'protocol', 'registeredAt', 'secret', 'serverName'])
 })
 
 t.test('registrations outside the allowed backends get 403 with a code', async (t) => {
@@ -242,4 +242,16 @@ t.test('register-server says where links point: the public origin, the request o
     const res = await app.inject({ method: 'POST', url: '/register-server', headers: { ...owner, ...headers }, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } })
     t.equal(res.json().linkOrigin, expected, JSON.stringify(options))
   }
+})
+
+t.test('register-server gives the registrant its proof key: derived from the gateway secret, not from anything stored, never cached', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/register-server', headers: owner, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } })
+  const { proofKey } = res.json() as { proofKey: string }
+  t.match(proofKey, /^[0-9a-f]{64}$/)
+  t.equal(res.headers['cache-control'], 'no-store')
+  const stored = await app.mcpRegistry.discover('todoodles')
+  t.not(proofKey, stored!.ownerHash, 'not the owner hash the store keeps')
+  t.equal(proofKey, app.mcpRegistry.tokens.proofKey(stored!.ownerHash!), 'what the proxy signs with')
+  t.notOk(JSON.stringify(await app.mcpRegistry.listServers()).includes(proofKey), 'nor anywhere in what the store returns')
 })
