@@ -168,9 +168,11 @@ export class Registry {
       ownerHash
     }
     let result = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
-    if (!result.created && result.session.ownerHash !== ownerHash) {
-      // The live session for this key was issued for an earlier holder of the server name:
-      // never hand its token to the new one. It is replaced (and so revoked).
+    if (!result.created && (result.session.ownerHash !== ownerHash || grantsOtherThanAsked(result.session, candidate, input))) {
+      // The live session for this key was issued for an earlier holder of the server name
+      // (never hand its token to the new one), or grants other scopes or a longer life than
+      // this call asks for (a view-only link must not come back able to interact): it is
+      // replaced, and so revoked.
       result = await this.#counted('createSession').createSession(candidate, { rotate: true, now })
     }
     return { session: result.session, token: this.tokenFor(result.session), created: result.created }
@@ -374,6 +376,12 @@ export class Registry {
 }
 
 /** What the store keeps of a registrant's secret: its SHA-256, never the secret. */
+/** Whether a live session differs from what a call explicitly asked for: other scopes, or a longer life. */
+function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input: CreateSessionInput): boolean {
+  if (input.scopes !== undefined && (live.scopes.length !== asked.scopes.length || live.scopes.some((s) => !asked.scopes.includes(s)))) return true
+  return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
+}
+
 function ownerHashOf (secret: string | undefined): string | null {
   if (secret === undefined) return null
   if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
