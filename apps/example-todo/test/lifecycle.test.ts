@@ -73,6 +73,7 @@ t.test('gateway restarted (its embedded store forgot everything): the next link 
 for (const [how, end] of [
   ['SIGTERM', (example: ExampleProcess) => { example.child.kill('SIGTERM') }],
   ['SIGINT', (example: ExampleProcess) => { example.child.kill('SIGINT') }],
+  ['SIGHUP (the terminal or parent went away)', (example: ExampleProcess) => { example.child.kill('SIGHUP') }],
   ['the end of stdin (the MCP client went away)', (example: ExampleProcess) => { example.child.stdin!.end() }]
 ] as const) {
   t.test(`${how}: the process exits within 2 s with its registration removed`, async (t) => {
