@@ -31,15 +31,14 @@ const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
  */
 export function readWildcardUrl (value: string): WildcardUrl | null {
   const match = typeof value === 'string' ? /^(https?):\/\/\*(\.[A-Za-z0-9.-]+?)\.?(?::(\d{1,5}))?\/?$/.exec(value) : null
-  const fail = (): null => null
-  if (match === null) return fail()
+  if (match === null) return null
   const protocol = match[1] as 'http' | 'https'
   const suffix = match[2]!.toLowerCase()
-  if (suffix.split('.').slice(1).some((label) => !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label))) return fail()
+  if (suffix.split('.').slice(1).some((label) => !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label))) return null
   let port = match[3] ?? ''
   if (port !== '') {
     const n = Number(port)
-    if (n < 1 || n > 65535) return fail()
+    if (n < 1 || n > 65535) return null
     // What browsers write: no default port in Host or Origin.
     if ((protocol === 'http' && n === 80) || (protocol === 'https' && n === 443)) port = ''
     else port = String(n)

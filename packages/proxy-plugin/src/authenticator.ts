@@ -1,3 +1,4 @@
+import { registrantProof } from '@mcp-gw/protocol'
 import type { InvalidTokenReason, Registry, ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import {
   BadSignatureError, ExpiredTokenError, MalformedTokenError, NoBackendError, RevokedTokenError,
@@ -22,16 +23,28 @@ const REFUSALS: Record<InvalidTokenReason, () => Error> = {
 export class Authenticator {
   readonly registry: Registry
   readonly #proofKeys = new WeakMap<ServerRegistration, string>()
+  readonly #proofs = new WeakMap<SessionRecord, { key: string, seconds: number, proof: string }>()
 
-  /** A backend's proof key, once per registration record the route cache holds (an HMAC otherwise). */
-  readonly proofKeyOf = (backend: ServerRegistration): string | null => {
+  /**
+   * The X-Mcpgw-Registrant value for a request of `session` to `backend` (null for a
+   * registration made without a secret). Proofs name whole seconds, so one per session
+   * and second is made and reused; the backend's key once per registration record the
+   * route cache holds. Two HMACs a request otherwise.
+   */
+  readonly proofFor = (backend: ServerRegistration, session: SessionRecord): string | null => {
     if (backend.ownerHash === null) return null
     let key = this.#proofKeys.get(backend)
     if (key === undefined) {
       key = this.registry.tokens.proofKey(backend.ownerHash)
       this.#proofKeys.set(backend, key)
     }
-    return key
+    const now = Date.now()
+    const seconds = Math.floor(now / 1000)
+    const last = this.#proofs.get(session)
+    if (last !== undefined && last.key === key && last.seconds === seconds) return last.proof
+    const proof = registrantProof(key, session, now)
+    this.#proofs.set(session, { key, seconds, proof })
+    return proof
   }
 
   readonly sessions: RevalidatingCache<string, SessionRecord>

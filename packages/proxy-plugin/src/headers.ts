@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { IDENTITY_HEADERS, REGISTRANT_HEADER, registrantProof, urlHost } from '@mcp-gw/protocol'
+import { IDENTITY_HEADERS, REGISTRANT_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { NormalizedProxyOptions } from './options.js'
@@ -24,11 +24,11 @@ export interface ForwardContext {
   sessionCookie: string | null
   /** The CSP `frame-ancestors` policy sent with every answer. */
   frameAncestors: string
-  /** The backend's proof key (null for a registration made without a secret). */
-  proofKey: string | null
+  /** X-Mcpgw-Registrant for this request (null for a registration made without a secret). */
+  registrantProof: string | null
 }
 
-export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofKeyOf: (backend: ServerRegistration) => string | null): ForwardContext {
+export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => string | null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
@@ -43,7 +43,7 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     backend: request.mcpBackend!,
     sessionCookie,
     frameAncestors: options.frameAncestors,
-    proofKey: proofKeyOf(request.mcpBackend!)
+    registrantProof: proofFor(request.mcpBackend!, request.mcpSession!)
   }
 }
 
@@ -55,9 +55,9 @@ export function backendOrigin (backend: ServerRegistration): string {
 
 /**
  * Headers that tell the backend who the gateway authenticated (only the gateway
- * sets them). `x-mcpgw-registrant` is a proof, keyed by the SHA-256 of the
- * backend's own registrant secret, that vouches for the others for a minute: a
- * backend reachable by others too (direct links) accepts them only with it.
+ * sets them). `x-mcpgw-registrant` is a proof, keyed by the proof key the backend
+ * got when it registered, that vouches for the others for a minute: a backend
+ * reachable by others too (direct links) accepts them only with it.
  */
 export { IDENTITY_HEADERS }
 
@@ -122,7 +122,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
-  if (ctx.proofKey !== null) out[REGISTRANT_HEADER] = registrantProof(ctx.proofKey, ctx.session)
+  if (ctx.registrantProof !== null) out[REGISTRANT_HEADER] = ctx.registrantProof
   return out
 }
 

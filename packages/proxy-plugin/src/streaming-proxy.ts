@@ -118,7 +118,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
     const target = request.mcpTarget!
     const backend = request.mcpBackend!
-    const ctx = forwardContext(request, options, sessionCookie, authenticator.proofKeyOf)
+    const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)
     const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
     // The query travels separately: reply-from vets the source path, and a query may hold `../`.
     return reply.from(backendOrigin(backend) + target.path, {

@@ -200,7 +200,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
     const target = request.mcpTarget!
     const backend = request.mcpBackend!
-    const ctx = forwardContext(request, options, sessionCookie, authenticator.proofKeyOf)
+    const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)
     const headers = rewriteRequestHeaders(req.headers, ctx, true)
     headers.host = `${urlHost(backend.host)}:${backend.port}`
     const path = (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token))
