@@ -18,17 +18,26 @@ import { CrossSiteRequestError, ServiceWorkerRefusedError } from './errors.js'
  *   subresource GET (a `<script src>`) carries the Lax cookie: use https.
  */
 export function fetchRefusal (headers: IncomingHttpHeaders, method: string, sessionHost: boolean): Error | null {
-  if (headers['service-worker'] === 'script') return new ServiceWorkerRefusedError()
+  const worker = headers['service-worker']
+  if (worker !== undefined && values(worker).includes('script')) return new ServiceWorkerRefusedError()
   if (!sessionHost) return null
   // Browsers send Fetch Metadata only to secure origins: over plain http (a wildcard domain
   // other than *.localhost) the Origin of an unsafe request is what tells another page's.
   const origin = headers.origin
   if (origin !== undefined && method !== 'GET' && method !== 'HEAD' && !sameHost(origin, headers.host)) return new CrossSiteRequestError()
+  // Browsers send one lower-case value; any other spelling is read at its strictest.
   const site = headers['sec-fetch-site']
-  if (site !== 'cross-site' && site !== 'same-site') return null
-  const mode = headers['sec-fetch-mode']
-  if ((mode === 'navigate' || mode === 'nested-navigate') && (method === 'GET' || method === 'HEAD')) return null
+  if (site === undefined || !values(site).some((v) => v === 'cross-site' || v === 'same-site')) return null
+  const modes = values(headers['sec-fetch-mode'] ?? '')
+  const navigation = modes.length > 0 && modes.every((m) => m === 'navigate' || m === 'nested-navigate')
+  // An upgrade is never a navigation, whatever it claims.
+  if (navigation && (method === 'GET' || method === 'HEAD') && headers.upgrade === undefined) return null
   return new CrossSiteRequestError()
+}
+
+/** A header's values as a browser never sends them but a client may: repeated, comma-joined, in any case. */
+function values (value: string | string[]): string[] {
+  return (Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',').map((v) => v.trim()).filter((v) => v !== '')
 }
 
 function sameHost (origin: string, host: string | undefined): boolean {

@@ -75,6 +75,8 @@ const HOP_BY_HOP = new Set(['upgrade', 'keep-alive', 'proxy-connection', 'expect
  */
 function spoofable (name: string): boolean {
   if (name === 'forwarded') return true
+  // CGI, WSGI and PHP read `_` as `-` in header names: `X_MCPGW_USER_ID` is X-Mcpgw-User-Id to them.
+  if (name.includes('_')) name = name.replaceAll('_', '-')
   return name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name.startsWith('x-forwarded-') || name === 'x-real-ip')
 }
 
