@@ -64,9 +64,22 @@ export { IDENTITY_HEADERS }
 /** Cookies of mcp-gw itself: `mcpgw_session`, `__Host-mcpgw`, `mcpgw_direct_<port>`. */
 const OWN_COOKIE = /^\s*(__Host-mcpgw|mcpgw_[A-Za-z0-9_]*)\s*=/
 
-// Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend.
-// reply-from drops Connection and Transfer-Encoding itself; undici refuses the rest.
-const HOP_BY_HOP = new Set(['upgrade', 'keep-alive', 'proxy-connection', 'expect', 'http2-settings', 'te'])
+// Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend, which
+// undici would refuse or frame differently (Transfer-Encoding: it chunks a body itself).
+const HOP_BY_HOP = new Set(['connection', 'transfer-encoding', 'upgrade', 'keep-alive', 'proxy-connection', 'expect', 'http2-settings', 'te'])
+// A WebSocket handshake keeps what makes it one.
+const UPGRADE_KEEPS = new Set(['connection', 'upgrade'])
+
+/** The names a `Connection` header lists: hop-by-hop too (RFC 9110 7.6.1). */
+function connectionListed (value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null
+  const names = new Set<string>()
+  for (const name of String(value).toLowerCase().split(',')) {
+    const trimmed = name.trim()
+    if (trimmed !== '' && trimmed !== 'close' && trimmed !== 'keep-alive') names.add(trimmed)
+  }
+  return names.size === 0 ? null : names
+}
 
 /**
  * Whatever a client sent under these names is dropped: a backend must not take it
@@ -88,9 +101,12 @@ function spoofable (name: string): boolean {
 export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext, upgrade = false): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {}
   const token = ctx.forwardToken ? null : ctx.token
+  // What the client lists in Connection is for us; the gateway's own headers are set below, whatever it lists.
+  const listed = upgrade ? null : connectionListed(headers.connection)
   for (const name of Object.keys(headers)) {
     const value = headers[name]
-    if (!upgrade && HOP_BY_HOP.has(name) && !(name === 'te' && value === 'trailers')) continue
+    if (HOP_BY_HOP.has(name) && !(upgrade && UPGRADE_KEEPS.has(name)) && !(name === 'te' && value === 'trailers')) continue
+    if (listed?.has(name) === true) continue
     if (spoofable(name)) continue
     if (name === 'referer') {
       const referer = rewriteReferer(value as string, ctx)

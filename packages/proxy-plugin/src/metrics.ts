@@ -37,6 +37,18 @@ export class StreamSet {
 
   /** Ends every open stream: the client sees a clean end and may reconnect elsewhere. */
   endAll (): void {
-    for (const res of this.#open) res.end()
+    for (const res of this.#open) endAndHangUp(res)
   }
+}
+
+/**
+ * Ends a response and, once it is out, its connection: a keep-alive connection
+ * whose response ends after the server began closing is not closed by Node
+ * (it closes only the connections idle when close() is called), so a server's
+ * close would wait out the keep-alive timeout for it.
+ */
+export function endAndHangUp (res: ServerResponse): void {
+  const socket = res.socket
+  res.end()
+  socket?.end()
 }

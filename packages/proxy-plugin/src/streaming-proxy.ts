@@ -1,10 +1,10 @@
 import { pipeline, Transform } from 'node:stream'
-import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import fp from 'fastify-plugin'
-import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, MissingTokenError } from './errors.js'
-import { sendError } from './error-reply.js'
-import { backendOrigin, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
+import { BodyTooLargeError, MissingTokenError } from './errors.js'
+import { forwardContext, rewriteRequestHeaders } from './headers.js'
+import { backendAgent, proxyHttp } from './http-exchange.js'
+import type { ExchangeContext } from './http-exchange.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { redactUrl, stripTokenFromQuery } from './request-target.js'
 import { contextOptions } from './token-auth.js'
@@ -13,11 +13,6 @@ import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
 import { sessionCookieName } from './isolation.js'
 
 const METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
-
-const TIMEOUT_CODES = new Set([
-  'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
-])
 
 export interface StreamingProxyOptions extends ProxyOptions {
   /** Internal: this context serves session hosts (isolated mode). */
@@ -62,39 +57,6 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     done(null, counted)
   })
 
-  await fastify.register(replyFrom, {
-    disableRequestLogging: true,
-    undici: {
-      connect: { timeout: options.connectTimeoutMs },
-      headersTimeout: options.upstreamHeadersTimeoutMs,
-      bodyTimeout: options.upstreamIdleTimeoutMs,
-      keepAliveTimeout: 30_000
-    }
-  })
-
-  function onError (reply: FastifyReply, { error }: { error: Error & { code?: string } }): void {
-    // reply-from types its reply for every server kind; ours is HTTP/1.
-    const cause = (error.cause as { code?: string } | undefined)?.code
-    const code = error.code ?? cause
-    if (code === 'MCPGW_PROXY_BODY_TOO_LARGE' || cause === 'MCPGW_PROXY_BODY_TOO_LARGE') {
-      // The rest of the body is not worth reading: answer and hang up.
-      reply.header('connection', 'close')
-      sendError(reply, new BodyTooLargeError(maxBody))
-      return
-    }
-    // The one line an operator gets when access logs are off. The URL stays out: it holds the token.
-    reply.log.warn({ code: cause ?? code, serverName: reply.request.mcpSession?.serverName }, 'backend request failed')
-    sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
-  }
-
-  // reply-from answers a backend's invalid status (600, say) with onError's 502 and then sends
-  // the body anyway, which Fastify logs with the request URL, token and all: send it only once.
-  // (reply-from types its callbacks for every server kind; ours is HTTP/1.)
-  function sendUpstream (_request: FastifyRequest, reply: FastifyReply, res: { stream: NodeJS.ReadableStream & { destroy: () => void } }): void {
-    if (reply.sent) res.stream.destroy()
-    else reply.send(res.stream)
-  }
-
   const metrics = opts.shared?.metrics ?? new ProxyMetrics()
   const streams = opts.shared?.streams ?? new StreamSet()
   fastify.addHook('onResponse', function count (request, reply, done) {
@@ -113,25 +75,18 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   const ws = attachWebSocketProxy(fastify, options, authenticator, sessionCookie)
   // On a session host every path is the backend's, `/` included.
   const config = { mcpSessionHost: sessionHosts }
-  const proxy = function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> | FastifyReply {
+  const exchanges: ExchangeContext = { agent: backendAgent(options), streams, maxBodyBytes: maxBody, closing: false }
+  fastify.addHook('preClose', (done) => { exchanges.closing = true; done() })
+  // Idle backend sockets go now; a request still in flight ends as its client's does.
+  fastify.addHook('onClose', (_instance, done) => { exchanges.agent.close().catch(() => {}); done() })
+  const proxy = function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const upgrade = pendingUpgrade(request)
     if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
     const target = request.mcpTarget!
-    const backend = request.mcpBackend!
     const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)
     const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
-    // The query travels separately: reply-from vets the source path, and a query may hold `../`.
-    return reply.from(backendOrigin(backend) + target.path, {
-      queryString: () => search.slice(1),
-      rewriteRequestHeaders: (_request, headers) => rewriteRequestHeaders(headers, ctx),
-      rewriteHeaders: (headers) => {
-        const type = headers['content-type']
-        if (typeof type === 'string' && type.startsWith('text/event-stream')) streams.add(reply.raw)
-        return rewriteResponseHeaders(headers, ctx) as typeof headers
-      },
-      onError: onError as never,
-      onResponse: sendUpstream as never
-    })
+    proxyHttp(request, reply, ctx, (target.path || '/') + search, rewriteRequestHeaders(request.headers, ctx), exchanges)
+    return undefined
   }
   fastify.route({ method: METHODS, url: '/*', exposeHeadRoute: false, logSerializers, config, handler: proxy })
   fastify.route({

@@ -156,3 +156,45 @@ t.test('backpressure: a client that stops reading stops the backend, the gateway
   })
   await within(stall, 5000, 'the backend stalling')
 })
+
+t.test('a long-poll that ends while the server closes takes its keep-alive connection with it: close() does not wait out the keep-alive timeout', async (t) => {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  let arrived!: () => void
+  const waiting = new Promise<void>((resolve) => { arrived = resolve })
+  const backend = await startBackend(t, async (_req, res) => {
+    arrived()
+    await released
+    res.end('{"late":true}')
+  })
+  const gw = await startGateway(t)
+  const token = await gw.session(backend)
+  const answer = fetch(`${gw.origin}/mcp/${token}/poll`).then(async (res) => await res.text())
+  await within(waiting, 5000, 'the long-poll reaching the backend')
+  const closing = gw.app.close()
+  release()
+  t.equal(await within(answer, 5000, 'the long-poll answer'), '{"late":true}')
+  // Fastify's keep-alive timeout is 72 s: a connection left open would hold close() that long.
+  await within(closing, 5000, 'the server closing')
+  t.pass('closed as soon as the answer was out')
+})
+
+t.test('headers the host app sets on the reply before the proxy answers travel with the backend\'s answer, under it', async (t) => {
+  const backend = await startBackend(t, (_req, res) => {
+    res.setHeader('x-from', 'backend')
+    res.end('ok')
+  })
+  const gw = await startGateway(t, {
+    beforeGateway: (app) => {
+      app.addHook('onRequest', async (_request, reply) => {
+        reply.header('strict-transport-security', 'max-age=63072000')
+        reply.header('x-from', 'host app')
+      })
+    }
+  })
+  const token = await gw.session(backend)
+  const res = await fetch(`${gw.origin}/mcp/${token}/page`)
+  t.equal(await res.text(), 'ok')
+  t.equal(res.headers.get('strict-transport-security'), 'max-age=63072000')
+  t.equal(res.headers.get('x-from'), 'backend', 'the backend\'s own value wins')
+})
