@@ -26,7 +26,8 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_CORS_ORIGINS, MCP_WEB_UI_ALLOWED_BACKENDS,
   MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000),
   MCP_WEB_UI_HEADERS_TIMEOUT_MS (30000), MCP_WEB_UI_MAX_CONNECTIONS (0: no cap),
-  MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false), DEBUG=true.
+  MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false),
+  MCP_WEB_UI_REUSE_PORT (false; with a Mongo store, several processes on one port), DEBUG=true.
 SIGTERM or SIGINT drains and exits 0.`,
   sessions: `usage: mcp-gw sessions list [--user ID] [--server NAME] [--limit N] [--json]
        mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID)
@@ -79,7 +80,7 @@ async function start (): Promise<void> {
     throw err
   }
   const app = await buildGateway(config, { prettyLogs: config.debug && process.stdout.isTTY })
-  await app.listen({ port: config.port, host: config.host })
+  await app.listen({ port: config.port, host: config.host, ...(config.reusePort && { reusePort: true }) })
   app.log.info({ store: app.mcpRegistry.store.kind, prefix: config.prefix }, 'mcp-gw listening')
   let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -31,6 +31,11 @@ export interface GatewayConfig {
   maxConnections: number
   /** Largest request body passed to a backend (413 beyond); 0 for no limit. */
   maxBodyBytes: number
+  /**
+   * Bind the port with SO_REUSEPORT, so several gateway processes on one Mongo store
+   * share it and the kernel spreads connections over them (Linux and the BSDs, Node 22.12+).
+   */
+  reusePort: boolean
 }
 
 export { ConfigError }
@@ -56,6 +61,7 @@ const schema = {
     MCP_WEB_UI_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
     MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
+    MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -112,7 +118,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number,
     headersTimeoutMs: raw.MCP_WEB_UI_HEADERS_TIMEOUT_MS as number,
     maxConnections: raw.MCP_WEB_UI_MAX_CONNECTIONS as number,
-    maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number
+    maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number,
+    reusePort: raw.MCP_WEB_UI_REUSE_PORT === 'true'
   }
   for (const origin of config.corsOrigins) {
     if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')
@@ -143,8 +150,22 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
       throw new ConfigError('invalid configuration: MCP_WEB_UI_WILDCARD_URL must look like https://*.apps.example.com or http://*.localhost:3082')
     }
   }
+  if (config.reusePort && config.mongoUrl === undefined) {
+    // Processes on the embedded store would each hold sessions the others never see.
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_REUSE_PORT needs MCP_WEB_UI_MONGO_URL: gateway processes sharing a port must share one session store')
+  }
+  if (config.reusePort && !reusePortSupported()) {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_REUSE_PORT needs Node.js 22.12 or later on Linux or a BSD (this is ${process.version} on ${process.platform})`)
+  }
   if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
     throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
   }
   return config
+}
+
+/** Whether `listen({ reusePort })` means something here: Node 22.12+ (or 23.1+) on Linux and the BSDs. */
+export function reusePortSupported (version = process.versions.node, platform: string = process.platform): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  const recent = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
+  return recent && ['linux', 'freebsd', 'openbsd', 'netbsd', 'dragonfly'].includes(platform)
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, loadConfig, reusePortSupported } from '../src/config.js'
 
 t.test('defaults are those of the original gateway', async (t) => {
   const config = loadConfig({})
@@ -80,4 +80,18 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     t.match(err?.message, new RegExp(name), `names ${name}`)
     for (const value of Object.values(env)) if (value.length > 8) t.notMatch(err?.message, value, 'does not repeat the value')
   }
+})
+
+t.test('MCP_WEB_UI_REUSE_PORT: several processes on one port only when they share a Mongo store, on a Node that can', async (t) => {
+  t.equal(loadConfig({}).reusePort, false)
+  t.throws(() => loadConfig({ MCP_WEB_UI_REUSE_PORT: 'true' }), { code: 'MCPGW_GATEWAY_CONFIG', message: /MCP_WEB_UI_REUSE_PORT needs MCP_WEB_UI_MONGO_URL/ })
+  t.throws(() => loadConfig({ MCP_WEB_UI_REUSE_PORT: 'yes' }), { code: 'MCPGW_GATEWAY_CONFIG' })
+  const withMongo = { MCP_WEB_UI_REUSE_PORT: 'true', MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017', MCP_WEB_UI_JWT_SECRET: 'x'.repeat(32) }
+  if (reusePortSupported()) t.equal(loadConfig(withMongo).reusePort, true)
+  else t.throws(() => loadConfig(withMongo), { message: /needs Node.js 22.12 or later/ })
+  t.equal(reusePortSupported('22.12.0', 'linux'), true)
+  t.equal(reusePortSupported('22.11.0', 'linux'), false)
+  t.equal(reusePortSupported('23.0.0', 'linux'), false)
+  t.equal(reusePortSupported('24.1.0', 'linux'), true)
+  t.equal(reusePortSupported('24.1.0', 'win32'), false)
 })
