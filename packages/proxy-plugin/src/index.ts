@@ -8,6 +8,7 @@ export { Authenticator } from './authenticator.js'
 export { assetRedirect } from './asset-fallback.js'
 export { clientErrorHandler, expectationFailed, frameworkErrors, sendError } from './error-reply.js'
 export { redactUrl, parseTarget, serverLogSerializers } from './request-target.js'
+export { lazyChildLogger } from './child-logger.js'
 export type { RequestTarget } from './request-target.js'
 export {
   validateOptions, frameAncestorsPolicy,
