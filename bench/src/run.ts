@@ -14,7 +14,7 @@ import { cpuMs, openFds, peakRss, resetPeakRss, rss, sleep, spawnJson } from './
 import { fmt, median, mib, table } from './stats.js'
 import type { Backend, Target } from './targets.js'
 import type { GatewayProcess } from '@mcp-gw/testkit'
-import { NGINX, spawnGateway, startBackend, startBareProxy, startChp, startGateway, startNginx, direct } from './targets.js'
+import { NGINX, NODE_CEILING, spawnGateway, startBackend, startBareProxy, startChp, startGateway, startGatewayPair, startNginx, startNodeCeiling, direct } from './targets.js'
 import type { HttpResult } from './wrk.js'
 import { hasWrk, WRK, wrk } from './wrk.js'
 import { summarizeProfile } from './profile.js'
@@ -106,44 +106,63 @@ async function main (): Promise<void> {
   const nginx = await startNginx(backend)
   if (nginx === null) note(`nginx is not installed at ${NGINX}: its column is missing (apt-get install nginx)`)
   else targets.push(nginx)
+  const ceiling = await startNodeCeiling(backend)
   const bare = await startBareProxy(backend)
-  targets.push(bare, await startChp(backend))
+  const chp = await startChp(backend)
+  targets.push(ceiling, bare, chp)
   const gwMemory = await startGateway(backend, 'mcp-gw (embedded store)', {})
   const gwMongo = await startGateway(backend, 'mcp-gw (Mongo store)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench') })
   targets.push(gwMemory, gwMongo)
   const gateways = [gwMemory, gwMongo]
   const ratio = (value: number, t: Target, base: Map<Target, number>): string =>
     gateways.includes(t as typeof gwMemory) ? ` (${fmt(value / base.get(bare)!, 2)}x)` : ''
+  // Workload 1 only: two gateway processes on one port and one Mongo store.
+  const pair = wanted(1) ? await startGatewayPair(backend, 'mcp-gw x2 (Mongo store, SO_REUSEPORT)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench_pair') }) : null
 
   try {
-    for (const t of targets) await http({ urls: [t.base + 'small'], connections: 50, seconds: 2 }) // warm-up
+    // Every target warmed (JIT, connection pools, session caches) before any figure is taken.
+    for (const t of pair === null ? targets : [...targets, pair]) await http({ urls: [t.base + 'small'], connections: 50, seconds: quick ? 2 : 4 })
 
     if (wanted(1) || wanted(7)) {
       out('## 1. Small JSON GET, 50 connections')
       out()
       const before = new Map<Target, string>()
       for (const g of gateways) before.set(g, await g.admin!.metrics())
-      const res = await rounds(targets, async (t) => {
+      const smallTargets = pair === null ? targets : [...targets, pair]
+      const res = await rounds(smallTargets, async (t) => {
         const cpu = await sumCpu(t.pids)
         const r = await http({ urls: [t.base + 'small'], connections: 50, seconds: SECONDS })
         return { ...r, cpuUsPerRequest: (await sumCpu(t.pids) - cpu) * 1000 / r.requests }
       })
       const rps = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
       const p99 = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.p99))]))
-      out(table(['target', 'requests/s', 'p50 ms', 'p99 ms', 'CPU µs per request', 'errors'], [...res].map(([t, r]) => [
-        t.name, fmt(rps.get(t)!) + ratio(rps.get(t)!, t, rps), fmt(median(r.map((x) => x.p50)), 2), fmt(p99.get(t)!, 2) + (gateways.includes(t as typeof gwMemory) ? ` (${p99.get(t)! - p99.get(bare)! >= 0 ? '+' : ''}${fmt(p99.get(t)! - p99.get(bare)!, 2)})` : ''),
-        fmt(median(r.map((x) => x.cpuUsPerRequest))) + (t === targets[0] ? ' (the backend)' : ''),
+      const cpu = new Map([...res].map(([t, r]) => [t, median(r.map((x) => x.cpuUsPerRequest))]))
+      const isGateway = (t: Target): boolean => gateways.includes(t as typeof gwMemory) || t === pair
+      out(table(['target', 'requests/s', 'to Node ceiling', 'p50 ms', 'p99 ms', 'CPU µs per request', 'errors'], [...res].map(([t, r]) => [
+        t.name, fmt(rps.get(t)!), t === targets[0] ? '' : `${fmt(rps.get(t)! / rps.get(ceiling)!, 2)}x`, fmt(median(r.map((x) => x.p50)), 2),
+        fmt(p99.get(t)!, 2) + (isGateway(t) ? ` (${p99.get(t)! - p99.get(bare)! >= 0 ? '+' : ''}${fmt(p99.get(t)! - p99.get(bare)!, 2)} to bare)` : ''),
+        fmt(cpu.get(t)!) + (t === targets[0] ? ' (the backend)' : ''),
         fmt(r.reduce((n, x) => n + x.errors + x.non2xx, 0))
       ])))
       out()
-      out('Gateway ratios are to the bare @fastify/http-proxy of the same run; the p99 difference is in brackets. CPU per request is the proxy process\'s user+system time over the round divided by the requests it served: what the proxy costs, apart from the loader and backend it shares the two cores with.')
+      out('"To Node ceiling" is requests/s over the Node ceiling target\'s of the same run (node:http + an undici Pool, no Fastify, no auth); the p99 difference to the bare @fastify/http-proxy is in brackets. CPU per request is the proxy process\'s user+system time over the round divided by the requests it served (both processes for the x2 row): what the proxy costs, apart from the loader and backend it shares the two cores with.')
       out()
-      const chp = targets.find((t) => t.name === 'configurable-http-proxy')!
+      const ratioRow = (g: Target): string[] => [g.name, `${fmt(rps.get(g)! / rps.get(ceiling)!, 2)}x`, `${fmt(cpu.get(g)! / cpu.get(ceiling)!, 2)}x`,
+        `${fmt(rps.get(g)! / rps.get(bare)!, 2)}x`, `${fmt(rps.get(g)! / rps.get(chp)!, 2)}x`, `${p99.get(g)! - p99.get(bare)! >= 0 ? '+' : ''}${fmt(p99.get(g)! - p99.get(bare)!, 2)} ms`]
+      out(table(['gateway', 'req/s to Node ceiling (>= 0.9x)', 'CPU/request to Node ceiling (<= 1.1x)', 'req/s to bare (>= 1.3x)', 'req/s to CHP (>= 1.6x)', 'p99 to bare (<= 0)'],
+        [...gateways, ...(pair === null ? [] : [pair])].map(ratioRow)))
+      out()
+      out(`Mongo store to embedded store: ${fmt(rps.get(gwMongo)! / rps.get(gwMemory)!, 2)}x the requests/s, ${fmt(cpu.get(gwMongo)! / cpu.get(gwMemory)!, 2)}x the CPU per request (targets: >= 0.95x and <= 1/0.95 = 1.05x).`)
+      out()
       for (const g of gateways) {
-        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(bare)!, 2)}x bare proxy (target >= 1.0x)`, rps.get(g)! >= rps.get(bare)!)
-        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(chp)!, 2)}x configurable-http-proxy (target >= 2.5x)`, rps.get(g)! >= 2.5 * rps.get(chp)!)
-        check(g.name, `small GET p99 ${fmt(p99.get(g)! - p99.get(bare)!, 2)} ms over bare proxy (target <= 1 ms)`, p99.get(g)! - p99.get(bare)! <= 1)
+        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(ceiling)!, 2)}x the Node ceiling's requests/s (target >= 0.9x)`, rps.get(g)! >= 0.9 * rps.get(ceiling)!)
+        check(g.name, `small GET ${fmt(cpu.get(g)! / cpu.get(ceiling)!, 2)}x the Node ceiling's CPU per request (target <= 1.1x)`, cpu.get(g)! <= 1.1 * cpu.get(ceiling)!)
+        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(bare)!, 2)}x bare proxy (target >= 1.3x)`, rps.get(g)! >= 1.3 * rps.get(bare)!)
+        check(g.name, `small GET ${fmt(rps.get(g)! / rps.get(chp)!, 2)}x configurable-http-proxy (target >= 1.6x)`, rps.get(g)! >= 1.6 * rps.get(chp)!)
+        check(g.name, `small GET p99 ${fmt(p99.get(g)! - p99.get(bare)!, 2)} ms over bare proxy (target <= 0)`, p99.get(g)! <= p99.get(bare)!)
       }
+      check(gwMongo.name, `small GET ${fmt(rps.get(gwMongo)! / rps.get(gwMemory)!, 2)}x the embedded store's requests/s (target >= 0.95x)`, rps.get(gwMongo)! >= 0.95 * rps.get(gwMemory)!)
+      check(gwMongo.name, `small GET CPU per request ${fmt(cpu.get(gwMongo)! / cpu.get(gwMemory)!, 2)}x the embedded store's (target <= 1.05x)`, cpu.get(gwMongo)! * 0.95 <= cpu.get(gwMemory)!)
 
       out('## 7. Store round trips for a cached session')
       out()
@@ -165,14 +184,23 @@ async function main (): Promise<void> {
     if (wanted(2)) {
       out('## 2. 1 MiB bodies, 10 connections')
       out()
-      const down = await rounds(targets, async (t) => await http({ urls: [t.base + '1mib'], connections: 10, seconds: SECONDS }))
-      const up = await rounds(targets, async (t) => await http({ urls: [t.base + 'upload'], connections: 10, seconds: SECONDS, method: 'POST', bodyBytes: 1024 * 1024 }))
+      const measured = async (t: Target, spec: Parameters<typeof http>[0]): Promise<HttpResult & { cpuUsPerRequest: number }> => {
+        const cpu = await sumCpu(t.pids)
+        const r = await http(spec)
+        return { ...r, cpuUsPerRequest: (await sumCpu(t.pids) - cpu) * 1000 / r.requests }
+      }
+      const down = await rounds(targets, async (t) => await measured(t, { urls: [t.base + '1mib'], connections: 10, seconds: SECONDS }))
+      const up = await rounds(targets, async (t) => await measured(t, { urls: [t.base + 'upload'], connections: 10, seconds: SECONDS, method: 'POST', bodyBytes: 1024 * 1024 }))
       const d = new Map([...down].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
       const u = new Map([...up].map(([t, r]) => [t, median(r.map((x) => x.rps))]))
-      out(table(['target', '1 MiB GET requests/s', '1 MiB POST requests/s', 'errors'], targets.map((t) => [
-        t.name, fmt(d.get(t)!) + ratio(d.get(t)!, t, d), fmt(u.get(t)!) + ratio(u.get(t)!, t, u),
+      const cpuOf = (r: Map<Target, Array<{ cpuUsPerRequest: number }>>, t: Target): string => fmt(median(r.get(t)!.map((x) => x.cpuUsPerRequest)))
+      out(table(['target', '1 MiB GET requests/s', 'CPU µs per GET', 'p99 ms', '1 MiB POST requests/s', 'CPU µs per POST', 'p99 ms', 'errors'], targets.map((t) => [
+        t.name, fmt(d.get(t)!) + ratio(d.get(t)!, t, d), cpuOf(down, t), fmt(median(down.get(t)!.map((x) => x.p99)), 2),
+        fmt(u.get(t)!) + ratio(u.get(t)!, t, u), cpuOf(up, t), fmt(median(up.get(t)!.map((x) => x.p99)), 2),
         fmt([...down.get(t)!, ...up.get(t)!].reduce((n, x) => n + x.errors + x.non2xx, 0))
       ])))
+      out()
+      out('Gateway ratios are to the bare @fastify/http-proxy; the direct row\'s CPU is the backend\'s.')
       out()
     }
 
@@ -281,6 +309,7 @@ async function main (): Promise<void> {
     }
   } finally {
     for (const t of targets) await t.stop().catch(() => {})
+    await pair?.stop().catch(() => {})
     await backend.child.stop()
     await mongo.stop()
   }
@@ -309,6 +338,7 @@ async function restartable (t: Target, backend: Backend, mongo: TestMongo): Prom
   if (t.name === 'nginx') return (await startNginx(backend))!
   if (t.name === 'configurable-http-proxy') return await startChp(backend)
   if (t.name.startsWith('bare')) return await startBareProxy(backend)
+  if (t.name === NODE_CEILING) return await startNodeCeiling(backend)
   if (t.name.includes('Mongo')) return await startGateway(backend, t.name, { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench') })
   return await startGateway(backend, t.name, {})
 }

@@ -43,6 +43,15 @@ export async function startBareProxy (backend: Backend): Promise<Target> {
   return { name: 'bare @fastify/http-proxy', base: `http://127.0.0.1:${port}/`, pids: [child.pid], stop: async () => await child.stop() }
 }
 
+/** Node's own ceiling here: node:http and an undici Pool, no Fastify, no auth. */
+export async function startNodeCeiling (backend: Backend): Promise<Target> {
+  const port = await freePort()
+  const child = spawnServer(process.execPath, [here('./node-ceiling.js'), String(port), backend.origin])
+  await waitForOk(`http://127.0.0.1:${port}/health`, 10_000, child.process)
+  return { name: NODE_CEILING, base: `http://127.0.0.1:${port}/`, pids: [child.pid], stop: async () => await child.stop() }
+}
+export const NODE_CEILING = 'Node ceiling (node:http + undici Pool)'
+
 export async function startChp (backend: Backend): Promise<Target> {
   const [port, apiPort] = [await freePort(), await freePort()]
   const bin = join(require.resolve('configurable-http-proxy/package.json'), '../bin/configurable-http-proxy')
@@ -82,13 +91,35 @@ export async function startNginx (backend: Backend): Promise<Target | null> {
 export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
 
 /** Spawns the prebuilt gateway as users run it; resolves once /ready answers 200. */
-export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[] }): Promise<GatewayProcess> {
+export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[], port?: number, captureLog?: boolean, env?: Record<string, string> }): Promise<GatewayProcess> {
   return await spawnGatewayProcess({ apiKey: API_KEY, ...env })
 }
 
 /** A gateway with one registered backend and one session: the target's base is that session's URL. */
 export async function startGateway (backend: Backend, name: string, env: { mongoUrl?: string, dbName?: string }): Promise<Target & { gateway: GatewayProcess }> {
   const gateway = await spawnGateway({ ...env, secret: randomBytes(32).toString('hex') })
+  return await withSession(backend, name, gateway, [gateway])
+}
+
+/**
+ * Two gateway processes on one port (SO_REUSEPORT) and one Mongo store: the supported way
+ * past one core. Both processes' CPU counts as the target's.
+ */
+export async function startGatewayPair (backend: Backend, name: string, env: { mongoUrl: string, dbName: string }): Promise<Target & { gateway: GatewayProcess }> {
+  const shared = { ...env, secret: randomBytes(32).toString('hex'), captureLog: true, env: { MCP_WEB_UI_REUSE_PORT: 'true' } }
+  const first = await spawnGateway(shared)
+  const second = await spawnGateway({ ...shared, port: first.port })
+  // The second's /ready may have been answered by the first: wait for its own word.
+  const deadline = Date.now() + 10_000
+  while (!second.log().includes('"mcp-gw listening"')) {
+    if (Date.now() > deadline) throw new Error(`the second gateway process did not listen:\n${second.stderr()}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const target = await withSession(backend, name, first, [first, second])
+  return { ...target, stop: async () => { await target.stop(); await second.stop() } }
+}
+
+async function withSession (backend: Backend, name: string, gateway: GatewayProcess, processes: GatewayProcess[]): Promise<Target & { gateway: GatewayProcess }> {
   await gateway.admin.register('bench', backend.port)
   // Registrations live 90 s; a long run heartbeats like the client SDK does.
   const heartbeat = setInterval(() => { gateway.admin.register('bench', backend.port).catch(() => {}) }, 20_000)
@@ -96,7 +127,7 @@ export async function startGateway (backend: Backend, name: string, env: { mongo
   return {
     name,
     base: `http://127.0.0.1:${gateway.port}/mcp/${token}/`,
-    pids: [gateway.pid],
+    pids: processes.map((p) => p.pid),
     admin: gateway.admin,
     gateway,
     stop: async () => { clearInterval(heartbeat); await gateway.stop() }
