@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
-import { clientErrorHandler, expectationFailed, frameworkErrors, isolationRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
+import { clientErrorHandler, expectationFailed, frameworkErrors, gatewayRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
 import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
@@ -49,7 +49,13 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     frameworkErrors,
     clientErrorHandler,
     // Isolated mode: a session host's every path goes to its session's proxy, never to the API.
-    ...(config.wildcardUrl !== undefined && { rewriteUrl: isolationRewriteUrl(config.wildcardUrl) }),
+    // Forward-auth: an edge's question about a request takes that request's route and hooks.
+    ...((config.wildcardUrl !== undefined || config.forwardAuthKey !== undefined) && {
+      rewriteUrl: gatewayRewriteUrl({
+        ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
+        ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
+      })
+    }),
     // Request ids from clients are not trusted into our logs.
     requestIdHeader: false
   }
@@ -109,7 +115,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     maxBodyBytes: config.maxBodyBytes,
     ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
     wsAllowedOrigins: config.corsOrigins,
-    ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors })
+    ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors }),
+    ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
   })
 
   const guard = apiGuard(config.apiKey, { allowedOrigins: config.corsOrigins })

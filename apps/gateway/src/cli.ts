@@ -27,7 +27,8 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000),
   MCP_WEB_UI_HEADERS_TIMEOUT_MS (30000), MCP_WEB_UI_MAX_CONNECTIONS (0: no cap),
   MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false),
-  MCP_WEB_UI_REUSE_PORT (false; with a Mongo store, several processes on one port), DEBUG=true.
+  MCP_WEB_UI_REUSE_PORT (false; with a Mongo store, several processes on one port),
+  MCP_WEB_UI_FORWARD_AUTH_KEY (forward-auth for nginx, Caddy, Traefik, Envoy), DEBUG=true.
 SIGTERM or SIGINT drains and exits 0.`,
   sessions: `usage: mcp-gw sessions list [--user ID] [--server NAME] [--limit N] [--json]
        mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID)

@@ -36,6 +36,8 @@ export interface GatewayConfig {
    * share it and the kernel spreads connections over them (Linux and the BSDs, Node 22.12+).
    */
   reusePort: boolean
+  /** Enables forward-auth for an edge proxy that sends this key (`X-Mcpgw-Forward-Auth-Key`). */
+  forwardAuthKey: string | undefined
 }
 
 export { ConfigError }
@@ -62,6 +64,7 @@ const schema = {
     MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
+    MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string', pattern: '^[\\x21-\\x7e]{16,}$' },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -119,7 +122,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     headersTimeoutMs: raw.MCP_WEB_UI_HEADERS_TIMEOUT_MS as number,
     maxConnections: raw.MCP_WEB_UI_MAX_CONNECTIONS as number,
     maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number,
-    reusePort: raw.MCP_WEB_UI_REUSE_PORT === 'true'
+    reusePort: raw.MCP_WEB_UI_REUSE_PORT === 'true',
+    forwardAuthKey: raw.MCP_WEB_UI_FORWARD_AUTH_KEY as string | undefined
   }
   for (const origin of config.corsOrigins) {
     if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')

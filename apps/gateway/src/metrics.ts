@@ -22,6 +22,8 @@ export async function renderMetrics (app: FastifyInstance): Promise<string> {
     line('mcpgw_proxy_duration_ms', 'histogram', 'Time to finish proxied responses, in milliseconds.',
       [...buckets.map(([l, v]) => [l, v] as [string, number])]).replace(/^(mcpgw_proxy_duration_ms)\{/gm, '$1_bucket{') +
       `mcpgw_proxy_duration_ms_sum ${metrics.latencySumMs}\nmcpgw_proxy_duration_ms_count ${metrics.latencyCount}\n`,
+    line('mcpgw_forward_auth_answers_total', 'counter', 'Forward-auth answers to an edge proxy: allowed (2xx), or refused or redirected.',
+      Object.entries(metrics.forwardAuthAnswers).map(([result, n]) => [`{result="${result}"}`, n])),
     line('mcpgw_websockets_open', 'gauge', 'Open proxied WebSockets.', [['', tunnels.size]]),
     line('mcpgw_sse_streams_open', 'gauge', 'Open proxied Server-Sent Event streams.', [['', streams.size]]),
     line('mcpgw_session_cache_hits_total', 'counter', 'Requests served from the session cache.', [['', authenticator.sessions.hits]]),

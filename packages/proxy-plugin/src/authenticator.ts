@@ -22,6 +22,8 @@ const REFUSALS: Record<InvalidTokenReason, () => Error> = {
  */
 export class Authenticator {
   readonly registry: Registry
+  /** Revocation reaches every cached session and route within this bound (ms). */
+  readonly revalidateMs: number
   readonly #proofKeys = new WeakMap<ServerRegistration, string>()
   readonly #proofs = new WeakMap<SessionRecord, { key: string, seconds: number, proof: string }>()
 
@@ -52,6 +54,7 @@ export class Authenticator {
 
   constructor (registry: Registry, options: NormalizedProxyOptions) {
     this.registry = registry
+    this.revalidateMs = options.revalidateMs
     const common = {
       revalidateMs: options.revalidateMs,
       maxEntries: options.cacheMaxEntries,

@@ -2,6 +2,7 @@ import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { NoBackendError } from './errors.js'
+import { edgeMaxAge } from './forward-auth.js'
 
 /**
  * A session issued for one registrant is served only while that registrant holds
@@ -22,7 +23,8 @@ function admit (request: FastifyRequest, session: SessionRecord, backend: Server
  * or answers 503 MCPGW_PROXY_NO_BACKEND. Runs after token-auth.
  */
 async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
-  const routes = fastify.mcpAuthenticator!.routes
+  const authenticator = fastify.mcpAuthenticator!
+  const routes = authenticator.routes
   fastify.decorateRequest('mcpBackend', null)
   fastify.addHook('onRequest', function discover (request, _reply, done) {
     const session = request.mcpSession
@@ -30,12 +32,13 @@ async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
       done()
       return
     }
-    const cached = routes.peek(session.serverName)
+    const maxAgeMs = edgeMaxAge(request.raw, authenticator.revalidateMs)
+    const cached = maxAgeMs === undefined ? routes.peek(session.serverName) : undefined
     if (cached !== undefined) {
       admit(request, session, cached, done)
       return
     }
-    routes.get(session.serverName).then((backend) => admit(request, session, backend, done), done)
+    routes.get(session.serverName, maxAgeMs).then((backend) => admit(request, session, backend, done), done)
   })
 }
 

@@ -12,6 +12,14 @@ export class ProxyMetrics {
   latencySumMs = 0
   readonly bucketBoundsMs = BUCKETS_MS
 
+  /** Forward-auth answers: requests an edge let through, and those it was told to refuse or redirect. */
+  readonly forwardAuthAnswers = { allowed: 0, refused: 0 }
+
+  forwardAuth (statusCode: number): void {
+    if (statusCode < 300) this.forwardAuthAnswers.allowed++
+    else this.forwardAuthAnswers.refused++
+  }
+
   observe (statusCode: number, elapsedMs: number): void {
     const cls = statusCode >= 500 ? '5xx' : statusCode >= 400 ? '4xx' : statusCode >= 300 ? '3xx' : '2xx'
     this.responses[cls]++

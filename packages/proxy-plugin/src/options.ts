@@ -64,6 +64,13 @@ export interface ProxyOptions {
    * (`isolationRewriteUrl`). Path mode keeps working beside it. Default off.
    */
   isolation?: { wildcardUrl: string }
+  /**
+   * Forward-auth for an edge proxy (nginx, Caddy, Traefik, Envoy) that carries the bytes itself
+   * and asks the gateway who may go where: requests to `/_mcpgw/forward-auth` with
+   * `X-Mcpgw-Forward-Auth-Key: <key>` are answered with a verdict instead of being proxied. The
+   * host app must install `gatewayRewriteUrl(options)` as Fastify's `rewriteUrl`. Default off.
+   */
+  forwardAuth?: { key: string }
   /** Clock, epoch ms. */
   now?: () => number
 }
@@ -84,6 +91,8 @@ export interface NormalizedProxyOptions {
   readonly assetFallback: boolean
   readonly maxBodyBytes: number
   readonly isolation: WildcardUrl | null
+  /** The edge's forward-auth key; null when forward-auth is off. */
+  readonly forwardAuthKey: string | null
   readonly now: () => number
 }
 
@@ -107,6 +116,16 @@ function isolationOption (value: unknown): WildcardUrl | null {
   const wildcard = typeof wildcardUrl === 'string' ? readWildcardUrl(wildcardUrl) : null
   if (wildcard === null) throw new InvalidOptionError('isolation', 'expected { wildcardUrl } such as https://*.apps.example.com or http://*.localhost:3082')
   return Object.freeze(wildcard)
+}
+
+/** The edge's key: long enough not to be guessed, and a valid header value. */
+function forwardAuthOption (value: unknown): string | null {
+  if (value === undefined) return null
+  const key = (value as { key?: unknown } | null)?.key
+  if (typeof key !== 'string' || Buffer.byteLength(key) < 16 || !/^[\x21-\x7e]+$/.test(key)) {
+    throw new InvalidOptionError('forwardAuth', 'expected { key } of at least 16 printable ASCII characters')
+  }
+  return key
 }
 
 // A CSP host-source with a scheme: scheme://host[:port], the host possibly `*.`-prefixed.
@@ -176,6 +195,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     assetFallback: bool('assetFallback', options.assetFallback, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
     isolation: isolationOption(options.isolation),
+    forwardAuthKey: forwardAuthOption(options.forwardAuth),
     now: options.now ?? Date.now
   })
 }

@@ -8,7 +8,8 @@ import type { ProxyOptions } from './options.js'
 import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
 import { sessionHostOf } from '@mcp-gw/protocol'
-import { RouteNotFoundError, UnknownSessionHostError } from './errors.js'
+import { ForwardAuthDeniedError, RouteNotFoundError, UnknownSessionHostError } from './errors.js'
+import { FORWARD_AUTH_KEY_HEADER, FORWARD_AUTH_PATH, forwardAuthRewrite } from './forward-auth.js'
 import { sendError } from './error-reply.js'
 import { redactUrl } from './request-target.js'
 import { ISOLATED_PREFIX, rewriteForIsolation } from './isolation.js'
@@ -74,6 +75,24 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
     })
   }
 
+  if (options.forwardAuthKey !== null) {
+    // Reached only by what the rewrite did not turn into the request it asks about:
+    // no key, a wrong key, or no original method, URI and Host.
+    let warned = false
+    fastify.route({
+      method: ['GET', 'HEAD', 'POST'],
+      url: FORWARD_AUTH_PATH,
+      exposeHeadRoute: false,
+      handler: async function mcpForwardAuthRefused (request) {
+        if (!warned && request.headers[FORWARD_AUTH_KEY_HEADER] !== undefined && !(request.raw as { originalUrl?: string }).originalUrl) {
+          warned = true
+          request.log.warn('a forward-auth request reached the gateway unrewritten: set Fastify\'s rewriteUrl to gatewayRewriteUrl(options)')
+        }
+        throw new ForwardAuthDeniedError()
+      }
+    })
+  }
+
   const tunnels: TunnelSet = {
     get size () { return tunnelSets.reduce((n, set) => n + set.size, 0) },
     closeAll (code, reason) { for (const set of tunnelSets) set.closeAll(code, reason) }
@@ -99,6 +118,24 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
  */
 export function isolationRewriteUrl (wildcardUrl: string): (req: IncomingMessage) => string {
   return rewriteForIsolation(validateOptions({ isolation: { wildcardUrl } }).isolation!)
+}
+
+/**
+ * For Fastify's `rewriteUrl` server option, required with `isolation` or
+ * `forwardAuth`: turns an edge's forward-auth request into the request it asks
+ * about (so it takes that request's route and hooks), and routes every request
+ * whose Host is under the wildcard domain to the session-host proxy.
+ *
+ *   Fastify({ rewriteUrl: gatewayRewriteUrl({ forwardAuth: { key }, isolation: { wildcardUrl } }) })
+ */
+export function gatewayRewriteUrl (options: Pick<ProxyOptions, 'isolation' | 'forwardAuth'>): (req: IncomingMessage) => string {
+  const checked = validateOptions({ ...(options.isolation !== undefined && { isolation: options.isolation }), ...(options.forwardAuth !== undefined && { forwardAuth: options.forwardAuth }) })
+  const forwardAuth = checked.forwardAuthKey === null ? null : forwardAuthRewrite(checked.forwardAuthKey)
+  const isolation = checked.isolation === null ? null : rewriteForIsolation(checked.isolation)
+  return function mcpGatewayRewrite (req) {
+    forwardAuth?.(req)
+    return isolation === null ? req.url ?? '/' : isolation(req)
+  }
 }
 
 export const mcpGateway = fp(mcpGatewayPlugin, {

@@ -64,8 +64,18 @@ export class RevalidatingCache<K, V> {
     return entry.value
   }
 
-  /** The value, checked against the store within the bound. */
-  get (key: K): Promise<V> {
+  /**
+   * The value, checked against the store within the bound; with `maxAgeMs`, checked
+   * within that tighter one (a forward-auth answer an edge will keep a while).
+   */
+  get (key: K, maxAgeMs?: number): Promise<V> {
+    if (maxAgeMs !== undefined) {
+      const entry = this.#entries.get(key)
+      if (entry !== undefined && this.#options.now() - entry.checkedAt >= maxAgeMs) {
+        this.misses++
+        return this.#pending.get(key) ?? this.#refresh(key)
+      }
+    }
     const cached = this.peek(key)
     if (cached !== undefined) return Promise.resolve(cached)
     this.misses++

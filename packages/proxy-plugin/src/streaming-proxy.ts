@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { BodyTooLargeError, MissingTokenError } from './errors.js'
 import { forwardContext, rewriteRequestHeaders } from './headers.js'
 import { backendAgent, proxyHttp } from './http-exchange.js'
+import { answerForwardAuth, forwardAuthOf } from './forward-auth.js'
 import type { ExchangeContext } from './http-exchange.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { redactUrl, stripTokenFromQuery } from './request-target.js'
@@ -60,7 +61,8 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   const metrics = opts.shared?.metrics ?? new ProxyMetrics()
   const streams = opts.shared?.streams ?? new StreamSet()
   fastify.addHook('onResponse', function count (request, reply, done) {
-    if (request.mcpBackend !== null) metrics.observe(reply.statusCode, reply.elapsedTime)
+    if (forwardAuthOf(request.raw) !== undefined) metrics.forwardAuth(reply.statusCode)
+    else if (request.mcpBackend !== null) metrics.observe(reply.statusCode, reply.elapsedTime)
     done()
   })
 
@@ -84,6 +86,11 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
     const target = request.mcpTarget!
     const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)
+    const asked = forwardAuthOf(request.raw)
+    if (asked !== undefined) {
+      answerForwardAuth(request, reply, ctx, options, asked)
+      return undefined
+    }
     const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
     proxyHttp(request, reply, ctx, (target.path || '/') + search, rewriteRequestHeaders(request.headers, ctx), exchanges)
     return undefined

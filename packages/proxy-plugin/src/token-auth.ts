@@ -12,6 +12,7 @@ import { fetchRefusal } from './fetch-metadata.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
+import { edgeMaxAge } from './forward-auth.js'
 import type { RequestTarget } from './request-target.js'
 
 export interface TokenAuthOptions extends ProxyOptions {
@@ -88,11 +89,11 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   }
 
   /** The same, checked against the store; the first refusal when none opens it. */
-  async function onHostLoaded (onHost: IsolatedTarget): Promise<SessionRecord> {
+  async function onHostLoaded (onHost: IsolatedTarget, maxAgeMs: number | undefined): Promise<SessionRecord> {
     let refusal: unknown
     for (const token of onHost.candidates) {
       try {
-        const session = await sessions.get(token)
+        const session = await sessions.get(token, maxAgeMs)
         if (labelOf(session) === onHost.label) {
           onHost.token = token
           return session
@@ -160,27 +161,29 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return
     }
     request.mcpTarget = target
+    // A forward-auth answer the edge keeps a while is checked that much sooner (never from the cache alone).
+    const maxAgeMs = edgeMaxAge(request.raw, options.revalidateMs)
     if (isolation !== null) {
       const onHost = target as IsolatedTarget
-      const cachedOnHost = onHostCached(onHost)
+      const cachedOnHost = maxAgeMs === undefined ? onHostCached(onHost) : undefined
       if (cachedOnHost !== undefined) {
         request.mcpSession = cachedOnHost
         admit(request, reply, target, done)
         return
       }
-      onHostLoaded(onHost).then((session) => {
+      onHostLoaded(onHost, maxAgeMs).then((session) => {
         request.mcpSession = session
         admit(request, reply, target, done)
       }, done)
       return
     }
-    const cached = sessions.peek(target.token)
+    const cached = maxAgeMs === undefined ? sessions.peek(target.token) : undefined
     if (cached !== undefined) {
       request.mcpSession = cached
       admit(request, reply, target, done)
       return
     }
-    sessions.get(target.token).then((session) => {
+    sessions.get(target.token, maxAgeMs).then((session) => {
       request.mcpSession = session
       admit(request, reply, target, done)
     }, done)

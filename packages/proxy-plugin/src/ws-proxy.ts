@@ -134,7 +134,7 @@ function endWithClose (tunnel: Tunnel, code: number, reason: string): void {
  * origin matches the Host it connected to (or, behind a trusted proxy, the
  * forwarded host). Clients that send no Origin are not browsers.
  */
-function originAllowed (origin: string | undefined, hosts: Array<string | undefined>, allowed: readonly string[] | '*'): boolean {
+export function originAllowed (origin: string | undefined, hosts: Array<string | undefined>, allowed: readonly string[] | '*'): boolean {
   if (origin === undefined || allowed === '*') return true
   let parsed: URL
   try {

@@ -1,0 +1,140 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { urlHost } from '@mcp-gw/protocol'
+import { BadUpgradeError, OriginDeniedError } from './errors.js'
+import { rewriteRequestHeaders } from './headers.js'
+import type { ForwardContext } from './headers.js'
+import type { NormalizedProxyOptions } from './options.js'
+import { stripTokenFromQuery } from './request-target.js'
+import { isWebSocketHandshake, originAllowed } from './ws-proxy.js'
+
+/**
+ * Forward-auth: an edge proxy (nginx `auth_request`, Caddy `forward_auth`,
+ * Traefik `ForwardAuth`, Envoy `ext_authz`) asks the gateway whether a request
+ * may pass and where to, and carries the bytes itself.
+ *
+ * The edge calls this path with the original request's headers (cookies, Fetch
+ * Metadata, Origin, Upgrade...) and says what the original was, the way each
+ * edge does: `X-Forwarded-Method`/`-Uri`/`-Host` (Caddy, Traefik) or
+ * `X-Original-Method`/`-URI` (nginx); its Host otherwise. The gateway's
+ * `rewriteUrl` turns such a request, when it carries the edge key, into the
+ * original one (method, URL, Host) before Fastify routes it, so it takes
+ * exactly the original's route and hooks: the same authentication step as a
+ * proxied request (cache, scopes, revocation, Fetch Metadata, isolated-mode
+ * cookies and link swaps), one implementation. Only the last step differs:
+ * instead of proxying, the handler answers 200 with the upstream and the
+ * headers to send it. A refusal or a redirect is the answer the proxy itself
+ * would give (a coded 401/403/503, the 303 that swaps a link for a cookie).
+ */
+export const FORWARD_AUTH_PATH = '/_mcpgw/forward-auth'
+/** The edge's key, on every forward-auth request. */
+export const FORWARD_AUTH_KEY_HEADER = 'x-mcpgw-forward-auth-key'
+/**
+ * How long (ms) the edge may keep an answer. The gateway then checks the session
+ * against the store that much sooner, so a revocation still bites within its bound.
+ */
+export const EDGE_CACHE_HEADER = 'x-mcpgw-edge-cache-ms'
+
+/** The answer's headers, for the edge to use. */
+export const VERDICT_HEADERS = {
+  upstream: 'x-mcpgw-upstream',
+  proto: 'x-mcpgw-upstream-proto',
+  path: 'x-mcpgw-upstream-path',
+  cookie: 'x-mcpgw-request-cookie',
+  referer: 'x-mcpgw-request-referer',
+  authorization: 'x-mcpgw-request-authorization'
+} as const
+
+export interface ForwardAuthMark {
+  /** How long the edge keeps answers, ms (0: no cache). */
+  edgeCacheMs: number
+}
+
+const kForwardAuth = Symbol('mcpgw.forwardAuth')
+type MarkedRequest = IncomingMessage & { [kForwardAuth]?: ForwardAuthMark, originalUrl?: string }
+
+/** Set when this request is an edge asking about another one. */
+export function forwardAuthOf (req: IncomingMessage): ForwardAuthMark | undefined {
+  return (req as MarkedRequest)[kForwardAuth]
+}
+
+/**
+ * For a forward-auth request whose answer the edge keeps (`X-Mcpgw-Edge-Cache-Ms`): how
+ * old the gateway's own knowledge of a session or route may be, so the two together stay
+ * within the revocation bound. Undefined for every other request (the cache's own bound).
+ */
+export function edgeMaxAge (req: IncomingMessage, revalidateMs: number): number | undefined {
+  const mark = (req as MarkedRequest)[kForwardAuth]
+  if (mark === undefined || mark.edgeCacheMs === 0) return undefined
+  return Math.max(0, revalidateMs - mark.edgeCacheMs)
+}
+
+const METHOD = /^[A-Z]{1,16}$/
+const MAX_EDGE_CACHE_MS = 10_000
+
+function one (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value
+}
+
+/**
+ * For `rewriteUrl`: a forward-auth request that carries the edge's key becomes
+ * the request it asks about; anything else is left alone (the forward-auth path
+ * without the key reaches the route that refuses it).
+ */
+export function forwardAuthRewrite (key: string): (req: IncomingMessage) => void {
+  const expected = Buffer.from(key)
+  return function mcpForwardAuthRewrite (req) {
+    const url = req.url ?? '/'
+    if (!url.startsWith(FORWARD_AUTH_PATH) || (url.length > FORWARD_AUTH_PATH.length && url.charCodeAt(FORWARD_AUTH_PATH.length) !== 63 /* ? */)) return
+    const given = one(req.headers[FORWARD_AUTH_KEY_HEADER])
+    if (given === undefined || Buffer.byteLength(given) !== expected.length || !timingSafeEqual(Buffer.from(given), expected)) return
+    const headers = req.headers
+    const method = (one(headers['x-forwarded-method']) ?? one(headers['x-original-method']) ?? 'GET').toUpperCase()
+    const uri = one(headers['x-forwarded-uri']) ?? one(headers['x-original-uri'])
+    const host = one(headers['x-forwarded-host']) ?? headers.host
+    // What cannot be the original request is not guessed at: the path stays, and is refused.
+    if (!METHOD.test(method) || uri === undefined || uri.charCodeAt(0) !== 47 || host === undefined || host.includes(',')) return
+    const cache = Number(one(headers[EDGE_CACHE_HEADER]) ?? 0)
+    ;(req as MarkedRequest)[kForwardAuth] = { edgeCacheMs: Number.isInteger(cache) && cache > 0 ? Math.min(cache, MAX_EDGE_CACHE_MS) : 0 }
+    req.method = method
+    headers.host = host
+    // The forwarded headers described the edge's view; they say nothing more from here on.
+    headers['x-forwarded-method'] = undefined
+    headers['x-forwarded-uri'] = undefined
+    headers['x-original-method'] = undefined
+    headers['x-original-uri'] = undefined
+    ;(req as MarkedRequest).originalUrl = uri
+    req.url = uri
+  }
+}
+
+/**
+ * The verdict for an authenticated forward-auth request: 200, the upstream and
+ * the request headers the gateway would have sent it (identity, X-Forwarded-Prefix,
+ * and the Cookie, Referer and Authorization it would pass on, which the edge sets
+ * in place of the client's). A WebSocket handshake gets the proxy's own checks first.
+ */
+export function answerForwardAuth (request: FastifyRequest, reply: FastifyReply, ctx: ForwardContext, options: NormalizedProxyOptions, mark: ForwardAuthMark): void {
+  const req = request.raw
+  if (req.headers.upgrade !== undefined) {
+    if (!isWebSocketHandshake(req)) throw new BadUpgradeError()
+    if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
+  }
+  const target = request.mcpTarget!
+  const backend = ctx.backend
+  const sent = rewriteRequestHeaders(request.headers, ctx)
+  reply.code(200)
+  reply.header(VERDICT_HEADERS.upstream, `${urlHost(backend.host)}:${backend.port}`)
+  reply.header(VERDICT_HEADERS.proto, backend.protocol)
+  reply.header(VERDICT_HEADERS.path, (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)))
+  for (const name of Object.keys(sent)) {
+    if (name.startsWith('x-mcpgw-') || name === 'x-forwarded-prefix') reply.header(name, sent[name])
+  }
+  if (sent.cookie !== undefined) reply.header(VERDICT_HEADERS.cookie, sent.cookie)
+  if (sent.referer !== undefined) reply.header(VERDICT_HEADERS.referer, sent.referer)
+  if (sent.authorization !== undefined) reply.header(VERDICT_HEADERS.authorization, sent.authorization)
+  // An edge may keep a yes for as long as it said it would; a no is never kept.
+  reply.header('cache-control', mark.edgeCacheMs > 0 ? `max-age=${Math.max(1, Math.floor(mark.edgeCacheMs / 1000))}` : 'no-store')
+  reply.send()
+}

@@ -1,0 +1,163 @@
+import { request as httpRequest } from 'node:http'
+import Fastify from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import { MemoryStore, Registry } from '@mcp-gw/registry'
+import { parseWildcardUrl } from '@mcp-gw/registry'
+import { sessionHostLabel, sessionLink } from '@mcp-gw/protocol'
+import { clientErrorHandler, frameworkErrors, gatewayRewriteUrl, mcpGateway, FORWARD_AUTH_PATH } from '../src/index.js'
+import { freePort } from '@mcp-gw/testkit'
+import { SECRET, startBackend } from './helpers.js'
+
+const KEY = 'edge-key-0123456789abcdef'
+
+interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
+
+/** What an edge sends: the original's headers, its method, URI and Host in X-Forwarded-*, and the key. */
+async function ask (port: number, original: { method?: string, uri: string, host: string, headers?: Record<string, string> }, key: string | null = KEY): Promise<Answer> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: FORWARD_AUTH_PATH,
+      method: 'GET',
+      headers: {
+        accept: 'application/json',
+        ...original.headers,
+        host: `127.0.0.1:${port}`,
+        'x-forwarded-method': original.method ?? 'GET',
+        'x-forwarded-uri': original.uri,
+        'x-forwarded-host': original.host,
+        ...(key !== null && { 'x-mcpgw-forward-auth-key': key })
+      }
+    }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function start (t: Test, isolated: boolean): Promise<{ port: number, registry: Registry, backendPort: number, wildcardUrl: string, hits: () => number }> {
+  const port = await freePort()
+  const wildcardUrl = `http://*.localhost:${port}`
+  const store = new MemoryStore()
+  const registry = new Registry({ secret: SECRET, store })
+  await registry.init()
+  const options = { forwardAuth: { key: KEY }, ...(isolated && { isolation: { wildcardUrl } }) }
+  const app = Fastify({ logger: false, frameworkErrors, clientErrorHandler, rewriteUrl: gatewayRewriteUrl(options) })
+  t.teardown(async () => { await app.close(); await store.close() })
+  await app.register(mcpGateway, { registry, ...options })
+  await app.listen({ port, host: '127.0.0.1' })
+  const backend = await startBackend(t)
+  await registry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+  return { port: (app.server.address() as AddressInfo).port, registry, backendPort: backend.port, wildcardUrl, hits: () => backend.seen.length }
+}
+
+t.test('path mode: the edge learns where to send an authenticated request and what to tell the backend; nothing reaches the backend', async (t) => {
+  const gw = await start(t, false)
+  const { token, session } = await gw.registry.createSession({ userId: 'alice', serverName: 'todo' })
+  const host = `127.0.0.1:${gw.port}`
+  const yes = await ask(gw.port, { uri: `/mcp/${token}/api/items?x=1`, host, headers: { cookie: 'theirs=1; mcpgw_direct_1=zz', referer: `http://${host}/mcp/${token}/page` } })
+  t.equal(yes.status, 200)
+  t.equal(yes.headers['x-mcpgw-upstream'], `127.0.0.1:${gw.backendPort}`)
+  t.equal(yes.headers['x-mcpgw-upstream-proto'], 'http')
+  t.equal(yes.headers['x-mcpgw-upstream-path'], '/api/items?x=1', 'the token segment removed')
+  t.equal(yes.headers['x-mcpgw-user-id'], 'alice')
+  t.equal(yes.headers['x-mcpgw-session-id'], session.sessionId)
+  t.equal(yes.headers['x-mcpgw-scopes'], 'view,interact')
+  t.equal(yes.headers['x-forwarded-prefix'], `/mcp/${token}`)
+  t.equal(yes.headers['x-mcpgw-request-cookie'], 'theirs=1', 'the gateway\'s own cookies are not the backend\'s')
+  t.equal(yes.headers['x-mcpgw-request-referer'], `http://127.0.0.1:${gw.backendPort}/page`, 'a Referer naming the session becomes the backend\'s own page')
+  t.equal(yes.headers['cache-control'], 'no-store', 'no edge cache asked for: nothing kept')
+  t.equal(gw.hits(), 0, 'the backend saw nothing')
+
+  const cached = await ask(gw.port, { uri: `/mcp/${token}/api`, host, headers: { 'x-mcpgw-edge-cache-ms': '1000' } })
+  t.equal(cached.headers['cache-control'], 'max-age=1', 'an edge that keeps answers is told for how long')
+})
+
+t.test('path mode: refusals are the proxy\'s own coded answers, and only the edge with the key is answered', async (t) => {
+  const gw = await start(t, false)
+  const host = `127.0.0.1:${gw.port}`
+  const viewer = (await gw.registry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'] })).token
+  const cases: Array<[string, Parameters<typeof ask>[1], number, string]> = [
+    ['no token', { uri: '/mcp/', host }, 401, 'MCPGW_PROXY_TOKEN_MISSING'],
+    ['a bad token', { uri: '/mcp/abc.def.ghi/x', host }, 401, 'MCPGW_PROXY_TOKEN_MALFORMED'],
+    ['a POST on a view-only session', { method: 'POST', uri: `/mcp/${viewer}/api`, host }, 403, 'MCPGW_PROXY_SCOPE_DENIED'],
+    ['a Service Worker script', { uri: `/mcp/${viewer}/sw.js`, host, headers: { 'service-worker': 'script' } }, 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'],
+    ['a WebSocket from another origin', { uri: `/mcp/${viewer}/ws`, host, headers: { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', origin: 'https://evil.example' } }, 403, 'MCPGW_PROXY_ORIGIN_DENIED'],
+    ['a path that climbs', { uri: `/mcp/${viewer}/../../admin`, host }, 400, 'MCPGW_PROXY_BAD_PATH']
+  ]
+  for (const [what, original, status, code] of cases) {
+    const answer = await ask(gw.port, original)
+    t.equal(answer.status, status, what)
+    t.match(answer.body, `"code":"${code}"`, `${what}: ${code}`)
+    t.equal(answer.headers['x-mcpgw-upstream'], undefined, `${what}: no upstream named`)
+  }
+  const redirect = await ask(gw.port, { uri: `/mcp/${viewer}`, host })
+  t.equal(redirect.status, 308, 'the slash redirect is the proxy\'s own')
+  t.equal(redirect.headers.location, `/mcp/${viewer}/`)
+
+  for (const key of [null, 'wrong-key-0123456789abcdef']) {
+    const answer = await ask(gw.port, { uri: `/mcp/${viewer}/api`, host }, key)
+    t.equal(answer.status, 403, `key ${key === null ? 'missing' : 'wrong'}: refused`)
+    t.match(answer.body, '"code":"MCPGW_PROXY_FORWARD_AUTH_DENIED"')
+    t.equal(answer.headers['x-mcpgw-user-id'], undefined, 'and no identity given away')
+  }
+  t.equal(gw.hits(), 0, 'the backend saw nothing')
+})
+
+t.test('revocation: with the edge keeping answers, the gateway checks the store that much sooner', async (t) => {
+  let now = 1_000_000
+  const port = await freePort()
+  const store = new MemoryStore({ now: () => now })
+  const registry = new Registry({ secret: SECRET, store, now: () => now })
+  await registry.init()
+  const options = { forwardAuth: { key: KEY } }
+  const app = Fastify({ logger: false, rewriteUrl: gatewayRewriteUrl(options) })
+  t.teardown(async () => { await app.close(); await store.close() })
+  await app.register(mcpGateway, { registry, now: () => now, ...options })
+  await app.listen({ port, host: '127.0.0.1' })
+  const backend = await startBackend(t)
+  await registry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+  const { token, session } = await registry.createSession({ userId: 'alice', serverName: 'todo' })
+  const host = `127.0.0.1:${port}`
+  const withCache = { uri: `/mcp/${token}/x`, host, headers: { 'x-mcpgw-edge-cache-ms': '2000' } }
+  t.equal((await ask(port, withCache)).status, 200)
+  t.equal((await ask(port, { uri: `/mcp/${token}/x`, host })).status, 200, 'and cached by the gateway for plain requests')
+  await registry.revoke({ sessionId: session.sessionId })
+  now += 10
+  t.equal((await ask(port, { uri: `/mcp/${token}/x`, host })).status, 200, 'the gateway\'s own cache may still say yes within its bound')
+  const answer = await ask(port, withCache)
+  t.equal(answer.status, 401, 'an answer the edge will keep 2 s is checked against the store now')
+  t.match(answer.body, 'MCPGW_PROXY_TOKEN_REVOKED')
+})
+
+t.test('isolated mode: the session host\'s cookie authenticates, the link is swapped for a cookie, the cookie never reaches the backend', async (t) => {
+  const gw = await start(t, true)
+  const wildcard = parseWildcardUrl(gw.wildcardUrl)
+  const { token, session } = await gw.registry.createSession({ userId: 'carol', serverName: 'todo' })
+  const host = `${sessionHostLabel(session)}.localhost:${gw.port}`
+  const link = new URL(sessionLink(wildcard, session, token))
+  const swap = await ask(gw.port, { uri: link.pathname + link.search, host })
+  t.equal(swap.status, 303, 'the link\'s credential is swapped, as the proxy does it')
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  t.match(cookie, /^mcpgw_session/)
+  const yes = await ask(gw.port, { uri: '/api/items', host, headers: { cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' } })
+  t.equal(yes.status, 200)
+  t.equal(yes.headers['x-mcpgw-upstream-path'], '/api/items')
+  t.equal(yes.headers['x-mcpgw-user-id'], 'carol')
+  t.equal(yes.headers['x-mcpgw-request-cookie'], 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
+  t.equal(yes.headers['x-forwarded-prefix'], undefined, 'no prefix on a session host')
+  const cross = await ask(gw.port, { uri: '/api/items', host, headers: { cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' } })
+  t.equal(cross.status, 403, 'another site\'s fetch is refused, as by the proxy')
+  t.match(cross.body, 'MCPGW_PROXY_CROSS_SITE')
+  const other = await gw.registry.createSession({ userId: 'dan', serverName: 'todo' })
+  const wrongHost = await ask(gw.port, { uri: '/', host: `${sessionHostLabel(other.session)}.localhost:${gw.port}`, headers: { cookie } })
+  t.equal(wrongHost.status, 403, 'a cookie opens its own host and no other')
+  t.match(wrongHost.body, 'MCPGW_PROXY_WRONG_SESSION_HOST')
+  t.equal(gw.hits(), 0, 'the backend saw nothing')
+})
