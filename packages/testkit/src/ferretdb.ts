@@ -1,7 +1,7 @@
 import { spawn, execFile } from 'node:child_process'
 import { constants } from 'node:fs'
 import { access, chmod, cp, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -16,7 +16,7 @@ export function ferretDbBinaryPath (): string {
   return join(cacheRoot, 'mcp-gw', `ferretdb-${FERRETDB_VERSION}`, 'ferretdb')
 }
 
-async function isExecutable (file: string): Promise<boolean> {
+export async function isExecutable (file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK)
     return true
@@ -73,7 +73,7 @@ async function makeWritable (dir: string): Promise<void> {
   await run('chmod', ['-R', 'u+w', dir])
 }
 
-async function acquireLock (file: string): Promise<{ release: () => Promise<void> }> {
+export async function acquireLock (file: string): Promise<{ release: () => Promise<void> }> {
   const deadline = Date.now() + 10 * 60_000
   for (;;) {
     try {
@@ -92,6 +92,15 @@ async function acquireLock (file: string): Promise<{ release: () => Promise<void
       await new Promise((resolve) => setTimeout(resolve, 500))
     }
   }
+}
+
+/** Whether something on 127.0.0.1 accepts TCP connections on `port`. */
+export function acceptsConnections (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
 }
 
 export async function freePort (host = '127.0.0.1'): Promise<number> {

@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from './ferretdb.js'
+import { acceptsConnections, freePort } from './ferretdb.js'
 import { stopChild } from './gateway-process.js'
 
 /** Debian's nginx, or NGINX_PATH. */
@@ -66,7 +65,7 @@ ${options.http.replaceAll('{{port}}', String(port))}
     await rm(dir, { recursive: true, force: true })
   }
   const deadline = Date.now() + 10_000
-  while (!(await accepts(port))) {
+  while (!(await acceptsConnections(port))) {
     if (Date.now() > deadline || child.exitCode !== null) {
       await stop()
       throw new Error(`nginx did not start: ${output}`)
@@ -74,12 +73,4 @@ ${options.http.replaceAll('{{port}}', String(port))}
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return { port, pid: child.pid!, output: () => output, stop }
-}
-
-function accepts (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
 }

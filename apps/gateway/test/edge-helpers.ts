@@ -1,0 +1,85 @@
+import { createServer, request } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { WebSocketServer } from 'ws'
+
+export const EDGE_KEY = 'edge-test-forward-auth-key-0123456789'
+
+/** A documented edge snippet, read as shipped. */
+export async function snippet (relative: string): Promise<string> {
+  return await readFile(fileURLToPath(new URL(`../../../docs/edge/${relative}`, import.meta.url)), 'utf8')
+}
+
+export interface Seen { method: string, url: string, headers: IncomingHttpHeaders }
+
+/**
+ * A hostile backend that records every request it gets: JSON echo, an event stream,
+ * headers no backend may send a browser, a cookie and a redirect of its own, WebSocket echo.
+ */
+export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: Seen[], stop: () => Promise<void> }> {
+  const seen: Seen[] = []
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+      let n = 0
+      const tick = setInterval(() => {
+        res.write(`data: ${++n}\n\n`)
+        if (n === 3) { clearInterval(tick); res.end() }
+      }, 20)
+      return
+    }
+    if (req.url === '/hostile') {
+      res.setHeader('service-worker-allowed', '/')
+      res.setHeader('clear-site-data', '"*"')
+      res.setHeader('referrer-policy', 'unsafe-url')
+      res.setHeader('x-frame-options', 'DENY')
+      res.setHeader('set-cookie', ['pref=dark; Path=/; Domain=127.0.0.1', 'deep=1; Path=/settings'])
+      res.end('hostile')
+      return
+    }
+    if (req.url === '/redirect') {
+      res.writeHead(302, { location: '/next' })
+      res.end()
+      return
+    }
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ method: req.method, url: req.url, port: (server.address() as AddressInfo).port, headers: req.headers }))
+  })
+  const wss = new WebSocketServer({ server })
+  wss.on('headers', (_h, req) => { seen.push({ method: 'UPGRADE', url: req.url ?? '', headers: req.headers }) })
+  wss.on('connection', (ws) => {
+    ws.on('error', () => ws.terminate())
+    ws.on('message', (data, binary) => ws.send(data, { binary }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  let stopped = false
+  const stop = async (): Promise<void> => {
+    if (stopped) return
+    stopped = true
+    for (const client of wss.clients) client.terminate()
+    wss.close()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  t.teardown(stop)
+  return { port: (server.address() as AddressInfo).port, seen, stop }
+}
+
+export interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
+
+/** One request on a fresh connection, with exactly these headers (a Host a browser would send for a session host, say). */
+export function send (port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers: { accept: 'application/json', ...headers }, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}

@@ -1,0 +1,170 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { eventually, freePort, startNginx } from '@mcp-gw/testkit'
+import { sessionHostLabel } from '@mcp-gw/registry'
+import t from 'tap'
+import type { Test } from 'tap'
+import { WebSocket } from 'ws'
+import { API_KEY, startGateway } from './helpers.js'
+import { EDGE_KEY, send, snippet, startEdgeBackend } from './edge-helpers.js'
+
+const REGISTRANT_SECRET = 'edge-test-registrant-secret-0123456789'
+
+// The shipped snippets, run by the real nginx in front of a real gateway: only their
+// placeholders are filled in.
+async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = ''): Promise<number> {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'mcpgw-edge-cache-'))
+  t.teardown(() => rm(cacheDir, { recursive: true, force: true }))
+  const http = (await snippet(file))
+    .replaceAll('{{listen}}', '127.0.0.1:{{port}}')
+    .replaceAll('{{gateway}}', `127.0.0.1:${gatewayPort}`)
+    .replaceAll('{{key}}', EDGE_KEY)
+    .replaceAll('{{cache_dir}}', cacheDir)
+    .replaceAll('{{session_hosts}}', sessionHosts)
+  const nginx = await startNginx({ http, port })
+  t.teardown(() => nginx.stop())
+  return nginx.port
+}
+
+async function pathMode (t: Test): Promise<{ port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }> {
+  const backend = await startEdgeBackend(t)
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
+  const port = await edge(t, 'nginx/path-mode.conf', gw.port, await freePort())
+  return { port, gw, backend }
+}
+
+t.test('nginx + forward-auth, path mode: nginx carries the bytes, the gateway only answers who may go where', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  const metrics = gw.app.mcpGateway.metrics
+
+  const res = await send(port, `/mcp/${token}/api/items?x=1`, { cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-user-id': 'mallory', 'x-mcpgw-scopes': 'admin' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+  t.equal(seen.url, '/api/items?x=1', 'the backend gets its own path')
+  t.equal(seen.headers.host, `127.0.0.1:${backend.port}`)
+  t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
+  t.equal(seen.headers['x-mcpgw-scopes'], 'view,interact')
+  t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
+  t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/, 'with the registrant proof')
+  t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
+  t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
+  t.equal(metrics.responses['2xx'], 0, 'not one byte through Node: no response proxied by the gateway')
+  t.ok(metrics.forwardAuthAnswers.allowed >= 1, 'it answered the edge\'s question')
+
+  // Event streams pass event by event.
+  const events = await send(port, `/mcp/${token}/events`, { accept: 'text/event-stream' })
+  t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n')
+})
+
+t.test('nginx + forward-auth, path mode: auth before any backend byte, for HTTP and WebSocket; refusals are the gateway\'s coded answers', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const viewer = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'], serverSecret: REGISTRANT_SECRET })).token
+  const cases: Array<[string, string, Record<string, string>, string, number, string]> = [
+    ['no token', '/mcp/', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_MISSING'],
+    ['a forged token', '/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/api', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_BAD_SIGNATURE'],
+    ['a POST on a view-only session', `/mcp/${viewer}/api`, { 'content-type': 'application/json' }, 'POST', 403, 'MCPGW_PROXY_SCOPE_DENIED'],
+    ['a Service Worker script', `/mcp/${viewer}/sw.js`, { 'service-worker': 'script' }, 'GET', 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED']
+  ]
+  for (const [what, path, headers, method, status, code] of cases) {
+    const res = await send(port, path, headers, method, method === 'POST' ? '{"a":1}' : undefined)
+    t.equal(res.status, status, what)
+    t.match(res.body, `"code":"${code}"`, `${what}: the gateway's code`)
+  }
+  // A WebSocket with a forged token is refused before the backend hears of it.
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.on('open', () => { resolve(101); ws.close() })
+    ws.on('error', () => {})
+  })
+  t.equal(refused, 401, 'a WebSocket with a forged token: 401')
+  t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
+})
+
+t.test('nginx + forward-auth, path mode: what a hostile backend sends a browser is policed by nginx as by the gateway', async (t) => {
+  const { port, gw } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  const res = await send(port, `/mcp/${token}/hostile`)
+  t.equal(res.body, 'hostile')
+  t.equal(res.headers['service-worker-allowed'], undefined, 'no Service-Worker-Allowed')
+  t.equal(res.headers['clear-site-data'], undefined, 'no Clear-Site-Data')
+  t.equal(res.headers['referrer-policy'], 'same-origin', 'the token never leaves in a Referer')
+  const csp = [res.headers['content-security-policy']].flat().join(', ')
+  t.match(csp, "frame-ancestors 'self'")
+  t.match(csp, "frame-ancestors 'none'", 'the backend\'s X-Frame-Options: DENY kept as frame-ancestors')
+  const cookies = [res.headers['set-cookie']].flat() as string[]
+  t.same(cookies.map((c) => /path=([^;]*)/i.exec(c)?.[1]), [`/mcp/${token}/`, `/mcp/${token}/settings`], 'cookies live under the session\'s prefix')
+  t.notOk(cookies.some((c) => /domain=[^;\s]/i.test(c)), 'and no Domain widens them')
+  const redirect = await send(port, `/mcp/${token}/redirect`)
+  t.equal(new URL(String(redirect.headers.location), `http://127.0.0.1:${port}`).href, `http://127.0.0.1:${port}/mcp/${token}/next`, 'a redirect stays inside the session')
+})
+
+t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
+  const { port, gw } = await pathMode(t)
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  // Warm the edge's cache with a yes.
+  t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
+  t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
+  ws.send('ping')
+  t.equal(await echoed, 'ping', 'the WebSocket works through nginx')
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+
+  await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
+  const revokedAt = Date.now()
+  await eventually(async () => (await send(port, `/mcp/${token}/api`)).status === 401, { what: 'the revoked session refused through nginx', within: 2500, everyMs: 50 })
+  const refusedAfter = Date.now() - revokedAt
+  t.ok(refusedAfter <= 2500, `refused ${refusedAfter} ms after the revocation`)
+  const code = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 2500 - (Date.now() - revokedAt) + 200).unref())])
+  t.equal(code, 1008, `the open WebSocket was closed (1008) ${Date.now() - revokedAt} ms after the revocation`)
+})
+
+t.test('nginx + forward-auth: a backend that re-registers on a new port is reached at once', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  t.equal((JSON.parse((await send(port, `/mcp/${token}/api`)).body) as { port: number }).port, backend.port)
+  await backend.stop()
+  const moved = await startEdgeBackend(t)
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: moved.port, secret: REGISTRANT_SECRET })
+  const res = await send(port, `/mcp/${token}/api`)
+  t.equal(res.status, 200, 'no error while nginx still holds the old answer: the gateway carries that request')
+  t.equal((JSON.parse(res.body) as { port: number }).port, moved.port, 'answered by the backend on its new port')
+})
+
+t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, the cookie authenticates, other sites are refused', async (t) => {
+  const backend = await startEdgeBackend(t)
+  const port = await freePort()
+  const wildcardUrl = `http://*.localhost:${port}`
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+  await edge(t, 'nginx/isolated-mode.conf', gw.port, port, '*.localhost')
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
+  const host = `${sessionHostLabel(session)}.localhost:${port}`
+
+  const swap = await send(port, `/?mcpgw_link=${token}`, { host })
+  t.equal(swap.status, 303, 'the link\'s credential is swapped for a cookie')
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  t.equal(backend.seen.length, 0, 'and the backend heard nothing of it')
+
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+  t.equal(seen.url, '/api/items')
+  t.equal(seen.headers['x-mcpgw-user-id'], 'carol')
+  t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
+  t.equal(seen.headers['x-forwarded-prefix'], undefined)
+  t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'nginx carried the bytes')
+
+  const cross = await send(port, '/api/items', { host, cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
+  t.equal(cross.status, 403, 'another site\'s request is refused')
+  t.match(cross.body, 'MCPGW_PROXY_CROSS_SITE')
+  const hostile = await send(port, '/hostile', { host, cookie })
+  t.equal(hostile.headers['service-worker-allowed'], undefined)
+  t.equal(hostile.headers['clear-site-data'], undefined)
+  t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => /domain=[^;\s]/i.test(c)), 'no Domain reaches other session hosts')
+})

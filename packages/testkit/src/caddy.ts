@@ -1,0 +1,83 @@
+import { execFile, spawn } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { acceptsConnections, acquireLock, freePort, isExecutable } from './ferretdb.js'
+import { stopChild } from './gateway-process.js'
+
+const run = promisify(execFile)
+
+export const CADDY_VERSION = 'v2.11.9'
+
+export function caddyBinaryPath (): string {
+  const cacheRoot = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache')
+  return join(cacheRoot, 'mcp-gw', `caddy-${CADDY_VERSION}`, 'caddy')
+}
+
+/**
+ * Builds Caddy once into the user's cache directory (about 4 minutes with Go,
+ * beside FerretDB) and returns the binary; CADDY_PATH names one instead.
+ */
+export async function ensureCaddy (log: (line: string) => void = () => {}): Promise<string> {
+  if (process.env.CADDY_PATH !== undefined && process.env.CADDY_PATH !== '') return process.env.CADDY_PATH
+  const binary = caddyBinaryPath()
+  if (await isExecutable(binary)) return binary
+  const dir = join(binary, '..')
+  await mkdir(dir, { recursive: true })
+  const lock = await acquireLock(join(dir, '.build-lock'))
+  try {
+    if (await isExecutable(binary)) return binary
+    log(`building Caddy ${CADDY_VERSION} into ${dir} (once; later runs reuse it)`)
+    const gobin = await mkdtemp(join(tmpdir(), 'mcpgw-caddy-build-'))
+    try {
+      await run('go', ['install', `github.com/caddyserver/caddy/v2/cmd/caddy@${CADDY_VERSION}`], { env: { ...process.env, GOBIN: gobin }, maxBuffer: 16 << 20 })
+      await run('mv', [join(gobin, 'caddy'), binary])
+    } finally {
+      await rm(gobin, { recursive: true, force: true })
+    }
+    return binary
+  } finally {
+    await lock.release()
+  }
+}
+
+export interface CaddyProcess {
+  /** Where `{{port}}` in the Caddyfile listens: a free port on 127.0.0.1. */
+  port: number
+  pid: number
+  output (): string
+  stop (): Promise<void>
+}
+
+/**
+ * The real Caddy in the foreground on loopback, with a Caddyfile whose every
+ * `{{port}}` is the free port chosen (no admin endpoint, no automatic HTTPS).
+ * Resolves once the port accepts TCP.
+ */
+export async function startCaddy (caddyfile: string, options: { port?: number } = {}): Promise<CaddyProcess> {
+  const binary = await ensureCaddy((line) => process.stderr.write(`# ${line}\n`))
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-caddy-'))
+  const port = options.port ?? await freePort()
+  const file = join(dir, 'Caddyfile')
+  await writeFile(file, caddyfile.replaceAll('{{port}}', String(port)))
+  const child = spawn(binary, ['run', '--config', file, '--adapter', 'caddyfile'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') }
+  })
+  let output = ''
+  child.stderr.on('data', (c: Buffer) => { output = (output + c.toString()).slice(-20_000) })
+  const stop = async (): Promise<void> => {
+    await stopChild(child, 'SIGTERM')
+    await rm(dir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 15_000
+  while (!(await acceptsConnections(port))) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await stop()
+      throw new Error(`caddy did not start: ${output}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { port, pid: child.pid!, output: () => output, stop }
+}
