@@ -151,12 +151,14 @@ t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, t
   const cookie = String(swap.headers['set-cookie']).split(';')[0]!
   t.equal(backend.seen.length, 0, 'and the backend heard nothing of it')
 
-  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed' })
   t.equal(res.status, 200)
   const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
   t.equal(seen.url, '/api/items')
   t.equal(seen.headers['x-mcpgw-user-id'], 'carol')
   t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
+  t.equal(seen.headers['x-forwarded-prefix'], undefined, 'a client\'s X-Forwarded-Prefix does not pass')
+  t.equal(seen.headers['x-mcpgw-registrant'], undefined, 'nor a registrant proof of its own (this registration has none)')
   t.equal(seen.headers['x-forwarded-prefix'], undefined)
   t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'nginx carried the bytes')
 

@@ -52,18 +52,19 @@ export interface CaddyProcess {
 
 /**
  * The real Caddy in the foreground on loopback, with a Caddyfile whose every
- * `{{port}}` is the free port chosen (no admin endpoint, no automatic HTTPS).
- * Resolves once the port accepts TCP.
+ * `{{port}}` is the free port chosen, `env` in its environment (for `{$NAME}`
+ * placeholders), no admin endpoint and no automatic HTTPS (`global` goes into
+ * the global options block). Resolves once the port accepts TCP.
  */
-export async function startCaddy (caddyfile: string, options: { port?: number } = {}): Promise<CaddyProcess> {
+export async function startCaddy (caddyfile: string, options: { port?: number, env?: Record<string, string>, global?: string } = {}): Promise<CaddyProcess> {
   const binary = await ensureCaddy((line) => process.stderr.write(`# ${line}\n`))
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-caddy-'))
   const port = options.port ?? await freePort()
   const file = join(dir, 'Caddyfile')
-  await writeFile(file, caddyfile.replaceAll('{{port}}', String(port)))
+  await writeFile(file, `{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n${options.global ?? ''}\n}\n\n${caddyfile.replaceAll('{{port}}', String(port))}`)
   const child = spawn(binary, ['run', '--config', file, '--adapter', 'caddyfile'], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') }
+    env: { ...process.env, ...options.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') }
   })
   let output = ''
   child.stderr.on('data', (c: Buffer) => { output = (output + c.toString()).slice(-20_000) })

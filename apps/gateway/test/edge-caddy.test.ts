@@ -1,0 +1,136 @@
+import { eventually, freePort, startCaddy } from '@mcp-gw/testkit'
+import { sessionHostLabel } from '@mcp-gw/registry'
+import t from 'tap'
+import type { Test } from 'tap'
+import { WebSocket } from 'ws'
+import { API_KEY, startGateway } from './helpers.js'
+import { EDGE_KEY, send, snippet, startEdgeBackend } from './edge-helpers.js'
+
+const REGISTRANT_SECRET = 'edge-test-registrant-secret-0123456789'
+
+// The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
+// environment is set.
+async function edge (t: Test, file: string, gatewayPort: number, port: number, site: string): Promise<number> {
+  const caddy = await startCaddy(await snippet(file), {
+    port,
+    env: { MCPGW_SITE: site, MCPGW_GATEWAY: `127.0.0.1:${gatewayPort}`, MCPGW_FORWARD_AUTH_KEY: EDGE_KEY }
+  })
+  t.teardown(() => caddy.stop())
+  return caddy.port
+}
+
+async function pathMode (t: Test): Promise<{ port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }> {
+  const backend = await startEdgeBackend(t)
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
+  const port = await freePort()
+  await edge(t, 'caddy/path-mode.Caddyfile', gw.port, port, `http://127.0.0.1:${port}`)
+  return { port, gw, backend }
+}
+
+t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway only answers who may go where', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  const host = `127.0.0.1:${port}`
+  const res = await send(port, `/mcp/${token}/api/items?x=1`, { host, cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-user-id': 'mallory', 'x-forwarded-prefix': '/elsewhere' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+  t.equal(seen.url, '/api/items?x=1', 'the backend gets its own path')
+  t.equal(seen.headers.host, `127.0.0.1:${backend.port}`)
+  t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
+  t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
+  t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/)
+  t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
+  t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
+  t.equal(seen.headers['x-mcpgw-upstream'], undefined, 'the routing headers are Caddy\'s, not the backend\'s')
+  t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'not one byte through Node')
+  t.ok(gw.app.mcpGateway.metrics.forwardAuthAnswers.allowed >= 1)
+  const events = await send(port, `/mcp/${token}/events`, { host, accept: 'text/event-stream' })
+  t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n', 'events pass')
+})
+
+t.test('Caddy + forward-auth, path mode: refusals before any backend byte are the gateway\'s own answers; a hostile backend is policed', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const host = `127.0.0.1:${port}`
+  const viewer = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'], serverSecret: REGISTRANT_SECRET })).token
+  for (const [what, path, headers, method, status, code] of [
+    ['a forged token', '/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/api', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_BAD_SIGNATURE'],
+    ['a POST on a view-only session', `/mcp/${viewer}/api`, { 'content-type': 'application/json' }, 'POST', 403, 'MCPGW_PROXY_SCOPE_DENIED'],
+    ['a Service Worker script', `/mcp/${viewer}/sw.js`, { 'service-worker': 'script' }, 'GET', 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED']
+  ] as const) {
+    const res = await send(port, path, { host, ...headers }, method, method === 'POST' ? '{"a":1}' : undefined)
+    t.equal(res.status, status, what)
+    t.match(res.body, `"code":"${code}"`, `${what}: the gateway's code`)
+  }
+  const slash = await send(port, `/mcp/${viewer}`, { host })
+  t.equal(slash.status, 308, 'the gateway\'s redirect, relayed')
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.on('open', () => { resolve(101); ws.close() })
+    ws.on('error', () => {})
+  })
+  t.equal(refused, 401, 'a WebSocket with a forged token: 401')
+  t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
+
+  const res = await send(port, `/mcp/${viewer}/hostile`, { host })
+  t.equal(res.body, 'hostile')
+  t.equal(res.headers['service-worker-allowed'], undefined)
+  t.equal(res.headers['clear-site-data'], undefined)
+  t.equal(res.headers['referrer-policy'], 'same-origin')
+  t.match([res.headers['content-security-policy']].flat().join(', '), "frame-ancestors 'self'")
+  const cookies = [res.headers['set-cookie']].flat() as string[]
+  t.same(cookies.map((c) => /path=([^;]*)/i.exec(c)?.[1]), [`/mcp/${viewer}/`, `/mcp/${viewer}/settings`], 'cookies live under the session\'s prefix')
+  t.notOk(cookies.some((c) => /domain=/i.test(c)), 'and no Domain widens them')
+  const redirect = await send(port, `/mcp/${viewer}/redirect`, { host })
+  t.equal(redirect.headers.location, `/mcp/${viewer}/next`, 'a redirect stays inside the session')
+})
+
+t.test('Caddy + forward-auth: revocation within 2.5 s, an open WebSocket included; a re-registered backend is reached at once', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const host = `127.0.0.1:${port}`
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  t.equal((JSON.parse((await send(port, `/mcp/${token}/api`, { host })).body) as { port: number }).port, backend.port)
+  await backend.stop()
+  const moved = await startEdgeBackend(t)
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: moved.port, secret: REGISTRANT_SECRET })
+  t.equal((JSON.parse((await send(port, `/mcp/${token}/api`, { host })).body) as { port: number }).port, moved.port, 're-registered on a new port: reached at once')
+
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
+  const revokedAt = Date.now()
+  await eventually(async () => (await send(port, `/mcp/${token}/api`, { host })).status === 401, { what: 'the revoked session refused through Caddy', within: 2500, everyMs: 50 })
+  t.pass(`refused ${Date.now() - revokedAt} ms after the revocation`)
+  const code = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 2700 - (Date.now() - revokedAt)).unref())])
+  t.equal(code, 1008, `the open WebSocket closed ${Date.now() - revokedAt} ms after the revocation`)
+})
+
+t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cookie authenticates and never reaches the backend', async (t) => {
+  const backend = await startEdgeBackend(t)
+  const port = await freePort()
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl: `http://*.localhost:${port}` })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+  await edge(t, 'caddy/isolated-mode.Caddyfile', gw.port, port, `http://*.localhost:${port}`)
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
+  const host = `${sessionHostLabel(session)}.localhost:${port}`
+  const swap = await send(port, `/?mcpgw_link=${token}`, { host })
+  t.equal(swap.status, 303, 'the link\'s credential is swapped for a cookie')
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+  t.equal(seen.url, '/api/items')
+  t.equal(seen.headers['x-mcpgw-user-id'], 'carol')
+  t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
+  t.equal(seen.headers['x-forwarded-prefix'], undefined, 'a client\'s X-Forwarded-Prefix does not pass')
+  t.equal(seen.headers['x-mcpgw-registrant'], undefined, 'nor a registrant proof of its own (this registration has none)')
+  t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'Caddy carried the bytes')
+  const cross = await send(port, '/api/items', { host, cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
+  t.equal(cross.status, 403)
+  t.match(cross.body, 'MCPGW_PROXY_CROSS_SITE')
+  const hostile = await send(port, '/hostile', { host, cookie })
+  t.equal(hostile.headers['service-worker-allowed'], undefined)
+  t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => /domain=/i.test(c)), 'no Domain reaches other session hosts')
+})
