@@ -14,7 +14,8 @@ import { cpuMs, openFds, peakRss, resetPeakRss, rss, sleep, spawnJson } from './
 import { fmt, median, mib, table } from './stats.js'
 import type { Backend, Target } from './targets.js'
 import type { GatewayProcess } from '@mcp-gw/testkit'
-import { NGINX, NODE_CEILING, spawnGateway, startBackend, startBareProxy, startChp, startGateway, startGatewayPair, startNginx, startNodeCeiling, direct } from './targets.js'
+import { NGINX, NODE_CEILING, spawnGateway, startBackend, startBareProxy, startCaddyAlone, startChp, startEdge, startGateway, startGatewayPair, startNginx, startNodeCeiling, direct } from './targets.js'
+import type { EdgeTarget } from './targets.js'
 import type { HttpResult } from './wrk.js'
 import { hasWrk, WRK, wrk } from './wrk.js'
 import { summarizeProfile } from './profile.js'
@@ -296,6 +297,10 @@ async function main (): Promise<void> {
       out()
     }
 
+    if (wanted(10)) {
+      await edges(backend, targets, gwMemory)
+    }
+
     if (wanted(6)) {
       await scale(backend, mongo)
     }
@@ -411,6 +416,76 @@ async function scale (backend: Backend, mongo: TestMongo): Promise<void> {
   if (!realMongo) out('The Mongo store is not in this table: it runs here on FerretDB, whose SQLite backend scans a collection for every query not by `_id`, so filling it with these numbers measures FerretDB, not the gateway. Set `MONGO_URL` to a real MongoDB to add the row.\n')
   out(`Two gateways run side by side and are measured in alternating rounds. The 10-session one spreads requests over 10 tokens on 10 servers; the full one over ${fmt(SPREAD_TOKENS)} tokens on ${fmt(Math.min(SPREAD_TOKENS, SCALE.servers))} servers, in a store holding all ${fmt(SCALE.sessions)} sessions (the session cache holds 10,000 entries by default).`)
   out()
+}
+
+function forwardAuthCalls (metrics: string): number {
+  let n = 0
+  for (const m of metrics.matchAll(/^mcpgw_forward_auth_answers_total\{result="\w+"\} (\d+)$/gm)) n += Number(m[1])
+  return n
+}
+
+/**
+ * nginx and Caddy carrying the bytes, asking the gateway (forward-auth) who may go where,
+ * beside each alone, the gateway proxying itself and configurable-http-proxy.
+ */
+async function edges (backend: Backend, targets: Target[], gateway: Target): Promise<void> {
+  out('## 10. Edge data plane: nginx and Caddy with forward-auth')
+  out()
+  const nginx = targets.find((t) => t.name === 'nginx')
+  const chp = targets.find((t) => t.name === 'configurable-http-proxy')!
+  if (nginx === undefined) {
+    note('nginx is not installed: the edge workload needs it')
+    return
+  }
+  const caddy = await startCaddyAlone(backend)
+  const withEdge: EdgeTarget[] = [await startEdge(backend, 'nginx', true), await startEdge(backend, 'nginx', false), await startEdge(backend, 'Caddy', false)]
+  const all: Target[] = [nginx, caddy, ...withEdge, gateway, chp]
+  try {
+    for (const t of all) await http({ urls: [t.base + 'small'], connections: 50, seconds: quick ? 2 : 4 })
+    const res = await rounds(all, async (t) => {
+      const edge = withEdge.find((e) => e === t)
+      const before = edge === undefined ? 0 : forwardAuthCalls(await edge.admin!.metrics())
+      const cpuEdge = await cpuMs(t.pids[0]!)
+      const cpuGateway = edge === undefined ? 0 : await cpuMs(edge.gateway.pid)
+      const r = await http({ urls: [t.base + 'small'], connections: 50, seconds: SECONDS })
+      const after = edge === undefined ? 0 : forwardAuthCalls(await edge.admin!.metrics())
+      return {
+        ...r,
+        edgeUs: (await cpuMs(t.pids[0]!) - cpuEdge) * 1000 / r.requests,
+        gatewayUs: edge === undefined ? NaN : (await cpuMs(edge.gateway.pid) - cpuGateway) * 1000 / r.requests,
+        // The metrics scrapes themselves are not forward-auth answers.
+        authPerRequest: edge === undefined ? NaN : (after - before) / r.requests
+      }
+    })
+    const m = (t: Target, f: (x: { rps: number, p99: number, edgeUs: number, gatewayUs: number, authPerRequest: number }) => number): number => median(res.get(t)!.map(f))
+    out(table(['target', 'requests/s', 'to nginx alone', 'to CHP', 'p99 ms', 'edge CPU µs/request', 'gateway CPU µs/request', 'auth calls per request', 'errors'], all.map((t) => [
+      t.name, fmt(m(t, (x) => x.rps)), `${fmt(m(t, (x) => x.rps) / m(nginx, (x) => x.rps), 2)}x`, `${fmt(m(t, (x) => x.rps) / m(chp, (x) => x.rps), 2)}x`,
+      fmt(m(t, (x) => x.p99), 2),
+      t === gateway || t === chp ? '' : fmt(m(t, (x) => x.edgeUs), 1),
+      t === gateway ? fmt(m(t, (x) => x.edgeUs), 1) : withEdge.includes(t as EdgeTarget) ? fmt(m(t, (x) => x.gatewayUs), 1) : '',
+      withEdge.includes(t as EdgeTarget) ? fmt(m(t, (x) => x.authPerRequest), 3) : '',
+      fmt(res.get(t)!.reduce((n, x) => n + x.errors + x.non2xx, 0))
+    ])))
+    out()
+    out('Small JSON GETs, 50 connections, through the shipped snippets (`docs/edge/`). The edge\'s CPU and the gateway\'s are measured apart (per request the edge served); "auth calls per request" is forward-auth answers over requests served. For the gateway and configurable-http-proxy rows, CPU is their own, in the gateway column and the edge column respectively.')
+    out()
+    const wsTargets: Target[] = [nginx, withEdge[0]!, caddy, withEdge[2]!]
+    const echo = await rounds(wsTargets, async (t) => await load<{ messagesPerSecond: number }>({ kind: 'ws-echo', url: t.base.replace(/^http/, 'ws') + 'ws', sockets: 50, seconds: SECONDS, bytes: 64 }))
+    const e = (t: Target): number => median(echo.get(t)!.map((x) => x.messagesPerSecond))
+    out(table(['target', 'WebSocket echo messages/s', 'to the edge alone'], wsTargets.map((t) => [t.name, fmt(e(t)), `${fmt(e(t) / e(t === withEdge[0] ? nginx : t === withEdge[2] ? caddy : t), 2)}x`])))
+    out()
+    out('With forward-auth, WebSockets go from the edge to the gateway, which authenticates them and closes them when their session is revoked (the edge cannot), and on to the backend.')
+    out()
+    const fa = withEdge[0]!
+    check(fa.name, `small GET ${fmt(m(fa, (x) => x.rps) / m(nginx, (x) => x.rps), 2)}x nginx alone (target >= 0.6x)`, m(fa, (x) => x.rps) >= 0.6 * m(nginx, (x) => x.rps))
+    check(fa.name, `small GET ${fmt(m(fa, (x) => x.rps) / m(chp, (x) => x.rps), 2)}x configurable-http-proxy (target >= 3x)`, m(fa, (x) => x.rps) >= 3 * m(chp, (x) => x.rps))
+    const share = m(fa, (x) => x.gatewayUs) / m(gateway, (x) => x.edgeUs)
+    check(fa.name, `gateway CPU ${fmt(m(fa, (x) => x.gatewayUs), 1)} µs per proxied request, ${fmt(share * 100)}% of proxying it itself (target <= 10%)`, share <= 0.1)
+    check(fa.name, `WebSocket echo ${fmt(e(fa) / e(nginx), 2)}x nginx alone (target >= 0.8x)`, e(fa) >= 0.8 * e(nginx))
+  } finally {
+    await caddy.stop().catch(() => {})
+    for (const t of withEdge) await t.stop().catch(() => {})
+  }
 }
 
 async function lifecycle (backend: Backend, mongo: TestMongo): Promise<void> {

@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Child } from './proc.js'
 import { spawnServer, waitForOk } from './proc.js'
-import { freePort, NGINX_PATH, spawnGateway as spawnGatewayProcess, startNginx as startTestkitNginx } from '@mcp-gw/testkit'
+import { freePort, NGINX_PATH, spawnGateway as spawnGatewayProcess, startCaddy, startNginx as startTestkitNginx } from '@mcp-gw/testkit'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import type { GatewayAdmin, GatewayProcess } from '@mcp-gw/testkit'
 
 const require = createRequire(import.meta.url)
@@ -89,6 +91,65 @@ export async function startNginx (backend: Backend): Promise<Target | null> {
 }
 
 export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
+
+/** Caddy alone: reverse_proxy to the backend, responses flushed as they come. */
+export async function startCaddyAlone (backend: Backend): Promise<Target> {
+  const caddy = await startCaddy(`http://127.0.0.1:{{port}} {
+	reverse_proxy ${backend.origin.slice('http://'.length)} {
+		flush_interval -1
+	}
+}
+`)
+  return { name: 'Caddy', base: `http://127.0.0.1:${caddy.port}/`, pids: [caddy.pid], stop: caddy.stop }
+}
+
+const EDGE_KEY = 'bench-edge-' + randomBytes(16).toString('hex')
+const edgeSnippet = async (file: string): Promise<string> => await readFile(fileURLToPath(new URL(`../../docs/edge/${file}`, import.meta.url)), 'utf8')
+
+/** An edge in front of a gateway that answers its forward-auth questions: the edge carries the bytes. */
+export interface EdgeTarget extends Target {
+  edgePid: number
+  gateway: GatewayProcess
+}
+
+/**
+ * nginx or Caddy with the shipped forward-auth snippet (path mode) in front of a prebuilt
+ * gateway (embedded store). `cache`: nginx keeps yeses 1 s (the snippet as shipped); off,
+ * every request is a question to the gateway.
+ */
+export async function startEdge (backend: Backend, edge: 'nginx' | 'Caddy', cache: boolean): Promise<EdgeTarget> {
+  const gateway = await spawnGateway({ secret: randomBytes(32).toString('hex'), env: { MCP_WEB_UI_FORWARD_AUTH_KEY: EDGE_KEY, MCP_WEB_UI_TRUST_PROXY: '127.0.0.1' } })
+  const session = await withSession(backend, '', gateway, [gateway])
+  const token = new URL(session.base).pathname.split('/')[2]!
+  let edgeProcess: { port: number, pid: number, stop: () => Promise<void> }
+  if (edge === 'nginx') {
+    // On tmpfs where there is one, as an operator would put a cache of one-second entries.
+    const cacheDir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'mcpgw-bench-cache-'))
+    let http = (await edgeSnippet('nginx/path-mode.conf'))
+      .replaceAll('{{listen}}', '127.0.0.1:{{port}} backlog=4096')
+      .replaceAll('{{gateway}}', `127.0.0.1:${gateway.port}`)
+      .replaceAll('{{key}}', EDGE_KEY)
+      .replaceAll('{{cache_dir}}', cacheDir)
+    if (!cache) http = http.replace('    proxy_cache mcpgw_auth;\n', '').replace('    proxy_set_header X-Mcpgw-Edge-Cache-Ms 2000;\n', '')
+    const nginx = await startTestkitNginx({ http, connections: 19990, logLevel: 'error' })
+    edgeProcess = { ...nginx, stop: async () => { await nginx.stop(); await rm(cacheDir, { recursive: true, force: true }) } }
+  } else {
+    const port = await freePort()
+    edgeProcess = await startCaddy(await edgeSnippet('caddy/path-mode.Caddyfile'), {
+      port,
+      env: { MCPGW_SITE: `http://127.0.0.1:${port}`, MCPGW_GATEWAY: `127.0.0.1:${gateway.port}`, MCPGW_FORWARD_AUTH_KEY: EDGE_KEY }
+    })
+  }
+  return {
+    name: `${edge} + forward-auth${edge === 'nginx' ? (cache ? ' (cache on)' : ' (cache off)') : ''}`,
+    base: `http://127.0.0.1:${edgeProcess.port}/mcp/${token}/`,
+    pids: [edgeProcess.pid, gateway.pid],
+    edgePid: edgeProcess.pid,
+    admin: gateway.admin,
+    gateway,
+    stop: async () => { await edgeProcess.stop(); await session.stop() }
+  }
+}
 
 /** Spawns the prebuilt gateway as users run it; resolves once /ready answers 200. */
 export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, secret: string, nodeArgs?: string[], port?: number, captureLog?: boolean, env?: Record<string, string> }): Promise<GatewayProcess> {
