@@ -94,12 +94,13 @@ export const API_KEY = 'bench-' + randomBytes(16).toString('hex')
 
 /** Caddy alone: reverse_proxy to the backend, responses flushed as they come. */
 export async function startCaddyAlone (backend: Backend): Promise<Target> {
-  const caddy = await startCaddy(`http://127.0.0.1:{{port}} {
-	reverse_proxy ${backend.origin.slice('http://'.length)} {
-		flush_interval -1
-	}
-}
-`)
+  const caddy = await startCaddy([
+    'http://127.0.0.1:{{port}} {',
+    `  reverse_proxy ${backend.origin.slice('http://'.length)} {`,
+    '    flush_interval -1',
+    '  }',
+    '}'
+  ].join('\n'))
   return { name: 'Caddy', base: `http://127.0.0.1:${caddy.port}/`, pids: [caddy.pid], stop: caddy.stop }
 }
 
