@@ -118,7 +118,7 @@ t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cook
   const swap = await send(port, `/?mcpgw_link=${token}`, { host })
   t.equal(swap.status, 303, 'the link\'s credential is swapped for a cookie')
   const cookie = String(swap.headers['set-cookie']).split(';')[0]!
-  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed' })
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed', x_mcpgw_user_id: 'mallory', x_forwarded_prefix: '/spoofed' })
   t.equal(res.status, 200)
   const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
   t.equal(seen.url, '/api/items')
@@ -126,6 +126,8 @@ t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cook
   t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
   t.equal(seen.headers['x-forwarded-prefix'], undefined, 'a client\'s X-Forwarded-Prefix does not pass')
   t.equal(seen.headers['x-mcpgw-registrant'], undefined, 'nor a registrant proof of its own (this registration has none)')
+  t.equal(seen.headers.x_mcpgw_user_id, undefined, 'nor identity headers spelled with underscores (CGI, WSGI and PHP read them as dashes)')
+  t.equal(seen.headers.x_forwarded_prefix, undefined)
   t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'Caddy carried the bytes')
   const cross = await send(port, '/api/items', { host, cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
   t.equal(cross.status, 403)

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { eventually, freePort, startNginx } from '@mcp-gw/testkit'
+import { eventually, freePort, startFerretDb, startNginx } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -151,7 +151,7 @@ t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, t
   const cookie = String(swap.headers['set-cookie']).split(';')[0]!
   t.equal(backend.seen.length, 0, 'and the backend heard nothing of it')
 
-  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed' })
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed', x_mcpgw_user_id: 'mallory', x_forwarded_prefix: '/spoofed' })
   t.equal(res.status, 200)
   const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
   t.equal(seen.url, '/api/items')
@@ -159,6 +159,8 @@ t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, t
   t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
   t.equal(seen.headers['x-forwarded-prefix'], undefined, 'a client\'s X-Forwarded-Prefix does not pass')
   t.equal(seen.headers['x-mcpgw-registrant'], undefined, 'nor a registrant proof of its own (this registration has none)')
+  t.equal(seen.headers.x_mcpgw_user_id, undefined, 'nor identity headers spelled with underscores (CGI, WSGI and PHP read them as dashes)')
+  t.equal(seen.headers.x_forwarded_prefix, undefined)
   t.equal(seen.headers['x-forwarded-prefix'], undefined)
   t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'nginx carried the bytes')
 
@@ -169,4 +171,28 @@ t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, t
   t.equal(hostile.headers['service-worker-allowed'], undefined)
   t.equal(hostile.headers['clear-site-data'], undefined)
   t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => /domain=[^;\s]/i.test(c)), 'no Domain reaches other session hosts')
+})
+
+t.test('nginx + forward-auth: with the store down, sessions checked lately keep working and others get the gateway\'s 503', {
+  skip: process.env.MONGO_URL !== undefined && process.env.MONGO_URL !== '' ? 'the server behind MONGO_URL is not ours to stop' : false
+}, async (t) => {
+  const ferret = await startFerretDb()
+  t.teardown(() => ferret.stop())
+  const backend = await startEdgeBackend(t)
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, mongoUrl: ferret.url, jwtSecret: 'edge-store-down-secret-0123456789abcdef' })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
+  const port = await edge(t, 'nginx/path-mode.conf', gw.port, await freePort())
+  const used = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
+  const unused = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
+  t.equal((await send(port, `/mcp/${used}/api`)).status, 200)
+
+  await ferret.pause()
+  const known = await send(port, `/mcp/${used}/api?down=1`)
+  t.equal(known.status, 200, 'a session checked within the grace period keeps working')
+  const unknown = await send(port, `/mcp/${unused}/api`)
+  t.equal(unknown.status, 503, 'one never checked cannot be')
+  t.match(unknown.body, '"code":"MCPGW_PROXY_STORE_UNAVAILABLE"')
+  await ferret.start()
+  await eventually(async () => (await send(port, `/mcp/${unused}/api`)).status === 200, { what: 'the store back', within: 10_000 })
+  t.pass('and it works once the store is back')
 })
