@@ -73,8 +73,24 @@ export function edgeMaxAge (req: IncomingMessage, revalidateMs: number): number 
 const METHOD = /^[A-Z]{1,16}$/
 const MAX_EDGE_CACHE_MS = 10_000
 
-function one (value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? undefined : value
+/** The header's one value; undefined when absent, `null` when sent more than once. */
+function one (req: IncomingMessage, name: string): string | undefined | null {
+  const values = req.headersDistinct[name]
+  if (values === undefined) return undefined
+  return values.length === 1 ? values[0]! : null
+}
+
+/**
+ * The original's method, URI or host in the spellings edges use. Sent twice, or in both
+ * spellings with different values (a client's own header an edge passed on beside the one
+ * it set), it is not guessed at: null.
+ */
+function original (req: IncomingMessage, forwarded: string, orig: string | null): string | undefined | null {
+  const a = one(req, forwarded)
+  const b = orig === null ? undefined : one(req, orig)
+  if (a === null || b === null) return null
+  if (a !== undefined && b !== undefined && a !== b) return null
+  return a ?? b
 }
 
 /**
@@ -87,17 +103,20 @@ export function forwardAuthRewrite (key: string): (req: IncomingMessage) => void
   return function mcpForwardAuthRewrite (req) {
     const url = req.url ?? '/'
     if (!url.startsWith(FORWARD_AUTH_PATH) || (url.length > FORWARD_AUTH_PATH.length && url.charCodeAt(FORWARD_AUTH_PATH.length) !== 63 /* ? */)) return
-    const given = one(req.headers[FORWARD_AUTH_KEY_HEADER])
-    if (given === undefined || Buffer.byteLength(given) !== expected.length || !timingSafeEqual(Buffer.from(given), expected)) return
+    const given = one(req, FORWARD_AUTH_KEY_HEADER)
+    if (typeof given !== 'string' || Buffer.byteLength(given) !== expected.length || !timingSafeEqual(Buffer.from(given), expected)) return
     const headers = req.headers
-    const method = (one(headers['x-forwarded-method']) ?? one(headers['x-original-method']) ?? 'GET').toUpperCase()
-    const uri = one(headers['x-forwarded-uri']) ?? one(headers['x-original-uri'])
-    const host = one(headers['x-forwarded-host']) ?? headers.host
+    const method = original(req, 'x-forwarded-method', 'x-original-method')
+    const uri = original(req, 'x-forwarded-uri', 'x-original-uri')
+    const forwardedHost = original(req, 'x-forwarded-host', null)
+    const host = forwardedHost === null ? null : forwardedHost ?? headers.host
     // What cannot be the original request is not guessed at: the path stays, and is refused.
-    if (!METHOD.test(method) || uri === undefined || uri.charCodeAt(0) !== 47 || host === undefined || host.includes(',')) return
-    const cache = Number(one(headers[EDGE_CACHE_HEADER]) ?? 0)
+    if (method === null || uri === null || uri === undefined || uri.charCodeAt(0) !== 47 || host === null || host === undefined || host.includes(',')) return
+    const verb = (method ?? 'GET').toUpperCase()
+    if (!METHOD.test(verb)) return
+    const cache = Number(one(req, EDGE_CACHE_HEADER) ?? 0)
     ;(req as MarkedRequest)[kForwardAuth] = { edgeCacheMs: Number.isInteger(cache) && cache > 0 ? Math.min(cache, MAX_EDGE_CACHE_MS) : 0 }
-    req.method = method
+    req.method = verb
     headers.host = host
     // The forwarded headers described the edge's view; they say nothing more from here on.
     headers['x-forwarded-method'] = undefined

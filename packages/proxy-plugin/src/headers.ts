@@ -186,9 +186,12 @@ const SAFE_REFERRER_POLICIES = new Set([
  * their storage and cookies (Clear-Site-Data). Hop-by-hop headers (RFC 9110
  * 7.6.1) describe the backend's connection to us, not ours to the client: a
  * backend's `Connection: keep-alive` would otherwise override a client's
- * `Connection: close`.
+ * `Connection: close`, the names it lists in Connection are for that hop only, and its
+ * Transfer-Encoding (undici has already decoded the body) would make Node frame the
+ * client's response by a coding it does not apply: with `Transfer-Encoding: foo`, the
+ * client could not tell where the answer ends and would read the next one into it.
  */
-const DROPPED_RESPONSE_HEADERS = new Set(['service-worker-allowed', 'clear-site-data', 'connection', 'keep-alive', 'proxy-connection', 'upgrade'])
+const DROPPED_RESPONSE_HEADERS = new Set(['service-worker-allowed', 'clear-site-data', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'trailer'])
 // A 101 keeps the two headers that make it one.
 const SWITCHING_KEEPS = new Set(['connection', 'upgrade'])
 
@@ -202,9 +205,11 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  */
 export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
+  const listed = switching ? null : connectionListed(headers.connection as string | string[] | undefined)
   for (const name of Object.keys(headers)) {
     const value = headers[name]
     if (value === undefined || (DROPPED_RESPONSE_HEADERS.has(name) && !(switching && SWITCHING_KEEPS.has(name)))) continue
+    if (listed?.has(name) === true) continue
     out[name] = value
   }
   // Path mode: everything is under the session's prefix. On a session host the backend has an

@@ -161,3 +161,33 @@ t.test('isolated mode: the session host\'s cookie authenticates, the link is swa
   t.match(wrongHost.body, 'MCPGW_PROXY_WRONG_SESSION_HOST')
   t.equal(gw.hits(), 0, 'the backend saw nothing')
 })
+
+t.test('the original request is read from one spelling, once: repeated or disagreeing headers are refused, not guessed at', async (t) => {
+  const gw = await start(t, false)
+  const host = `127.0.0.1:${gw.port}`
+  const viewer = (await gw.registry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'] })).token
+  const other = (await gw.registry.createSession({ userId: 'eve', serverName: 'todo' })).token
+  const raw = async (headers: Array<[string, string]>): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: FORWARD_AUTH_PATH, headers: [['host', host], ['accept', 'application/json'], ['x-mcpgw-forward-auth-key', KEY], ...headers].flat() }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['a client\'s X-Forwarded-Method: GET beside the edge\'s X-Original-Method: POST', [['x-original-method', 'POST'], ['x-forwarded-method', 'GET'], ['x-forwarded-uri', `/mcp/${viewer}/api`]]],
+    ['X-Forwarded-Uri twice', [['x-forwarded-uri', `/mcp/${viewer}/x`], ['x-forwarded-uri', `/mcp/${other}/x`]]],
+    ['X-Original-URI and X-Forwarded-Uri naming different sessions', [['x-original-uri', `/mcp/${viewer}/x`], ['x-forwarded-uri', `/mcp/${other}/x`]]],
+    ['X-Forwarded-Method twice', [['x-forwarded-method', 'GET'], ['x-forwarded-method', 'POST'], ['x-forwarded-uri', `/mcp/${viewer}/x`]]],
+    ['X-Forwarded-Host twice', [['x-forwarded-uri', `/mcp/${viewer}/x`], ['x-forwarded-host', host], ['x-forwarded-host', 'elsewhere.example']]]
+  ]
+  for (const [what, headers] of cases) {
+    const answer = await raw(headers)
+    t.equal(answer.status, 403, what)
+    t.match(answer.body, 'MCPGW_PROXY_FORWARD_AUTH_DENIED', `${what}: refused as a question the gateway cannot read`)
+  }
+  const agreeing = await raw([['x-original-method', 'GET'], ['x-forwarded-method', 'GET'], ['x-forwarded-uri', `/mcp/${viewer}/api`], ['x-original-uri', `/mcp/${viewer}/api`]])
+  t.equal(agreeing.status, 200, 'both spellings saying the same thing are fine')
+})

@@ -46,6 +46,11 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
         : 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello')
       return
     }
+    if (req.url === '/te-foo') {
+      // A coding nobody applies, a body delimited by the close, and a header meant for this hop only.
+      res.socket!.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nConnection: x-secret, close\r\nX-Secret: hop\r\nTrailer: X-Later\r\n\r\n<p>hostile</p>')
+      return
+    }
     if (req.url === '/status-600') {
       // A status no HTTP client accepts, written raw.
       res.socket!.end('HTTP/1.1 600 Nope\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno')
@@ -238,4 +243,20 @@ t.test('a backend answer that is not valid HTTP is a 502 with a code', async (t)
     t.equal(res.status, 502, path)
     t.match(res.text, /"code":"MCPGW_PROXY_BAD_GATEWAY"/, `${path}: the backend's fault, with a code`)
   }
+})
+
+t.test('a backend\'s Transfer-Encoding, Trailer and the names its Connection lists stay on its hop: the client\'s answer is framed by the gateway, the next one is not read into it', async (t) => {
+  const { port, token } = await setUp(t)
+  const res = await rawRoundTrip(port,
+    `GET /mcp/${token}/te-foo HTTP/1.1\r\nHost: x\r\n\r\n` +
+    `GET /mcp/${token}/plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  const [head, rest] = [res.text.slice(0, res.text.indexOf('\r\n\r\n')), res.text.slice(res.text.indexOf('\r\n\r\n') + 4)]
+  t.equal(res.status, 200)
+  t.notMatch(head, /transfer-encoding: foo/i, 'not the backend\'s coding')
+  t.match(head, /transfer-encoding: chunked|content-length: \d+/i, 'framed by the gateway')
+  t.notMatch(head, /x-secret|^trailer:/im, 'nor the headers its Connection named, nor its Trailer')
+  const second = rest.indexOf('HTTP/1.1 ')
+  t.ok(second > 0, 'the second answer starts after the first ends')
+  t.match(rest.slice(0, second), /<p>hostile<\/p>/, 'with the first one\'s body whole before it')
+  t.match(rest.slice(second), /^HTTP\/1\.1 200/, 'and the second answer is an answer of its own')
 })
