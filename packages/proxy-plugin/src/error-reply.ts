@@ -10,7 +10,7 @@ export type GatewayErrorBody = ErrorBody
 
 /** A coded error as the client sees it. Only our own messages pass; anything else is generic. */
 // A backend's answer that is not valid HTTP (a 304 with a body, broken chunking), surfacing
-// from undici's parser after reply-from handed the response on: the backend failed, not us.
+// from undici's parser once the answer has started: the backend failed, not us.
 const UPSTREAM_PROTOCOL = /^(HPE_|UND_ERR_)/
 
 export function errorBody (err: unknown): GatewayErrorBody {

@@ -14,8 +14,8 @@ const TOKEN_CHARS = /^[A-Za-z0-9_\-.]+$/
 /**
  * Dot segments, in any spelling a server might decode (`..`, `%2e%2e`, `.%2E`),
  * with `\\` read as `/` the way browsers and some servers (Windows, some
- * frameworks) read it. The rule is @fastify/reply-from's own (`/..` or `../`
- * anywhere once decoded), applied here first so the refusal is early and coded.
+ * frameworks) read it. The rule is the one @fastify/reply-from applied (`/..` or `../`
+ * anywhere once decoded), kept since the proxy left it: the refusal is early and coded.
  */
 export function climbs (path: string): boolean {
   if (!path.includes('.') && !path.includes('%')) return false
