@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import t from 'tap'
 import { lazyChildLogger } from '../src/index.js'
 
@@ -11,7 +11,7 @@ function capture (): { stream: Writable, lines: () => Array<Record<string, unkno
 
 t.test('request loggers are made only when a request logs, and log as Fastify\'s own would', async (t) => {
   const { stream, lines } = capture()
-  const app = Fastify({ logger: { level: 'info', stream }, childLoggerFactory: lazyChildLogger, disableRequestLogging: true })
+  const app = Fastify({ logger: { level: 'info', stream }, childLoggerFactory: lazyChildLogger, logController: new LogController({ disableRequestLogging: true }) })
   let children = 0
   const child = app.log.child.bind(app.log)
   app.log.child = ((...args: Parameters<typeof child>) => { children++; return child(...args) }) as typeof child
