@@ -40,7 +40,8 @@ export interface ExchangeContext {
  * One proxied HTTP request: dispatched to the backend's pool with undici's
  * handler interface, its answer written straight to Node's response, chunk by
  * chunk, pausing the backend whenever the client's socket is full. No stream
- * objects, no per-request closures: this object is the whole per-request cost.
+ * objects: this object and the two callbacks it gives Node ('close', 'drain')
+ * are the whole per-request cost.
  *
  * Until the backend answers, the reply is Fastify's and any failure is a coded
  * error answer; from the answer on it is hijacked (Fastify's onResponse hooks
