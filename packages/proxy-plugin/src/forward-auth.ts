@@ -1,12 +1,11 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { urlHost } from '@mcp-gw/protocol'
 import { BadUpgradeError, OriginDeniedError } from './errors.js'
-import { rewriteRequestHeaders } from './headers.js'
+import { backendHost, rewriteRequestHeaders } from './headers.js'
 import type { ForwardContext } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
-import { stripTokenFromQuery } from './request-target.js'
+import { backendPath } from './request-target.js'
 import { isWebSocketHandshake, originAllowed } from './ws-proxy.js'
 
 /**
@@ -144,9 +143,9 @@ export function answerForwardAuth (request: FastifyRequest, reply: FastifyReply,
   const backend = ctx.backend
   const sent = rewriteRequestHeaders(request.headers, ctx)
   reply.code(200)
-  reply.header(VERDICT_HEADERS.upstream, `${urlHost(backend.host)}:${backend.port}`)
+  reply.header(VERDICT_HEADERS.upstream, backendHost(backend))
   reply.header(VERDICT_HEADERS.proto, backend.protocol)
-  reply.header(VERDICT_HEADERS.path, (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)))
+  reply.header(VERDICT_HEADERS.path, backendPath(target, options.forwardToken))
   for (const name of Object.keys(sent)) {
     if (name.startsWith('x-mcpgw-') || name === 'x-forwarded-prefix') reply.header(name, sent[name])
   }

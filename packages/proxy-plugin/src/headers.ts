@@ -3,7 +3,7 @@ import { IDENTITY_HEADERS, REGISTRANT_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { NormalizedProxyOptions } from './options.js'
-import { parseTarget, stripTokenFromQuery } from './request-target.js'
+import { backendPath, parseTarget } from './request-target.js'
 
 /**
  * What a backend is told about the request, and what the browser is told about
@@ -47,10 +47,13 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
   }
 }
 
-export { urlHost }
+/** The backend's `host:port` (IPv6 in brackets): its Host header, and what forward-auth names. */
+export function backendHost (backend: ServerRegistration): string {
+  return `${urlHost(backend.host)}:${backend.port}`
+}
 
 export function backendOrigin (backend: ServerRegistration): string {
-  return `${backend.protocol}://${urlHost(backend.host)}:${backend.port}`
+  return `${backend.protocol}://${backendHost(backend)}`
 }
 
 /**
@@ -170,8 +173,7 @@ function rewriteReferer (referer: string, ctx: ForwardContext): string | undefin
   }
   if (target === null) return JWT_SHAPED.test(referer) ? undefined : referer
   if (target.token !== ctx.token) return undefined
-  const search = ctx.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
-  return backendOrigin(ctx.backend) + (target.path || '/') + search
+  return backendOrigin(ctx.backend) + backendPath(target, ctx.forwardToken)
 }
 
 // Policies that never send a path to another origin; anything else is replaced.

@@ -5,7 +5,7 @@ import { Agent } from 'undici'
 import type { Dispatcher } from 'undici'
 import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError } from './errors.js'
 import { sendError } from './error-reply.js'
-import { backendOrigin, rewriteResponseHeaders, urlHost } from './headers.js'
+import { backendHost, backendOrigin, rewriteResponseHeaders } from './headers.js'
 import type { ForwardContext } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { endAndHangUp } from './metrics.js'
@@ -162,7 +162,7 @@ export function proxyHttp (request: FastifyRequest, reply: FastifyReply, ctx: Fo
   const body = request.body as Readable | undefined
   const hasBody = body !== undefined && body !== null
   // The backend's own Host, as on a direct request; with no body to pass, no length of one.
-  headers.host = `${urlHost(backend.host)}:${backend.port}`
+  headers.host = backendHost(backend)
   if (!hasBody) headers['content-length'] = undefined
   shared.agent.dispatch({
     origin: backendOrigin(backend),

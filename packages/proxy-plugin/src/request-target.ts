@@ -76,6 +76,14 @@ export function parseTarget (rawUrl: string, prefix: string): RequestTarget | nu
   return { token, path, search: queryAt === -1 ? '' : url.slice(queryAt) }
 }
 
+/**
+ * The path and query to ask the backend for: the target's own path (`/` for none) and its
+ * query, without the gateway token unless the backend is meant to get it (`forwardToken`).
+ */
+export function backendPath (target: RequestTarget, forwardToken: boolean): string {
+  return (target.path || '/') + (forwardToken ? target.search : stripTokenFromQuery(target.search, target.token))
+}
+
 /** Removes query parameters whose value is the gateway token (whatever their name). */
 export function stripTokenFromQuery (search: string, token: string): string {
   if (search.length === 0 || !search.includes(token)) return search

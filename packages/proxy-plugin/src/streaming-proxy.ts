@@ -7,7 +7,7 @@ import { backendAgent, proxyHttp } from './http-exchange.js'
 import { answerForwardAuth, forwardAuthOf } from './forward-auth.js'
 import type { ExchangeContext } from './http-exchange.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
-import { redactUrl, stripTokenFromQuery } from './request-target.js'
+import { backendPath, redactUrl } from './request-target.js'
 import { contextOptions } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
 import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
@@ -91,8 +91,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
       answerForwardAuth(request, reply, ctx, options, asked)
       return undefined
     }
-    const search = options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token)
-    proxyHttp(request, reply, ctx, (target.path || '/') + search, rewriteRequestHeaders(request.headers, ctx), exchanges)
+    proxyHttp(request, reply, ctx, backendPath(target, options.forwardToken), rewriteRequestHeaders(request.headers, ctx), exchanges)
     return undefined
   }
   fastify.route({ method: METHODS, url: '/*', exposeHeadRoute: false, logSerializers, config, handler: proxy })

@@ -8,9 +8,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
 import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, OriginDeniedError } from './errors.js'
 import { writeSocketError } from './error-reply.js'
-import { forwardContext, rewriteRequestHeaders, rewriteResponseHeaders, urlHost } from './headers.js'
+import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
-import { canonicalPath, stripTokenFromQuery } from './request-target.js'
+import { backendPath, canonicalPath } from './request-target.js'
 import { isUnderWildcard } from './isolation.js'
 
 export interface Tunnel {
@@ -202,8 +202,8 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     const backend = request.mcpBackend!
     const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)
     const headers = rewriteRequestHeaders(req.headers, ctx, true)
-    headers.host = `${urlHost(backend.host)}:${backend.port}`
-    const path = (target.path || '/') + (options.forwardToken ? target.search : stripTokenFromQuery(target.search, target.token))
+    headers.host = backendHost(backend)
+    const path = backendPath(target, options.forwardToken)
     const send = backend.protocol === 'https' ? httpsRequest : httpRequest
     const proxyReq = send({ host: backend.host, port: backend.port, path, method: 'GET', headers, agent: false })
 
