@@ -3,8 +3,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { acceptsConnections, acquireLock, freePort, isExecutable } from './ferretdb.js'
-import { stopChild } from './gateway-process.js'
+import { acquireLock, freePort, isExecutable } from './ferretdb.js'
+import { untilListening } from './server-process.js'
+import type { ServerProcess } from './server-process.js'
 
 const run = promisify(execFile)
 
@@ -42,13 +43,8 @@ export async function ensureCaddy (log: (line: string) => void = () => {}): Prom
   }
 }
 
-export interface CaddyProcess {
-  /** Where `{{port}}` in the Caddyfile listens: a free port on 127.0.0.1. */
-  port: number
-  pid: number
-  output (): string
-  stop (): Promise<void>
-}
+/** Caddy in the foreground; `port` is where `{{port}}` in its configuration listens, on 127.0.0.1. */
+export type CaddyProcess = ServerProcess
 
 /**
  * The real Caddy in the foreground on loopback, with a Caddyfile whose every
@@ -66,19 +62,5 @@ export async function startCaddy (caddyfile: string, options: { port?: number, e
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...options.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') }
   })
-  let output = ''
-  child.stderr.on('data', (c: Buffer) => { output = (output + c.toString()).slice(-20_000) })
-  const stop = async (): Promise<void> => {
-    await stopChild(child, 'SIGTERM')
-    await rm(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 15_000
-  while (!(await acceptsConnections(port))) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      await stop()
-      throw new Error(`caddy did not start: ${output}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return { port, pid: child.pid!, output: () => output, stop }
+  return await untilListening(child, { name: 'caddy', port, dir, signal: 'SIGTERM', timeoutMs: 15_000 })
 }

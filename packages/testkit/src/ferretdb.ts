@@ -1,7 +1,7 @@
 import { spawn, execFile } from 'node:child_process'
 import { constants } from 'node:fs'
 import { access, chmod, cp, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -92,15 +92,6 @@ export async function acquireLock (file: string): Promise<{ release: () => Promi
       await new Promise((resolve) => setTimeout(resolve, 500))
     }
   }
-}
-
-/** Whether something on 127.0.0.1 accepts TCP connections on `port`. */
-export function acceptsConnections (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
 }
 
 export async function freePort (host = '127.0.0.1'): Promise<number> {

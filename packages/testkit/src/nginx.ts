@@ -1,22 +1,17 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { acceptsConnections, freePort } from './ferretdb.js'
-import { stopChild } from './gateway-process.js'
+import { freePort } from './ferretdb.js'
+import { untilListening } from './server-process.js'
+import type { ServerProcess } from './server-process.js'
 
 /** Debian's nginx, or NGINX_PATH. */
 export const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
 
-export interface NginxProcess {
-  /** Where `listen {{port}}` in the configuration listens: a free port on 127.0.0.1. */
-  port: number
-  pid: number
-  /** What nginx wrote to stderr and its error log, for failure messages. */
-  output (): string
-  stop (): Promise<void>
-}
+/** nginx in the foreground; `port` is where `{{port}}` in its configuration listens, on 127.0.0.1. */
+export type NginxProcess = ServerProcess
 
 export interface StartNginxOptions {
   /** Directives inside `http { }`; every `{{port}}` in them is replaced by the free port chosen. */
@@ -58,19 +53,5 @@ ${options.http.replaceAll('{{port}}', String(port))}
 }
 `)
   const child = spawn(NGINX_PATH, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let output = ''
-  child.stderr.on('data', (c: Buffer) => { output += c.toString() })
-  const stop = async (): Promise<void> => {
-    await stopChild(child, 'SIGQUIT')
-    await rm(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 10_000
-  while (!(await acceptsConnections(port))) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      await stop()
-      throw new Error(`nginx did not start: ${output}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return { port, pid: child.pid!, output: () => output, stop }
+  return await untilListening(child, { name: 'nginx', port, dir, signal: 'SIGQUIT', timeoutMs: 10_000 })
 }
