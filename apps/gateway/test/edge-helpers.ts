@@ -83,3 +83,39 @@ export function send (port: number, path: string, headers: Record<string, string
     req.end(body)
   })
 }
+
+/**
+ * Isolated mode through an edge, asserted the same way for every edge: the link is swapped
+ * for a cookie (the backend hearing nothing of it), the cookie authenticates and never reaches
+ * the backend, spoofed identity headers in any spelling do not pass, the edge carried the bytes,
+ * another site's request is refused, and what a hostile backend sends is policed. `emptyDomain`:
+ * the edge blanks a cookie's Domain (nginx) rather than removing it (an empty one is ignored).
+ */
+export async function isolatedModeThroughEdge (t: Test, edge: { name: string, port: number, host: string, token: string, emptyDomain: boolean }, gateway: { metrics: { responses: Record<string, number> } }, backend: { seen: Seen[] }): Promise<void> {
+  const { port, host } = edge
+  const swap = await send(port, `/?mcpgw_link=${edge.token}`, { host })
+  t.equal(swap.status, 303, 'the link\'s credential is swapped for a cookie')
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  t.equal(backend.seen.length, 0, 'and the backend heard nothing of it')
+
+  const res = await send(port, '/api/items', { host, cookie: `${cookie}; theirs=2`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'x-forwarded-prefix': '/spoofed', 'x-mcpgw-registrant': 'spoofed', x_mcpgw_user_id: 'mallory', x_forwarded_prefix: '/spoofed' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+  t.equal(seen.url, '/api/items')
+  t.equal(seen.headers['x-mcpgw-user-id'], 'carol')
+  t.equal(seen.headers.cookie, 'theirs=2', 'the session cookie is the gateway\'s, never the backend\'s')
+  t.equal(seen.headers['x-forwarded-prefix'], undefined, 'a client\'s X-Forwarded-Prefix does not pass')
+  t.equal(seen.headers['x-mcpgw-registrant'], undefined, 'nor a registrant proof of its own (this registration has none)')
+  t.equal(seen.headers.x_mcpgw_user_id, undefined, 'nor identity headers spelled with underscores (CGI, WSGI and PHP read them as dashes)')
+  t.equal(seen.headers.x_forwarded_prefix, undefined)
+  t.equal(gateway.metrics.responses['2xx'], 0, `${edge.name} carried the bytes`)
+
+  const cross = await send(port, '/api/items', { host, cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
+  t.equal(cross.status, 403, 'another site\'s request is refused')
+  t.match(cross.body, 'MCPGW_PROXY_CROSS_SITE')
+  const hostile = await send(port, '/hostile', { host, cookie })
+  t.equal(hostile.headers['service-worker-allowed'], undefined)
+  t.equal(hostile.headers['clear-site-data'], undefined)
+  const domain = edge.emptyDomain ? /domain=[^;\s]/i : /domain=/i
+  t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => domain.test(c)), 'no Domain reaches other session hosts')
+}
