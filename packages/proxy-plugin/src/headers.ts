@@ -207,19 +207,26 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  */
 export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
-  const listed = switching ? null : connectionListed(headers.connection as string | string[] | undefined)
+  const listed = connectionListed(headers.connection as string | string[] | undefined)
   for (const name of Object.keys(headers)) {
     const value = headers[name]
-    if (value === undefined || (DROPPED_RESPONSE_HEADERS.has(name) && !(switching && SWITCHING_KEEPS.has(name)))) continue
-    if (listed?.has(name) === true) continue
+    const kept = switching && SWITCHING_KEEPS.has(name)
+    if (value === undefined || ((DROPPED_RESPONSE_HEADERS.has(name) || listed?.has(name) === true) && !kept)) continue
     out[name] = value
   }
+  // A 101's Connection names the upgrade and nothing else the client should act on.
+  if (switching && out.connection !== undefined) out.connection = 'Upgrade'
   // Path mode: everything is under the session's prefix. On a session host the backend has an
   // origin of its own, as on a direct connection: no prefix, and its own Referrer-Policy.
   const base = ctx.sessionCookie === null ? `${ctx.prefix}/${ctx.token}` : null
 
   const location = out.location
-  if (typeof location === 'string') out.location = rewriteLocation(location, base ?? '', ctx.backend)
+  if (location !== undefined) {
+    // Sent more than once (undici hands repeats on as a list), every one is rewritten; browsers
+    // follow repeats that agree, so those become one.
+    const rewritten = [...new Set([location].flat().map((l) => rewriteLocation(String(l), base ?? '', ctx.backend)))]
+    out.location = rewritten.length === 1 ? rewritten[0]! : rewritten
+  }
 
   if (base !== null) {
     // The token is in every URL under the prefix: it must never travel in a Referer to another site.

@@ -81,6 +81,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // An informational answer (100 Continue, 103 Early Hints) comes before the real one: skipped.
+    if (statusCode >= 100 && statusCode < 200 && statusCode !== 101) return
     if (statusCode < 200 || statusCode > 599) {
       // Not a final HTTP status (a 600, a 101 with no upgrade asked): nothing a client can be told.
       controller.abort(new BadGatewayError())

@@ -17,7 +17,11 @@ const HOSTILE: Record<string, string | string[]> = {
   'service-worker-allowed': '/',
   'clear-site-data': '"*"',
   'referrer-policy': 'unsafe-url',
-  location: '/login',
+  // Twice: undici hands repeated headers on as an array, Node's parser (the handshake) keeps the first.
+  location: ['/login', '/login'],
+  // A header meant for the backend's hop only, named in its Connection.
+  connection: 'x-hop',
+  'x-hop': 'secret',
   'set-cookie': ['a=1; Path=/x; Path =/', 'b=2; PATH=/; Domain=127.0.0.1', 'c=3; path', 'd=4; Domain=.example.com; Path=/y; Secure', 'e=5;Path=/;pAtH=/z;HttpOnly']
 }
 
@@ -49,6 +53,10 @@ async function startHostileBackend (t: Test): Promise<RawBackend> {
     if (req.url === '/te-foo') {
       // A coding nobody applies, a body delimited by the close, and a header meant for this hop only.
       res.socket!.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nConnection: x-secret, close\r\nX-Secret: hop\r\nTrailer: X-Later\r\n\r\n<p>hostile</p>')
+      return
+    }
+    if (req.url === '/early-hints') {
+      res.socket!.end('HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\npage')
       return
     }
     if (req.url === '/status-600') {
@@ -97,7 +105,8 @@ function assertPoliced (t: Test, headers: IncomingHttpHeaders, token: string, la
   t.equal(headers['service-worker-allowed'], undefined, `${label}: Service-Worker-Allowed dropped`)
   t.equal(headers['clear-site-data'], undefined, `${label}: Clear-Site-Data dropped`)
   t.equal(headers['referrer-policy'], 'same-origin', `${label}: a leaky Referrer-Policy replaced`)
-  t.equal(headers.location, `${base}/login`, `${label}: Location kept in the session`)
+  t.equal(headers.location, `${base}/login`, `${label}: Location kept in the session, however many times it is sent`)
+  t.equal(headers['x-hop'], undefined, `${label}: what the backend's Connection names stays on its hop`)
   t.same(headers['set-cookie'], [
     `a=1; Path=${base}/`,
     `b=2; Path=${base}/`,
@@ -259,4 +268,11 @@ t.test('a backend\'s Transfer-Encoding, Trailer and the names its Connection lis
   t.ok(second > 0, 'the second answer starts after the first ends')
   t.match(rest.slice(0, second), /<p>hostile<\/p>/, 'with the first one\'s body whole before it')
   t.match(rest.slice(second), /^HTTP\/1\.1 200/, 'and the second answer is an answer of its own')
+})
+
+t.test('an informational answer (103 Early Hints) before the backend\'s real one is skipped, not a 502', async (t) => {
+  const { port, token } = await setUp(t)
+  const res = await fetch(`http://127.0.0.1:${port}/mcp/${token}/early-hints`)
+  t.equal(res.status, 200)
+  t.equal(await res.text(), 'page')
 })
