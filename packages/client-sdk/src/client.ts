@@ -1,5 +1,9 @@
-import { randomBytes } from 'node:crypto'
-import { REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, sessionKeyOf, urlHost, verifyRegistrantProof } from '@mcp-gw/protocol'
+import { createHash, randomBytes } from 'node:crypto'
+import {
+  INCARNATION_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
+  REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf, urlHost,
+  verifyRegistrantProof
+} from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
@@ -45,6 +49,15 @@ export interface GatewayClientOptions {
    * name until the old registration lapses).
    */
   serverSecret?: string
+  /**
+   * Which instance of the server this process is, as the platform names it: stable across
+   * the process's restarts and unique among the server's processes (1-128 of A-Z a-z 0-9
+   * . _ : @ -). With a shared `serverSecret`, a restarted process with the same name takes
+   * its earlier links back. Default: MCP_WEB_UI_INSTANCE_ID, else (a process per user) one
+   * made from MCP_WEB_UI_LOCAL_USER, else none. Whatever it says, two live processes never
+   * share a session: the gateway routes each link to the process that minted it.
+   */
+  instance?: string
   /** Environment to read defaults from. Default process.env. */
   env?: NodeJS.ProcessEnv
 }
@@ -142,9 +155,25 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
    * Null: refuse the request.
    */
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null
+  /**
+   * Answers the gateway's instance probe (`GET /.well-known/mcp-gw/instance`), by which it
+   * tells a restart of this process from a second live one; true when it answered.
+   * `startWebUI` calls it for you before your handler.
+   */
+  answerInstanceProbe (req: IncomingMessage, res: ServerResponse): boolean
   /** Stops heartbeats and deregisters (bounded by `timeoutMs`, default 1500). */
   close (options?: { timeoutMs?: number }): Promise<void>
 }
+
+/** The instance name a process gets by default: MCP_WEB_UI_INSTANCE_ID, else one per local user. */
+function defaultInstance (env: NodeJS.ProcessEnv): string | undefined {
+  if (env.MCP_WEB_UI_INSTANCE_ID) return env.MCP_WEB_UI_INSTANCE_ID
+  const user = env.MCP_WEB_UI_LOCAL_USER
+  return user ? `user-${createHash('sha256').update(user).digest('hex').slice(0, 24)}` : undefined
+}
+
+/** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
+const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW_REGISTRY_NOT_SERVER_OWNER', 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED'])
 
 const MIN_HEARTBEAT_MS = 1000
 const BASE_BACKOFF_MS = 250
@@ -203,6 +232,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly #apiKey: string | undefined
   readonly #serverType: string | undefined
   readonly #secret: string
+  /** This process, to the gateway: made once, never shown in logs. */
+  readonly #incarnation = randomBytes(16).toString('base64url')
+  readonly #instance: string | undefined
+  /** The instance the gateway registered this process as, from the last registration. */
+  #instanceId: string | null = null
   /** What the gateway keys its proofs with: given with each registration, null until the first. */
   #proofKey: string | null = null
   readonly #fallback: boolean
@@ -243,6 +277,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
       throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
     }
+    const instance = options.instance ?? defaultInstance(env)
+    if (instance !== undefined && (typeof instance !== 'string' || !INSTANCE_NAME_PATTERN.test(instance))) {
+      throw new InvalidOptionError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
+    }
+    this.#instance = instance
     for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
       if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new InvalidOptionError(name, 'expected a positive number')
     }
@@ -305,6 +344,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         headers: {
           ...(this.#apiKey !== undefined && { authorization: `Bearer ${this.#apiKey}` }),
           [SERVER_SECRET_HEADER]: this.#secret,
+          // Only once registered by this client: a registration made elsewhere is found by the secret alone.
+          ...(this.#instanceId !== null && { [INCARNATION_HEADER]: this.#incarnation }),
           ...(body !== undefined && { 'content-type': 'application/json' })
         },
         ...(body !== undefined && { body: JSON.stringify(body) }),
@@ -347,9 +388,14 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const registration = this.#registration
     if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
     if (this.#timer !== null) clearTimeout(this.#timer)
-    let result: { expiresAt: string, linkOrigin?: string, proofKey?: string }
+    let result: { expiresAt: string, linkOrigin?: string, proofKey?: string, instanceId?: string }
     try {
-      result = await this.#call('POST', '/register-server', { serverName: this.serverName, ...registration }, timeoutMs) as typeof result
+      result = await this.#call('POST', '/register-server', {
+        serverName: this.serverName,
+        ...registration,
+        incarnation: this.#incarnation,
+        ...(this.#instance !== undefined && { instance: this.#instance })
+      }, timeoutMs) as typeof result
     } catch (err) {
       if (this.#registration !== registration || this.#closed()) {
         this.#handOver()
@@ -372,10 +418,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
           if (this.#fallback) this.#enter('direct')
         }
       } else {
-        this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode },
-          gatewayCode === 'MCPGW_REGISTRY_SERVER_OWNED'
-            ? 'another process holds this server name at the gateway; retrying until its registration lapses'
-            : 'the gateway refused the registration; retrying')
+        this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode }, 'the gateway refused the registration; retrying')
         if (this.#state !== 'direct') this.#enter('connecting')
       }
       this.#schedule(retryInMs)
@@ -391,6 +434,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#lastError = null
     if (typeof result.linkOrigin === 'string') this.#linkOrigin = result.linkOrigin
     if (typeof result.proofKey === 'string') this.#proofKey = result.proofKey
+    if (typeof result.instanceId === 'string') this.#instanceId = result.instanceId
     this.#enter('registered')
     // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
     const lifetime = Date.parse(result.expiresAt) - Date.now()
@@ -437,7 +481,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#abort.abort()
       this.#abort = new AbortController()
     }
-    if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}`, undefined, timeoutMs)
+    const instanceQuery = this.#instanceId === null ? '' : `?instanceId=${encodeURIComponent(this.#instanceId)}`
+    if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}${instanceQuery}`, undefined, timeoutMs)
   }
 
   async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
@@ -456,8 +501,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       try {
         return await this.#gatewayLink(userId, sessionOptions)
       } catch (err) {
-        // The gateway forgot us (a restart of its embedded store): register now, ask again.
-        if (gatewayCodeOf(err) !== 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED') throw err
+        // The gateway forgot this instance (a restart of its embedded store, a lapse, a restart of this
+        // process's identity elsewhere that took it over): register now, ask again.
+        if (!REREGISTER_CODES.has(gatewayCodeOf(err) ?? '')) throw err
         await this.#registerNow()
         return await this.#gatewayLink(userId, sessionOptions)
       }
@@ -480,7 +526,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(this.#serverType !== undefined && { serverType: this.#serverType }),
       ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
-      ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate })
+      ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
+      ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }) as { url: string, token: string, expiresAt: string, sessionId: string }
     return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId, via: 'gateway' }
   }
@@ -513,9 +560,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       }
     }
     if (this.mode === 'direct') return revoked
-    const body = 'sessionId' in selector
-      ? { sessionId: selector.sessionId }
-      : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#serverType) }
+    // This instance's sessions only: never another process's of the same name.
+    const body = {
+      ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#serverType) }),
+      ...(this.#instanceId !== null && { instanceId: this.#instanceId })
+    }
     return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
   }
 
@@ -573,6 +622,18 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       }
     }
     return null
+  }
+
+  answerInstanceProbe (req: IncomingMessage, res: ServerResponse): boolean {
+    const challenge = req.headers[INSTANCE_PROBE_HEADER]
+    if (typeof challenge !== 'string' || !(req.url === INSTANCE_PROBE_PATH || req.url?.startsWith(`${INSTANCE_PROBE_PATH}?`) === true)) return false
+    const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-length': '0' }
+    // Only while registered: a process that is not (any more) has no instance to vouch for.
+    if (this.#proofKey !== null && this.#state !== 'closed' && challenge.length <= 64) {
+      headers[INSTANCE_PROBE_ANSWER_HEADER] = instanceProbeProof(this.#proofKey, challenge, this.#incarnation)
+    }
+    res.writeHead(204, headers).end()
+    return true
   }
 
   close (options: { timeoutMs?: number } = {}): Promise<void> {

@@ -15,4 +15,5 @@ export const PortRangeExhaustedError = createError<Args<[number, number]>>('MCPG
 export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_SDK_INVALID_OPTION', 'Invalid option %s: %s', 500)
 export const NotRegisteredError = createError<Args<[]>>('MCPGW_SDK_NOT_REGISTERED', 'Call register() or startWebUI() before creating sessions', 500)
 export const ClosedError = createError<Args<[]>>('MCPGW_SDK_CLOSED', 'The client was closed', 500)
-export const NoSubjectError = createError<Args<[]>>('MCPGW_SDK_NO_SUBJECT', "The request's auth info names no user (extra.sub): pass fromAuth to say who it is", 401)
+export const NoSubjectError = createError<Args<[string]>>('MCPGW_SDK_NO_SUBJECT', 'No user for this MCP request: %s', 401)
+export const PlatformCredentialError = createError<Args<[string]>>('MCPGW_SDK_PLATFORM_CREDENTIAL', 'The user header %s came without the platform credential: refused', 401)

@@ -1,5 +1,5 @@
 import { DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
-import type { IncomingHttpHeaders, RequestListener, Server } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { GatewayClient } from './client.js'
@@ -53,6 +53,16 @@ export async function startWebUI (target: Server | RequestListener, options: Sta
   }
   const host = options.host ?? '127.0.0.1'
   const server = typeof target === 'function' ? createServer(target) : target
+  const client = options.client
+  if (client !== undefined) {
+    // The gateway's instance probe is answered before the UI's own handlers see the request.
+    const handlers = server.listeners('request') as RequestListener[]
+    server.removeAllListeners('request')
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (client.answerInstanceProbe(req, res)) return
+      for (const handler of handlers) handler.call(server, req, res)
+    })
+  }
   const size = high - low + 1
   const start = Math.floor(Math.random() * size)
   let port = 0

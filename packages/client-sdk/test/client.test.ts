@@ -58,22 +58,69 @@ t.test('createSession right after the gateway forgot the server registers first,
   t.equal((await restarted.app.mcpRegistry.discover('todoodles'))?.port, 12866, 'registered before the link was made')
 })
 
-t.test('a second process cannot take a live server name, nor its sessions', async (t) => {
+t.test('a second process of a server is an instance of its own: its own links, never the first one\'s sessions', async (t) => {
   const gw = await startGateway(t, 0, 90)
-  const owner = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
-  t.teardown(() => owner.close())
-  await owner.register({ host: '127.0.0.1', port: 12867 })
-  const logger = quietLogger()
-  const intruder = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger, registerTimeoutMs: 300 })
-  t.teardown(() => intruder.close())
-  await t.rejects(intruder.register({ host: '127.0.0.1', port: 6666 }), { code: 'MCPGW_SDK_REQUEST_FAILED', message: /409 MCPGW_REGISTRY_SERVER_OWNED/ })
-  t.match(JSON.stringify(logger.warnings), /another process holds this server name/)
-  // Not registered, it registers first, and is refused before any session is asked for.
-  await t.rejects(intruder.createSession('alice'), { message: /409 MCPGW_REGISTRY_SERVER_OWNED/ })
-  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, 'the owner keeps the route')
-  await intruder.close()
-  t.equal((await gw.app.mcpRegistry.discover('todoodles'))?.port, 12867, "the intruder's close does not remove the owner's registration")
-  t.equal((await owner.createSession('alice')).url.startsWith('https://gw.example/mcp/'), true)
+  const first = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => first.close())
+  await first.register({ host: '127.0.0.1', port: 12867 })
+  const second = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => second.close())
+  await second.register({ host: '127.0.0.1', port: 6666 })
+  t.equal(second.state, 'registered', 'the second process registers too (it used to get 409)')
+  const instances = await gw.app.mcpRegistry.instances('todoodles')
+  t.same(instances.map((i) => i.port).sort((a, b) => a - b), [6666, 12867], 'two live instances of one name')
+  const a = await first.createSession('alice')
+  const b = await second.createSession('alice')
+  t.not(a.token, b.token, 'alice gets one session per process')
+  const routeOf = async (token: string): Promise<number | undefined> => {
+    const result = await gw.app.mcpRegistry.validate(token)
+    if (!result.valid) return undefined
+    return (await gw.app.mcpRegistry.discoverInstance(result.session.instanceId))?.port
+  }
+  t.equal(await routeOf(a.token), 12867, "the first process's link goes to the first process")
+  t.equal(await routeOf(b.token), 6666, "the second's to the second")
+  t.equal(await second.revokeSession({ userId: 'alice' }), 1, "the second process revokes alice's session of its own")
+  t.equal((await gw.app.mcpRegistry.validate(a.token)).valid, true, "and not the first process's")
+  await second.close()
+  t.same((await gw.app.mcpRegistry.instances('todoodles')).map((i) => i.port), [12867], "the second's close removes its own instance only")
+  t.equal(await routeOf(a.token), 12867)
+})
+
+t.test('two live processes with one shared secret never share sessions; a restart of one takes its own back', async (t) => {
+  const gw = await startGateway(t, 0, 90)
+  const serverSecret = 'shared-by-every-process-0123456789abcdef'
+  const start = async (instance?: string) => {
+    const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), serverSecret, ...(instance !== undefined && { instance }) })
+    t.teardown(() => client.close())
+    // A real UI server: it answers the gateway's instance probe.
+    const ui = await startWebUI((_req, res) => { res.end('ui') }, { client, portRange: [20000, 30000] })
+    t.teardown(() => ui.close())
+    await client.ready
+    return { client, ui }
+  }
+  const carol = await start()
+  const dave = await start()
+  const carolLink = await carol.client.createSession('carol')
+  const daveLink = await dave.client.createSession('dave')
+  const portOf = async (token: string): Promise<number | undefined> => {
+    const result = await gw.app.mcpRegistry.validate(token)
+    return result.valid ? (await gw.app.mcpRegistry.discoverInstance(result.session.instanceId))?.port : undefined
+  }
+  t.equal(await portOf(carolLink.token), carol.ui.port, "carol's link reaches carol's process")
+  t.equal(await portOf(daveLink.token), dave.ui.port, "dave's link reaches dave's process, though both share the secret")
+  // Heartbeats change nothing.
+  await dave.client.register({ host: '127.0.0.1', port: dave.ui.port })
+  t.equal(await portOf(carolLink.token), carol.ui.port, 'still, after a heartbeat of the second')
+
+  // Per-user processes named by the platform: a restart takes its own instance back.
+  const erin = await start('erin')
+  const erinLink = await erin.client.createSession('erin')
+  await erin.ui.server.close()
+  erin.ui.server.closeAllConnections()
+  const erinAgain = await start('erin')
+  t.equal((await erinAgain.client.createSession('erin')).token, erinLink.token, "the restarted process hands out erin's earlier link again")
+  t.equal(await portOf(erinLink.token), erinAgain.ui.port, 'which now reaches the new process')
+  t.equal(await portOf(carolLink.token), carol.ui.port, 'and nobody else moved')
 })
 
 t.test('a server restarted with the same serverSecret keeps its name and the links it handed out', async (t) => {

@@ -62,6 +62,53 @@ export function verifyRegistrantProof (proof: unknown, proofKey: string, identit
   return timingSafeEqual(Buffer.from(match[2]!, 'latin1'), Buffer.from(proofMac(proofKey, seconds, identity), 'latin1'))
 }
 
+/**
+ * Instances. One registration is one process (an instance) of a server; a name has any
+ * number of them. A process says which incarnation it is (random, made once per process)
+ * and, optionally, which stable instance of the server it is (`instance`: a name the
+ * platform gives each process, kept across restarts). The header carries the incarnation
+ * on calls that act on the caller's own instance (create-session, deregister).
+ */
+export const INCARNATION_HEADER = 'x-mcpgw-incarnation'
+
+/** An incarnation: 16 to 64 base64url characters. */
+export const INCARNATION_PATTERN = /^[A-Za-z0-9_-]{16,64}$/
+
+/** An instance name the platform gives a process: 1 to 128 of A-Z a-z 0-9 . _ : @ -. */
+export const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/
+
+/**
+ * Where the gateway asks a registered backend whether a given incarnation still
+ * serves there, before it lets a newcomer with the same identity take that
+ * instance's sessions over. The challenge travels in INSTANCE_PROBE_HEADER; the
+ * answer, in the same header, is `instanceProbeProof` for the incarnation that serves.
+ */
+export const INSTANCE_PROBE_PATH = '/.well-known/mcp-gw/instance'
+export const INSTANCE_PROBE_HEADER = 'x-mcpgw-instance-probe'
+export const INSTANCE_PROBE_ANSWER_HEADER = 'x-mcpgw-instance-proof'
+
+/**
+ * `<incarnation>.<HMAC-SHA256 hex>` keyed by the registration's proof key, over the
+ * challenge and the incarnation: only the process that registered that incarnation
+ * (it alone holds the key and knows the incarnation) can make it.
+ */
+export function instanceProbeProof (proofKey: string, challenge: string, incarnation: string): string {
+  const mac = createHmac('sha256', proofKey).update(`mcp-gw instance probe\0${challenge}\0${incarnation}`).digest('hex')
+  return `${incarnation}.${mac}`
+}
+
+/** The incarnation a probe answer proves for this challenge, or null when it proves nothing. */
+export function verifyInstanceProbe (answer: unknown, proofKey: string, challenge: string): string | null {
+  if (typeof answer !== 'string') return null
+  const dot = answer.lastIndexOf('.')
+  if (dot <= 0) return null
+  const incarnation = answer.slice(0, dot)
+  if (!INCARNATION_PATTERN.test(incarnation)) return null
+  const expected = Buffer.from(instanceProbeProof(proofKey, challenge, incarnation), 'latin1')
+  const given = Buffer.from(answer, 'latin1')
+  return expected.length === given.length && timingSafeEqual(expected, given) ? incarnation : null
+}
+
 /** Headers that tell the backend who the gateway authenticated; only the gateway sets them. */
 export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', REGISTRANT_HEADER] as const
 

@@ -74,9 +74,10 @@ export class Authenticator {
     })
     this.routes = new RevalidatingCache({
       ...common,
-      load: async (serverName) => {
-        const registration = await registry.discover(serverName)
-        if (registration === null) throw new NoBackendError(serverName)
+      // By instance: a session goes to the process that minted it, never another of the same name.
+      load: async (instanceId) => {
+        const registration = await registry.discoverInstance(instanceId)
+        if (registration === null) throw new NoBackendError()
         return registration
       },
       expiresAt: (registration) => registration.expiresAt

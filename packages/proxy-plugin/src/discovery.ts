@@ -5,13 +5,13 @@ import { NoBackendError } from './errors.js'
 import { edgeMaxAge } from './forward-auth.js'
 
 /**
- * A session issued for one registrant is served only while that registrant holds
- * the server name: whoever registers the name after it lapsed gets none of the
+ * A session is served only by the instance that minted it, while its registrant holds it:
+ * no other process of the same name, and nobody who registers after it stopped, gets the
  * earlier sessions (nor, through them, their users' identity headers).
  */
 function admit (request: FastifyRequest, session: SessionRecord, backend: ServerRegistration, done: HookHandlerDoneFunction): void {
-  if (session.ownerHash !== null && session.ownerHash !== backend.ownerHash) {
-    done(new NoBackendError(session.serverName))
+  if (backend.instanceId !== session.instanceId || backend.serverName !== session.serverName || (session.ownerHash !== null && session.ownerHash !== backend.ownerHash)) {
+    done(new NoBackendError())
     return
   }
   request.mcpBackend = backend
@@ -19,8 +19,8 @@ function admit (request: FastifyRequest, session: SessionRecord, backend: Server
 }
 
 /**
- * Resolves `request.mcpBackend`, the live registration of the session's server,
- * or answers 503 MCPGW_PROXY_NO_BACKEND. Runs after token-auth.
+ * Resolves `request.mcpBackend`, the live instance that minted the session, or
+ * answers 503 MCPGW_PROXY_NO_BACKEND (for browsers, a page: the server stopped). Runs after token-auth.
  */
 async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
   const authenticator = fastify.mcpAuthenticator!
@@ -33,12 +33,12 @@ async function discoveryPlugin (fastify: FastifyInstance): Promise<void> {
       return
     }
     const maxAgeMs = edgeMaxAge(request.raw, authenticator.revalidateMs)
-    const cached = maxAgeMs === undefined ? routes.peek(session.serverName) : undefined
+    const cached = maxAgeMs === undefined ? routes.peek(session.instanceId) : undefined
     if (cached !== undefined) {
       admit(request, session, cached, done)
       return
     }
-    routes.get(session.serverName, maxAgeMs).then((backend) => admit(request, session, backend, done), done)
+    routes.get(session.instanceId, maxAgeMs).then((backend) => admit(request, session, backend, done), done)
   })
 }
 

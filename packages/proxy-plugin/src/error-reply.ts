@@ -37,6 +37,7 @@ function errorPage (body: GatewayErrorBody): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>${body.statusCode} ${esc(body.error)}</title></head>` +
     `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
     (body.statusCode === 401 ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
+    (body.code === 'MCPGW_PROXY_NO_BACKEND' ? '<p>The MCP server that made this link is not running any more. Ask the assistant to open the UI again for a new link.</p>' : '') +
     `<p><code>${esc(body.code)}</code></p></body></html>\n`
 }
 

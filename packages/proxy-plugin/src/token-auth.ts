@@ -69,7 +69,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   }
 
   // A backend that re-registers (say, restarted on a new port) is routed to at once.
-  const unsubscribe = authenticator.registry.onServerChange((serverName) => authenticator.routes.delete(serverName))
+  const unsubscribe = authenticator.registry.onServerChange((_serverName, instanceId) => authenticator.routes.delete(instanceId))
   fastify.addHook('onClose', (_instance, done) => { unsubscribe(); done() })
   fastify.decorate('mcpAuthenticator', authenticator)
   fastify.decorateRequest('mcpSession', null)

@@ -105,18 +105,18 @@ t.test('a cached session costs no store round trip; a revalidation costs one, in
   const gw = await startGateway(t, { now: clock, revalidateMs: 2000 })
   const token = await gw.session(backend)
   const calls: string[] = []
-  for (const method of ['findSessionByJti', 'findServer', 'touchSession'] as const) {
+  for (const method of ['findSessionByJti', 'findInstance', 'touchSession'] as const) {
     const original = gw.store[method].bind(gw.store) as (...args: unknown[]) => Promise<unknown>
     ;(gw.store as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => { calls.push(method); return original(...args) }
   }
   for (let i = 0; i < 200; i++) t.equal((await fetch(`${gw.origin}/mcp/${token}/`)).status, 200, `request ${i}`)
-  t.same(calls.filter((c) => c !== 'touchSession'), ['findSessionByJti', 'findServer'], 'one lookup each for 200 requests')
+  t.same(calls.filter((c) => c !== 'touchSession'), ['findSessionByJti', 'findInstance'], 'one lookup each for 200 requests')
   t.ok(calls.filter((c) => c === 'touchSession').length <= 1, 'activity written at most once')
   calls.length = 0
   now += 1500
   t.equal((await fetch(`${gw.origin}/mcp/${token}/`)).status, 200, 'served from cache while it refreshes')
-  await eventually(() => calls.includes('findServer') && calls.includes('findSessionByJti'), { within: 2000, what: 'the background refresh' })
-  t.same(calls.filter((c) => c !== 'touchSession').sort(), ['findServer', 'findSessionByJti'], 'one background refresh each')
+  await eventually(() => calls.includes('findInstance') && calls.includes('findSessionByJti'), { within: 2000, what: 'the background refresh' })
+  t.same(calls.filter((c) => c !== 'touchSession').sort(), ['findInstance', 'findSessionByJti'], 'one background refresh each')
 })
 
 t.test('the registry can come from @mcp-gw/registry registered on the host', async (t) => {

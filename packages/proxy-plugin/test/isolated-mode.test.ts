@@ -122,7 +122,9 @@ t.test('a session issued for one registrant is never served by the next holder o
   t.equal(next.seen.length, 0, "B's backend never saw alice")
   const reissued = await gw.registry.createSession({ userId: 'alice', serverName: 'a', serverSecret: ownerB })
   t.not(reissued.token, token, "B asking for alice's session gets a new one, never A's token")
-  t.equal((await gw.registry.validate(token)).valid, false, "and A's is revoked")
+  const still = await rawRequest(gw.port, `/mcp/${token}/x`)
+  t.same([still.status, json(still.body).code], [503, 'MCPGW_PROXY_NO_BACKEND'], "A's token still opens nothing of B's after B minted alice a session")
+  t.equal(next.seen.filter((r) => r.headers['x-mcpgw-session-id'] !== reissued.session.sessionId).length, 0, "B's backend only ever sees B's own sessions")
   t.equal((await rawRequest(gw.port, `/mcp/${reissued.token}/x`)).status, 200)
 })
 

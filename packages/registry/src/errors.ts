@@ -86,21 +86,34 @@ export const NotFoundError = createError<Args<[string, string]>>(
   404
 )
 
-export const ServerOwnedError = createError<Args<[string]>>(
-  'MCPGW_REGISTRY_SERVER_OWNED',
-  'Server %s is registered by another registrant; it can be registered again once that registration lapses',
+/** Thrown by stores: the instance is live in another process of the same owner. The registry decides what follows. */
+export const InstanceHeldError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_INSTANCE_HELD',
+  'Instance %s of this server is held by another live process',
   409
+)
+
+export const InstanceSupersededError = createError<Args<[string]>>(
+  'MCPGW_REGISTRY_INSTANCE_SUPERSEDED',
+  'This process no longer holds its instance of server %s (a restart of it took the instance over): register again',
+  409
+)
+
+export const BackendIsGatewayError = createError<Args<[]>>(
+  'MCPGW_REGISTRY_BACKEND_IS_GATEWAY',
+  'Registrations may not point at the gateway itself',
+  403
 )
 
 export const NotServerOwnerError = createError<Args<[string]>>(
   'MCPGW_REGISTRY_NOT_SERVER_OWNER',
-  'Only the registrant of server %s may do this (send its X-Mcpgw-Server-Secret)',
+  'Only the registrant of this instance of server %s may do this (send its X-Mcpgw-Server-Secret)',
   403
 )
 
 export const ServerNotRegisteredError = createError<Args<[string]>>(
   'MCPGW_REGISTRY_SERVER_NOT_REGISTERED',
-  'Server %s has no live registration: register it, then ask for sessions',
+  'Server %s has no live instance of this registrant: register it, then ask for sessions',
   404
 )
 

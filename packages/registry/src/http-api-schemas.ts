@@ -1,4 +1,4 @@
-import { SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
+import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
 import { SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
 
 /** The registry API's JSON schemas: requests are checked against them, answers serialised by them, OpenAPI built from them. */
@@ -14,13 +14,35 @@ export const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 40
 
 export const secretHeader = {
   type: 'object',
-  properties: { [SERVER_SECRET_HEADER]: { type: 'string', description: 'The registrant\'s secret (32 to 256 visible ASCII characters)' } }
+  properties: {
+    [SERVER_SECRET_HEADER]: { type: 'string', description: 'The registrant\'s secret (32 to 256 visible ASCII characters)' },
+    [INCARNATION_HEADER]: { type: 'string', description: 'The incarnation the caller registered with: the call acts for the instance this process holds' }
+  }
+} as const
+
+const instanceId = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$', description: 'An instance id, as registration answered it' } as const
+
+export const instanceSchema = {
+  type: 'object',
+  properties: {
+    instanceId: { type: 'string' },
+    instance: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'integer' },
+    protocol: { type: 'string', enum: ['http', 'https'] },
+    registeredAt: iso,
+    lastHeartbeatAt: iso,
+    expiresAt: iso,
+    sessions: { type: 'integer', description: 'Live sessions of this instance' }
+  }
 } as const
 
 export const registrationSchema = {
   type: 'object',
   properties: {
     serverName: { type: 'string' },
+    instanceId: { type: 'string' },
+    instance: { type: 'string' },
     host: { type: 'string' },
     port: { type: 'integer' },
     protocol: { type: 'string', enum: ['http', 'https'] },
@@ -39,6 +61,7 @@ export const sessionSchema = {
     userId: { type: 'string' },
     serverName: { type: 'string' },
     serverType: { type: 'string' },
+    instanceId: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
     createdAt: iso,
     expiresAt: iso,
@@ -53,10 +76,20 @@ export const issuedSchema = {
 
 const serverParams = { type: 'object', properties: { serverName } } as const
 
+export const serverSchema = {
+  ...registrationSchema,
+  properties: {
+    ...registrationSchema.properties,
+    instances: { type: 'array', items: instanceSchema, description: 'Every live instance of the name, oldest first (the top-level address is the first one\'s)' }
+  }
+} as const
+
 export const registerServerSchema = {
-  summary: 'Register a backend, or heartbeat it',
-  description: `The first registration of a live name owns it: later calls for it must send the same ${SERVER_SECRET_HEADER}. ` +
-    'Without the header, the gateway makes a secret and returns it once, in `secret`. Another registrant gets 409 until the registration lapses.',
+  summary: 'Register an instance of a server (one process), or heartbeat it',
+  description: `A server name has any number of live instances; each session belongs to the instance that minted it and is routed to it alone. ` +
+    `Calls for an instance send the ${SERVER_SECRET_HEADER} it was registered with (without the header, the gateway makes a secret and returns it once, in \`secret\`). ` +
+    'Send `incarnation` (random, once per process) so a heartbeat is told from a second process with the same secret, and `instance` (a name the platform gives the process, kept across restarts) ' +
+    'so a restarted process takes its earlier sessions back. A newcomer takes over a live instance of its identity only when the holder is gone; otherwise it becomes an instance of its own.',
   headers: secretHeader,
   body: {
     type: 'object',
@@ -67,7 +100,9 @@ export const registerServerSchema = {
       host: { type: 'string', minLength: 1, maxLength: 253 },
       port: { type: 'integer', minimum: 1, maximum: 65535 },
       protocol: { type: 'string', enum: ['http', 'https'] },
-      metadata
+      metadata,
+      instance: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$', description: 'The instance name the platform gave this process (stable across its restarts)' },
+      incarnation: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$', description: 'Random, made once per process start' }
     }
   },
   response: {
@@ -85,9 +120,10 @@ export const registerServerSchema = {
 } as const
 
 export const deregisterServerSchema = {
-  summary: 'Deregister a backend (its registrant only)',
+  summary: 'Deregister the caller\'s instance (its registrant only)',
   headers: secretHeader,
   params: serverParams,
+  querystring: { type: 'object', additionalProperties: false, properties: { instanceId } },
   response: { 204: { type: 'null' }, ...errors }
 } as const
 
@@ -107,7 +143,8 @@ export const createSessionSchema = {
       ttlSeconds: { type: 'integer', minimum: 1 },
       scopes: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
       rotate: { type: 'boolean' },
-      metadata
+      metadata,
+      instanceId
     }
   },
   response: { 200: issuedSchema, 201: issuedSchema, ...errors }
@@ -115,30 +152,32 @@ export const createSessionSchema = {
 
 export const revokeSessionSchema = {
   summary: 'Revoke by sessionId, sessionKey or userId',
+  description: `With \`instanceId\`, only that instance's sessions, and only by its registrant (${SERVER_SECRET_HEADER}).`,
+  headers: secretHeader,
   body: {
     type: 'object',
     additionalProperties: false,
     minProperties: 1,
-    maxProperties: 1,
-    properties: { sessionId: { type: 'string', maxLength: 64 }, sessionKey: { type: 'string', maxLength: 400 }, userId: { type: 'string', maxLength: 256 } }
+    maxProperties: 2,
+    properties: { sessionId: { type: 'string', maxLength: 64 }, sessionKey: { type: 'string', maxLength: 400 }, userId: { type: 'string', maxLength: 256 }, instanceId }
   },
   response: { 200: { type: 'object', properties: { revoked: { type: 'integer' } } }, ...errors }
 } as const
 
 export const discoverServerSchema = {
-  summary: 'The live registration of a server',
+  summary: 'A server and its live instances',
   params: serverParams,
-  response: { 200: registrationSchema, ...errors }
+  response: { 200: serverSchema, ...errors }
 } as const
 
 export const listServersSchema = {
-  summary: 'Live registrations',
-  response: { 200: { type: 'object', properties: { servers: { type: 'array', items: registrationSchema } } }, ...errors }
+  summary: 'Live servers, each with its instances',
+  response: { 200: { type: 'object', properties: { servers: { type: 'array', items: serverSchema } } }, ...errors }
 } as const
 
 export const listSessionsSchema = {
   summary: 'Live sessions, newest first (never their tokens)',
-  querystring: { type: 'object', additionalProperties: false, properties: { userId: { type: 'string' }, serverName, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+  querystring: { type: 'object', additionalProperties: false, properties: { userId: { type: 'string' }, serverName, instanceId, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
   response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } }, ...errors }
 } as const
 
@@ -149,7 +188,7 @@ export const statsSchema = {
     200: {
       type: 'object',
       properties: {
-        sessions: { type: 'object', properties: { live: { type: 'integer' }, byServer: { type: 'object', additionalProperties: { type: 'integer' } }, byUser: { type: 'object', additionalProperties: { type: 'integer' } } } },
+        sessions: { type: 'object', properties: { live: { type: 'integer' }, byServer: { type: 'object', additionalProperties: { type: 'integer' } }, byInstance: { type: 'object', additionalProperties: { type: 'integer' } }, byUser: { type: 'object', additionalProperties: { type: 'integer' } } } },
         servers: { type: 'object', properties: { live: { type: 'integer' } } }
       }
     },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { errorBody, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
+import { errorBody, INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { apiGuard } from './api-guard.js'
@@ -7,7 +7,7 @@ import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, InvalidOp
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
 import { parseWildcardUrl, sessionLink } from './session-host.js'
-import type { CreateSessionInput, RegisterServerInput } from './registry.js'
+import type { CreateSessionInput, InstanceSelector, RegisterServerInput } from './registry.js'
 import type { WildcardUrl } from './session-host.js'
 import type { ServerRegistration, SessionRecord } from './types.js'
 
@@ -44,9 +44,45 @@ function requireServerSecret (request: FastifyRequest, serverName: string): stri
   return secret
 }
 
+/** Which of the caller's instances a call acts for: `instanceId` as given, and its incarnation header. */
+function selectorOf (request: FastifyRequest, instanceId: unknown): InstanceSelector {
+  const incarnation = request.headers[INCARNATION_HEADER]
+  return {
+    ...(typeof instanceId === 'string' && { instanceId }),
+    ...(typeof incarnation === 'string' && incarnation !== '' && { incarnation })
+  }
+}
+
+function instanceJson (r: ServerRegistration, sessions?: number): Record<string, unknown> {
+  return {
+    instanceId: r.instanceId,
+    ...(r.instance !== null && { instance: r.instance }),
+    host: r.host,
+    port: r.port,
+    protocol: r.protocol,
+    registeredAt: new Date(r.registeredAt).toISOString(),
+    lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(),
+    expiresAt: new Date(r.expiresAt).toISOString(),
+    ...(sessions !== undefined && { sessions })
+  }
+}
+
+/**
+ * A server name and its live instances (oldest first). The top-level address fields are the
+ * oldest instance's, as answers had them before a name could have several.
+ */
+function serverJson (instances: ServerRegistration[], byInstance: Record<string, number>): Record<string, unknown> {
+  return {
+    ...registrationJson(instances[0]!),
+    instances: instances.map((i) => instanceJson(i, byInstance[i.instanceId] ?? 0))
+  }
+}
+
 function registrationJson (r: ServerRegistration): Record<string, unknown> {
   return {
     serverName: r.serverName,
+    instanceId: r.instanceId,
+    ...(r.instance !== null && { instance: r.instance }),
     host: r.host,
     port: r.port,
     protocol: r.protocol,
@@ -64,6 +100,7 @@ function sessionJson (s: SessionRecord): Record<string, unknown> {
     userId: s.userId,
     serverName: s.serverName,
     serverType: s.serverType,
+    instanceId: s.instanceId,
     scopes: s.scopes,
     createdAt: new Date(s.createdAt).toISOString(),
     expiresAt: new Date(s.expiresAt).toISOString(),
@@ -115,6 +152,13 @@ function handlers (registry: Registry, links: Links) {
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
 
+  /** A registrant acting on its own instance: the secret must be the one it was registered with. */
+  async function assertOwnInstance (request: FastifyRequest, instanceId: string): Promise<void> {
+    const instance = await registry.discoverInstance(instanceId)
+    if (instance === null) throw new NotFoundError('instance', instanceId)
+    await registry.assertServerOwner(instance.serverName, requireServerSecret(request, instance.serverName), selectorOf(request, instanceId))
+  }
+
   return {
     async health () {
       return { status: 'ok' }
@@ -141,14 +185,15 @@ function handlers (registry: Registry, links: Links) {
 
     async deregisterServer (request: FastifyRequest, reply: FastifyReply) {
       const { serverName: name } = request.params as { serverName: string }
-      if (!(await registry.deregisterServer(name, requireServerSecret(request, name)))) throw new NotFoundError('server', name)
+      const selector = selectorOf(request, (request.query as { instanceId?: string }).instanceId)
+      if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector))) throw new NotFoundError('server', name)
       return reply.code(204).send()
     },
 
     async createSession (request: FastifyRequest, reply: FastifyReply) {
-      const input = request.body as Omit<CreateSessionInput, 'serverSecret'>
-      // Never a token for another registrant's server, nor for a name nobody holds right now.
-      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName) })
+      const { instanceId, ...input } = request.body as Omit<CreateSessionInput, 'serverSecret' | 'instance'> & { instanceId?: string }
+      // Never a token for another registrant's instance, nor for a name nobody holds right now.
+      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName), instance: selectorOf(request, instanceId) })
       const base = links.publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
       return {
@@ -162,22 +207,34 @@ function handlers (registry: Registry, links: Links) {
     },
 
     async revokeSession (request: FastifyRequest) {
-      return { revoked: await registry.revoke(request.body as Parameters<Registry['revoke']>[0]) }
+      const filter = request.body as Parameters<Registry['revoke']>[0]
+      // An instance's own revocations reach its own sessions only.
+      if (filter.instanceId !== undefined) await assertOwnInstance(request, filter.instanceId)
+      return { revoked: await registry.revoke(filter) }
     },
 
     async discoverServer (request: FastifyRequest) {
       const { serverName: name } = request.params as { serverName: string }
-      const registration = await registry.discover(name)
-      if (registration === null) throw new NotFoundError('server', name)
-      return registrationJson(registration)
+      const instances = await registry.instances(name)
+      if (instances.length === 0) throw new NotFoundError('server', name)
+      return serverJson(instances, (await registry.stats()).sessions.byInstance)
     },
 
     async listServers () {
-      return { servers: (await registry.listServers()).map(registrationJson) }
+      const [instances, stats] = await Promise.all([registry.listServers(), registry.stats()])
+      const byName = new Map<string, ServerRegistration[]>()
+      for (const instance of instances) {
+        const list = byName.get(instance.serverName)
+        if (list === undefined) byName.set(instance.serverName, [instance])
+        else list.push(instance)
+      }
+      return { servers: [...byName.values()].map((list) => serverJson(list, stats.sessions.byInstance)) }
     },
 
     async listSessions (request: FastifyRequest) {
-      return { sessions: (await registry.listSessions(request.query as Parameters<Registry['listSessions']>[0])).map(sessionJson) }
+      const query = (request.query ?? {}) as NonNullable<Parameters<Registry['listSessions']>[0]>
+      if (query.instanceId !== undefined && serverSecret(request) !== undefined) await assertOwnInstance(request, query.instanceId)
+      return { sessions: (await registry.listSessions(query)).map(sessionJson) }
     },
 
     async stats (request: FastifyRequest) {

@@ -1,4 +1,4 @@
-import { CapacityExceededError, ServerOwnedError } from './errors.js'
+import { CapacityExceededError, InstanceHeldError, NotServerOwnerError } from './errors.js'
 import {
   DEFAULT_MAX_SERVERS, DEFAULT_MAX_SESSIONS, DEFAULT_SWEEP_INTERVAL_MS
 } from './options.js'
@@ -27,7 +27,9 @@ export class MemoryStore implements RegistryStore {
   readonly kind = 'memory'
   readonly #byId = new Map<string, SessionRecord>()
   readonly #byJti = new Map<string, SessionRecord>()
+  /** By slotOf(session): one live session per key and instance. */
   readonly #byKey = new Map<string, SessionRecord>()
+  /** By instanceId. */
   readonly #servers = new Map<string, ServerRegistration>()
   readonly #maxSessions: number
   readonly #maxServers: number
@@ -50,7 +52,7 @@ export class MemoryStore implements RegistryStore {
   }
 
   async createSession (candidate: SessionRecord, { rotate, now }: { rotate: boolean, now: number }): Promise<CreateSessionResult> {
-    const existing = this.#byKey.get(candidate.sessionKey)
+    const existing = this.#byKey.get(slotOf(candidate))
     if (existing !== undefined && !rotate && isLive(existing, now)) {
       return { session: existing, created: false }
     }
@@ -78,6 +80,7 @@ export class MemoryStore implements RegistryStore {
       if (!isLive(session, now)) continue
       if (filter.userId !== undefined && session.userId !== filter.userId) continue
       if (filter.serverName !== undefined && session.serverName !== filter.serverName) continue
+      if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
       out.push(session)
     }
     out.sort((a, b) => b.createdAt - a.createdAt)
@@ -87,11 +90,12 @@ export class MemoryStore implements RegistryStore {
   async revokeSessions (filter: RevokeFilter, now: number): Promise<number> {
     let candidates: Iterable<SessionRecord>
     if ('sessionId' in filter) candidates = maybe(this.#byId.get(filter.sessionId))
-    else if ('sessionKey' in filter) candidates = maybe(this.#byKey.get(filter.sessionKey))
+    else if ('sessionKey' in filter) candidates = [...this.#byId.values()].filter((s) => s.sessionKey === filter.sessionKey)
     else candidates = [...this.#byId.values()].filter((s) => s.userId === filter.userId)
     let count = 0
     for (const session of candidates) {
       if (!isLive(session, now)) continue
+      if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
       this.#putSession(freezeSession({ ...session, revokedAt: now }))
       count++
     }
@@ -105,63 +109,86 @@ export class MemoryStore implements RegistryStore {
     }
   }
 
-  async upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration> {
-    const existing = this.#servers.get(input.serverName)
+  async heartbeatInstance (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration | null> {
+    const existing = this.#servers.get(input.instanceId)
+    if (existing === undefined || existing.expiresAt <= now || existing.ownerHash !== input.ownerHash || existing.incarnation !== input.incarnation) return null
+    return this.#putServer(input, existing.registeredAt, now, expiresAt)
+  }
+
+  async upsertInstance (input: ServerRegistrationInput, now: number, expiresAt: number, supersede?: string): Promise<ServerRegistration> {
+    const existing = this.#servers.get(input.instanceId)
     const live = existing !== undefined && existing.expiresAt > now
-    if (live && existing.ownerHash !== input.ownerHash) throw new ServerOwnedError(input.serverName)
+    if (live) {
+      if (existing.ownerHash !== input.ownerHash) throw new NotServerOwnerError(input.serverName)
+      if (existing.incarnation === input.incarnation) return this.#putServer(input, existing.registeredAt, now, expiresAt)
+      if (supersede !== existing.incarnation) throw Object.assign(new InstanceHeldError(input.instanceId), { holder: existing })
+    }
     if (existing === undefined && this.#servers.size >= this.#maxServers) {
       await this.sweep(now)
       if (this.#servers.size >= this.#maxServers) throw new CapacityExceededError('servers', this.#maxServers)
     }
+    return this.#putServer(input, now, now, expiresAt)
+  }
+
+  #putServer (input: ServerRegistrationInput, registeredAt: number, now: number, expiresAt: number): ServerRegistration {
     const registration: ServerRegistration = Object.freeze({
       serverName: input.serverName,
       ownerHash: input.ownerHash,
+      instanceId: input.instanceId,
+      instance: input.instance,
+      incarnation: input.incarnation,
       host: input.host,
       port: input.port,
       protocol: input.protocol,
       metadata: Object.freeze(input.metadata),
-      registeredAt: live ? existing.registeredAt : now,
+      registeredAt,
       lastHeartbeatAt: now,
       expiresAt
     })
-    this.#servers.set(input.serverName, registration)
+    this.#servers.set(input.instanceId, registration)
     return registration
   }
 
-  async deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean> {
-    const existing = this.#servers.get(serverName)
+  async deleteInstance (instanceId: string, ownerHash: string | null, incarnation: string, now: number): Promise<boolean> {
+    const existing = this.#servers.get(instanceId)
     if (existing === undefined) return false
     if (existing.expiresAt <= now) {
-      this.#servers.delete(serverName)
+      this.#servers.delete(instanceId)
       return false
     }
-    return existing.ownerHash === ownerHash && this.#servers.delete(serverName)
+    return existing.ownerHash === ownerHash && existing.incarnation === incarnation && this.#servers.delete(instanceId)
   }
 
-  async findServer (serverName: string, now: number): Promise<ServerRegistration | null> {
-    const registration = this.#servers.get(serverName)
+  async findInstance (instanceId: string, now: number): Promise<ServerRegistration | null> {
+    const registration = this.#servers.get(instanceId)
     return registration !== undefined && registration.expiresAt > now ? registration : null
+  }
+
+  async findServer (serverName: string, now: number): Promise<ServerRegistration[]> {
+    return (await this.listServers(now)).filter((r) => r.serverName === serverName)
   }
 
   async listServers (now: number): Promise<ServerRegistration[]> {
     return [...this.#servers.values()]
       .filter((r) => r.expiresAt > now)
-      .sort((a, b) => a.serverName < b.serverName ? -1 : a.serverName > b.serverName ? 1 : 0)
+      .sort(byNameThenAge)
   }
 
   async stats (now: number, options: StatsOptions = {}): Promise<RegistryStats> {
     const byServer: Record<string, number> = Object.create(null)
+    const byInstance: Record<string, number> = Object.create(null)
     const byUser: Record<string, number> | undefined = options.byUser === true ? Object.create(null) : undefined
     let live = 0
     for (const session of this.#byId.values()) {
       if (!isLive(session, now)) continue
       live++
       byServer[session.serverName] = (byServer[session.serverName] ?? 0) + 1
+      byInstance[session.instanceId] = (byInstance[session.instanceId] ?? 0) + 1
       if (byUser !== undefined) byUser[session.userId] = (byUser[session.userId] ?? 0) + 1
     }
     let servers = 0
     for (const registration of this.#servers.values()) if (registration.expiresAt > now) servers++
-    return { sessions: { live, byServer, ...(byUser !== undefined && { byUser }) }, servers: { live: servers } }
+    return { sessions: { live, byServer, byInstance, ...(byUser !== undefined && { byUser }) }, servers: { live: servers } }
   }
 
   async sweep (now: number): Promise<SweepResult> {
@@ -173,9 +200,9 @@ export class MemoryStore implements RegistryStore {
       }
     }
     let servers = 0
-    for (const [name, registration] of this.#servers) {
+    for (const [id, registration] of this.#servers) {
       if (registration.expiresAt <= now) {
-        this.#servers.delete(name)
+        this.#servers.delete(id)
         servers++
       }
     }
@@ -192,14 +219,27 @@ export class MemoryStore implements RegistryStore {
   #putSession (session: SessionRecord): void {
     this.#byId.set(session.sessionId, session)
     this.#byJti.set(session.jti, session)
-    this.#byKey.set(session.sessionKey, session)
+    this.#byKey.set(slotOf(session), session)
   }
 
   #deleteSession (session: SessionRecord): void {
     this.#byId.delete(session.sessionId)
     this.#byJti.delete(session.jti)
-    if (this.#byKey.get(session.sessionKey)?.sessionId === session.sessionId) this.#byKey.delete(session.sessionKey)
+    const slot = slotOf(session)
+    if (this.#byKey.get(slot)?.sessionId === session.sessionId) this.#byKey.delete(slot)
   }
+}
+
+/** One live session per user, server, type and instance. */
+function slotOf (session: SessionRecord): string {
+  return `${session.instanceId}\0${session.sessionKey}`
+}
+
+/** Instances by server name, then oldest first (ties by id, so every store lists alike). */
+export function byNameThenAge (a: ServerRegistration, b: ServerRegistration): number {
+  if (a.serverName !== b.serverName) return a.serverName < b.serverName ? -1 : 1
+  if (a.registeredAt !== b.registeredAt) return a.registeredAt - b.registeredAt
+  return a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0
 }
 
 function isLive (session: SessionRecord, now: number): boolean {

@@ -1,6 +1,8 @@
 import { MongoServerError } from 'mongodb'
 import type { Collection, Db, Filter, IndexDescription, MongoClient } from 'mongodb'
-import { RegistrationConflictError, ServerOwnedError, SessionConflictError, StoreUnavailableError } from './errors.js'
+import { InstanceHeldError, NotServerOwnerError, RegistrationConflictError, SessionConflictError, StoreUnavailableError } from './errors.js'
+import { addressIncarnation, instanceIdOf } from './instances.js'
+import { byNameThenAge } from './memory-store.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
   CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
@@ -21,6 +23,8 @@ export interface MongoStoreOptions {
 
 /** Stored shapes: the records, with times as BSON dates (which TTL indexes need). */
 type SessionDoc = Omit<SessionRecord, 'createdAt' | 'expiresAt' | 'lastActivityAt' | 'revokedAt'> & {
+  /** `<instanceId>/<sessionKey>`: unique, one live session per key and instance. */
+  slot: string
   createdAt: Date
   expiresAt: Date
   lastActivityAt: Date
@@ -79,13 +83,18 @@ export class MongoStore implements RegistryStore {
   }
 
   async #init (): Promise<void> {
+    await this.#migrateToInstances()
     await ensureIndexes(this.sessions, [
       { key: { jti: 1 }, name: 'jti_unique', unique: true },
-      { key: { sessionKey: 1 }, name: 'sessionKey_unique', unique: true },
+      { key: { slot: 1 }, name: 'slot_unique', unique: true },
+      { key: { sessionKey: 1 }, name: 'sessionKey' },
       { key: { sessionId: 1 }, name: 'sessionId_unique', unique: true },
       { key: { userId: 1 }, name: 'userId' }
     ])
-    await ensureIndexes(this.servers, [{ key: { serverName: 1 }, name: 'serverName_unique', unique: true }])
+    await ensureIndexes(this.servers, [
+      { key: { instanceId: 1 }, name: 'instanceId_unique', unique: true },
+      { key: { serverName: 1 }, name: 'serverName' }
+    ])
     const sessionsTtl = await this.#ensureExpiryIndex(this.sessions)
     const serversTtl = await this.#ensureExpiryIndex(this.servers)
     this.ttlIndexes = sessionsTtl && serversTtl
@@ -98,6 +107,27 @@ export class MongoStore implements RegistryStore {
         })
       }, this.#sweepIntervalMs)
       this.#timer.unref()
+    }
+  }
+
+  /**
+   * Stores written before instances had one registration per server name and one session
+   * per key: their unique indexes go, and every record gets the instance a registrant with
+   * the same secret (and no instance name) registers as, so a server that upgrades with its
+   * secret keeps its links. Idempotent; each record is written once.
+   */
+  async #migrateToInstances (): Promise<void> {
+    const sessionIndexes = await listIndexesOrNone(this.sessions)
+    if (sessionIndexes.some((i) => i.name === 'sessionKey_unique')) await this.sessions.dropIndex('sessionKey_unique')
+    const serverIndexes = await listIndexesOrNone(this.servers)
+    if (serverIndexes.some((i) => i.name === 'serverName_unique')) await this.servers.dropIndex('serverName_unique')
+    for await (const doc of this.sessions.find({ slot: { $exists: false } }, { projection: { _id: 1, serverName: 1, ownerHash: 1, sessionKey: 1 } })) {
+      const instanceId = instanceIdOf(doc.serverName, doc.ownerHash ?? null, null)
+      await this.sessions.updateOne({ _id: doc._id }, { $set: { instanceId, slot: slotOf(instanceId, doc.sessionKey) } })
+    }
+    for await (const doc of this.servers.find({ instanceId: { $exists: false } }, { projection: { _id: 1, serverName: 1, ownerHash: 1, protocol: 1, host: 1, port: 1 } })) {
+      const instanceId = instanceIdOf(doc.serverName, doc.ownerHash ?? null, null)
+      await this.servers.updateOne({ _id: doc._id }, { $set: { instanceId, instance: null, incarnation: addressIncarnation(doc.protocol, doc.host, doc.port) } })
     }
   }
 
@@ -128,12 +158,12 @@ export class MongoStore implements RegistryStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
         if (rotate) {
-          await this.sessions.replaceOne({ sessionKey: doc.sessionKey }, doc, { upsert: true })
+          await this.sessions.replaceOne({ slot: doc.slot }, doc, { upsert: true })
           return { session: candidate, created: true }
         }
         // One round trip in the common cases: inserts when absent, returns the holder otherwise.
         const holder = await this.sessions.findOneAndUpdate(
-          { sessionKey: doc.sessionKey },
+          { slot: doc.slot },
           { $setOnInsert: doc },
           { upsert: true, returnDocument: 'after' }
         )
@@ -142,7 +172,7 @@ export class MongoStore implements RegistryStore {
         const existing = fromSessionDoc(holder)
         if (existing.revokedAt === null && existing.expiresAt > now) return { session: existing, created: false }
         // The holder is dead: replace it only if nobody else did first.
-        const replaced = await this.sessions.replaceOne({ sessionKey: doc.sessionKey, jti: holder.jti }, doc)
+        const replaced = await this.sessions.replaceOne({ slot: doc.slot, jti: holder.jti }, doc)
         if (replaced.matchedCount === 1) return { session: candidate, created: true }
       } catch (err) {
         // Concurrent upserts on one key race to insert; the loser reads the winner next time.
@@ -174,6 +204,7 @@ export class MongoStore implements RegistryStore {
     const query: Filter<SessionDoc> = { revokedAt: null, expiresAt: { $gt: new Date(now) } }
     if (filter.userId !== undefined) query.userId = filter.userId
     if (filter.serverName !== undefined) query.serverName = filter.serverName
+    if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
     try {
       const docs = await this.sessions.find(query, { projection: SESSION_PROJECTION })
         .sort({ createdAt: -1 }).limit(filter.limit).toArray()
@@ -189,6 +220,7 @@ export class MongoStore implements RegistryStore {
     if ('sessionId' in filter) query.sessionId = filter.sessionId
     else if ('sessionKey' in filter) query.sessionKey = filter.sessionKey
     else query.userId = filter.userId
+    if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
     try {
       const result = await this.sessions.updateMany(query, { $set: { revokedAt: at } })
       return result.modifiedCount
@@ -206,69 +238,94 @@ export class MongoStore implements RegistryStore {
     }
   }
 
-  async upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration> {
-    const nowDate = new Date(now)
-    const fields = {
-      host: input.host,
-      port: input.port,
-      protocol: input.protocol,
-      metadata: input.metadata,
-      lastHeartbeatAt: nowDate,
-      expiresAt: new Date(expiresAt)
-    }
-    const doc: ServerDoc = { serverName: input.serverName, ownerHash: input.ownerHash, ...fields, registeredAt: nowDate }
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      try {
-        // A heartbeat of our own live registration keeps its registeredAt.
-        const heartbeat = await this.servers.findOneAndUpdate(
-          { serverName: input.serverName, ownerHash: input.ownerHash, expiresAt: { $gt: nowDate } },
-          { $set: fields },
-          { returnDocument: 'after' }
-        )
-        if (heartbeat !== null) return fromServerDoc(heartbeat)
-        // A lapsed registration is anybody's; a live one of another owner is never touched.
-        const replaced = await this.servers.replaceOne({ serverName: input.serverName, expiresAt: { $lte: nowDate } }, doc)
-        if (replaced.matchedCount === 1) return fromServerDoc(doc)
-        await this.servers.insertOne({ ...doc })
-        return fromServerDoc(doc)
-      } catch (err) {
-        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw unavailable(err)
-      }
-      // Someone holds the name: another owner (refuse), or our own concurrent call (heartbeat it).
-      let holder: ServerDoc | null
-      try {
-        holder = await this.servers.findOne({ serverName: input.serverName, expiresAt: { $gt: nowDate } }, { projection: { _id: 0 } })
-      } catch (err) {
-        throw unavailable(err)
-      }
-      if (holder !== null && (holder.ownerHash ?? null) !== input.ownerHash) throw new ServerOwnedError(input.serverName)
-    }
-    throw new RegistrationConflictError(input.serverName)
-  }
-
-  async deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean> {
+  async heartbeatInstance (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration | null> {
     try {
-      const result = await this.servers.deleteOne({ serverName, ownerHash, expiresAt: { $gt: new Date(now) } })
-      return result.deletedCount === 1
-    } catch (err) {
-      throw unavailable(err)
-    }
-  }
-
-  async findServer (serverName: string, now: number): Promise<ServerRegistration | null> {
-    try {
-      const doc = await this.servers.findOne({ serverName, expiresAt: { $gt: new Date(now) } }, { projection: { _id: 0 } })
+      const doc = await this.servers.findOneAndUpdate(
+        { instanceId: input.instanceId, ownerHash: input.ownerHash, incarnation: input.incarnation, expiresAt: { $gt: new Date(now) } },
+        { $set: heartbeatFields(input, now, expiresAt) },
+        { returnDocument: 'after' }
+      )
       return doc === null ? null : fromServerDoc(doc)
     } catch (err) {
       throw unavailable(err)
     }
   }
 
-  async listServers (now: number): Promise<ServerRegistration[]> {
+  async upsertInstance (input: ServerRegistrationInput, now: number, expiresAt: number, supersede?: string): Promise<ServerRegistration> {
+    const nowDate = new Date(now)
+    const doc: ServerDoc = {
+      serverName: input.serverName,
+      ownerHash: input.ownerHash,
+      instanceId: input.instanceId,
+      instance: input.instance,
+      incarnation: input.incarnation,
+      ...heartbeatFields(input, now, expiresAt),
+      registeredAt: nowDate
+    }
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        const beat = await this.heartbeatInstance(input, now, expiresAt)
+        if (beat !== null) return beat
+        // The holder this call was told to supersede (a predecessor found gone), and no other.
+        if (supersede !== undefined) {
+          const replaced = await this.servers.replaceOne({ instanceId: input.instanceId, ownerHash: input.ownerHash, incarnation: supersede }, doc)
+          if (replaced.matchedCount === 1) return fromServerDoc(doc)
+        }
+        // A lapsed instance starts afresh; a live one is never touched here.
+        const revived = await this.servers.replaceOne({ instanceId: input.instanceId, ownerHash: input.ownerHash, expiresAt: { $lte: nowDate } }, doc)
+        if (revived.matchedCount === 1) return fromServerDoc(doc)
+        await this.servers.insertOne({ ...doc })
+        return fromServerDoc(doc)
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw unavailable(err)
+      }
+      // Someone holds the instance: another owner (refuse), another process of ours (say so), or a race.
+      let holder: ServerDoc | null
+      try {
+        holder = await this.servers.findOne({ instanceId: input.instanceId }, { projection: { _id: 0 } })
+      } catch (err) {
+        throw unavailable(err)
+      }
+      if (holder === null || holder.expiresAt.getTime() <= now) continue
+      if ((holder.ownerHash ?? null) !== input.ownerHash) throw new NotServerOwnerError(input.serverName)
+      if (holder.incarnation !== input.incarnation && holder.incarnation !== supersede) {
+        throw Object.assign(new InstanceHeldError(input.instanceId), { holder: fromServerDoc(holder) })
+      }
+    }
+    throw new RegistrationConflictError(input.serverName)
+  }
+
+  async deleteInstance (instanceId: string, ownerHash: string | null, incarnation: string, now: number): Promise<boolean> {
     try {
-      const docs = await this.servers.find({ expiresAt: { $gt: new Date(now) } }, { projection: { _id: 0 } })
-        .sort({ serverName: 1 }).toArray()
-      return docs.map(fromServerDoc)
+      const result = await this.servers.deleteOne({ instanceId, ownerHash, incarnation, expiresAt: { $gt: new Date(now) } })
+      return result.deletedCount === 1
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async findInstance (instanceId: string, now: number): Promise<ServerRegistration | null> {
+    try {
+      const doc = await this.servers.findOne({ instanceId, expiresAt: { $gt: new Date(now) } }, { projection: { _id: 0 } })
+      return doc === null ? null : fromServerDoc(doc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async findServer (serverName: string, now: number): Promise<ServerRegistration[]> {
+    return await this.#listServers({ serverName, expiresAt: { $gt: new Date(now) } })
+  }
+
+  async listServers (now: number): Promise<ServerRegistration[]> {
+    return await this.#listServers({ expiresAt: { $gt: new Date(now) } })
+  }
+
+  async #listServers (filter: Filter<ServerDoc>): Promise<ServerRegistration[]> {
+    try {
+      const docs = await this.servers.find(filter, { projection: { _id: 0 } }).toArray()
+      // Sorted here: one order for both stores, whatever the server's collation.
+      return docs.map(fromServerDoc).sort(byNameThenAge)
     } catch (err) {
       throw unavailable(err)
     }
@@ -277,10 +334,14 @@ export class MongoStore implements RegistryStore {
   async stats (now: number, options: StatsOptions = {}): Promise<RegistryStats> {
     const live = { revokedAt: null, expiresAt: { $gt: new Date(now) } }
     try {
-      const [perServer, perUser, servers] = await Promise.all([
+      const [perServer, perInstance, perUser, servers] = await Promise.all([
         this.sessions.aggregate<{ _id: string, n: number }>([
           { $match: live },
           { $group: { _id: '$serverName', n: { $sum: 1 } } }
+        ]).toArray(),
+        this.sessions.aggregate<{ _id: string, n: number }>([
+          { $match: live },
+          { $group: { _id: '$instanceId', n: { $sum: 1 } } }
         ]).toArray(),
         options.byUser === true
           ? this.sessions.aggregate<{ _id: string, n: number }>([
@@ -296,7 +357,9 @@ export class MongoStore implements RegistryStore {
         byServer[_id] = n
         total += n
       }
-      const sessions: RegistryStats['sessions'] = { live: total, byServer }
+      const byInstance: Record<string, number> = Object.create(null)
+      for (const { _id, n } of perInstance) byInstance[_id] = n
+      const sessions: RegistryStats['sessions'] = { live: total, byServer, byInstance }
       if (perUser !== null) {
         const byUser: Record<string, number> = Object.create(null)
         for (const { _id, n } of perUser) byUser[_id] = n
@@ -375,7 +438,24 @@ function toSessionDoc (s: SessionRecord): SessionDoc {
     lastActivityAt: new Date(s.lastActivityAt),
     revokedAt: s.revokedAt === null ? null : new Date(s.revokedAt),
     metadata: s.metadata,
-    ownerHash: s.ownerHash
+    ownerHash: s.ownerHash,
+    instanceId: s.instanceId,
+    slot: slotOf(s.instanceId, s.sessionKey)
+  }
+}
+
+function slotOf (instanceId: string, sessionKey: string): string {
+  return `${instanceId}/${sessionKey}`
+}
+
+function heartbeatFields (input: ServerRegistrationInput, now: number, expiresAt: number): Pick<ServerDoc, 'host' | 'port' | 'protocol' | 'metadata' | 'lastHeartbeatAt' | 'expiresAt'> {
+  return {
+    host: input.host,
+    port: input.port,
+    protocol: input.protocol,
+    metadata: input.metadata,
+    lastHeartbeatAt: new Date(now),
+    expiresAt: new Date(expiresAt)
   }
 }
 
@@ -394,7 +474,8 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
     revokedAt: d.revokedAt === null || d.revokedAt === undefined ? null : d.revokedAt.getTime(),
     metadata: d.metadata ?? {},
     // Sessions written before owners existed are bound to nobody.
-    ownerHash: d.ownerHash ?? null
+    ownerHash: d.ownerHash ?? null,
+    instanceId: d.instanceId
   }
 }
 
@@ -403,6 +484,9 @@ function fromServerDoc (d: ServerDoc): ServerRegistration {
     serverName: d.serverName,
     // Registrations written before owners existed have none: they lapse within one TTL.
     ownerHash: d.ownerHash ?? null,
+    instanceId: d.instanceId,
+    instance: d.instance ?? null,
+    incarnation: d.incarnation,
     host: d.host,
     port: d.port,
     protocol: d.protocol,

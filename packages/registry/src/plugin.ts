@@ -52,6 +52,8 @@ async function mcpRegistry (fastify: FastifyInstance, options: RegistryPluginOpt
   })
   await registry.init()
   fastify.decorate('mcpRegistry', registry)
+  // Registrations that would send requests back into this server are refused from here on.
+  fastify.addHook('onListen', async function () { registry.setGatewayAddresses(fastify.addresses().filter((a) => typeof a === 'object')) })
   fastify.addHook('onClose', async () => { await registry.close() })
 }
 

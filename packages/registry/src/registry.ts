@@ -2,7 +2,9 @@ import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
-import { InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
+import { BackendIsGatewayError, InstanceSupersededError, InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
+import { addressIncarnation, instanceIdOf, pointsAtGateway, probeInstance } from './instances.js'
+import type { InstanceProber, ListeningAddress } from './instances.js'
 import { MemoryStore } from './memory-store.js'
 import { validateOptions } from './options.js'
 import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
@@ -12,9 +14,19 @@ import type {
   SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
-  assertHost, assertId, assertMetadata, assertPort, assertProtocol, assertScopes, assertServerName,
-  assertLimit, assertSessionKey, assertTtlSeconds, assertUserId
+  assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes,
+  assertServerName, assertLimit, assertSessionKey, assertTtlSeconds, assertUserId
 } from './validate-input.js'
+
+/**
+ * Which of its registrant's instances a call acts for: the one with this id, or the one
+ * this incarnation holds; with neither, the registrant's only instance of the name (or
+ * the one it registered without an instance name).
+ */
+export interface InstanceSelector {
+  instanceId?: string
+  incarnation?: string
+}
 
 export interface CreateSessionInput {
   userId: string
@@ -29,11 +41,13 @@ export interface CreateSessionInput {
   /** Replace a live session for the same key instead of returning it. */
   rotate?: boolean
   /**
-   * When given, serverName must have a live registration made with this secret
+   * When given, serverName must have a live instance registered with this secret
    * (see `assertServerOwner`), checked after the input and before anything is
-   * stored. The HTTP API always gives one.
+   * stored; the session belongs to that instance. The HTTP API always gives one.
    */
   serverSecret?: string
+  /** Which of the registrant's instances mints the session (see InstanceSelector). */
+  instance?: InstanceSelector
 }
 
 export interface IssuedSession {
@@ -57,11 +71,24 @@ export interface RegisterServerInput {
    * registration that no API client can take over.
    */
   secret?: string
+  /**
+   * The instance name the platform gave this process (kept across its restarts, unique
+   * among the server's processes): a restarted process with the same secret and name
+   * takes its sessions back.
+   */
+  instance?: string
+  /**
+   * This process's incarnation: random, made once per process start (16 to 64 base64url
+   * characters). Tells a heartbeat from a second process with the same identity. Omitted:
+   * the address stands for the process.
+   */
+  incarnation?: string
 }
 
 export interface ListSessionsInput {
   userId?: string
   serverName?: string
+  instanceId?: string
   /** Default 100, at most 1000. */
   limit?: number
 }
@@ -71,6 +98,8 @@ export interface RegistryConstructorOptions extends RegistryOptions {
   store?: RegistryStore
   /** Whether close() closes the store. Default: true when the registry made it. */
   ownsStore?: boolean
+  /** How a contested instance's holder is asked whether it lives. Default: `probeInstance`. */
+  probeInstance?: InstanceProber
 }
 
 const MAX_LIST_LIMIT = 1000
@@ -88,7 +117,9 @@ export class Registry {
   readonly #now: () => number
   /** sessionId -> time of the last activity write, for throttling. */
   readonly #lastTouch = new Map<string, number>()
-  readonly #serverListeners = new Set<(serverName: string) => void>()
+  readonly #serverListeners = new Set<(serverName: string, instanceId: string) => void>()
+  readonly #probe: InstanceProber
+  #gatewayAddresses: readonly ListeningAddress[] = []
   /**
    * Calls made to the store since start, by operation: each is one round trip
    * on a networked store. Monitoring reads it; the proxy's cached path adds none.
@@ -100,8 +131,10 @@ export class Registry {
     listSessions: 0,
     revokeSessions: 0,
     touchSession: 0,
-    upsertServer: 0,
-    deleteServer: 0,
+    heartbeatInstance: 0,
+    upsertInstance: 0,
+    deleteInstance: 0,
+    findInstance: 0,
     findServer: 0,
     listServers: 0,
     stats: 0,
@@ -127,6 +160,16 @@ export class Registry {
     })
     this.#ownsStore = options.ownsStore ?? options.store === undefined
     this.backendPolicy = createBackendPolicy(this.options.allowedBackends)
+    this.#probe = options.probeInstance ?? probeInstance
+  }
+
+  /**
+   * The addresses the gateway listens on (the registry plugin sets them once the server
+   * listens): registrations pointing there are refused, for they would send every request
+   * back into the gateway.
+   */
+  setGatewayAddresses (addresses: readonly ListeningAddress[]): void {
+    this.#gatewayAddresses = Object.freeze(addresses.map((a) => ({ address: a.address, port: a.port })))
   }
 
   async init (): Promise<void> {
@@ -147,7 +190,10 @@ export class Registry {
     const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
     const metadata = assertMetadata(input.metadata)
     if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
-    const ownerHash = input.serverSecret === undefined ? null : (await this.assertServerOwner(serverName, input.serverSecret)).ownerHash
+    const owner = input.serverSecret === undefined ? null : await this.assertServerOwner(serverName, input.serverSecret, input.instance)
+    const ownerHash = owner === null ? null : owner.ownerHash
+    // In-process sessions belong to the instance an in-process registration without a secret has.
+    const instanceId = owner === null ? instanceIdOf(serverName, null, null) : owner.instanceId
 
     const now = this.#now()
     // JWT times are whole seconds; expiresAt matches exp exactly so both agree at the boundary.
@@ -165,7 +211,8 @@ export class Registry {
       lastActivityAt: now,
       revokedAt: null,
       metadata,
-      ownerHash
+      ownerHash,
+      instanceId
     }
     let result = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
     if (!result.created && (result.session.ownerHash !== ownerHash || grantsOtherThanAsked(result.session, candidate, input))) {
@@ -238,15 +285,16 @@ export class Registry {
     }
   }
 
-  /** Revokes by exactly one of sessionId, sessionKey or userId; returns how many. */
+  /** Revokes by exactly one of sessionId, sessionKey or userId (of one instance, with `instanceId`); returns how many. */
   async revoke (filter: RevokeFilter): Promise<number> {
     if (filter === null || typeof filter !== 'object') throw new InvalidArgumentError('filter', 'expected one of sessionId, sessionKey, userId')
     const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as Record<string, unknown>)[k] !== undefined)
     if (given.length !== 1) throw new InvalidArgumentError('filter', 'expected exactly one of sessionId, sessionKey, userId')
     const now = this.#now()
-    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId') }, now)
-    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey) }, now)
-    return await this.#counted('revokeSessions').revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId) }, now)
+    const scope = filter.instanceId === undefined ? {} : { instanceId: assertId(filter.instanceId, 'instanceId') }
+    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId'), ...scope }, now)
+    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey), ...scope }, now)
+    return await this.#counted('revokeSessions').revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId), ...scope }, now)
   }
 
   async getSession (sessionId: string): Promise<SessionRecord | null> {
@@ -260,55 +308,128 @@ export class Registry {
     }
     if (input.userId !== undefined) filter.userId = assertUserId(input.userId)
     if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
+    if (input.instanceId !== undefined) filter.instanceId = assertId(input.instanceId, 'instanceId')
     return await this.#counted('listSessions').listSessions(filter, this.#now())
   }
 
   /**
-   * Registers a backend, or heartbeats it: each call extends its expiry. Hosts
-   * outside `allowedBackends` get MCPGW_REGISTRY_BACKEND_NOT_ALLOWED (403).
+   * Registers one instance (one process) of a server, or heartbeats it: each call extends
+   * its expiry. A server name has any number of instances; each session belongs to the
+   * instance that minted it. A process that registers the identity (name, secret, instance
+   * name) a live process holds takes that instance over only when the holder is gone (it
+   * moved to this address, nothing listens at its own, or another process answers there);
+   * otherwise it becomes an instance of its own, and never receives the holder's sessions.
+   * Hosts outside `allowedBackends` get MCPGW_REGISTRY_BACKEND_NOT_ALLOWED (403), the
+   * gateway's own address MCPGW_REGISTRY_BACKEND_IS_GATEWAY (403).
    */
   async registerServer (input: RegisterServerInput): Promise<ServerRegistration> {
     if (input === null || typeof input !== 'object') throw new InvalidArgumentError('registration', 'expected an object')
-    const registration = {
-      serverName: assertServerName(input.serverName),
-      // Checked in its canonical spelling, and stored that way: what was checked is what we connect to.
-      host: this.backendPolicy.check(assertHost(input.host)),
-      port: assertPort(input.port),
-      protocol: assertProtocol(input.protocol),
+    const serverName = assertServerName(input.serverName)
+    // Checked in its canonical spelling, and stored that way: what was checked is what we connect to.
+    const host = this.backendPolicy.check(assertHost(input.host))
+    const port = assertPort(input.port)
+    const protocol = assertProtocol(input.protocol)
+    const base = {
+      serverName,
+      host,
+      port,
+      protocol,
       metadata: assertMetadata(input.metadata),
-      ownerHash: ownerHashOf(input.secret)
+      ownerHash: ownerHashOf(input.secret),
+      instance: input.instance === undefined ? null : assertInstanceName(input.instance),
+      incarnation: input.incarnation === undefined ? addressIncarnation(protocol, host, port) : assertIncarnation(input.incarnation)
     }
-    const now = this.#now()
-    const stored = await this.#counted('upsertServer').upsertServer(registration, now, now + this.options.registrationTtlSeconds * 1000)
-    this.#serverChanged(stored.serverName)
-    return stored
+    if (this.#gatewayAddresses.length > 0 && await pointsAtGateway(host, port, this.#gatewayAddresses)) throw new BackendIsGatewayError()
+    const claimed = { ...base, instanceId: instanceIdOf(serverName, base.ownerHash, base.instance) }
+    const own = { ...base, instanceId: instanceIdOf(serverName, base.ownerHash, base.instance, base.incarnation) }
+    const ttlMs = this.options.registrationTtlSeconds * 1000
+    let now = this.#now()
+    // A heartbeat: one store call for the holder of its identity, two for a second process.
+    const beat = await this.#counted('heartbeatInstance').heartbeatInstance(claimed, now, now + ttlMs) ??
+      await this.#counted('heartbeatInstance').heartbeatInstance(own, now, now + ttlMs)
+    if (beat !== null) return this.#serverChanged(beat)
+    let supersede: string | undefined
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return this.#serverChanged(await this.#counted('upsertInstance').upsertInstance(claimed, now, now + ttlMs, supersede))
+      } catch (err) {
+        const holder = (err as { code?: string, holder?: ServerRegistration }).holder
+        if ((err as { code?: string }).code !== 'MCPGW_REGISTRY_INSTANCE_HELD' || holder === undefined) throw err
+        if (!(await this.#holderIsGone(holder, base))) break
+        supersede = holder.incarnation
+        now = this.#now()
+      }
+    }
+    // The identity is held by another live process: this one is an instance of its own.
+    return this.#serverChanged(await this.#counted('upsertInstance').upsertInstance(own, now, now + ttlMs))
   }
 
   /**
-   * Removes a live registration made with `secret` (none: one made in-process
-   * without one). False when there is none; MCPGW_REGISTRY_NOT_SERVER_OWNER (403)
-   * when it belongs to someone else.
+   * Whether a newcomer with the holder's identity may take its instance over: the holder's
+   * address is now the newcomer's, or a probe finds the holder's incarnation gone from its
+   * own. An unclear answer keeps the holder: a live process never loses its sessions.
    */
-  async deregisterServer (serverName: string, secret?: string): Promise<boolean> {
+  async #holderIsGone (holder: ServerRegistration, newcomer: { host: string, port: number, protocol: string }): Promise<boolean> {
+    if (holder.host === newcomer.host && holder.port === newcomer.port && holder.protocol === newcomer.protocol) return true
+    // Registered in-process without a secret: trusted code, which moves as it likes.
+    if (holder.ownerHash === null) return true
+    const verdict = await this.#probe(holder, this.tokens.proofKey(holder.ownerHash))
+    this.options.logger.info({ serverName: holder.serverName, instanceId: holder.instanceId, verdict }, 'probed the holder of a claimed instance')
+    return verdict === 'gone'
+  }
+
+  /**
+   * Removes the caller's live instance of serverName (see InstanceSelector) registered
+   * with `secret` (none: one made in-process without one). False when there is none;
+   * MCPGW_REGISTRY_NOT_SERVER_OWNER (403) when the name's instances are others'.
+   */
+  async deregisterServer (serverName: string, secret?: string, selector: InstanceSelector = {}): Promise<boolean> {
     const name = assertServerName(serverName)
-    const ownerHash = ownerHashOf(secret)
-    const deleted = await this.#counted('deleteServer').deleteServer(name, ownerHash, this.#now())
-    if (deleted) this.#serverChanged(name)
-    else if (await this.discover(name) !== null) throw new NotServerOwnerError(name)
+    let instance: ServerRegistration
+    try {
+      instance = await this.assertServerOwner(name, secret, selector)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED') return false
+      throw err
+    }
+    const deleted = await this.#counted('deleteInstance').deleteInstance(instance.instanceId, instance.ownerHash, instance.incarnation, this.#now())
+    if (deleted) this.#serverChanged(instance)
     return deleted
   }
 
   /**
-   * Checks that `secret` is the one serverName's live registration was made
-   * with: MCPGW_REGISTRY_SERVER_NOT_REGISTERED (404) when it has none,
-   * MCPGW_REGISTRY_NOT_SERVER_OWNER (403) when it is someone else's. The HTTP
-   * API asks this before it hands out a session (and its token) for a server.
+   * The caller's live instance of serverName: registered with `secret`, and the one the
+   * selector names. MCPGW_REGISTRY_SERVER_NOT_REGISTERED (404) when the name has no live
+   * instance, MCPGW_REGISTRY_NOT_SERVER_OWNER (403) when none of them is the caller's,
+   * MCPGW_REGISTRY_INSTANCE_SUPERSEDED (409) when the caller's was taken over by a restart
+   * of it. The HTTP API asks this before it hands out a session (and its token).
    */
-  async assertServerOwner (serverName: string, secret: string | undefined): Promise<ServerRegistration> {
-    const registration = await this.discover(serverName)
-    if (registration === null) throw new ServerNotRegisteredError(assertServerName(serverName))
-    if (registration.ownerHash !== ownerHashOf(secret)) throw new NotServerOwnerError(registration.serverName)
-    return registration
+  async assertServerOwner (serverName: string, secret: string | undefined, selector: InstanceSelector = {}): Promise<ServerRegistration> {
+    const name = assertServerName(serverName)
+    const ownerHash = ownerHashOf(secret)
+    const incarnation = selector.incarnation === undefined ? undefined : assertIncarnation(selector.incarnation)
+    const now = this.#now()
+    let instances: ServerRegistration[]
+    if (selector.instanceId !== undefined) {
+      const found = await this.#counted('findInstance').findInstance(assertId(selector.instanceId, 'instanceId'), now)
+      instances = found === null || found.serverName !== name ? [] : [found]
+    } else {
+      instances = await this.#counted('findServer').findServer(name, now)
+    }
+    const mine = instances.filter((i) => i.ownerHash === ownerHash)
+    if (mine.length === 0) {
+      if (instances.length > 0) throw new NotServerOwnerError(name)
+      throw new ServerNotRegisteredError(name)
+    }
+    if (incarnation !== undefined) {
+      const held = mine.find((i) => i.incarnation === incarnation)
+      if (held !== undefined) return held
+      if (selector.instanceId !== undefined) throw new InstanceSupersededError(name)
+      throw new ServerNotRegisteredError(name)
+    }
+    if (mine.length === 1) return mine[0]!
+    const claimed = instanceIdOf(name, ownerHash, null)
+    return mine.find((i) => i.instanceId === claimed) ?? mine[0]!
   }
 
   /**
@@ -317,24 +438,35 @@ export class Registry {
    * once (a backend that restarted on a new port). Other processes sharing the
    * store see the change when their caches revalidate. Returns an unsubscribe.
    */
-  onServerChange (listener: (serverName: string) => void): () => void {
+  onServerChange (listener: (serverName: string, instanceId: string) => void): () => void {
     this.#serverListeners.add(listener)
     return () => { this.#serverListeners.delete(listener) }
   }
 
-  #serverChanged (serverName: string): void {
+  #serverChanged (registration: ServerRegistration): ServerRegistration {
     for (const listener of this.#serverListeners) {
       try {
-        listener(serverName)
+        listener(registration.serverName, registration.instanceId)
       } catch (err) {
         this.options.logger.warn({ err }, 'a server-change listener threw')
       }
     }
+    return registration
   }
 
-  /** The live registration for serverName, or null. */
+  /** The oldest live instance of serverName, or null (`instances` lists them all). */
   async discover (serverName: string): Promise<ServerRegistration | null> {
+    return (await this.instances(serverName))[0] ?? null
+  }
+
+  /** The live instances of serverName, oldest first. */
+  async instances (serverName: string): Promise<ServerRegistration[]> {
     return await this.#counted('findServer').findServer(assertServerName(serverName), this.#now())
+  }
+
+  /** The live instance with this id, or null: where the proxy routes a session. */
+  async discoverInstance (instanceId: string): Promise<ServerRegistration | null> {
+    return await this.#counted('findInstance').findInstance(assertId(instanceId, 'instanceId'), this.#now())
   }
 
   async listServers (): Promise<ServerRegistration[]> {

@@ -25,6 +25,11 @@ export interface SessionRecord {
    * lapse never receives earlier registrants' sessions.
    */
   ownerHash: string | null
+  /**
+   * The instance (one process of the server) that minted the session: the proxy
+   * routes it to that instance only, never to another instance of the same name.
+   */
+  instanceId: string
 }
 
 export interface ServerRegistration {
@@ -35,6 +40,20 @@ export interface ServerRegistration {
    * heartbeat, replace or remove it, or ask for its sessions, until it lapses.
    */
   ownerHash: string | null
+  /**
+   * Which instance of serverName this is. Derived from the name, the owner and the
+   * instance name the process gave (the same across its restarts, so a restarted
+   * process takes its sessions back), or, for a second live process with the same
+   * identity, from its incarnation too.
+   */
+  instanceId: string
+  /** The instance name the platform gave the process, or null. */
+  instance: string | null
+  /**
+   * The process that holds the instance now: a random value it made at start, or
+   * `addr:<protocol>://<host>:<port>` for a registrant that sends none.
+   */
+  incarnation: string
   host: string
   port: number
   protocol: Protocol
@@ -44,17 +63,18 @@ export interface ServerRegistration {
   expiresAt: number
 }
 
-export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata' | 'ownerHash'>
+export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata' | 'ownerHash' | 'instanceId' | 'instance' | 'incarnation'>
 
-/** Which sessions a revocation applies to: exactly one of the three. */
+/** Which sessions a revocation applies to: exactly one of the three, optionally of one instance only. */
 export type RevokeFilter =
-  | { sessionId: string }
-  | { sessionKey: string }
-  | { userId: string }
+  | { sessionId: string, instanceId?: string }
+  | { sessionKey: string, instanceId?: string }
+  | { userId: string, instanceId?: string }
 
 export interface ListSessionsFilter {
   userId?: string
   serverName?: string
+  instanceId?: string
   /** At most this many, newest first. */
   limit: number
 }
@@ -66,6 +86,8 @@ export interface RegistryStats {
     byServer: Record<string, number>
     /** Present only when asked for: it names users. */
     byUser?: Record<string, number>
+    /** Live sessions per instanceId. */
+    byInstance: Record<string, number>
   }
   servers: {
     live: number
@@ -102,8 +124,8 @@ export interface RegistryStore {
   /** Creates indexes, starts sweepers. Idempotent. */
   init (): Promise<void>
   /**
-   * Atomically per sessionKey: if a live session exists and `rotate` is false,
-   * return it (`created: false`); otherwise store `candidate` in its place.
+   * Atomically per sessionKey and instanceId: if a live session exists and `rotate` is
+   * false, return it (`created: false`); otherwise store `candidate` in its place.
    */
   createSession (candidate: SessionRecord, options: { rotate: boolean, now: number }): Promise<CreateSessionResult>
   findSessionByJti (jti: string, now: number): Promise<SessionRecord | null>
@@ -113,14 +135,24 @@ export interface RegistryStore {
   revokeSessions (filter: RevokeFilter, now: number): Promise<number>
   touchSession (sessionId: string, at: number): Promise<void>
   /**
-   * Atomically per serverName: insert (no live registration), or heartbeat a live
-   * one with the same `ownerHash` (keeping `registeredAt`); a live one with
-   * another owner throws MCPGW_REGISTRY_SERVER_OWNED and is left as it was.
+   * Extends the live instance `input.instanceId` when it is held by the same owner and
+   * incarnation (keeping `registeredAt`, taking the new address and metadata); null otherwise.
    */
-  upsertServer (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration>
-  /** Deletes the registration if it has this owner (or is past expiry); true when one was deleted. */
-  deleteServer (serverName: string, ownerHash: string | null, now: number): Promise<boolean>
-  findServer (serverName: string, now: number): Promise<ServerRegistration | null>
+  heartbeatInstance (input: ServerRegistrationInput, now: number, expiresAt: number): Promise<ServerRegistration | null>
+  /**
+   * Atomically per instanceId: insert it (absent or lapsed), heartbeat it (same owner and
+   * incarnation), or replace it when `supersede` names the incarnation that holds it now.
+   * A live instance of another owner throws MCPGW_REGISTRY_NOT_SERVER_OWNER; one of the
+   * same owner held by another incarnation throws InstanceHeldError (with the holder) and
+   * is left as it was.
+   */
+  upsertInstance (input: ServerRegistrationInput, now: number, expiresAt: number, supersede?: string): Promise<ServerRegistration>
+  /** Deletes the live instance if it has this owner and incarnation; true when one was deleted. */
+  deleteInstance (instanceId: string, ownerHash: string | null, incarnation: string, now: number): Promise<boolean>
+  findInstance (instanceId: string, now: number): Promise<ServerRegistration | null>
+  /** The live instances of serverName, oldest first. */
+  findServer (serverName: string, now: number): Promise<ServerRegistration[]>
+  /** Every live instance, by serverName, then oldest first. */
   listServers (now: number): Promise<ServerRegistration[]>
   stats (now: number, options?: StatsOptions): Promise<RegistryStats>
   /** Deletes records past expiry; returns how many. */

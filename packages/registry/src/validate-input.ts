@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { SERVER_NAME_PATTERN } from '@mcp-gw/protocol'
+import { INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, SERVER_NAME_PATTERN } from '@mcp-gw/protocol'
 import { InvalidArgumentError } from './errors.js'
 import type { Protocol } from './types.js'
 
@@ -39,6 +39,22 @@ export function assertUserId (value: unknown): string {
 export function assertId (value: unknown, field: string): string {
   if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(value)) {
     throw new InvalidArgumentError(field, 'expected an identifier issued by the registry')
+  }
+  return value
+}
+
+/** The instance name a platform gives a process. */
+export function assertInstanceName (value: unknown): string {
+  if (typeof value !== 'string' || !INSTANCE_NAME_PATTERN.test(value)) {
+    throw new InvalidArgumentError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
+  }
+  return value
+}
+
+/** A process's incarnation: random, made once per process. */
+export function assertIncarnation (value: unknown): string {
+  if (typeof value !== 'string' || !INCARNATION_PATTERN.test(value)) {
+    throw new InvalidArgumentError('incarnation', 'expected 16-64 base64url characters')
   }
   return value
 }

@@ -90,28 +90,40 @@ t.test('register, heartbeat, discover, list and deregister', async (t) => {
   t.equal((await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers: { ...auth, 'x-mcpgw-server-secret': secret } })).statusCode, 404)
 })
 
-t.test('a live server belongs to its registrant: another API client can neither take it, remove it, nor get its sessions', async (t) => {
+t.test("a server's instances belong to their registrants: another API client adds its own, but can neither remove, mint for, nor revoke another's", async (t) => {
   const app = await build(t)
   await registerTodoodles(app)
   const alice = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })
   t.equal(alice.statusCode, 201)
+  const ownerInstance = (await app.mcpRegistry.discover('todoodles'))!.instanceId
   const mallory = { ...auth, 'x-mcpgw-server-secret': 'mallory-0123456789abcdef0123456789abcdef' }
-  const attempts: Array<[string, Record<string, string>, number, string]> = [
-    ['re-register with another secret', mallory, 409, 'MCPGW_REGISTRY_SERVER_OWNED'],
-    ['re-register with none', auth, 409, 'MCPGW_REGISTRY_SERVER_OWNED']
-  ]
-  for (const [label, headers, status, code] of attempts) {
-    const res = await app.inject({ method: 'POST', url: '/register-server', headers, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 6666 } })
-    t.same([res.statusCode, res.json().code, res.json().error], [status, code, 'Conflict'], label)
+  const added = await app.inject({ method: 'POST', url: '/register-server', headers: mallory, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 6666 } })
+  t.equal(added.statusCode, 200, 'a second registrant adds an instance of its own')
+  t.not(added.json().instanceId, ownerInstance)
+  const listed = (await app.inject({ url: '/servers', headers: auth })).json()
+  t.same(listed.servers.map((s: { serverName: string, instances: Array<{ port: number, sessions: number }> }) => [s.serverName, s.instances.map((i) => [i.port, i.sessions])]),
+    [['todoodles', [[12861, 1], [6666, 0]]]], '/servers: one name, its instances with their session counts')
+  t.match((await app.inject({ url: '/discover-server/todoodles', headers: auth })).json(), { port: 12861, instances: [{ port: 12861 }, { port: 6666 }] })
+  const del = await app.inject({ method: 'DELETE', url: `/register-server/todoodles?instanceId=${ownerInstance}`, headers: mallory })
+  t.same([del.statusCode, del.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], "deregister another's instance")
+  const mint = await app.inject({ method: 'POST', url: '/create-session', headers: mallory, payload: { userId: 'alice', serverName: 'todoodles', instanceId: ownerInstance } })
+  t.same([mint.statusCode, mint.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], "mint for another's instance")
+  t.notOk(mint.body.includes(alice.json().token), "alice's token is not handed out")
+  const own = await app.inject({ method: 'POST', url: '/create-session', headers: mallory, payload: { userId: 'alice', serverName: 'todoodles' } })
+  t.equal(own.statusCode, 201, 'its own instance mints its own session')
+  t.not(own.json().token, alice.json().token)
+  const revoke = await app.inject({ method: 'POST', url: '/revoke-session', headers: mallory, payload: { userId: 'alice', instanceId: ownerInstance } })
+  t.same([revoke.statusCode, revoke.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], "revoke another's instance's sessions")
+  const listOther = await app.inject({ url: `/sessions?instanceId=${ownerInstance}`, headers: mallory })
+  t.same([listOther.statusCode, listOther.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], "list another's instance's sessions")
+  const revokeOwn = await app.inject({ method: 'POST', url: '/revoke-session', headers: mallory, payload: { userId: 'alice', instanceId: added.json().instanceId } })
+  t.same(revokeOwn.json(), { revoked: 1 }, 'its own, yes')
+  t.equal((await app.mcpRegistry.validate(alice.json().token)).valid, true, "the owner's session lives on")
+  for (const headers of [{ ...auth, 'x-mcpgw-server-secret': 'nobody-0123456789abcdef0123456789abcdef' }, auth]) {
+    const none = await app.inject({ method: 'POST', url: '/create-session', headers, payload: { userId: 'alice', serverName: 'todoodles' } })
+    t.same([none.statusCode, none.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'a caller with no instance of the name')
   }
-  for (const headers of [mallory, auth]) {
-    const del = await app.inject({ method: 'DELETE', url: '/register-server/todoodles', headers })
-    t.same([del.statusCode, del.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'deregister')
-    const session = await app.inject({ method: 'POST', url: '/create-session', headers, payload: { userId: 'alice', serverName: 'todoodles' } })
-    t.same([session.statusCode, session.json().code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'create-session')
-    t.notOk(session.body.includes(alice.json().token), "alice's token is not handed out")
-  }
-  t.equal((await app.mcpRegistry.discover('todoodles'))?.port, 12861, 'the route still goes to the owner')
+  t.equal((await app.mcpRegistry.instances('todoodles')).length, 2)
   const nobody = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'ghost' } })
   t.same([nobody.statusCode, nobody.json().code], [404, 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED'], 'no session for a server nobody holds')
 })
@@ -147,7 +159,8 @@ t.test('stats count by server, and name users only when asked', async (t) => {
   await registerTodoodles(app)
   for (const userId of ['alice', 'bob']) await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId, serverName: 'todoodles' } })
   const plain = (await app.inject({ url: '/stats', headers: auth })).json()
-  t.same(plain, { sessions: { live: 2, byServer: { todoodles: 2 } }, servers: { live: 1 } })
+  const instanceId = (await app.mcpRegistry.discover('todoodles'))!.instanceId
+  t.same(plain, { sessions: { live: 2, byServer: { todoodles: 2 }, byInstance: { [instanceId]: 2 } }, servers: { live: 1 } })
   t.notOk(JSON.stringify(plain).includes('alice'))
   t.same((await app.inject({ url: '/stats?byUser=true', headers: auth })).json().sessions.byUser, { alice: 1, bob: 1 })
 })
@@ -184,7 +197,7 @@ t.test('bad bodies get 400 with a code, and nothing is stored', async (t) => {
   // Unknown properties are dropped by Fastify's validator, never stored.
   const extra = await app.inject({ method: 'POST', url: '/register-server', headers: auth, payload: { serverName: 'x', host: '127.0.0.1', port: 80, $where: 'x', extra: 1 } })
   t.equal(extra.statusCode, 200)
-  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'lastHeartbeatAt', 'linkOrigin', 'metadata', 'port', 'proofKey', 'protocol', 'registeredAt', 'secret', 'serverName'])
+  t.same(Object.keys(extra.json()).sort(), ['expiresAt', 'host', 'instanceId', 'lastHeartbeatAt', 'linkOrigin', 'metadata', 'port', 'proofKey', 'protocol', 'registeredAt', 'secret', 'serverName'])
 })
 
 t.test('registrations outside the allowed backends get 403 with a code', async (t) => {

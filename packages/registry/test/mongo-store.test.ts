@@ -1,4 +1,5 @@
 import { startFerretDb, startTestMongo } from '@mcp-gw/testkit'
+import { createHash } from 'node:crypto'
 import { MongoClient } from 'mongodb'
 import t from 'tap'
 import { MongoStore } from '../src/mongo-store.js'
@@ -29,7 +30,7 @@ t.test('MongoStore passes the store contract', async (t) => {
   })
 })
 
-t.test('indexes: unique token id and session key', async (t) => {
+t.test('indexes: unique token id and session slot (key and instance), one instance per id', async (t) => {
   const db = client.db(mongo.uniqueDbName())
   t.teardown(() => db.dropDatabase())
   const store = new MongoStore({ db, logger: recordingLogger() })
@@ -39,8 +40,12 @@ t.test('indexes: unique token id and session key', async (t) => {
   const indexes = await store.sessions.listIndexes().toArray()
   const byName = new Map(indexes.map((i) => [i.name, i]))
   t.equal(byName.get('jti_unique')?.unique, true)
-  t.equal(byName.get('sessionKey_unique')?.unique, true)
+  t.equal(byName.get('slot_unique')?.unique, true)
+  t.equal(byName.has('sessionKey_unique'), false, 'several instances may hold a session for one key')
   t.equal(byName.get('sessionId_unique')?.unique, true)
+  const serverIndexes = new Map((await store.servers.listIndexes().toArray()).map((i) => [i.name, i]))
+  t.equal(serverIndexes.get('instanceId_unique')?.unique, true)
+  t.equal(serverIndexes.has('serverName_unique'), false, 'a name has many instances')
   t.ok(byName.has('expiresAt_ttl') || byName.has('expiresAt'), 'expiresAt is indexed either way')
 })
 
@@ -123,4 +128,31 @@ t.test('a store survives its server restarting', {
   await ferret.start()
   const result = await registry.validate(issued.token)
   t.equal(result.valid, true, 'what was written before the outage is still there')
+})
+
+t.test('a store written before instances is upgraded in place: a registrant that comes back with its secret keeps its links', async (t) => {
+  const db = client.db(mongo.uniqueDbName())
+  t.teardown(() => db.dropDatabase())
+  const secret = 'kept-across-the-upgrade-0123456789abcdef'
+  const ownerHash = createHash('sha256').update(secret).digest('hex')
+  const now = Date.now()
+  // What the previous release wrote: one registration per name, one session per key.
+  await db.collection('mcpgw_sessions').createIndex({ sessionKey: 1 }, { name: 'sessionKey_unique', unique: true })
+  await db.collection('mcpgw_servers').createIndex({ serverName: 1 }, { name: 'serverName_unique', unique: true })
+  const registry = makeRegistry(new MongoStore({ db }), { now: () => Date.now(), advance () {} } as never)
+  const legacy = { sessionId: 'legacy-session-0001', jti: 'legacy-jti-00000001', userId: 'alice', serverName: 'todoodles', serverType: 'mcp-webui', sessionKey: 'alice:todoodles:mcp-webui', scopes: ['view', 'interact'], metadata: {}, ownerHash }
+  await db.collection('mcpgw_sessions').insertOne({ ...legacy, createdAt: new Date(now), expiresAt: new Date(now + 3_600_000), lastActivityAt: new Date(now), revokedAt: null })
+  await db.collection('mcpgw_servers').insertOne({ serverName: 'todoodles', ownerHash, host: '127.0.0.1', port: 12861, protocol: 'http', metadata: {}, registeredAt: new Date(now), lastHeartbeatAt: new Date(now), expiresAt: new Date(now + 90_000) })
+  await registry.init()
+  const indexes = new Set((await db.collection('mcpgw_sessions').listIndexes().toArray()).map((i) => i.name))
+  t.equal(indexes.has('sessionKey_unique'), false, 'the one-session-per-key index is gone')
+  const [instance] = await registry.instances('todoodles')
+  t.equal(instance?.port, 12861, 'the registration is an instance now')
+  const token = registry.tokenFor({ ...legacy, createdAt: now, expiresAt: Math.ceil((now + 3_600_000) / 1000) * 1000, lastActivityAt: now, revokedAt: null, instanceId: instance!.instanceId })
+  const validated = await registry.validate(token)
+  t.equal(validated.valid && validated.session.instanceId, instance!.instanceId, 'the session belongs to that instance')
+  const again = await registry.createSession({ userId: 'alice', serverName: 'todoodles', serverSecret: secret })
+  t.equal(again.session.sessionId, 'legacy-session-0001', 'the registrant asking with its secret gets the same session back')
+  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12861, secret })
+  t.equal((await registry.instances('todoodles')).length, 1, "and its heartbeat is the upgraded instance's")
 })

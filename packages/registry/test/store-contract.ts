@@ -1,6 +1,7 @@
 import type { Test } from 'tap'
-import type { Registry } from '../src/registry.js'
-import type { RegistryStore } from '../src/types.js'
+import type { ProbeVerdict } from '../src/instances.js'
+import type { Registry, RegistryConstructorOptions } from '../src/registry.js'
+import type { RegistryStore, SessionRecord } from '../src/types.js'
 import { fakeClock, makeRegistry } from './helpers.js'
 import type { FakeClock } from './helpers.js'
 
@@ -11,11 +12,11 @@ export type StoreFactory = (t: Test, clock: FakeClock) => Promise<RegistryStore>
  * the registry sees must not depend on where the records live.
  */
 export function storeContract (t: Test, makeStore: StoreFactory): void {
-  async function setup (t: Test): Promise<{ registry: Registry, store: RegistryStore, clock: FakeClock }> {
+  async function setup (t: Test, options: RegistryConstructorOptions = {}): Promise<{ registry: Registry, store: RegistryStore, clock: FakeClock }> {
     const clock = fakeClock()
     const store = await makeStore(t, clock)
     await store.init()
-    const registry = makeRegistry(store, clock)
+    const registry = makeRegistry(store, clock, options)
     return { registry, store, clock }
   }
 
@@ -155,13 +156,14 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
   t.test('servers register, heartbeat, expire and deregister', async (t) => {
     const { registry, clock } = await setup(t)
     t.equal(await registry.discover('todoodles'), null)
-    const first = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12861, metadata: { version: '1.2.0' } })
+    const incarnation = 'incarnation-of-this-process-1'
+    const first = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12861, metadata: { version: '1.2.0' }, incarnation })
     t.match(first, { serverName: 'todoodles', host: '127.0.0.1', port: 12861, protocol: 'http', metadata: { version: '1.2.0' } })
     t.equal(first.expiresAt, clock.now() + 90_000)
     const registeredAt = first.registeredAt
 
     clock.advance(60_000)
-    const beat = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12862, protocol: 'https' })
+    const beat = await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 12862, protocol: 'https', incarnation })
     t.equal(beat.registeredAt, registeredAt, 'a heartbeat keeps registeredAt')
     t.equal(beat.lastHeartbeatAt, clock.now())
     t.equal(beat.expiresAt, clock.now() + 90_000, 'a heartbeat extends the expiry')
@@ -182,57 +184,113 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal(await registry.deregisterServer('todoodles'), false)
   })
 
-  t.test('a live server name belongs to its registrant until the registration lapses', async (t) => {
+  t.test('a server name has many instances; each registrant acts on its own instance only', async (t) => {
     const { registry, clock } = await setup(t)
     const alice = 'a'.repeat(40)
     const mallory = 'm'.repeat(40)
-    await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: alice })
-    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666, secret: mallory }), { code: 'MCPGW_REGISTRY_SERVER_OWNED', statusCode: 409 })
-    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666 }), { code: 'MCPGW_REGISTRY_SERVER_OWNED' }, 'nor by an in-process call without the secret')
-    t.equal((await registry.discover('b'))?.port, 3000, 'the owner\'s registration is untouched')
-    await t.rejects(registry.deregisterServer('b', mallory), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER', statusCode: 403 })
-    await t.rejects(registry.assertServerOwner('b', mallory), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' })
-    t.equal((await registry.assertServerOwner('b', alice)).port, 3000)
+    const mine = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: alice })
+    clock.advance(1)
+    const theirs = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666, secret: mallory })
+    t.not(theirs.instanceId, mine.instanceId, 'another registrant adds an instance of its own')
+    t.same((await registry.instances('b')).map((i) => i.port), [3000, 6666], 'both live, oldest first')
+    t.equal((await registry.assertServerOwner('b', alice)).instanceId, mine.instanceId)
+    t.equal((await registry.assertServerOwner('b', mallory)).instanceId, theirs.instanceId)
+    await t.rejects(registry.assertServerOwner('b', 'x'.repeat(40)), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER', statusCode: 403 })
+    await t.rejects(registry.assertServerOwner('b', mallory, { instanceId: mine.instanceId }), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' }, "naming another's instance")
+    await t.rejects(registry.deregisterServer('b', mallory, { instanceId: mine.instanceId }), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' })
     await t.rejects(registry.assertServerOwner('nobody', alice), { code: 'MCPGW_REGISTRY_SERVER_NOT_REGISTERED', statusCode: 404 })
-    t.ok(await registry.discover('b'), 'still registered')
-
-    clock.advance(60_000)
-    t.equal((await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3001, secret: alice })).port, 3001, 'the owner heartbeats and moves')
-    clock.advance(90_000)
-    const taken = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 6666, secret: mallory })
-    t.equal(taken.port, 6666, 'once lapsed, the name is anybody\'s')
-    await t.rejects(registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3001, secret: alice }), { code: 'MCPGW_REGISTRY_SERVER_OWNED' }, 'and the former owner is refused in turn')
+    const aliceSession = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: alice })
+    const malloryAsks = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: mallory })
+    t.equal(aliceSession.session.instanceId, mine.instanceId)
+    t.equal(malloryAsks.session.instanceId, theirs.instanceId, "a session for alice asked by the other instance is that instance's")
+    t.not(malloryAsks.token, aliceSession.token)
+    t.equal((await registry.validate(aliceSession.token)).valid, true, "and the first instance's session lives on")
+    t.equal(await registry.revoke({ userId: 'alice', instanceId: theirs.instanceId }), 1, 'a revocation scoped to one instance')
+    t.equal((await registry.validate(aliceSession.token)).valid, true, "reaches that instance's sessions only")
     t.equal(await registry.deregisterServer('b', mallory), true)
-    t.equal(await registry.deregisterServer('b', mallory), false)
+    t.same((await registry.instances('b')).map((i) => i.port), [3000], 'a deregistration removes its own instance only')
     await t.rejects(registry.registerServer({ serverName: 'c', host: '127.0.0.1', port: 1, secret: 'short' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT' })
+    await t.rejects(registry.registerServer({ serverName: 'c', host: '127.0.0.1', port: 1, incarnation: 'no spaces allowed here' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT' })
+    await t.rejects(registry.registerServer({ serverName: 'c', host: '127.0.0.1', port: 1, instance: 'a/b' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT' })
   })
 
-  t.test("a session is bound to the registrant it was issued for, and never handed to the name's next holder", async (t) => {
+  t.test('a process with the identity a live process holds is an instance of its own, unless the holder is gone', async (t) => {
+    const verdicts: ProbeVerdict[] = []
+    const probed: number[] = []
+    const { registry, clock } = await setup(t, {
+      probeInstance: async (holder) => { probed.push(holder.port); return verdicts.shift() ?? 'alive' }
+    })
+    const secret = 's'.repeat(40)
+    const first = { serverName: 'b', host: '127.0.0.1', secret, instance: 'user-carol' }
+    const held = await registry.registerServer({ ...first, port: 3000, incarnation: 'carol-process-one-0001' })
+    const session = await registry.createSession({ userId: 'carol', serverName: 'b', serverSecret: secret })
+    t.equal(session.session.instanceId, held.instanceId)
+
+    verdicts.push('alive')
+    const second = await registry.registerServer({ ...first, port: 4000, incarnation: 'carol-process-two-0002' })
+    t.same(probed, [3000], 'the holder was asked')
+    t.not(second.instanceId, held.instanceId, 'a live holder keeps its instance: the newcomer gets one of its own')
+    const beat = await registry.registerServer({ ...first, port: 4000, incarnation: 'carol-process-two-0002' })
+    t.equal(beat.instanceId, second.instanceId, "the newcomer's heartbeat stays with its own instance")
+    t.same(probed, [3000], 'and asks nobody')
+    verdicts.push('unknown')
+    const third = await registry.registerServer({ ...first, port: 5000, incarnation: 'carol-process-three-03' })
+    t.not(third.instanceId, held.instanceId, 'an unclear answer keeps the holder too')
+    t.equal((await registry.discoverInstance(held.instanceId))?.port, 3000, "the holder's route is untouched")
+
+    clock.advance(1000)
+    verdicts.push('gone')
+    const restarted = await registry.registerServer({ ...first, port: 6000, incarnation: 'carol-process-four-004' })
+    t.equal(restarted.instanceId, held.instanceId, 'a holder found gone is superseded: the restart takes its instance back')
+    t.equal(restarted.registeredAt, clock.now())
+    t.equal((await registry.discoverInstance(held.instanceId))?.port, 6000, "and the instance's sessions go to it")
+    const again = await registry.createSession({ userId: 'carol', serverName: 'b', serverSecret: secret, instance: { incarnation: 'carol-process-four-004' } })
+    t.equal(again.token, session.token, 'the link handed out before the restart is the same live session')
+    await t.rejects(registry.createSession({ userId: 'carol', serverName: 'b', serverSecret: secret, instance: { instanceId: held.instanceId, incarnation: 'carol-process-one-0001' } }),
+      { code: 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED', statusCode: 409 }, 'the superseded process is told so')
+    await t.rejects(registry.deregisterServer('b', secret, { instanceId: held.instanceId, incarnation: 'carol-process-one-0001' }), { code: 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED' })
+    t.equal((await registry.discoverInstance(held.instanceId))?.port, 6000, 'and cannot remove its successor')
+
+    const moved = await registry.registerServer({ ...first, port: 6000, incarnation: 'carol-process-five-005' })
+    t.equal(moved.instanceId, held.instanceId, "a newcomer at the holder's own address takes it over without a probe")
+    t.equal(probed.length, 3)
+    const other = await registry.registerServer({ ...first, instance: 'user-dave', port: 7000, incarnation: 'dave-process-one-00001' })
+    t.not(other.instanceId, held.instanceId, 'another instance name is another instance')
+  })
+
+  t.test("a session is bound to the instance it was issued for, and never handed to the name's next holder", async (t) => {
     const { registry, clock } = await setup(t)
     const first = 'f'.repeat(40)
     const next = 'n'.repeat(40)
     const registration = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: first })
     const issued = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: first })
     t.equal(issued.session.ownerHash, registration.ownerHash)
-    t.equal((await registry.getSession(issued.session.sessionId))?.ownerHash, registration.ownerHash, 'the store keeps the binding')
+    t.equal(issued.session.instanceId, registration.instanceId)
+    t.same(pick(await registry.getSession(issued.session.sessionId)), { ownerHash: registration.ownerHash, instanceId: registration.instanceId }, 'the store keeps the binding')
     t.equal((await registry.createSession({ userId: 'bob', serverName: 'b' })).session.ownerHash, null, 'an in-process session is bound to nobody')
     clock.advance(90_000)
-    await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 4000, secret: next })
+    t.equal(await registry.discoverInstance(registration.instanceId), null, 'the instance lapsed')
+    const taken = await registry.registerServer({ serverName: 'b', host: '127.0.0.1', port: 4000, secret: next })
+    t.not(taken.instanceId, registration.instanceId, 'whoever registers the name next is another instance')
     const reissued = await registry.createSession({ userId: 'alice', serverName: 'b', serverSecret: next })
     t.equal(reissued.created, true, 'the live session of the earlier holder is not returned')
     t.not(reissued.token, issued.token)
-    t.equal((await registry.validate(issued.token)).valid, false, 'and it no longer opens anything')
+    t.equal(await registry.discoverInstance(issued.session.instanceId), null, 'and the earlier session routes nowhere')
   })
 
-  t.test('concurrent registrations of one free name by two registrants: exactly one owns it', async (t) => {
-    const { registry } = await setup(t)
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) =>
-      registry.registerServer({ serverName: 'race', host: '127.0.0.1', port: 4000 + i, secret: String(i % 2).repeat(40) })))
-    const winners = new Set(results.flatMap((r, i) => r.status === 'fulfilled' ? [i % 2] : []))
-    t.equal(winners.size, 1, 'one registrant won')
-    for (const r of results) if (r.status === 'rejected') t.equal((r.reason as { code: string }).code, 'MCPGW_REGISTRY_SERVER_OWNED')
-    const live = await registry.discover('race')
-    t.equal(live!.port % 2, [...winners][0], 'the live registration is the winner\'s')
+  t.test('concurrent registrations of one identity by many processes: one holds it, each other is an instance of its own', async (t) => {
+    const { registry } = await setup(t, { probeInstance: async () => 'alive' })
+    const secret = 'r'.repeat(40)
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      registry.registerServer({ serverName: 'race', host: '127.0.0.1', port: 4000 + i, secret, incarnation: `process-${i}-incarnation` })))
+    const live = await registry.instances('race')
+    t.equal(live.length, 10, 'ten processes, ten instances')
+    t.equal(new Set(live.map((i) => i.instanceId)).size, 10)
+    t.same(live.map((i) => i.port).sort((a, b) => a - b), results.map((r) => r.port).sort((a, b) => a - b), 'each process got its own')
+    const beats = await Promise.all(Array.from({ length: 5 }, () =>
+      registry.registerServer({ serverName: 'race', host: '127.0.0.1', port: 4000, secret, incarnation: 'process-0-incarnation' })))
+    t.equal(new Set(beats.map((b) => b.instanceId)).size, 1, "one process's concurrent heartbeats stay one instance")
+    t.equal((await registry.instances('race')).length, 10)
   })
 
   t.test('stats are counted by the store, and name users only when asked', async (t) => {
@@ -250,6 +308,7 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     const plain = await registry.stats()
     t.equal(plain.sessions.live, 3)
     t.same({ ...plain.sessions.byServer }, { todoodles: 2, movies: 1 })
+    t.equal(Object.values(plain.sessions.byInstance).reduce((a, b) => a + b, 0), 3, 'and by instance')
     t.equal(plain.sessions.byUser, undefined)
     t.equal(plain.servers.live, 2)
     const detailed = await registry.stats({ byUser: true })
@@ -298,4 +357,8 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     await t.rejects(registry.createSession({ userId: 'alice', serverName: 'todoodles', metadata: { $where: 'sleep(1000)' } }), { code })
     t.equal((await registry.listSessions({ userId: 'alice' })).length, 1, 'nothing was changed')
   })
+}
+
+function pick (session: SessionRecord | null): Record<string, unknown> {
+  return { ownerHash: session?.ownerHash, instanceId: session?.instanceId }
 }
