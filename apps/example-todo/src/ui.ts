@@ -69,7 +69,8 @@ export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
     const userId = userOf(req, res)
     if (userId === null) return send(res, 401, 'text/plain; charset=utf-8', 'open this page from a link the MCP server gave you\n')
     if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PAGE)
-    if (path === '/api/todos') return send(res, 200, 'application/json', JSON.stringify(todos.get(userId)))
+    // `servedBy`: which process answered (one per user on some platforms), for whoever wonders.
+    if (path === '/api/todos') return send(res, 200, 'application/json', JSON.stringify({ ...todos.get(userId), servedBy: process.pid }))
     if (path === '/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
       const push = (list: TodoList): void => { if (list.userId === userId) res.write(`data: ${JSON.stringify({ changes: list.changes })}\n\n`) }

@@ -13,7 +13,7 @@ commands:
   start              run the gateway (configured by MCP_WEB_UI_* environment variables)
   sessions list      list live sessions of a running gateway
   sessions revoke    revoke sessions of a running gateway
-  servers list       list live server registrations of a running gateway
+  servers list       list live servers of a running gateway, one row per instance (process)
 
 Run 'mcp-gw <command> --help' for a command's options.`,
   start: `usage: mcp-gw start
@@ -128,8 +128,10 @@ async function main (argv: string[]): Promise<void> {
       strict: true
     })
     if (command === 'servers' && sub === 'list') {
-      const { servers } = await api('GET', '/servers') as { servers: Array<Record<string, unknown>> }
-      process.stdout.write(values.json === true ? JSON.stringify(servers, null, 2) + '\n' : table(servers, ['serverName', 'host', 'port', 'protocol', 'expiresAt']))
+      const { servers } = await api('GET', '/servers') as { servers: Array<Record<string, unknown> & { instances?: Array<Record<string, unknown>> }> }
+      // One row per instance (one process): a name may have many.
+      const rows = servers.flatMap((s) => (s.instances ?? [s]).map((i) => ({ serverName: s.serverName, ...i, since: i.registeredAt })))
+      process.stdout.write(values.json === true ? JSON.stringify(servers, null, 2) + '\n' : table(rows, ['serverName', 'instanceId', 'host', 'port', 'protocol', 'since', 'sessions', 'expiresAt']))
       return
     }
     if (command === 'sessions' && sub === 'list') {

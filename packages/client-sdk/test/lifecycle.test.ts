@@ -184,8 +184,24 @@ t.test('mcpUserId: the authenticated subject, else the local user; never anythin
   t.equal(mcpUserId({}, { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol')
   t.equal(mcpUserId(undefined, { localUser: 'dave', env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'dave')
   const { userInfo } = await import('node:os')
-  t.equal(mcpUserId({}, { env: {} }), userInfo().username, 'the OS user by default')
+  t.equal(mcpUserId({}, { env: {} }), userInfo().username, 'the OS user by default, on stdio')
   t.equal(mcpUserId({ arguments: { userId: 'mallory' } } as never, { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol', 'arguments are not read')
+})
+
+t.test('mcpUserId over HTTP without auth: the platform says who, never the OS user', async (t) => {
+  const http = (headers: Record<string, string>) => ({ requestInfo: { headers } })
+  t.throws(() => mcpUserId(http({}), { env: {} }), { code: 'MCPGW_SDK_NO_SUBJECT' }, 'nothing configured: refused, not the OS user every user would share')
+  t.equal(mcpUserId(http({}), { env: { MCP_WEB_UI_LOCAL_USER: 'carol' } }), 'carol', 'a process per user: its environment says who')
+  t.equal(mcpUserId(http({}), { localUserEnv: 'LIBRECHAT_USER', env: { LIBRECHAT_USER: 'dave' } }), 'dave', 'under a variable name of the author\'s choosing')
+  const env = { MCP_WEB_UI_USER_HEADER: 'X-User-ID', MCP_WEB_UI_PLATFORM_TOKEN: 'platform-token-0123456789' }
+  t.equal(mcpUserId(http({ 'x-user-id': 'erin', authorization: 'Bearer platform-token-0123456789' }), { env }), 'erin', 'a user header beside the platform credential')
+  t.throws(() => mcpUserId(http({ 'x-user-id': 'erin' }), { env }), { code: 'MCPGW_SDK_PLATFORM_CREDENTIAL' }, 'without the credential: refused')
+  t.throws(() => mcpUserId(http({ 'x-user-id': 'erin', authorization: 'Bearer platform-token-012345678' }), { env }), { code: 'MCPGW_SDK_PLATFORM_CREDENTIAL' }, 'a near miss too')
+  t.throws(() => mcpUserId(http({ 'x-user-id': 'erin', authorization: 'platform-token-0123456789' }), { env }), { code: 'MCPGW_SDK_PLATFORM_CREDENTIAL' }, 'not as a bearer')
+  t.throws(() => mcpUserId(http({ authorization: 'Bearer platform-token-0123456789' }), { env }), { code: 'MCPGW_SDK_NO_SUBJECT' }, 'the credential without a user')
+  t.equal(mcpUserId(http({ 'x-user-id': 'erin', 'x-platform': 'platform-token-0123456789' }), { env: { ...env, MCP_WEB_UI_PLATFORM_TOKEN_HEADER: 'X-Platform' } }), 'erin', 'the credential in a header of the platform\'s own')
+  t.throws(() => mcpUserId(http({ 'x-user-id': 'erin' }), { env: { MCP_WEB_UI_USER_HEADER: 'X-User-ID' } }), { code: 'MCPGW_SDK_INVALID_OPTION' }, 'a user header is never believed without a configured credential')
+  t.equal(mcpUserId({ authInfo: { extra: { sub: 'frank' } }, requestInfo: { headers: { 'x-user-id': 'erin' } } }, { env }), 'frank', 'auth, when there is some, wins')
 })
 
 t.test('closeOnExit: closes in order on a signal, then exits; bounded when a close hangs', async (t) => {
