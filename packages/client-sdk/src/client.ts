@@ -44,9 +44,9 @@ export interface GatewayClientOptions {
   /**
    * This server's registrant secret (32 to 256 visible ASCII characters). Default:
    * MCP_WEB_UI_SERVER_SECRET, else one made per process. Sessions are bound to the
-   * registrant that asked for them: give the same secret across restarts to keep
-   * handed-out links working after one (the gateway refuses another secret for the
-   * name until the old registration lapses).
+   * instance (process) that asked for them: give the same secret (and, for one process per
+   * user, the same `instance`) across restarts to keep handed-out links working after
+   * one. Processes sharing a secret are still separate instances while they live.
    */
   serverSecret?: string
   /**
@@ -90,7 +90,7 @@ export interface SessionLink {
 /**
  * Where the client stands with the gateway:
  * - `idle`: nothing to register yet (before `register()` / `startWebUI()`)
- * - `connecting`: registering, or retrying after a refusal that may pass (another process holds the name)
+ * - `connecting`: registering, or retrying after a refusal that may pass
  * - `registered`: the gateway routes to this UI; links are gateway links
  * - `unreachable`: the gateway cannot be reached; `createSession` fails (no fallback)
  * - `direct`: direct links: direct mode, or the gateway is unreachable and `fallback: 'direct'` is on

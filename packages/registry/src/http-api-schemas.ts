@@ -86,7 +86,7 @@ export const serverSchema = {
 
 export const registerServerSchema = {
   summary: 'Register an instance of a server (one process), or heartbeat it',
-  description: `A server name has any number of live instances; each session belongs to the instance that minted it and is routed to it alone. ` +
+  description: 'A server name has any number of live instances; each session belongs to the instance that minted it and is routed to it alone. ' +
     `Calls for an instance send the ${SERVER_SECRET_HEADER} it was registered with (without the header, the gateway makes a secret and returns it once, in \`secret\`). ` +
     'Send `incarnation` (random, once per process) so a heartbeat is told from a second process with the same secret, and `instance` (a name the platform gives the process, kept across restarts) ' +
     'so a restarted process takes its earlier sessions back. A newcomer takes over a live instance of its identity only when the holder is gone; otherwise it becomes an instance of its own.',
