@@ -629,7 +629,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (typeof challenge !== 'string' || !(req.url === INSTANCE_PROBE_PATH || req.url?.startsWith(`${INSTANCE_PROBE_PATH}?`) === true)) return false
     const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-length': '0' }
     // Only while registered: a process that is not (any more) has no instance to vouch for.
-    if (this.#proofKey !== null && this.#state !== 'closed' && challenge.length <= 64) {
+    if (this.#proofKey !== null && this.#state === 'registered' && challenge.length <= 64) {
       headers[INSTANCE_PROBE_ANSWER_HEADER] = instanceProbeProof(this.#proofKey, challenge, this.#incarnation)
     }
     res.writeHead(204, headers).end()

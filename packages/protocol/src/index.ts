@@ -87,26 +87,30 @@ export const INSTANCE_PROBE_PATH = '/.well-known/mcp-gw/instance'
 export const INSTANCE_PROBE_HEADER = 'x-mcpgw-instance-probe'
 export const INSTANCE_PROBE_ANSWER_HEADER = 'x-mcpgw-instance-proof'
 
-/**
- * `<incarnation>.<HMAC-SHA256 hex>` keyed by the registration's proof key, over the
- * challenge and the incarnation: only the process that registered that incarnation
- * (it alone holds the key and knows the incarnation) can make it.
- */
-export function instanceProbeProof (proofKey: string, challenge: string, incarnation: string): string {
-  const mac = createHmac('sha256', proofKey).update(`mcp-gw instance probe\0${challenge}\0${incarnation}`).digest('hex')
-  return `${incarnation}.${mac}`
+function probeMac (proofKey: string, what: string): string {
+  return createHmac('sha256', proofKey).update(`mcp-gw instance probe\0${what}`).digest('hex')
 }
 
-/** The incarnation a probe answer proves for this challenge, or null when it proves nothing. */
-export function verifyInstanceProbe (answer: unknown, proofKey: string, challenge: string): string | null {
-  if (typeof answer !== 'string') return null
-  const dot = answer.lastIndexOf('.')
-  if (dot <= 0) return null
-  const incarnation = answer.slice(0, dot)
-  if (!INCARNATION_PATTERN.test(incarnation)) return null
-  const expected = Buffer.from(instanceProbeProof(proofKey, challenge, incarnation), 'latin1')
-  const given = Buffer.from(answer, 'latin1')
-  return expected.length === given.length && timingSafeEqual(expected, given) ? incarnation : null
+/**
+ * `<presence MAC>.<incarnation MAC>`, both HMAC-SHA256 keyed by the registration's proof
+ * key over the challenge: the first says a process of that registrant answers, the second
+ * which incarnation it is, without naming it (an incarnation is what a heartbeat carries,
+ * so it is never shown to whoever asks).
+ */
+export function instanceProbeProof (proofKey: string, challenge: string, incarnation: string): string {
+  return `${probeMac(proofKey, `present\0${challenge}`)}.${probeMac(proofKey, `incarnation\0${challenge}\0${incarnation}`)}`
+}
+
+/**
+ * What a probe answer proves for this challenge: `holder` (made by the process of that
+ * incarnation), `other` (made with the key, by another incarnation), or null (nothing).
+ */
+export function verifyInstanceProbe (answer: unknown, proofKey: string, challenge: string, incarnation: string): 'holder' | 'other' | null {
+  if (typeof answer !== 'string' || !/^[0-9a-f]{64}\.[0-9a-f]{64}$/.test(answer)) return null
+  const [present, which] = answer.split('.') as [string, string]
+  const same = (a: string, b: string): boolean => timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'))
+  if (!same(present, probeMac(proofKey, `present\0${challenge}`))) return null
+  return same(which, probeMac(proofKey, `incarnation\0${challenge}\0${incarnation}`)) ? 'holder' : 'other'
 }
 
 /** Headers that tell the backend who the gateway authenticated; only the gateway sets them. */

@@ -67,9 +67,9 @@ export const probeInstance: InstanceProber = async (holder, proofKey) => {
       rejectUnauthorized: false,
       headers: { [INSTANCE_PROBE_HEADER]: challenge, connection: 'close' }
     }, (res) => {
-      const proved = verifyInstanceProbe(res.headers[INSTANCE_PROBE_ANSWER_HEADER], proofKey, challenge)
+      const proved = verifyInstanceProbe(res.headers[INSTANCE_PROBE_ANSWER_HEADER], proofKey, challenge, holder.incarnation)
       res.resume()
-      settle(proved === null ? 'unknown' : proved === holder.incarnation ? 'alive' : 'gone')
+      settle(proved === null ? 'unknown' : proved === 'holder' ? 'alive' : 'gone')
     })
     const timer = setTimeout(() => settle('unknown'), PROBE_TIMEOUT_MS)
     req.on('error', (err: NodeJS.ErrnoException) => settle(NOBODY_THERE.has(err.code ?? '') ? 'gone' : 'unknown'))

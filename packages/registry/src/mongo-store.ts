@@ -118,9 +118,9 @@ export class MongoStore implements RegistryStore {
    */
   async #migrateToInstances (): Promise<void> {
     const sessionIndexes = await listIndexesOrNone(this.sessions)
-    if (sessionIndexes.some((i) => i.name === 'sessionKey_unique')) await this.sessions.dropIndex('sessionKey_unique')
+    if (sessionIndexes.some((i) => i.name === 'sessionKey_unique')) await dropIndexIfThere(this.sessions, 'sessionKey_unique')
     const serverIndexes = await listIndexesOrNone(this.servers)
-    if (serverIndexes.some((i) => i.name === 'serverName_unique')) await this.servers.dropIndex('serverName_unique')
+    if (serverIndexes.some((i) => i.name === 'serverName_unique')) await dropIndexIfThere(this.servers, 'serverName_unique')
     for await (const doc of this.sessions.find({ slot: { $exists: false } }, { projection: { _id: 1, serverName: 1, ownerHash: 1, sessionKey: 1 } })) {
       const instanceId = instanceIdOf(doc.serverName, doc.ownerHash ?? null, null)
       await this.sessions.updateOne({ _id: doc._id }, { $set: { instanceId, slot: slotOf(instanceId, doc.sessionKey) } })
@@ -416,6 +416,15 @@ async function listIndexesOrNone (collection: Collection<SessionDoc> | Collectio
   } catch (err) {
     if (err instanceof MongoServerError) return []
     throw err
+  }
+}
+
+/** Drops an index; another gateway upgrading the same store at once may have dropped it first. */
+async function dropIndexIfThere (collection: Collection<SessionDoc> | Collection<ServerDoc>, name: string): Promise<void> {
+  try {
+    await collection.dropIndex(name)
+  } catch (err) {
+    if (!(err instanceof MongoServerError && (err.code === 27 || err.codeName === 'IndexNotFound'))) throw err
   }
 }
 

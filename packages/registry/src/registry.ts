@@ -351,7 +351,7 @@ export class Registry {
     let supersede: string | undefined
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        return this.#serverChanged(await this.#counted('upsertInstance').upsertInstance(claimed, now, now + ttlMs, supersede))
+        return await this.#settled(await this.#counted('upsertInstance').upsertInstance(claimed, now, now + ttlMs, supersede))
       } catch (err) {
         const holder = (err as { code?: string, holder?: ServerRegistration }).holder
         if ((err as { code?: string }).code !== 'MCPGW_REGISTRY_INSTANCE_HELD' || holder === undefined) throw err
@@ -361,7 +361,23 @@ export class Registry {
       }
     }
     // The identity is held by another live process: this one is an instance of its own.
-    return this.#serverChanged(await this.#counted('upsertInstance').upsertInstance(own, now, now + ttlMs))
+    return await this.#settled(await this.#counted('upsertInstance').upsertInstance(own, now, now + ttlMs))
+  }
+
+  /**
+   * A process that starts serving at an address: whatever instance of the same registrant
+   * was registered there before is gone (one process listens on an address), and its links
+   * must stop at once, never reach the newcomer (a sibling that took a crashed process's port).
+   */
+  async #settled (stored: ServerRegistration): Promise<ServerRegistration> {
+    const now = this.#now()
+    const before = await this.#counted('findServer').findServer(stored.serverName, now)
+    for (const other of before) {
+      if (other.instanceId === stored.instanceId || other.ownerHash !== stored.ownerHash) continue
+      if (other.host !== stored.host || other.port !== stored.port || other.protocol !== stored.protocol) continue
+      if (await this.#counted('deleteInstance').deleteInstance(other.instanceId, other.ownerHash, other.incarnation, now)) this.#serverChanged(other)
+    }
+    return this.#serverChanged(stored)
   }
 
   /**

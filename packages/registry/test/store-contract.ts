@@ -256,6 +256,12 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal(probed.length, 3)
     const other = await registry.registerServer({ ...first, instance: 'user-dave', port: 7000, incarnation: 'dave-process-one-00001' })
     t.not(other.instanceId, held.instanceId, 'another instance name is another instance')
+    const daveSession = await registry.createSession({ userId: 'dave', serverName: 'b', serverSecret: secret, instance: { instanceId: other.instanceId } })
+    t.equal(daveSession.session.instanceId, other.instanceId)
+    const sibling = await registry.registerServer({ ...first, instance: 'user-erin', port: 7000, incarnation: 'erin-process-one-00001' })
+    t.not(sibling.instanceId, other.instanceId)
+    t.equal(await registry.discoverInstance(other.instanceId), null, "a sibling now serving at dave's address retires dave's instance: his links stop rather than reach erin's process")
+    t.equal((await registry.discoverInstance(sibling.instanceId))?.port, 7000)
   })
 
   t.test("a session is bound to the instance it was issued for, and never handed to the name's next holder", async (t) => {
