@@ -48,6 +48,7 @@ t.test('nginx + forward-auth, path mode: nginx carries the bytes, the gateway on
   t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
   t.equal(seen.headers['x-mcpgw-scopes'], 'view,interact')
   t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
+  t.equal(seen.headers['x-mcpgw-instance-id'], session.instanceId, 'and the instance the session belongs to')
   t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/, 'with the registrant proof')
   t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
   t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')

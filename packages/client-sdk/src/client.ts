@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import {
-  INCARNATION_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
+  INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
   REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf, urlHost,
   verifyRegistrantProof
 } from '@mcp-gw/protocol'
@@ -165,11 +165,15 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   close (options?: { timeoutMs?: number }): Promise<void>
 }
 
-/** The instance name a process gets by default: MCP_WEB_UI_INSTANCE_ID, else one per local user. */
-function defaultInstance (env: NodeJS.ProcessEnv): string | undefined {
+/**
+ * The instance name a process gets by default: MCP_WEB_UI_INSTANCE_ID, else one per local
+ * user, keyed by the server's secret (listings show it; nobody can test guesses of user ids
+ * against it without the secret).
+ */
+function defaultInstance (env: NodeJS.ProcessEnv, secret: string): string | undefined {
   if (env.MCP_WEB_UI_INSTANCE_ID) return env.MCP_WEB_UI_INSTANCE_ID
   const user = env.MCP_WEB_UI_LOCAL_USER
-  return user ? `user-${createHash('sha256').update(user).digest('hex').slice(0, 24)}` : undefined
+  return user ? `user-${createHmac('sha256', secret).update(`mcp-gw instance of user\0${user}`).digest('hex').slice(0, 24)}` : undefined
 }
 
 /** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
@@ -277,7 +281,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
       throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
     }
-    const instance = options.instance ?? defaultInstance(env)
+    const instance = options.instance ?? defaultInstance(env, secret)
     if (instance !== undefined && (typeof instance !== 'string' || !INSTANCE_NAME_PATTERN.test(instance))) {
       throw new InvalidOptionError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
     }
@@ -587,6 +591,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
     const headers = req.headers
     const proof = headers[REGISTRANT_HEADER]
+    // A session of another instance (this process took over a stopped one's address, and a
+    // gateway still routes there): never this process's to serve.
+    const instanceId = headers[INSTANCE_ID_HEADER]
+    if (proof !== undefined && instanceId !== undefined && this.#instanceId !== null && instanceId !== this.#instanceId) return null
     if (proof !== undefined) {
       const identity: GatewayIdentity | null = gatewayIdentity(headers)
       if (identity !== null && this.#proofKey !== null && verifyRegistrantProof(proof, this.#proofKey, identity)) {

@@ -82,8 +82,11 @@ export function mcpUserId (extra: McpRequestExtra | undefined, options: McpUserO
     if (typeof local !== 'string') throw new InvalidOptionError('localUser', 'expected a non-empty string')
     return local
   }
-  if (extra?.requestInfo === undefined) return userInfo().username
   const userHeader = options.userHeader ?? (env.MCP_WEB_UI_USER_HEADER || undefined)
+  // The OS user stands for stdio only: a server configured for a platform's users never falls
+  // back to it, even on a transport that says nothing of its requests.
+  if (extra?.requestInfo === undefined && userHeader === undefined) return userInfo().username
+  if (extra?.requestInfo === undefined) throw new NoSubjectError(`the transport passed no request headers, so no ${userHeader} header`)
   if (userHeader === undefined) {
     throw new NoSubjectError('an HTTP request without auth: set MCP_WEB_UI_LOCAL_USER (a process per user) or MCP_WEB_UI_USER_HEADER with MCP_WEB_UI_PLATFORM_TOKEN (users in a header)')
   }

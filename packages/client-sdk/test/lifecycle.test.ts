@@ -152,6 +152,10 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-server-type': 'admin', 'x-mcpgw-registrant': proof })), null, 'nor another server type')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(proofKey, alice, Date.now() - 120_000) })), null, 'nor for long: a proof two minutes old')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': '\u00e9'.repeat(64) })), null, 'a non-ASCII proof is refused, not a crash')
+  const ownInstance = (await gw.app.mcpRegistry.discover('todoodles'))!.instanceId
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-instance-id': ownInstance, 'x-mcpgw-registrant': proof }))?.userId, 'alice@example.com', 'a session of this instance')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-instance-id': 'another-instance-00001', 'x-mcpgw-registrant': proof })), null,
+    'a session of another instance of the same secret (a stopped process whose address this one took): refused')
 
   const client = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger(), serverSecret })
   await client.register({ host: '127.0.0.1', port: 12873 })
@@ -202,6 +206,7 @@ t.test('mcpUserId over HTTP without auth: the platform says who, never the OS us
   t.equal(mcpUserId(http({ 'x-user-id': 'erin', 'x-platform': 'platform-token-0123456789' }), { env: { ...env, MCP_WEB_UI_PLATFORM_TOKEN_HEADER: 'X-Platform' } }), 'erin', 'the credential in a header of the platform\'s own')
   t.throws(() => mcpUserId(http({ 'x-user-id': 'erin' }), { env: { MCP_WEB_UI_USER_HEADER: 'X-User-ID' } }), { code: 'MCPGW_SDK_INVALID_OPTION' }, 'a user header is never believed without a configured credential')
   t.equal(mcpUserId({ authInfo: { extra: { sub: 'frank' } }, requestInfo: { headers: { 'x-user-id': 'erin' } } }, { env }), 'frank', 'auth, when there is some, wins')
+  t.throws(() => mcpUserId({}, { env }), { code: 'MCPGW_SDK_NO_SUBJECT' }, 'a server set up for platform users never falls back to the OS user, even on a transport that passes no headers')
 })
 
 t.test('closeOnExit: closes in order on a signal, then exits; bounded when a close hangs', async (t) => {

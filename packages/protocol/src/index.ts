@@ -114,7 +114,13 @@ export function verifyInstanceProbe (answer: unknown, proofKey: string, challeng
 }
 
 /** Headers that tell the backend who the gateway authenticated; only the gateway sets them. */
-export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', REGISTRANT_HEADER] as const
+/**
+ * The instance (process) the session belongs to: a process that is not that instance (a
+ * sibling now listening at a stopped process's address) refuses the request.
+ */
+export const INSTANCE_ID_HEADER = 'x-mcpgw-instance-id'
+
+export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', INSTANCE_ID_HEADER, REGISTRANT_HEADER] as const
 
 /** The server type of a session when none is given. */
 export const DEFAULT_SERVER_TYPE = 'mcp-webui'

@@ -143,6 +143,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
+  out['x-mcpgw-instance-id'] = ctx.session.instanceId
   if (ctx.registrantProof !== null) out[REGISTRANT_HEADER] = ctx.registrantProof
   return out
 }

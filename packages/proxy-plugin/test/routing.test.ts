@@ -69,6 +69,7 @@ t.test('the backend learns who the gateway authenticated, and clients cannot pre
   t.match(seen.headers['x-mcpgw-session-id'], /^[\w-]{16,}$/)
   t.equal(seen.headers['x-mcpgw-server-type'], 'mcp-webui')
   t.equal(seen.headers['x-mcpgw-scopes'], 'view')
+  t.equal(seen.headers['x-mcpgw-instance-id'], (await gw.registry.listServers())[0]?.instanceId, 'and which instance the session belongs to')
   t.equal(seen.headers['x-mcpgw-admin'], undefined, 'client-sent x-mcpgw-* headers are dropped')
 })
 

@@ -104,13 +104,28 @@ export async function pointsAtGateway (host: string, port: number, listening: re
   if (onPort.length === 0) return false
   let resolved: string[]
   try {
-    resolved = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((r) => r.address)
+    resolved = isIP(host) !== 0 ? [host] : await resolveBounded(host)
   } catch {
+    // Unresolvable, or not within a second: the proxy cannot reach it either (and its own
+    // connection refuses a loop by the same check at the next heartbeat).
     return false
   }
   const local = onPort.some((l) => isUnspecified(l.address)) ? localAddresses() : null
   return resolved.map(bare).some((address) =>
     onPort.some((l) => isUnspecified(l.address) ? local!.has(address) || isLoopback(address) : bare(l.address) === address))
+}
+
+const LOOKUP_TIMEOUT_MS = 1000
+
+/** A name's addresses, or a rejection after a second: a slow resolver never holds a registration. */
+async function resolveBounded (host: string): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('lookup timed out')), LOOKUP_TIMEOUT_MS) })
+  try {
+    return (await Promise.race([lookup(host, { all: true }), timeout])).map((r) => r.address)
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function isUnspecified (address: string): boolean {
