@@ -10,6 +10,7 @@ import type { ForwardContext } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { endAndHangUp } from './metrics.js'
 import type { StreamSet } from './metrics.js'
+import type { OpenOnSession, SessionWatch } from './session-watch.js'
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 const BODY_TOO_LARGE = 'MCPGW_PROXY_BODY_TOO_LARGE'
@@ -31,6 +32,8 @@ export function backendAgent (options: Pick<NormalizedProxyOptions, 'connectTime
 export interface ExchangeContext {
   agent: Agent
   streams: StreamSet
+  /** Ends exchanges still open when their session is revoked or expires. */
+  watch: SessionWatch
   maxBodyBytes: number
   /** Set once the server is closing: a response that ends then takes its connection with it. */
   closing: boolean
@@ -48,7 +51,7 @@ export interface ExchangeContext {
  * and request log still run, on the response's 'finish'), and a failure cuts the
  * response, so the client never takes a truncated body for a whole one.
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   readonly #request: FastifyRequest
   readonly #reply: FastifyReply
   readonly #res: ServerResponse
@@ -58,6 +61,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   #status = 0
   /** The answer's head, until its first byte commits it. */
   #head: Record<string, string | string[] | number> | null = null
+  #eventStream = false
+  /** Ended because its session was: the backend's further callbacks change nothing. */
+  #cut = false
 
   constructor (request: FastifyRequest, reply: FastifyReply, ctx: ForwardContext, shared: ExchangeContext) {
     this.#request = request
@@ -66,21 +72,48 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#ctx = ctx
     this.#shared = shared
     this.#res.once('close', this.#onClientClose)
+    // Watched until its response closes ('close' has not fired yet unless it is destroyed).
+    if (!this.#res.destroyed) shared.watch.add(ctx.token, this)
   }
 
   // The client hung up (or the response ended): a backend still talking is dropped.
   readonly #onClientClose = (): void => {
+    this.#shared.watch.remove(this.#ctx.token, this)
     if (!this.#res.writableFinished) this.#controller?.abort(new BadGatewayError())
+  }
+
+  /**
+   * The session was revoked or expired while this exchange is open: the backend is dropped;
+   * an event stream ends (the browser's EventSource reconnects and is refused), a body under
+   * way is cut (never taken for a whole one), and a request still waiting (a long-poll) gets
+   * the session's coded refusal.
+   */
+  cut (refusal: Error): void {
+    if (this.#cut) return
+    this.#cut = true
+    this.#shared.watch.remove(this.#ctx.token, this)
+    this.#controller?.abort(refusal)
+    const res = this.#res
+    if (res.headersSent) {
+      if (this.#eventStream) endAndHangUp(res)
+      else res.destroy()
+      return
+    }
+    this.#head = null
+    if (res.destroyed || this.#reply.sent) return
+    this.#reply.header('connection', 'close')
+    sendError(this.#reply, refusal)
   }
 
   readonly #resume = (): void => { this.#controller?.resume() }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.#controller = controller
-    if (this.#res.destroyed) controller.abort(new BadGatewayError())
+    if (this.#res.destroyed || this.#cut) controller.abort(new BadGatewayError())
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.#cut) return
     // An informational answer (100 Continue, 103 Early Hints) comes before the real one: skipped.
     if (statusCode >= 100 && statusCode < 200 && statusCode !== 101) return
     if (statusCode < 200 || statusCode > 599) {
@@ -103,6 +136,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // chunking, a 304 with a body) still gets a coded 502 instead of a cut response.
     if (typeof type === 'string' && type.startsWith('text/event-stream')) {
       this.#commit()
+      this.#eventStream = true
       this.#shared.streams.add(this.#res)
       this.#res.flushHeaders()
     }
@@ -116,6 +150,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#cut) return
     if (this.#head !== null) this.#commit()
     if (!this.#res.write(chunk)) {
       controller.pause()
@@ -124,12 +159,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
+    if (this.#cut) return
     if (this.#head !== null) this.#commit()
     if (this.#shared.closing) endAndHangUp(this.#res)
     else this.#res.end()
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
+    if (this.#cut) return
     const res = this.#res
     if (this.#reply.raw.headersSent) {
       // Part of the answer is out: cut it, so the client sees a failure and not a short body.

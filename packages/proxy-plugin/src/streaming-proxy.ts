@@ -10,6 +10,7 @@ import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { backendPath, redactUrl } from './request-target.js'
 import { contextOptions } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
+import { SessionWatch } from './session-watch.js'
 import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
 import { sessionCookieName } from './isolation.js'
 
@@ -74,10 +75,13 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     })
   }
 
-  const ws = attachWebSocketProxy(fastify, options, authenticator, sessionCookie)
+  // Revocation and expiry end what is open on a session: tunnels, event streams, long-polls.
+  const watch = new SessionWatch(authenticator, options.revalidateMs)
+  fastify.addHook('onClose', (_instance, done) => { watch.close(); done() })
+  const ws = attachWebSocketProxy(fastify, options, authenticator, sessionCookie, watch)
   // On a session host every path is the backend's, `/` included.
   const config = { mcpSessionHost: sessionHosts }
-  const exchanges: ExchangeContext = { agent: backendAgent(options), streams, maxBodyBytes: maxBody, closing: false }
+  const exchanges: ExchangeContext = { agent: backendAgent(options), streams, watch, maxBodyBytes: maxBody, closing: false }
   fastify.addHook('preClose', (done) => { exchanges.closing = true; done() })
   // Idle backend sockets go now; a request still in flight ends as its client's does.
   fastify.addHook('onClose', (_instance, done) => { exchanges.agent.close().catch(() => {}); done() })

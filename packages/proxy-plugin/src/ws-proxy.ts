@@ -6,6 +6,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
+import type { SessionWatch } from './session-watch.js'
 import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, OriginDeniedError } from './errors.js'
 import { writeSocketError } from './error-reply.js'
 import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
@@ -165,7 +166,7 @@ export interface WebSocketProxy {
  * answers pass the one response-header policy. Tunnels whose session is
  * revoked or expires are closed with 1008.
  */
-export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator, sessionCookie: string | null): WebSocketProxy {
+export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator, sessionCookie: string | null, watch: SessionWatch): WebSocketProxy {
   const { prefix } = options
   const byToken = new Map<string, Set<Tunnel>>()
   let count = 0
@@ -274,10 +275,14 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     }
     set.add(tunnel)
     count++
+    // Revocation and expiry close the tunnel with 1008 (SessionWatch).
+    const open = { cut: () => endWithClose(tunnel, 1008, 'session ended') }
+    watch.add(tunnel.token, open)
     let closed = false
     const close = (): void => {
       if (closed) return
       closed = true
+      watch.remove(tunnel.token, open)
       count--
       client.destroy()
       backend.destroy()
@@ -298,24 +303,9 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     client.pipe(backend)
   }
 
-  // Revocation and expiry reach open WebSockets too, within the same bound as requests: a
-  // cached session is re-checked once it is 3/4 of the bound old, and a tick every 1/8 of
-  // it sees that check's answer, so a revoked session's sockets close by 1.125 bounds at
-  // the latest (2.25 s by default), most of it sooner.
-  const sweep = setInterval(() => {
-    for (const [token, tunnels] of byToken) {
-      authenticator.sessions.get(token).catch((err: { statusCode?: number }) => {
-        if (err.statusCode !== 401) return
-        for (const tunnel of tunnels) endWithClose(tunnel, 1008, 'session ended')
-      })
-    }
-  }, Math.max(50, Math.floor(options.revalidateMs / 8)))
-  sweep.unref()
-
   const handlers = dispatcherFor(fastify.server)
   handlers.add(handler)
   fastify.addHook('onClose', (_instance, done) => {
-    clearInterval(sweep)
     handlers.delete(handler)
     done()
   })
