@@ -100,7 +100,7 @@ async function platformRun (t: Test, gatewayEnv: Record<string, string>): Promis
   const forged = await httpClient(t, shared.port, { 'X-User-ID': 'carol' })
   const refused = await forged.callTool({ name: 'open_todo_ui', arguments: {} })
   t.equal(refused.isError, true, 'a user header without the platform credential is refused')
-  t.match(JSON.stringify(refused.content), /without the platform credential/)
+  t.match(JSON.stringify(refused.content), /platform credential is missing or wrong/)
   const wrong = await httpClient(t, shared.port, { 'X-User-ID': 'carol', authorization: 'Bearer not-the-platform-credential' })
   t.equal((await wrong.callTool({ name: 'open_todo_ui', arguments: {} })).isError, true, 'and so is one with a wrong credential')
   const anonymous = await httpClient(t, shared.port, { authorization: `Bearer ${PLATFORM_TOKEN}` })
@@ -122,6 +122,15 @@ async function platformRun (t: Test, gatewayEnv: Record<string, string>): Promis
     const { status, body } = await todosOf(links.get(user)!)
     t.same([status, body.userId, body.servedBy], [200, user, procs.get(user)!.child.pid], `${user}'s link still works`)
   }
+
+  // Erin's process crashes: no deregistration, its registration lives on for a while.
+  const erin = procs.get('erin')!
+  erin.child.kill('SIGKILL')
+  t.equal(await Promise.race([erin.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]), 'SIGKILL')
+  const crashed = await fetch(new URL('api/todos', links.get('erin')!), { signal: AbortSignal.timeout(5000) })
+  t.same([crashed.status, ((await crashed.json()) as { code: string }).code], [503, 'MCPGW_PROXY_NO_BACKEND'], "a crashed process's link answers at once that its server stopped")
+  const { status, body } = await todosOf(links.get('dave')!)
+  t.same([status, body.userId], [200, 'dave'], "dave's link still works")
 }
 
 t.test('a platform with three users, per-user stdio processes and a shared HTTP server, on the embedded store', async (t) => {

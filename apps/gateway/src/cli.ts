@@ -131,7 +131,7 @@ async function main (argv: string[]): Promise<void> {
       const { servers } = await api('GET', '/servers') as { servers: Array<Record<string, unknown> & { instances?: Array<Record<string, unknown>> }> }
       // One row per instance (one process): a name may have many.
       const rows = servers.flatMap((s) => (s.instances ?? [s]).map((i) => ({ serverName: s.serverName, ...i, since: i.registeredAt })))
-      process.stdout.write(values.json === true ? JSON.stringify(servers, null, 2) + '\n' : table(rows, ['serverName', 'instanceId', 'host', 'port', 'protocol', 'since', 'sessions', 'expiresAt']))
+      process.stdout.write(values.json === true ? JSON.stringify(servers, null, 2) + '\n' : table(rows, ['serverName', 'instanceId', 'instance', 'host', 'port', 'protocol', 'since', 'sessions', 'expiresAt']))
       return
     }
     if (command === 'sessions' && sub === 'list') {
@@ -140,7 +140,7 @@ async function main (argv: string[]): Promise<void> {
       if (values.server !== undefined) query.set('serverName', values.server)
       if (values.limit !== undefined) query.set('limit', values.limit)
       const { sessions } = await api('GET', `/sessions${query.size > 0 ? `?${query}` : ''}`) as { sessions: Array<Record<string, unknown>> }
-      process.stdout.write(values.json === true ? JSON.stringify(sessions, null, 2) + '\n' : table(sessions, ['sessionId', 'sessionKey', 'scopes', 'expiresAt', 'lastActivityAt']))
+      process.stdout.write(values.json === true ? JSON.stringify(sessions, null, 2) + '\n' : table(sessions, ['sessionId', 'sessionKey', 'instanceId', 'scopes', 'expiresAt', 'lastActivityAt']))
       return
     }
     if (command === 'sessions' && sub === 'revoke') {

@@ -55,7 +55,7 @@ t.test('start serves, the client commands talk to it, and SIGTERM exits 0', asyn
 
   const servers = await run(['servers', 'list'], env)
   t.equal(servers.code, 0)
-  t.match(servers.stdout, /serverName\s+instanceId\s+host\s+port\s+protocol\s+since\s+sessions/, 'one row per instance, with its session count')
+  t.match(servers.stdout, /serverName\s+instanceId\s+instance\s+host\s+port\s+protocol\s+since\s+sessions/, 'one row per instance, with its session count')
   t.match(servers.stdout, /todoodles\s+[\w-]{22}\s+127\.0\.0\.1\s+12861\s+http\s+\S+\s+1\s/)
   const sessions = await run(['sessions', 'list', '--user', 'alice'], env)
   t.match(sessions.stdout, /alice:todoodles:mcp-webui/)

@@ -72,7 +72,7 @@ t.test('no access log by default; a backend that fails is still logged, without 
   await new Promise<void>((resolve) => backend.server.close(() => resolve()))
   backend.server.closeAllConnections()
   const res = await fetch(`${gw.origin}/mcp/${token}/page`)
-  t.equal(res.status, 502)
+  t.equal(res.status, 503, 'nothing listens there any more: the stopped page')
   const failure = lines.map((l) => JSON.parse(l) as { level: number, msg: string, code?: string }).find((l) => l.msg === 'backend request failed')
   t.match(failure, { level: 40, code: 'ECONNREFUSED' }, 'logged at warn with the cause code')
   t.same(lines.filter((l) => l.includes(token)), [], 'never the token')

@@ -16,4 +16,4 @@ export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_SDK
 export const NotRegisteredError = createError<Args<[]>>('MCPGW_SDK_NOT_REGISTERED', 'Call register() or startWebUI() before creating sessions', 500)
 export const ClosedError = createError<Args<[]>>('MCPGW_SDK_CLOSED', 'The client was closed', 500)
 export const NoSubjectError = createError<Args<[string]>>('MCPGW_SDK_NO_SUBJECT', 'No user for this MCP request: %s', 401)
-export const PlatformCredentialError = createError<Args<[string]>>('MCPGW_SDK_PLATFORM_CREDENTIAL', 'The user header %s came without the platform credential: refused', 401)
+export const PlatformCredentialError = createError<Args<[string]>>('MCPGW_SDK_PLATFORM_CREDENTIAL', 'The platform credential is missing or wrong: the user header %s is believed only beside it', 401)

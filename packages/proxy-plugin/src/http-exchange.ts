@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Agent } from 'undici'
 import type { Dispatcher } from 'undici'
-import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError } from './errors.js'
+import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, NoBackendError } from './errors.js'
 import { sendError } from './error-reply.js'
 import { backendHost, backendOrigin, rewriteResponseHeaders } from './headers.js'
 import type { ForwardContext } from './headers.js'
@@ -191,7 +191,11 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
     }
     // The one line an operator gets when access logs are off. The URL stays out: it holds the token.
     reply.log.warn({ code, serverName: this.#ctx.backend.serverName }, 'backend request failed')
-    sendError(reply, TIMEOUT_CODES.has(code ?? '') ? new GatewayTimeoutError({ cause: error }) : new BadGatewayError({ cause: error }))
+    sendError(reply, TIMEOUT_CODES.has(code ?? '')
+      ? new GatewayTimeoutError({ cause: error })
+      // Nothing listens where the instance registered: its process stopped (crashed, say) and its
+      // registration has not lapsed yet. The same answer as once it has: the stopped page.
+      : code === 'ECONNREFUSED' ? new NoBackendError({ cause: error }) : new BadGatewayError({ cause: error }))
   }
 }
 

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
 import type { SessionWatch } from './session-watch.js'
-import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, OriginDeniedError } from './errors.js'
+import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, NoBackendError, OriginDeniedError } from './errors.js'
 import { writeSocketError } from './error-reply.js'
 import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
@@ -214,7 +214,8 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
         proxyReq.destroy(new GatewayTimeoutError())
       })
       proxyReq.on('error', (err) => {
-        reject((err as { code?: string }).code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' ? err : new BadGatewayError({ cause: err }))
+        const code = (err as { code?: string }).code
+        reject(code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' ? err : code === 'ECONNREFUSED' ? new NoBackendError({ cause: err }) : new BadGatewayError({ cause: err }))
       })
       proxyReq.on('response', (res) => {
         // The backend answered without upgrading: relay its answer like any response, then hang up.

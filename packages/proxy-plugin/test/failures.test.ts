@@ -1,18 +1,20 @@
 import { freePort } from '@mcp-gw/testkit'
 import t from 'tap'
-import { startBackend, startGateway } from './helpers.js'
+import { startBackend, startGateway, upgradeRequest } from './helpers.js'
 
-t.test('a backend that refuses connections gives 502, JSON or HTML', async (t) => {
+t.test('a backend that refuses connections (its process crashed, its registration not yet lapsed) gives the stopped page, JSON or HTML', async (t) => {
   const gw = await startGateway(t)
   const port = await freePort()
   await gw.registry.registerServer({ serverName: 'gone', host: '127.0.0.1', port })
   const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'gone' })
   const json = await fetch(`${gw.origin}/mcp/${token}/`, { headers: { accept: 'application/json' } })
-  t.equal(json.status, 502)
-  t.match(await json.json(), { statusCode: 502, code: 'MCPGW_PROXY_BAD_GATEWAY' })
+  t.equal(json.status, 503)
+  t.match(await json.json(), { statusCode: 503, code: 'MCPGW_PROXY_NO_BACKEND' })
   const html = await fetch(`${gw.origin}/mcp/${token}/`, { headers: { accept: 'text/html' } })
-  t.equal(html.status, 502)
-  t.match(await html.text(), /<h1>502 Bad Gateway<\/h1>/)
+  t.equal(html.status, 503)
+  t.match(await html.text(), /not running any more[\s\S]*open the UI again/)
+  const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`)
+  t.same([upgrade.status, JSON.parse(upgrade.body).code], [503, 'MCPGW_PROXY_NO_BACKEND'], 'a WebSocket handshake too')
 })
 
 t.test('a backend that does not answer in time gives 504', async (t) => {

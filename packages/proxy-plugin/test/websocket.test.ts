@@ -100,13 +100,14 @@ t.test('a backend that refuses the upgrade gives the client its HTTP answer, not
   t.match(err, { statusCode: 403 })
 })
 
-t.test('a backend that is down gives 502 on upgrade', async (t) => {
+t.test('a backend that is down (nothing listens) gives the stopped answer, 503, on upgrade', async (t) => {
   const { freePort } = await import('@mcp-gw/testkit')
   const gw = await startGateway(t)
   await gw.registry.registerServer({ serverName: 'gone', host: '127.0.0.1', port: await freePort() })
   const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'gone' })
   const err = await open(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`).catch((e: { statusCode: number, body: string }) => e)
-  t.match(err, { statusCode: 502 })
+  t.match(err, { statusCode: 503 })
+  t.equal(JSON.parse((err as { body: string }).body).code, 'MCPGW_PROXY_NO_BACKEND')
 })
 
 t.test('garbage upgrades and resets never crash the gateway', async (t) => {
