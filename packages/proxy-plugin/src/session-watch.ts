@@ -37,11 +37,6 @@ export class SessionWatch {
     this.#byToken.get(token)?.delete(open)
   }
 
-  /** Everything open, on every session (shutdown). */
-  * all (): Iterable<OpenOnSession> {
-    for (const set of this.#byToken.values()) yield * set
-  }
-
   #sweep (authenticator: Authenticator): void {
     for (const [token, set] of this.#byToken) {
       if (set.size === 0) {

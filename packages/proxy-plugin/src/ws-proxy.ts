@@ -168,8 +168,8 @@ export interface WebSocketProxy {
  */
 export function attachWebSocketProxy (fastify: FastifyInstance, options: NormalizedProxyOptions, authenticator: Authenticator, sessionCookie: string | null, watch: SessionWatch): WebSocketProxy {
   const { prefix } = options
-  const byToken = new Map<string, Set<Tunnel>>()
-  let count = 0
+  // Open tunnels, for shutdown and metrics (revocation finds them by session through SessionWatch).
+  const open = new Set<Tunnel>()
 
   const wildcard = options.isolation
   const handler: UpgradeHandler = (req, socket, head) => {
@@ -269,27 +269,18 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     backend.setTimeout(0)
     if ('setNoDelay' in client) (client as Socket).setNoDelay(true)
     if ('setTimeout' in client) (client as Socket).setTimeout(0)
-    let set = byToken.get(tunnel.token)
-    if (set === undefined) {
-      set = new Set()
-      byToken.set(tunnel.token, set)
-    }
-    set.add(tunnel)
-    count++
+    open.add(tunnel)
     // Revocation and expiry close the tunnel with 1008 (SessionWatch).
-    const open = { cut: () => endWithClose(tunnel, 1008, 'session ended') }
-    watch.add(tunnel.token, open)
+    const onSession = { cut: () => endWithClose(tunnel, 1008, 'session ended') }
+    watch.add(tunnel.token, onSession)
     let closed = false
     const close = (): void => {
       if (closed) return
       closed = true
-      watch.remove(tunnel.token, open)
-      count--
+      watch.remove(tunnel.token, onSession)
+      open.delete(tunnel)
       client.destroy()
       backend.destroy()
-      const peers = byToken.get(tunnel.token)
-      peers?.delete(tunnel)
-      if (peers?.size === 0) byToken.delete(tunnel.token)
     }
     backend.on('error', close)
     client.on('error', close)
@@ -314,9 +305,9 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
   return {
     tunnel,
     tunnels: {
-      get size () { return count },
+      get size () { return open.size },
       closeAll (code, reason) {
-        for (const tunnels of byToken.values()) for (const tunnel of tunnels) endWithClose(tunnel, code, reason)
+        for (const tunnel of open) endWithClose(tunnel, code, reason)
       }
     }
   }
