@@ -208,14 +208,20 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     const send = backend.protocol === 'https' ? httpsRequest : httpRequest
     const proxyReq = send({ host: backend.host, port: backend.port, path, method: 'GET', headers, agent: false })
 
+    // The handshake is open on the session too: a revocation while the backend has not answered
+    // refuses it (the route's error answer) instead of letting a late 101 through.
+    const pending = { cut: (refusal: Error) => { proxyReq.destroy(refusal) } }
+    watch.add(target.token, pending)
     await new Promise<void>((resolve, reject) => {
       socket.once('close', () => proxyReq.destroy())
       proxyReq.setTimeout(options.wsHandshakeTimeoutMs, () => {
         proxyReq.destroy(new GatewayTimeoutError())
       })
       proxyReq.on('error', (err) => {
-        const code = (err as { code?: string }).code
-        reject(code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' ? err : code === 'ECONNREFUSED' ? new NoBackendError({ cause: err }) : new BadGatewayError({ cause: err }))
+        const { code, statusCode } = err as { code?: string, statusCode?: number }
+        // Our own refusals (the handshake timeout, the session's end) as they are.
+        if (code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' || statusCode === 401) reject(err)
+        else reject(code === 'ECONNREFUSED' ? new NoBackendError({ cause: err }) : new BadGatewayError({ cause: err }))
       })
       proxyReq.on('response', (res) => {
         // The backend answered without upgrading: relay its answer like any response, then hang up.
@@ -260,7 +266,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
         resolve()
       })
       proxyReq.end()
-    })
+    }).finally(() => { watch.remove(target.token, pending) })
   }
 
   function join (tunnel: Tunnel): void {

@@ -1,9 +1,10 @@
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import { eventually } from '@mcp-gw/testkit'
-import { startBackend, startGateway, startIsolatedGateway } from './helpers.js'
+import { startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 import type { Backend } from './helpers.js'
 
 // The bound these tests run with: what is open on a revoked or expired session ends within
@@ -138,4 +139,22 @@ t.test('revocation ends open streams in isolated mode', async (t) => {
   t.equal(ended.how, 'end')
   t.ok(ended.at - revokedAt < BOUND_MS, `within the bound (${ended.at - revokedAt} ms)`)
   t.equal((await poll).res.statusCode, 401, 'and the long-poll is answered with the refusal')
+})
+
+t.test('a WebSocket handshake still waiting on its backend is refused when the session is revoked, never completed late', async (t) => {
+  // A backend that takes upgrades and never answers them.
+  const silent = createServer()
+  silent.on('upgrade', () => {})
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { silent.closeAllConnections(); silent.close() })
+  const gw = await startGateway(t, { revalidateMs: REVALIDATE_MS })
+  await gw.registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: (silent.address() as AddressInfo).port })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+  const handshake = upgradeRequest(gw.port, `/mcp/${token}/ws`)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const revokedAt = Date.now()
+  await gw.registry.revoke({ userId: 'alice' })
+  const answer = await handshake
+  t.same([answer.status, JSON.parse(answer.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the handshake gets the refusal, not a late 101 or a timeout')
+  t.ok(Date.now() - revokedAt < BOUND_MS, `within the bound (${Date.now() - revokedAt} ms)`)
 })
