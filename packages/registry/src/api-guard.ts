@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIP } from 'node:net'
 import type { FastifyRequest } from 'fastify'
-import { ApiBrowserForbiddenError, ApiForbiddenError, ApiUnauthorizedError } from './errors.js'
+import { ApiKeyring } from './api-keys.js'
+import type { ApiCaller } from './api-keys.js'
+import { ApiBrowserForbiddenError, ApiForbiddenError, ApiKeyScopeError, ApiUnauthorizedError } from './errors.js'
 
 const loopback = new BlockList()
 loopback.addSubnet('127.0.0.0', 8, 'ipv4')
@@ -13,8 +14,6 @@ function isLoopback (ip: string): boolean {
   return kind !== 0 && loopback.check(mapped, kind === 4 ? 'ipv4' : 'ipv6')
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
-
 function isLoopbackHost (host: string | undefined): boolean {
   if (host === undefined) return false
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')
@@ -24,34 +23,54 @@ function isLoopbackHost (host: string | undefined): boolean {
 export interface ApiGuardOptions {
   /** Browser origins allowed to call the API (MCP_WEB_UI_CORS_ORIGINS). Default none. */
   allowedOrigins?: readonly string[]
+  /** Only operator keys (or loopback callers when no operator key is set) pass: registrant keys get 403. */
+  operatorOnly?: boolean
 }
 
 /**
- * The API's access rule as an onRequest hook, for routes the host adds beside
- * the API (/metrics): the bearer key compared in constant time, or loopback
- * clients only when no key is set. Either way, a request a browser makes from a
- * page (it carries `Origin`, or `Sec-Fetch-Site` other than `none`) is refused
- * unless its origin is allowed: no session page, whatever origin it is served
- * from, can use the API with the browser's ambient access. Without a key, a
- * `Host` that is not a loopback name (DNS rebinding) and a request relayed by a
- * proxy are refused too: "loopback" must mean the caller, not a proxy on it.
+ * The API's access rule as an onRequest hook, for the API's routes and those the host adds
+ * beside it (/metrics): a bearer key, operator or registrant (static, or stored and found by
+ * its id, compared in constant time), or, only when no operator key is configured, a loopback
+ * client with no key (operator powers, as on a laptop). The caller lands in
+ * `request.mcpgwCaller`. Either way, a request a browser makes from a page (it carries
+ * `Origin`, or `Sec-Fetch-Site` other than `none`) is refused unless its origin is allowed:
+ * no session page, whatever origin it is served from, can use the API with the browser's
+ * ambient access. Without a key, a `Host` that is not a loopback name (DNS rebinding) and a
+ * request relayed by a proxy are refused too: "loopback" must mean the caller, not a proxy on it.
+ * `keys` may be a single operator key (or none), as before there were scoped keys.
  */
-export function apiGuard (apiKey: string | undefined, options: ApiGuardOptions = {}): (request: FastifyRequest) => Promise<void> {
-  const keyDigest = apiKey === undefined ? undefined : digest(apiKey)
+export function apiGuard (keys: ApiKeyring | string | undefined, options: ApiGuardOptions = {}): (request: FastifyRequest) => Promise<void> {
+  const keyring = keys instanceof ApiKeyring ? keys : new ApiKeyring(keys === undefined ? [] : [{ key: keys, role: 'operator' }], async () => null)
   const allowedOrigins = new Set(options.allowedOrigins ?? [])
+  const operatorOnly = options.operatorOnly === true
   return async function requireKey (request) {
     const origin = request.headers.origin
     const site = request.headers['sec-fetch-site']
     if ((origin !== undefined || (site !== undefined && site !== 'none')) && (origin === undefined || !allowedOrigins.has(origin))) {
       throw new ApiBrowserForbiddenError()
     }
-    if (keyDigest === undefined) {
+    const header = request.headers.authorization
+    const bearer = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
+    let caller = bearer === '' ? null : await keyring.resolve(bearer)
+    if (caller === null) {
+      // A key that names nobody is refused; with no operator key configured, a bearer that is not
+      // shaped like a key of ours is ignored (registrants configured with a key the gateway does
+      // not ask for), and the caller is judged by where it is.
+      if (keyring.operatorKeyConfigured || ApiKeyring.looksStored(bearer)) throw new ApiUnauthorizedError()
       const relayed = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined || request.headers['x-real-ip'] !== undefined
       if (!isLoopback(request.ip) || relayed || !isLoopbackHost(request.headers.host)) throw new ApiForbiddenError()
-      return
+      caller = LOOPBACK
     }
-    const header = request.headers.authorization
-    const given = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
-    if (!timingSafeEqual(digest(given), keyDigest)) throw new ApiUnauthorizedError()
+    if (operatorOnly && caller.servers !== null) throw new ApiKeyScopeError()
+    request.mcpgwCaller = caller
+  }
+}
+
+const LOOPBACK: ApiCaller = Object.freeze({ kind: 'loopback', keyId: null, servers: null })
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called the API, set by apiGuard; null before it ran. */
+    mcpgwCaller: ApiCaller | null
   }
 }

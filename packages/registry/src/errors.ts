@@ -134,3 +134,28 @@ export const ApiInternalError = createError<Args<[]>>(
   'Request failed',
   500
 )
+
+export const ApiKeyScopeError = createError<Args<[]>>(
+  'MCPGW_API_KEY_SCOPE',
+  'This API key may not do that: registrant keys act for their own server names only (an operator key does the rest)',
+  403
+)
+
+export const ApiKeyNotFoundError = createError<Args<[]>>(
+  'MCPGW_API_KEY_NOT_FOUND',
+  'No live API key has that id',
+  404
+)
+
+/** Too many session creations: `retryAfterSeconds` says when one more will be taken. */
+export const SessionRateLimitedError = createError<Args<[string, number]>>(
+  'MCPGW_REGISTRY_RATE_LIMITED',
+  'Too many sessions asked for server %s or with this key; retry in %d s',
+  429
+)
+
+export const ServerQuotaError = createError<Args<[string, number]>>(
+  'MCPGW_REGISTRY_SERVER_QUOTA',
+  'Server %s holds its quota of %d live sessions: revoke some, let them expire, or raise MCP_WEB_UI_MAX_SESSIONS_PER_SERVER',
+  429
+)

@@ -10,7 +10,7 @@ export const errorSchema = {
   type: 'object',
   properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
 } as const
-export const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema } as const
+export const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema } as const
 
 export const secretHeader = {
   type: 'object',
@@ -198,3 +198,48 @@ export const statsSchema = {
 
 export const healthSchema = { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } as const
 export const readySchema = { summary: 'Readiness: 200 when the store answers', response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, 503: errorSchema } } as const
+
+const keyId = { type: 'string', pattern: '^[A-Za-z0-9_-]{16}$' } as const
+
+export const apiKeySchema = {
+  type: 'object',
+  properties: {
+    keyId: { type: 'string' },
+    role: { type: 'string', enum: ['operator', 'registrant'] },
+    servers: { type: 'array', items: { type: 'string' } },
+    label: { type: 'string' },
+    createdAt: iso,
+    expiresAt: { type: ['string', 'null'], format: 'date-time' },
+    revokedAt: { type: ['string', 'null'], format: 'date-time' },
+    live: { type: 'boolean' }
+  }
+} as const
+
+export const createKeySchema = {
+  summary: 'Make an API key (operator only): shown once, the store keeps its SHA-256',
+  description: 'A registrant key registers instances of its server names, mints their sessions, and lists and revokes their sessions; nothing else. An operator key does everything.',
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['role'],
+    properties: {
+      role: { type: 'string', enum: ['operator', 'registrant'] },
+      servers: { type: 'array', items: serverName, minItems: 1, maxItems: 100 },
+      label: { type: 'string', maxLength: 200 },
+      ttlSeconds: { type: 'integer', minimum: 1 }
+    }
+  },
+  response: { 201: { type: 'object', properties: { key: { type: 'string' }, ...apiKeySchema.properties } }, ...errors }
+} as const
+
+export const listKeysSchema = {
+  summary: 'API keys made through the API (operator only; never the keys)',
+  response: { 200: { type: 'object', properties: { keys: { type: 'array', items: apiKeySchema } } }, ...errors }
+} as const
+
+export const revokeKeySchema = {
+  summary: 'Revoke an API key now, or after a grace period (operator only)',
+  params: { type: 'object', required: ['keyId'], properties: { keyId } },
+  querystring: { type: 'object', additionalProperties: false, properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 2592000 } } },
+  response: { 204: { type: 'null' }, ...errors }
+} as const

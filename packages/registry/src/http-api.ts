@@ -3,13 +3,17 @@ import { errorBody, INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/pro
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { apiGuard } from './api-guard.js'
-import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import { ApiKeyring, apiKeyIsLive, mayActFor } from './api-keys.js'
+import type { ApiCaller, StaticApiKey } from './api-keys.js'
+import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, ApiKeyNotFoundError, ApiKeyScopeError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import { SessionQuota } from './quota.js'
+import type { SessionQuotaOptions } from './quota.js'
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
 import { parseWildcardUrl, sessionLink } from './session-host.js'
 import type { CreateSessionInput, InstanceSelector, RegisterServerInput } from './registry.js'
 import type { WildcardUrl } from './session-host.js'
-import type { ServerRegistration, SessionRecord } from './types.js'
+import type { ApiKeyRecord, ServerRegistration, SessionRecord } from './types.js'
 
 export { SERVER_SECRET_HEADER }
 
@@ -19,6 +23,14 @@ export interface RegistryApiOptions {
    * time. Without one, those routes answer loopback clients only.
    */
   apiKey?: string
+  /**
+   * More keys given in the configuration: earlier operator keys still accepted (a rotation),
+   * and registrant keys, each acting for the server names it lists. Keys made through
+   * `POST /keys` live in the store and need nothing here.
+   */
+  apiKeys?: readonly StaticApiKey[]
+  /** Session creation limits per server name and per registrant key; false for none. */
+  quota?: SessionQuotaOptions | false
   /** Base of session URLs, e.g. `https://example.com`. Default: the request's own origin. */
   publicUrl?: string
   /** Where the proxy serves sessions. Default `/mcp`. */
@@ -93,6 +105,33 @@ function registrationJson (r: ServerRegistration): Record<string, unknown> {
   }
 }
 
+function keyJson (k: ApiKeyRecord, now: number): Record<string, unknown> {
+  return {
+    keyId: k.keyId,
+    role: k.role,
+    servers: k.servers,
+    label: k.label,
+    createdAt: new Date(k.createdAt).toISOString(),
+    expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+    revokedAt: k.revokedAt === null ? null : new Date(k.revokedAt).toISOString(),
+    live: apiKeyIsLive(k, now)
+  }
+}
+
+/** The caller apiGuard found; every route below it has one. */
+function callerOf (request: FastifyRequest): ApiCaller {
+  return request.mcpgwCaller!
+}
+
+/** Refuses a caller whose key does not act for this server name. */
+function assertMayActFor (request: FastifyRequest, serverName: string): void {
+  if (!mayActFor(callerOf(request), serverName)) throw new ApiKeyScopeError()
+}
+
+function assertOperator (request: FastifyRequest): void {
+  if (callerOf(request).servers !== null) throw new ApiKeyScopeError()
+}
+
 function sessionJson (s: SessionRecord): Record<string, unknown> {
   return {
     sessionId: s.sessionId,
@@ -143,11 +182,13 @@ function apiErrorHandler (err: Error & { statusCode?: number, code?: string, val
   }
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'API request failed')
+  const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
   reply.code(statusCode).send(errorBody(statusCode, error.code!, error.message))
 }
 
 /** The route handlers, each named for its route. */
-function handlers (registry: Registry, links: Links) {
+function handlers (registry: Registry, links: Links, quota: SessionQuota | null) {
   const linkOrigin = (request: FastifyRequest): string => links.wildcard !== undefined
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
@@ -170,6 +211,7 @@ function handlers (registry: Registry, links: Links) {
     },
 
     async registerServer (request: FastifyRequest, reply: FastifyReply) {
+      assertMayActFor(request, (request.body as { serverName: string }).serverName)
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
       const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
@@ -185,6 +227,7 @@ function handlers (registry: Registry, links: Links) {
 
     async deregisterServer (request: FastifyRequest, reply: FastifyReply) {
       const { serverName: name } = request.params as { serverName: string }
+      assertMayActFor(request, name)
       const selector = selectorOf(request, (request.query as { instanceId?: string }).instanceId)
       if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector))) throw new NotFoundError('server', name)
       return reply.code(204).send()
@@ -192,8 +235,19 @@ function handlers (registry: Registry, links: Links) {
 
     async createSession (request: FastifyRequest, reply: FastifyReply) {
       const { instanceId, ...input } = request.body as Omit<CreateSessionInput, 'serverSecret' | 'instance'> & { instanceId?: string }
+      assertMayActFor(request, input.serverName)
+      const serverSecret = requireServerSecret(request, input.serverName)
+      const caller = callerOf(request)
+      // Quotas are spent once the caller proved it is the name's registrant: nobody spends another's.
+      const admit = quota === null
+        ? undefined
+        : async (name: string): Promise<void> => {
+          quota.take(name, caller.kind === 'registrant' ? [`name:${name}`, `key:${caller.keyId!}`] : [`name:${name}`])
+          await quota.admit(name, async (n) => await registry.countSessions(n))
+        }
       // Never a token for another registrant's instance, nor for a name nobody holds right now.
-      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName), instance: selectorOf(request, instanceId) })
+      const issued = await registry.createSession({ ...input, serverSecret, instance: selectorOf(request, instanceId), ...(admit !== undefined && { admit }) })
+      if (issued.created) quota?.created(input.serverName)
       const base = links.publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
       return {
@@ -210,20 +264,25 @@ function handlers (registry: Registry, links: Links) {
       const filter = request.body as Parameters<Registry['revoke']>[0]
       // An instance's own revocations reach its own sessions only.
       if (filter.instanceId !== undefined) await assertOwnInstance(request, filter.instanceId)
-      return { revoked: await registry.revoke(filter) }
+      // A registrant key's, its own server names' only.
+      const servers = callerOf(request).servers
+      return { revoked: await registry.revoke(servers === null ? filter : { ...filter, serverNames: servers }) }
     },
 
     async discoverServer (request: FastifyRequest) {
       const { serverName: name } = request.params as { serverName: string }
+      assertMayActFor(request, name)
       const instances = await registry.instances(name)
       if (instances.length === 0) throw new NotFoundError('server', name)
       return serverJson(instances, (await registry.stats()).sessions.byInstance)
     },
 
-    async listServers () {
+    async listServers (request: FastifyRequest) {
       const [instances, stats] = await Promise.all([registry.listServers(), registry.stats()])
       const byName = new Map<string, ServerRegistration[]>()
+      const caller = callerOf(request)
       for (const instance of instances) {
+        if (!mayActFor(caller, instance.serverName)) continue
         const list = byName.get(instance.serverName)
         if (list === undefined) byName.set(instance.serverName, [instance])
         else list.push(instance)
@@ -234,28 +293,71 @@ function handlers (registry: Registry, links: Links) {
     async listSessions (request: FastifyRequest) {
       const query = (request.query ?? {}) as NonNullable<Parameters<Registry['listSessions']>[0]>
       if (query.instanceId !== undefined && serverSecret(request) !== undefined) await assertOwnInstance(request, query.instanceId)
-      return { sessions: (await registry.listSessions(query)).map(sessionJson) }
+      if (query.serverName !== undefined) assertMayActFor(request, query.serverName)
+      const servers = callerOf(request).servers
+      return { sessions: (await registry.listSessions(servers === null ? query : { ...query, serverNames: servers })).map(sessionJson) }
     },
 
     async stats (request: FastifyRequest) {
+      assertOperator(request)
       return await registry.stats({ byUser: (request.query as { byUser?: boolean }).byUser === true })
+    },
+
+    async createKey (request: FastifyRequest, reply: FastifyReply) {
+      assertOperator(request)
+      const made = await registry.createApiKey(request.body as Parameters<Registry['createApiKey']>[0])
+      request.log.info({ keyId: made.record.keyId, role: made.record.role, servers: made.record.servers }, 'API key created')
+      reply.code(201).header('cache-control', 'no-store')
+      return { key: made.key, ...keyJson(made.record, Date.now()) }
+    },
+
+    async listKeys (request: FastifyRequest) {
+      assertOperator(request)
+      const now = Date.now()
+      return { keys: (await registry.listApiKeys()).map((k) => keyJson(k, now)) }
+    },
+
+    async revokeKey (request: FastifyRequest, reply: FastifyReply) {
+      assertOperator(request)
+      const { keyId } = request.params as { keyId: string }
+      const graceSeconds = (request.query as { graceSeconds?: number }).graceSeconds ?? 0
+      if (!(await registry.revokeApiKey(keyId, graceSeconds))) throw new ApiKeyNotFoundError()
+      request.log.info({ keyId, graceSeconds }, 'API key revoked')
+      return reply.code(204).send()
     }
   }
+}
+
+/**
+ * The keys the API accepts: `apiKey` and `apiKeys` as configured, and those made through
+ * `POST /keys` (looked up in the registry's store). For hosts guarding routes of their own
+ * (`/metrics`) with apiGuard.
+ */
+export function apiKeyringFor (registry: Registry, opts: Pick<RegistryApiOptions, 'apiKey' | 'apiKeys'>): ApiKeyring {
+  return new ApiKeyring(
+    [...(opts.apiKey !== undefined ? [{ key: opts.apiKey, role: 'operator' as const }] : []), ...(opts.apiKeys ?? [])],
+    async (keyId) => await registry.findApiKey(keyId),
+    registry.options.now
+  )
 }
 
 async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions): Promise<void> {
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16)) {
     throw new InvalidOptionError('apiKey', 'expected at least 16 characters')
   }
-  const routes = handlers(fastify.mcpRegistry, linksOf(opts))
+  const registry = fastify.mcpRegistry
+  const keyring = apiKeyringFor(registry, opts)
+  const quota = opts.quota === false ? null : new SessionQuota({ ...opts.quota, now: registry.options.now })
+  const routes = handlers(registry, linksOf(opts), quota)
+  fastify.decorateRequest('mcpgwCaller', null)
   fastify.setErrorHandler(apiErrorHandler)
   fastify.get('/health', { schema: schemas.healthSchema }, routes.health)
   fastify.get('/ready', { schema: schemas.readySchema }, routes.ready)
 
   // Everything below needs the key, or a loopback client when no key is set.
   await fastify.register(async function admin (api) {
-    api.addHook('onRequest', apiGuard(opts.apiKey, { allowedOrigins: opts.allowedOrigins ?? [] }))
-    const security = opts.apiKey === undefined ? {} : { security: [{ bearerAuth: [] }] }
+    api.addHook('onRequest', apiGuard(keyring, { allowedOrigins: opts.allowedOrigins ?? [] }))
+    const security = keyring.operatorKeyConfigured ? { security: [{ bearerAuth: [] }] } : {}
     api.post('/register-server', { schema: { ...schemas.registerServerSchema, ...security } }, routes.registerServer)
     api.delete('/register-server/:serverName', { schema: { ...schemas.deregisterServerSchema, ...security } }, routes.deregisterServer)
     api.post('/create-session', { schema: { ...schemas.createSessionSchema, ...security } }, routes.createSession)
@@ -264,6 +366,9 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.get('/servers', { schema: { ...schemas.listServersSchema, ...security } }, routes.listServers)
     api.get('/sessions', { schema: { ...schemas.listSessionsSchema, ...security } }, routes.listSessions)
     api.get('/stats', { schema: { ...schemas.statsSchema, ...security } }, routes.stats)
+    api.post('/keys', { schema: { ...schemas.createKeySchema, ...security } }, routes.createKey)
+    api.get('/keys', { schema: { ...schemas.listKeysSchema, ...security } }, routes.listKeys)
+    api.delete('/keys/:keyId', { schema: { ...schemas.revokeKeySchema, ...security } }, routes.revokeKey)
   })
 }
 

@@ -1,9 +1,10 @@
+import { apiKeyIsLive } from './api-keys.js'
 import { CapacityExceededError, InstanceHeldError, NotServerOwnerError } from './errors.js'
 import {
   DEFAULT_MAX_SERVERS, DEFAULT_MAX_SESSIONS, DEFAULT_SWEEP_INTERVAL_MS
 } from './options.js'
 import type {
-  CreateSessionResult, ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter,
+  ApiKeyRecord, CreateSessionResult, ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter,
   ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
 } from './types.js'
 
@@ -29,6 +30,10 @@ export class MemoryStore implements RegistryStore {
   readonly #byJti = new Map<string, SessionRecord>()
   /** By slotOf(session): one live session per key and instance. */
   readonly #byKey = new Map<string, SessionRecord>()
+  /** By serverName, then sessionId: what a name's quota counts. */
+  readonly #byName = new Map<string, Map<string, SessionRecord>>()
+  /** API keys by keyId: they live as long as the process (static keys are for a gateway without a shared store). */
+  readonly #keys = new Map<string, ApiKeyRecord>()
   /** By instanceId. */
   readonly #servers = new Map<string, ServerRegistration>()
   readonly #maxSessions: number
@@ -81,6 +86,7 @@ export class MemoryStore implements RegistryStore {
       if (filter.userId !== undefined && session.userId !== filter.userId) continue
       if (filter.serverName !== undefined && session.serverName !== filter.serverName) continue
       if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
+      if (filter.serverNames !== undefined && !filter.serverNames.includes(session.serverName)) continue
       out.push(session)
     }
     out.sort((a, b) => b.createdAt - a.createdAt)
@@ -96,6 +102,7 @@ export class MemoryStore implements RegistryStore {
     for (const session of candidates) {
       if (!isLive(session, now)) continue
       if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
+      if (filter.serverNames !== undefined && !filter.serverNames.includes(session.serverName)) continue
       this.#putSession(freezeSession({ ...session, revokedAt: now }))
       count++
     }
@@ -191,6 +198,32 @@ export class MemoryStore implements RegistryStore {
     return { sessions: { live, byServer, byInstance, ...(byUser !== undefined && { byUser }) }, servers: { live: servers } }
   }
 
+  async countSessions (serverName: string, now: number): Promise<number> {
+    let count = 0
+    for (const session of this.#byName.get(serverName)?.values() ?? []) if (isLive(session, now)) count++
+    return count
+  }
+
+  async insertApiKey (record: ApiKeyRecord): Promise<void> {
+    if (this.#keys.has(record.keyId)) throw new Error('duplicate keyId')
+    this.#keys.set(record.keyId, Object.freeze({ ...record, servers: Object.freeze([...record.servers]) as string[] }))
+  }
+
+  async findApiKey (keyId: string): Promise<ApiKeyRecord | null> {
+    return this.#keys.get(keyId) ?? null
+  }
+
+  async listApiKeys (): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()].sort((a, b) => a.createdAt - b.createdAt)
+  }
+
+  async revokeApiKey (keyId: string, at: number, now: number): Promise<boolean> {
+    const key = this.#keys.get(keyId)
+    if (key === undefined || !apiKeyIsLive(key, now)) return false
+    this.#keys.set(keyId, Object.freeze(at > now ? { ...key, expiresAt: Math.min(at, key.expiresAt ?? at) } : { ...key, revokedAt: now }))
+    return true
+  }
+
   async sweep (now: number): Promise<SweepResult> {
     let sessions = 0
     for (const session of this.#byId.values()) {
@@ -217,12 +250,18 @@ export class MemoryStore implements RegistryStore {
   }
 
   #putSession (session: SessionRecord): void {
+    let named = this.#byName.get(session.serverName)
+    if (named === undefined) this.#byName.set(session.serverName, named = new Map())
+    named.set(session.sessionId, session)
     this.#byId.set(session.sessionId, session)
     this.#byJti.set(session.jti, session)
     this.#byKey.set(slotOf(session), session)
   }
 
   #deleteSession (session: SessionRecord): void {
+    const named = this.#byName.get(session.serverName)
+    named?.delete(session.sessionId)
+    if (named?.size === 0) this.#byName.delete(session.serverName)
     this.#byId.delete(session.sessionId)
     this.#byJti.delete(session.jti)
     const slot = slotOf(session)

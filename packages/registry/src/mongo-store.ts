@@ -5,7 +5,7 @@ import { addressIncarnation, instanceIdOf } from './instances.js'
 import { byNameThenAge } from './memory-store.js'
 import { DEFAULT_SWEEP_INTERVAL_MS } from './options.js'
 import type {
-  CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
+  ApiKeyRecord, CreateSessionResult, ListSessionsFilter, Logger, RegistryStats, RegistryStore,
   RevokeFilter, ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
 } from './types.js'
 
@@ -31,6 +31,12 @@ type SessionDoc = Omit<SessionRecord, 'createdAt' | 'expiresAt' | 'lastActivityA
   revokedAt: Date | null
 }
 
+type ApiKeyDoc = Omit<ApiKeyRecord, 'createdAt' | 'expiresAt' | 'revokedAt'> & {
+  createdAt: Date
+  expiresAt: Date | null
+  revokedAt: Date | null
+}
+
 type ServerDoc = Omit<ServerRegistration, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt'> & {
   registeredAt: Date
   lastHeartbeatAt: Date
@@ -53,6 +59,7 @@ export class MongoStore implements RegistryStore {
   readonly kind = 'mongo'
   readonly sessions: Collection<SessionDoc>
   readonly servers: Collection<ServerDoc>
+  readonly apiKeys: Collection<ApiKeyDoc>
   readonly #db: Db
   readonly #ownedClient: MongoClient | undefined
   readonly #sweepIntervalMs: number
@@ -69,6 +76,7 @@ export class MongoStore implements RegistryStore {
     this.#ownedClient = options.ownedClient
     this.sessions = options.db.collection<SessionDoc>(`${prefix}sessions`)
     this.servers = options.db.collection<ServerDoc>(`${prefix}servers`)
+    this.apiKeys = options.db.collection<ApiKeyDoc>(`${prefix}api_keys`)
     this.#sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
     this.#now = options.now ?? Date.now
     this.#logger = options.logger
@@ -89,8 +97,10 @@ export class MongoStore implements RegistryStore {
       { key: { slot: 1 }, name: 'slot_unique', unique: true },
       { key: { sessionKey: 1 }, name: 'sessionKey' },
       { key: { sessionId: 1 }, name: 'sessionId_unique', unique: true },
-      { key: { userId: 1 }, name: 'userId' }
+      { key: { userId: 1 }, name: 'userId' },
+      { key: { serverName: 1 }, name: 'serverName' }
     ])
+    await ensureIndexes(this.apiKeys, [{ key: { keyId: 1 }, name: 'keyId_unique', unique: true }])
     await ensureIndexes(this.servers, [
       { key: { instanceId: 1 }, name: 'instanceId_unique', unique: true },
       { key: { serverName: 1 }, name: 'serverName' }
@@ -205,6 +215,7 @@ export class MongoStore implements RegistryStore {
     if (filter.userId !== undefined) query.userId = filter.userId
     if (filter.serverName !== undefined) query.serverName = filter.serverName
     if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
+    if (filter.serverNames !== undefined) query.$and = [{ serverName: { $in: [...filter.serverNames] } }]
     try {
       const docs = await this.sessions.find(query, { projection: SESSION_PROJECTION })
         .sort({ createdAt: -1 }).limit(filter.limit).toArray()
@@ -221,6 +232,7 @@ export class MongoStore implements RegistryStore {
     else if ('sessionKey' in filter) query.sessionKey = filter.sessionKey
     else query.userId = filter.userId
     if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
+    if (filter.serverNames !== undefined) query.$and = [{ serverName: { $in: [...filter.serverNames] } }]
     try {
       const result = await this.sessions.updateMany(query, { $set: { revokedAt: at } })
       return result.modifiedCount
@@ -371,6 +383,57 @@ export class MongoStore implements RegistryStore {
     }
   }
 
+  async countSessions (serverName: string, now: number): Promise<number> {
+    try {
+      return await this.sessions.countDocuments({ serverName, revokedAt: null, expiresAt: { $gt: new Date(now) } })
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async insertApiKey (record: ApiKeyRecord): Promise<void> {
+    try {
+      await this.apiKeys.insertOne({
+        ...record,
+        servers: [...record.servers],
+        createdAt: new Date(record.createdAt),
+        expiresAt: record.expiresAt === null ? null : new Date(record.expiresAt),
+        revokedAt: record.revokedAt === null ? null : new Date(record.revokedAt)
+      })
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async findApiKey (keyId: string): Promise<ApiKeyRecord | null> {
+    try {
+      const doc = await this.apiKeys.findOne({ keyId }, { projection: { _id: 0 } })
+      return doc === null ? null : fromApiKeyDoc(doc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async listApiKeys (): Promise<ApiKeyRecord[]> {
+    try {
+      return (await this.apiKeys.find({}, { projection: { _id: 0 } }).sort({ createdAt: 1 }).toArray()).map(fromApiKeyDoc)
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async revokeApiKey (keyId: string, at: number, now: number): Promise<boolean> {
+    const live: Filter<ApiKeyDoc> = { keyId, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(now) } }] }
+    try {
+      if (at <= now) return (await this.apiKeys.updateOne(live, { $set: { revokedAt: new Date(now) } })).modifiedCount === 1
+      // A grace period: the key lapses at `at`, or sooner if it was to lapse sooner.
+      const sooner = await this.apiKeys.updateOne({ ...live, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(at) } }] }] }, { $set: { expiresAt: new Date(at) } })
+      return sooner.matchedCount === 1 || (await this.apiKeys.countDocuments(live)) === 1
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
   async sweep (now: number): Promise<SweepResult> {
     const expired = { expiresAt: { $lte: new Date(now) } }
     try {
@@ -399,18 +462,31 @@ export class MongoStore implements RegistryStore {
   }
 }
 
+function fromApiKeyDoc (doc: ApiKeyDoc): ApiKeyRecord {
+  return {
+    keyId: doc.keyId,
+    hash: doc.hash,
+    role: doc.role,
+    servers: [...doc.servers],
+    label: doc.label,
+    createdAt: doc.createdAt.getTime(),
+    expiresAt: doc.expiresAt === null ? null : doc.expiresAt.getTime(),
+    revokedAt: doc.revokedAt === null ? null : doc.revokedAt.getTime()
+  }
+}
+
 /**
  * Creates the indexes that do not exist yet. MongoDB treats re-creating an
  * existing index as a no-op; FerretDB 1.24 drops the connection instead.
  */
-async function ensureIndexes (collection: Collection<SessionDoc> | Collection<ServerDoc>, specs: IndexDescription[]): Promise<void> {
+async function ensureIndexes (collection: Collection<SessionDoc> | Collection<ServerDoc> | Collection<ApiKeyDoc>, specs: IndexDescription[]): Promise<void> {
   const existing = new Set((await listIndexesOrNone(collection)).map((i) => i.name))
   const missing = specs.filter((spec) => !existing.has(spec.name))
   if (missing.length > 0) await collection.createIndexes(missing)
 }
 
 /** The collection's indexes; none when the collection does not exist yet. */
-async function listIndexesOrNone (collection: Collection<SessionDoc> | Collection<ServerDoc>): Promise<Array<{ name?: string, key?: unknown, expireAfterSeconds?: number }>> {
+async function listIndexesOrNone (collection: Collection<SessionDoc> | Collection<ServerDoc> | Collection<ApiKeyDoc>): Promise<Array<{ name?: string, key?: unknown, expireAfterSeconds?: number }>> {
   try {
     return await collection.listIndexes().toArray()
   } catch (err) {

@@ -1,5 +1,6 @@
 import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
+import { assertKeyServers, assertLabel, isKeyId, MAX_KEY_SERVERS, newApiKey } from './api-keys.js'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
 import { BackendIsGatewayError, InstanceSupersededError, InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
@@ -10,7 +11,7 @@ import { validateOptions } from './options.js'
 import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
 import { TokenService } from './tokens.js'
 import type {
-  ListSessionsFilter, RegistryStats, RegistryStore, RevokeFilter, ServerRegistration,
+  ApiKeyRecord, ApiKeyRole, ListSessionsFilter, RegistryStats, RegistryStore, RevokeBounds, RevokeFilter, ServerRegistration,
   SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
@@ -48,6 +49,11 @@ export interface CreateSessionInput {
   serverSecret?: string
   /** Which of the registrant's instances mints the session (see InstanceSelector). */
   instance?: InstanceSelector
+  /**
+   * Called once the input and the owner are checked, before anything is stored: throws to
+   * refuse (the HTTP API's quotas, so a caller without the secret cannot spend a name's).
+   */
+  admit?: (serverName: string) => Promise<void> | void
 }
 
 export interface IssuedSession {
@@ -89,6 +95,8 @@ export interface ListSessionsInput {
   userId?: string
   serverName?: string
   instanceId?: string
+  /** Only sessions of these server names (a registrant key's scope). */
+  serverNames?: readonly string[]
   /** Default 100, at most 1000. */
   limit?: number
 }
@@ -138,6 +146,11 @@ export class Registry {
     findServer: 0,
     listServers: 0,
     stats: 0,
+    countSessions: 0,
+    insertApiKey: 0,
+    findApiKey: 0,
+    listApiKeys: 0,
+    revokeApiKey: 0,
     sweep: 0,
     ping: 0
   })
@@ -194,6 +207,7 @@ export class Registry {
     const ownerHash = owner === null ? null : owner.ownerHash
     // In-process sessions belong to the instance an in-process registration without a secret has.
     const instanceId = owner === null ? instanceIdOf(serverName, null, null) : owner.instanceId
+    if (input.admit !== undefined) await input.admit(serverName)
 
     const now = this.#now()
     // JWT times are whole seconds; expiresAt matches exp exactly so both agree at the boundary.
@@ -288,10 +302,13 @@ export class Registry {
   /** Revokes by exactly one of sessionId, sessionKey or userId (of one instance, with `instanceId`); returns how many. */
   async revoke (filter: RevokeFilter): Promise<number> {
     if (filter === null || typeof filter !== 'object') throw new InvalidArgumentError('filter', 'expected one of sessionId, sessionKey, userId')
-    const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as Record<string, unknown>)[k] !== undefined)
+    const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as unknown as Record<string, unknown>)[k] !== undefined)
     if (given.length !== 1) throw new InvalidArgumentError('filter', 'expected exactly one of sessionId, sessionKey, userId')
     const now = this.#now()
-    const scope = filter.instanceId === undefined ? {} : { instanceId: assertId(filter.instanceId, 'instanceId') }
+    const scope: RevokeBounds = {
+      ...(filter.instanceId !== undefined && { instanceId: assertId(filter.instanceId, 'instanceId') }),
+      ...(filter.serverNames !== undefined && { serverNames: assertServerNames(filter.serverNames) })
+    }
     if ('sessionId' in filter && filter.sessionId !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId'), ...scope }, now)
     if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey), ...scope }, now)
     return await this.#counted('revokeSessions').revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId), ...scope }, now)
@@ -309,6 +326,7 @@ export class Registry {
     if (input.userId !== undefined) filter.userId = assertUserId(input.userId)
     if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
     if (input.instanceId !== undefined) filter.instanceId = assertId(input.instanceId, 'instanceId')
+    if (input.serverNames !== undefined) filter.serverNames = assertServerNames(input.serverNames)
     return await this.#counted('listSessions').listSessions(filter, this.#now())
   }
 
@@ -504,6 +522,48 @@ export class Registry {
     await this.#counted('ping').ping()
   }
 
+  /** Live sessions of a server name (what its quota counts). */
+  async countSessions (serverName: string): Promise<number> {
+    return await this.#counted('countSessions').countSessions(assertServerName(serverName), this.#now())
+  }
+
+  /**
+   * Makes an API key: an operator key, or a registrant key for some server names. Returns
+   * the key (shown once: the store keeps its SHA-256 only) and what is kept of it.
+   */
+  async createApiKey (input: { role: ApiKeyRole, servers?: readonly string[], label?: string, ttlSeconds?: number }): Promise<{ key: string, record: ApiKeyRecord }> {
+    if (input === null || typeof input !== 'object' || (input.role !== 'operator' && input.role !== 'registrant')) {
+      throw new InvalidArgumentError('role', 'expected operator or registrant')
+    }
+    const servers = assertKeyServers(input.role, input.servers)
+    const label = assertLabel(input.label)
+    const now = this.#now()
+    const expiresAt = input.ttlSeconds === undefined ? null : now + assertTtlSeconds(input.ttlSeconds, 10 * 365 * 24 * 3600) * 1000
+    const made = newApiKey(input.role, servers, label, now, expiresAt)
+    await this.#counted('insertApiKey').insertApiKey(made.record)
+    return made
+  }
+
+  async findApiKey (keyId: string): Promise<ApiKeyRecord | null> {
+    if (!isKeyId(keyId)) return null
+    return await this.#counted('findApiKey').findApiKey(keyId)
+  }
+
+  async listApiKeys (): Promise<ApiKeyRecord[]> {
+    return await this.#counted('listApiKeys').listApiKeys()
+  }
+
+  /**
+   * Revokes an API key now, or lets it lapse after `graceSeconds` (a rotation: the
+   * registrants holding it move to the new key meanwhile). False when no such live key.
+   */
+  async revokeApiKey (keyId: string, graceSeconds = 0): Promise<boolean> {
+    if (!isKeyId(keyId)) throw new InvalidArgumentError('keyId', 'expected a key id')
+    if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > 30 * 24 * 3600) throw new InvalidArgumentError('graceSeconds', 'expected a whole number of seconds, up to 30 days')
+    const now = this.#now()
+    return await this.#counted('revokeApiKey').revokeApiKey(keyId, now + graceSeconds * 1000, now)
+  }
+
   async close (): Promise<void> {
     this.#lastTouch.clear()
     if (this.#ownsStore) await this.store.close()
@@ -528,6 +588,11 @@ export class Registry {
 function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input: CreateSessionInput): boolean {
   if (input.scopes !== undefined && (live.scopes.length !== asked.scopes.length || live.scopes.some((s) => !asked.scopes.includes(s)))) return true
   return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
+}
+
+function assertServerNames (names: unknown): string[] {
+  if (!Array.isArray(names) || names.length > MAX_KEY_SERVERS) throw new InvalidArgumentError('serverNames', `expected up to ${MAX_KEY_SERVERS} server names`)
+  return names.map((n) => assertServerName(n))
 }
 
 function ownerHashOf (secret: string | undefined): string | null {

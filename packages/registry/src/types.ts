@@ -65,18 +65,47 @@ export interface ServerRegistration {
 
 export type ServerRegistrationInput = Pick<ServerRegistration, 'serverName' | 'host' | 'port' | 'protocol' | 'metadata' | 'ownerHash' | 'instanceId' | 'instance' | 'incarnation'>
 
-/** Which sessions a revocation applies to: exactly one of the three, optionally of one instance only. */
+/** Which sessions a revocation may reach beyond its selector: one instance's, or some server names'. */
+export interface RevokeBounds {
+  instanceId?: string
+  /** Only sessions of these server names (a registrant key's scope). */
+  serverNames?: readonly string[]
+}
+
+/** Which sessions a revocation applies to: exactly one of the three, optionally bounded. */
 export type RevokeFilter =
-  | { sessionId: string, instanceId?: string }
-  | { sessionKey: string, instanceId?: string }
-  | { userId: string, instanceId?: string }
+  | ({ sessionId: string } & RevokeBounds)
+  | ({ sessionKey: string } & RevokeBounds)
+  | ({ userId: string } & RevokeBounds)
 
 export interface ListSessionsFilter {
   userId?: string
   serverName?: string
   instanceId?: string
+  /** Only sessions of these server names (a registrant key's scope). */
+  serverNames?: readonly string[]
   /** At most this many, newest first. */
   limit: number
+}
+
+/** What an API key may do: everything (`operator`), or act for some server names (`registrant`). */
+export type ApiKeyRole = 'operator' | 'registrant'
+
+/** An API key as the store keeps it: never the key, only its SHA-256. */
+export interface ApiKeyRecord {
+  /** Public id, the part of the key before the dot (`mcpgw_<keyId>.<secret>`). */
+  keyId: string
+  /** SHA-256 (hex) of the whole key. */
+  hash: string
+  role: ApiKeyRole
+  /** The server names a registrant key acts for; empty for an operator key. */
+  servers: string[]
+  /** What the operator called it. */
+  label: string
+  createdAt: number
+  /** When it stops being accepted (a rotation's grace period), or null. */
+  expiresAt: number | null
+  revokedAt: number | null
 }
 
 export interface RegistryStats {
@@ -155,6 +184,16 @@ export interface RegistryStore {
   /** Every live instance, by serverName, then oldest first. */
   listServers (now: number): Promise<ServerRegistration[]>
   stats (now: number, options?: StatsOptions): Promise<RegistryStats>
+  /** Live, unrevoked sessions of serverName. */
+  countSessions (serverName: string, now: number): Promise<number>
+  /** Stores a new API key record; keyIds are unique. */
+  insertApiKey (record: ApiKeyRecord): Promise<void>
+  /** The key with this id, revoked or not; null when none. */
+  findApiKey (keyId: string): Promise<ApiKeyRecord | null>
+  /** Every key, oldest first. */
+  listApiKeys (): Promise<ApiKeyRecord[]>
+  /** Marks the key revoked (or, with `at` in the future, lets it lapse then); false when there is no such live key. */
+  revokeApiKey (keyId: string, at: number, now: number): Promise<boolean>
   /** Deletes records past expiry; returns how many. */
   sweep (now: number): Promise<SweepResult>
   /** Resolves when the store answers; rejects with MCPGW_REGISTRY_STORE_UNAVAILABLE otherwise. */
