@@ -7,7 +7,7 @@ import {
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  ClosedError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
+  ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { stderrLogger } from './logger.js'
@@ -199,8 +199,15 @@ export function backoffMs (attempt: number, random = Math.random): number {
 }
 
 /** A refusal that no retry fixes soon (a wrong key) vs. one that the gateway coming back fixes. */
+/**
+ * Answers that say the gateway is there and refuses (a full store, a quota): the caller
+ * hears why, and never gets a direct link instead, as it would from a gateway that is away.
+ */
+const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGISTRY_RATE_LIMITED', 'MCPGW_REGISTRY_SERVER_QUOTA'])
+
 function isUnreachable (err: unknown): boolean {
-  return err instanceof GatewayUnreachableError || (err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500)
+  if (err instanceof GatewayUnreachableError) return true
+  return err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
 }
 
 /**
@@ -243,6 +250,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #instanceId: string | null = null
   /** What the gateway keys its proofs with: given with each registration, null until the first. */
   #proofKey: string | null = null
+  /** Why the gateway refused this client for good (its key, or the key's scope). */
+  #refusal: Error | null = null
   readonly #fallback: boolean
   readonly #logger: Logger
   readonly #registerTimeoutMs: number
@@ -360,9 +369,15 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     }
     const payload = await res.json().catch(() => null) as { code?: string } | null
     if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
+    if (payload?.code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(this.serverName)
     if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
       const code = payload?.code ?? ''
-      throw Object.assign(new GatewayRequestError(res.status, code), { gatewayCode: code, gatewayStatus: res.status })
+      const retryAfter = Number(res.headers.get('retry-after') ?? '')
+      throw Object.assign(new GatewayRequestError(res.status, code), {
+        gatewayCode: code,
+        gatewayStatus: res.status,
+        ...(Number.isInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter })
+      })
     }
     return payload
   }
@@ -405,8 +420,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         this.#handOver()
         throw err
       }
-      if (err instanceof GatewayUnauthorizedError) {
-        this.#logger.warn({ serverName: this.serverName, code: err.code }, 'the gateway refused the API key; registration stopped')
+      if (err instanceof GatewayUnauthorizedError || err instanceof GatewayKeyScopeError) {
+        this.#logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
+          ? 'the API key does not act for this server name; registration stopped'
+          : 'the gateway refused the API key; registration stopped')
+        this.#refusal = err
         this.#enter('refused', err)
         throw err
       }
@@ -455,7 +473,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#enter('direct')
       return
     }
-    if (this.#state === 'refused') throw new GatewayUnauthorizedError()
+    if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
     if (this.#state === 'idle') this.#enter('connecting')
     this.#attempt = 0
     this.#registerNow().catch(() => {})
@@ -496,7 +514,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       if (this.#registration === null) throw new NotRegisteredError()
       return this.#directLink(userId, sessionOptions)
     }
-    if (this.#state === 'refused') throw new GatewayUnauthorizedError()
+    if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
     // Registered by other means (the API, another tool) with this secret: nothing to register here.
     if (this.#registration === null) return await this.#gatewayLink(userId, sessionOptions)
     try {

@@ -4,7 +4,13 @@ type Args<T extends unknown[]> = [...T, { cause: unknown }?]
 
 export const GatewayUnreachableError = createError<Args<[string]>>('MCPGW_SDK_GATEWAY_UNREACHABLE', 'The gateway at %s could not be reached', 503)
 export const GatewayUnauthorizedError = createError<Args<[]>>('MCPGW_SDK_UNAUTHORIZED', 'The gateway refused the API key (check MCP_WEB_UI_GATEWAY_API_KEY)', 401)
-/** The gateway refused or failed a request: `gatewayStatus` and `gatewayCode` say how. */
+/** The key is good but does not act for this server name (a registrant key for other names). */
+export const GatewayKeyScopeError = createError<Args<[string]>>('MCPGW_SDK_KEY_SCOPE', 'The API key does not act for server %s: ask the gateway operator for a key that does (mcp-gw keys create --server <name>)', 403)
+/**
+ * The gateway refused or failed a request: `gatewayStatus` and `gatewayCode` say how, and
+ * `retryAfterSeconds` when it said when to ask again (a quota: MCPGW_REGISTRY_RATE_LIMITED,
+ * MCPGW_REGISTRY_SERVER_QUOTA). A refusal is never mistaken for an unreachable gateway.
+ */
 export const GatewayRequestError = createError<Args<[number, string]>>('MCPGW_SDK_REQUEST_FAILED', 'The gateway answered %d %s', 502)
 
 /** The gateway's own code (`MCPGW_REGISTRY_...`) of a refused request, when it sent one. */

@@ -148,6 +148,41 @@ t.test('a wrong API key is a clear error at once (that nothing retries it: lifec
   await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_UNAUTHORIZED' })
 })
 
+t.test('a registrant key for other server names: a clear error at once, never retried, never a direct link', async (t) => {
+  const gw = await startGateway(t, 0, 3, { api: { apiKeys: [{ key: 'registrant-key-for-notes-0123456789', role: 'registrant', servers: ['notes'] }] } })
+  const logger = quietLogger()
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: 'registrant-key-for-notes-0123456789', logger, fallback: 'direct' })
+  t.teardown(() => client.close())
+  await t.rejects(client.register({ host: '127.0.0.1', port: 12871 }), { code: 'MCPGW_SDK_KEY_SCOPE', message: /does not act for server todoodles/ })
+  t.equal(client.state, 'refused')
+  await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_KEY_SCOPE' }, 'tool calls hear why, and get no direct link')
+  t.match(JSON.stringify(logger.warnings), /does not act for this server name/)
+})
+
+t.test('a quota refusal is told apart from an unreachable gateway: coded, with when to retry, never a direct link', async (t) => {
+  const gw = await startGateway(t, 0, 30, { api: { quota: { ratePerSecond: 1, burst: 2 } } })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct' })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12872 })
+  await client.createSession('alice')
+  await client.createSession('bob')
+  const refused = await client.createSession('carol').then(() => null, (err: unknown) => err as Record<string, unknown>)
+  t.match(refused, { code: 'MCPGW_SDK_REQUEST_FAILED', gatewayStatus: 429, gatewayCode: 'MCPGW_REGISTRY_RATE_LIMITED', retryAfterSeconds: 1 })
+  t.equal(client.state, 'registered', 'still registered: the gateway is there')
+})
+
+t.test("a full store is the gateway's refusal too, not its absence", async (t) => {
+  const gw = await startGateway(t, 0, 30, { registry: { maxSessions: 2 } })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct' })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12873 })
+  await client.createSession('alice')
+  await client.createSession('bob')
+  const full = await client.createSession('carol').then(() => null, (err: unknown) => err as Record<string, unknown>)
+  t.match(full, { gatewayStatus: 503, gatewayCode: 'MCPGW_REGISTRY_CAPACITY_EXCEEDED' })
+  t.equal(client.state, 'registered')
+})
+
 t.test('an unreachable gateway: a typed error, then registration when it appears', async (t) => {
   const { freePort } = await import('@mcp-gw/testkit')
   const port = await freePort()
