@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import { clientErrorHandler, expectationFailed, frameworkErrors, gatewayRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
-import { apiGuard, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
+import { apiGuard, apiKeyringFor, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -104,6 +104,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     })
     await context.register(mcpRegistryApi, {
       ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
+      apiKeys: config.registrantKeys,
+      quota: { ratePerSecond: config.sessionRatePerSecond, burst: config.sessionBurst, maxSessionsPerServer: config.maxSessionsPerServer },
       ...(config.publicUrl !== undefined && { publicUrl: config.publicUrl }),
       ...(config.wildcardUrl !== undefined && { wildcardUrl: config.wildcardUrl }),
       allowedOrigins: config.corsOrigins,
@@ -119,7 +121,8 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
   })
 
-  const guard = apiGuard(config.apiKey, { allowedOrigins: config.corsOrigins })
+  // Monitoring and the API description are the operator's: registrant keys get 403.
+  const guard = apiGuard(apiKeyringFor(app.mcpRegistry, { ...(config.apiKey !== undefined && { apiKey: config.apiKey }), apiKeys: config.registrantKeys }), { allowedOrigins: config.corsOrigins, operatorOnly: true })
   app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
   app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4')

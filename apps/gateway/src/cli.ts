@@ -14,6 +14,9 @@ commands:
   sessions list      list live sessions of a running gateway
   sessions revoke    revoke sessions of a running gateway
   servers list       list live servers of a running gateway, one row per instance (process)
+  keys create        make an API key (a registrant key for some server names, or an operator key)
+  keys list          list the API keys made through the API (never the keys themselves)
+  keys revoke        revoke an API key, now or after a grace period
 
 Run 'mcp-gw <command> --help' for a command's options.`,
   start: `usage: mcp-gw start
@@ -35,6 +38,17 @@ SIGTERM or SIGINT drains and exits 0.`,
 
 Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
 MCP_WEB_UI_GATEWAY_API_KEY.`,
+  keys: `usage: mcp-gw keys create (--server NAME [--server NAME ...] | --operator) [--label TEXT] [--ttl SECONDS]
+       mcp-gw keys list [--json]
+       mcp-gw keys revoke KEY_ID [--grace SECONDS]
+
+A registrant key registers instances of its server names, mints their sessions, and lists
+and revokes their sessions; nothing else. Give it to the MCP server as its
+MCP_WEB_UI_GATEWAY_API_KEY. The key is printed once: the gateway keeps only its SHA-256.
+To rotate a key: create a new one with the same servers, hand it out, then revoke the
+old one (--grace keeps it working that many seconds more).
+Needs an operator key in MCP_WEB_UI_GATEWAY_API_KEY (or none, from this machine, when the
+gateway has none). Talks to MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082).`,
   servers: `usage: mcp-gw servers list [--json]
 
 Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
@@ -62,6 +76,11 @@ async function api (method: string, path: string, body?: unknown): Promise<unkno
   const payload = await res.json().catch(() => null) as { code?: string, message?: string } | null
   if (!res.ok) fail(`${res.status} ${payload?.code ?? ''} ${payload?.message ?? ''}`.trim())
   return payload
+}
+
+function wholeNumber (value: string, what: string): number {
+  if (!/^\d{1,9}$/.test(value)) fail(`${what} takes a whole number of seconds`, 64)
+  return Number(value)
 }
 
 function table (rows: Array<Record<string, unknown>>, columns: string[]): string {
@@ -109,6 +128,57 @@ async function main (argv: string[]): Promise<void> {
       return
     }
     return await start()
+  }
+  if (command === 'keys') {
+    if (sub === undefined || sub === '--help' || argv.includes('--help')) {
+      process.stdout.write(HELP.keys + '\n')
+      return
+    }
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        server: { type: 'string', multiple: true },
+        operator: { type: 'boolean' },
+        label: { type: 'string' },
+        ttl: { type: 'string' },
+        grace: { type: 'string' },
+        json: { type: 'boolean' }
+      },
+      allowPositionals: true,
+      strict: true
+    })
+    if (sub === 'create') {
+      const servers = values.server ?? []
+      if ((servers.length > 0) === (values.operator === true)) fail('give --server NAME (a registrant key; repeat for more names) or --operator', 64)
+      const body = {
+        role: values.operator === true ? 'operator' : 'registrant',
+        ...(servers.length > 0 && { servers }),
+        ...(values.label !== undefined && { label: values.label }),
+        ...(values.ttl !== undefined && { ttlSeconds: wholeNumber(values.ttl, '--ttl') })
+      }
+      const made = await api('POST', '/keys', body) as { key: string, keyId: string, role: string, servers: string[] }
+      if (values.json === true) process.stdout.write(JSON.stringify(made, null, 2) + '\n')
+      else {
+        process.stdout.write(`${made.key}\n`)
+        process.stderr.write(`created ${made.role} key ${made.keyId}${made.servers.length > 0 ? ` for ${made.servers.join(', ')}` : ''}: shown once, store it now\n`)
+      }
+      return
+    }
+    if (sub === 'list') {
+      const { keys } = await api('GET', '/keys') as { keys: Array<Record<string, unknown> & { servers: string[] }> }
+      process.stdout.write(values.json === true
+        ? JSON.stringify(keys, null, 2) + '\n'
+        : table(keys.map((k) => ({ ...k, servers: k.servers.join(',') })), ['keyId', 'role', 'servers', 'label', 'createdAt', 'expiresAt', 'revokedAt', 'live']))
+      return
+    }
+    if (sub === 'revoke') {
+      const keyId = positionals[0]
+      if (keyId === undefined || positionals.length !== 1) fail('give the key id to revoke (mcp-gw keys list shows them)', 64)
+      const grace = values.grace === undefined ? '' : `?graceSeconds=${wholeNumber(values.grace, '--grace')}`
+      await api('DELETE', `/keys/${encodeURIComponent(keyId)}${grace}`)
+      process.stdout.write(values.grace === undefined ? `revoked key ${keyId}\n` : `key ${keyId} stops working in ${values.grace} s\n`)
+      return
+    }
   }
   if (command === 'sessions' || command === 'servers') {
     if (sub === undefined || sub === '--help' || argv.includes('--help')) {

@@ -1,5 +1,9 @@
 import { frameAncestorsPolicy } from '@mcp-gw/proxy-plugin'
-import { MIN_SECRET_BYTES, parseWildcardUrl } from '@mcp-gw/registry'
+import {
+  DEFAULT_MAX_SESSIONS_PER_SERVER, DEFAULT_SESSION_BURST, DEFAULT_SESSION_RATE_PER_SECOND, MIN_API_KEY_LENGTH, MIN_SECRET_BYTES,
+  parseStaticRegistrantKeys, parseWildcardUrl
+} from '@mcp-gw/registry'
+import type { StaticApiKey } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
 
@@ -12,6 +16,13 @@ export interface GatewayConfig {
   jwtSecret: string | undefined
   prefix: string
   apiKey: string | undefined
+  /** Registrant keys from the environment, each acting for the server names it lists. */
+  registrantKeys: StaticApiKey[]
+  /** Session creations per second per server name and per registrant key (0: no limit). */
+  sessionRatePerSecond: number
+  sessionBurst: number
+  /** Live sessions one server name may hold (0: no cap). */
+  maxSessionsPerServer: number
   publicUrl: string | undefined
   /** Isolated mode: each session on a host of its own under this wildcard URL (`https://*.apps.example.com`). */
   wildcardUrl: string | undefined
@@ -52,6 +63,10 @@ const schema = {
     MCP_WEB_UI_JWT_SECRET: { type: 'string' },
     MCP_WEB_UI_PROXY_PREFIX: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', default: '/mcp' },
     MCP_WEB_UI_GATEWAY_API_KEY: { type: 'string', minLength: 16 },
+    MCP_WEB_UI_REGISTRANT_KEYS: { type: 'string' },
+    MCP_WEB_UI_SESSION_RATE: { type: 'integer', minimum: 0, default: DEFAULT_SESSION_RATE_PER_SECOND },
+    MCP_WEB_UI_SESSION_BURST: { type: 'integer', minimum: 1, default: DEFAULT_SESSION_BURST },
+    MCP_WEB_UI_MAX_SESSIONS_PER_SERVER: { type: 'integer', minimum: 0, default: DEFAULT_MAX_SESSIONS_PER_SERVER },
     MCP_WEB_UI_PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?$' },
     MCP_WEB_UI_WILDCARD_URL: { type: 'string', pattern: '^https?://\\*\\.[A-Za-z0-9.-]+(:\\d{1,5})?/?$' },
     MCP_WEB_UI_CORS_ORIGINS: { type: 'string' },
@@ -84,6 +99,15 @@ function trustProxy (value: string | undefined): boolean | string[] {
   return list(value)
 }
 
+function registrantKeys (value: string | undefined): StaticApiKey[] {
+  if (value === undefined) return []
+  try {
+    return parseStaticRegistrantKeys(value, 'MCP_WEB_UI_REGISTRANT_KEYS')
+  } catch {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_REGISTRANT_KEYS must be comma-separated entries <server names joined by +>=<key of at least ${MIN_API_KEY_LENGTH} visible characters>, e.g. todoodles=KEY1,notes+scheduler=KEY2`)
+  }
+}
+
 /**
  * Reads and checks the environment. A bad value throws a ConfigError naming
  * the variable (never its value: it may be a secret).
@@ -110,6 +134,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     jwtSecret: raw.MCP_WEB_UI_JWT_SECRET as string | undefined,
     prefix: raw.MCP_WEB_UI_PROXY_PREFIX as string,
     apiKey: raw.MCP_WEB_UI_GATEWAY_API_KEY as string | undefined,
+    registrantKeys: registrantKeys(raw.MCP_WEB_UI_REGISTRANT_KEYS as string | undefined),
+    sessionRatePerSecond: raw.MCP_WEB_UI_SESSION_RATE as number,
+    sessionBurst: raw.MCP_WEB_UI_SESSION_BURST as number,
+    maxSessionsPerServer: raw.MCP_WEB_UI_MAX_SESSIONS_PER_SERVER as number,
     publicUrl: raw.MCP_WEB_UI_PUBLIC_URL as string | undefined,
     wildcardUrl: raw.MCP_WEB_UI_WILDCARD_URL as string | undefined,
     corsOrigins: list(raw.MCP_WEB_UI_CORS_ORIGINS as string | undefined),
@@ -135,6 +163,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   }
   if (config.mongoUrl !== undefined && (config.jwtSecret === undefined || Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES)) {
     throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be set to at least ${MIN_SECRET_BYTES} bytes when MCP_WEB_UI_MONGO_URL is set (sessions outlive the process)`)
+  }
+  if (config.apiKey !== undefined && config.registrantKeys.some((k) => k.key === config.apiKey)) {
+    throw new ConfigError('invalid configuration: a key in MCP_WEB_UI_REGISTRANT_KEYS is also MCP_WEB_UI_GATEWAY_API_KEY (the operator key): give registrants keys of their own')
   }
   if (config.trustProxy !== false && config.apiKey === undefined) {
     // Without a key the API trusts loopback callers; behind a proxy every caller is loopback.
