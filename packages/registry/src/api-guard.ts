@@ -24,6 +24,8 @@ function isLoopbackHost (host: string | undefined): boolean {
 export interface ApiGuardOptions {
   /** Browser origins allowed to call the API (MCP_WEB_UI_CORS_ORIGINS). Default none. */
   allowedOrigins?: readonly string[]
+  /** Keys accepted beside the current one while callers move to it (a rotation). Only with a key. */
+  previousApiKeys?: readonly string[]
 }
 
 /**
@@ -37,7 +39,8 @@ export interface ApiGuardOptions {
  * proxy are refused too: "loopback" must mean the caller, not a proxy on it.
  */
 export function apiGuard (apiKey: string | undefined, options: ApiGuardOptions = {}): (request: FastifyRequest) => Promise<void> {
-  const keyDigest = apiKey === undefined ? undefined : digest(apiKey)
+  // Every accepted key, each compared in constant time, all of them whichever matches.
+  const keyDigests = apiKey === undefined ? undefined : [apiKey, ...(options.previousApiKeys ?? [])].map(digest)
   const allowedOrigins = new Set(options.allowedOrigins ?? [])
   return async function requireKey (request) {
     const origin = request.headers.origin
@@ -45,13 +48,16 @@ export function apiGuard (apiKey: string | undefined, options: ApiGuardOptions =
     if ((origin !== undefined || (site !== undefined && site !== 'none')) && (origin === undefined || !allowedOrigins.has(origin))) {
       throw new ApiBrowserForbiddenError()
     }
-    if (keyDigest === undefined) {
+    if (keyDigests === undefined) {
       const relayed = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined || request.headers['x-real-ip'] !== undefined
       if (!isLoopback(request.ip) || relayed || !isLoopbackHost(request.headers.host)) throw new ApiForbiddenError()
       return
     }
     const header = request.headers.authorization
     const given = header !== undefined && header.startsWith('Bearer ') ? header.slice(7) : ''
-    if (!timingSafeEqual(digest(given), keyDigest)) throw new ApiUnauthorizedError()
+    const givenDigest = digest(given)
+    let accepted = false
+    for (const keyDigest of keyDigests) accepted = timingSafeEqual(givenDigest, keyDigest) || accepted
+    if (!accepted) throw new ApiUnauthorizedError()
   }
 }

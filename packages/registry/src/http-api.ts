@@ -19,6 +19,11 @@ export interface RegistryApiOptions {
    * time. Without one, those routes answer loopback clients only.
    */
   apiKey?: string
+  /**
+   * Earlier keys, still accepted beside `apiKey` while registrants and operators move to
+   * it (a rotation); each at least 16 characters. Only with `apiKey`.
+   */
+  previousApiKeys?: readonly string[]
   /** Base of session URLs, e.g. `https://example.com`. Default: the request's own origin. */
   publicUrl?: string
   /** Where the proxy serves sessions. Default `/mcp`. */
@@ -247,6 +252,12 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16)) {
     throw new InvalidOptionError('apiKey', 'expected at least 16 characters')
   }
+  if (opts.previousApiKeys !== undefined) {
+    if (!Array.isArray(opts.previousApiKeys) || !opts.previousApiKeys.every((k) => typeof k === 'string' && k.length >= 16)) {
+      throw new InvalidOptionError('previousApiKeys', 'expected a list of keys of at least 16 characters')
+    }
+    if (opts.previousApiKeys.length > 0 && opts.apiKey === undefined) throw new InvalidOptionError('previousApiKeys', 'previous keys go with apiKey')
+  }
   const routes = handlers(fastify.mcpRegistry, linksOf(opts))
   fastify.setErrorHandler(apiErrorHandler)
   fastify.get('/health', { schema: schemas.healthSchema }, routes.health)
@@ -254,7 +265,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
 
   // Everything below needs the key, or a loopback client when no key is set.
   await fastify.register(async function admin (api) {
-    api.addHook('onRequest', apiGuard(opts.apiKey, { allowedOrigins: opts.allowedOrigins ?? [] }))
+    api.addHook('onRequest', apiGuard(opts.apiKey, { allowedOrigins: opts.allowedOrigins ?? [], ...(opts.previousApiKeys !== undefined && { previousApiKeys: opts.previousApiKeys }) }))
     const security = opts.apiKey === undefined ? {} : { security: [{ bearerAuth: [] }] }
     api.post('/register-server', { schema: { ...schemas.registerServerSchema, ...security } }, routes.registerServer)
     api.delete('/register-server/:serverName', { schema: { ...schemas.deregisterServerSchema, ...security } }, routes.deregisterServer)
