@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import { clientErrorHandler, expectationFailed, frameworkErrors, gatewayRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
-import { apiGuard, apiKeyringFor, mcpRegistryApi, mcpRegistryPlugin } from '@mcp-gw/registry'
+import { apiGuard, apiKeyringFor, mcpRegistryApi, mcpRegistryPlugin, secretKeyId } from '@mcp-gw/registry'
 import type { RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -78,8 +78,14 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
     ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
   }
-  if (config.jwtSecret !== undefined) registry.secret = config.jwtSecret
-  else {
+  if (config.jwtSecret !== undefined) {
+    registry.secret = config.jwtSecret
+    if (config.jwtPreviousSecrets.length > 0) {
+      registry.previousSecrets = config.jwtPreviousSecrets
+      // Key ids are fingerprints (secretKeyId), never the secrets: what an operator compares across gateways.
+      app.log.info({ signingKid: secretKeyId(config.jwtSecret), previousKids: config.jwtPreviousSecrets.map(secretKeyId) }, 'JWT secret rotation: previous secrets still accepted')
+    }
+  } else {
     registry.secret = randomBytes(32)
     app.log.warn('MCP_WEB_UI_JWT_SECRET is not set: using a secret generated for this process; sessions end when it stops')
   }
@@ -106,6 +112,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
       apiKeys: config.registrantKeys,
       quota: { ratePerSecond: config.sessionRatePerSecond, burst: config.sessionBurst, maxSessionsPerServer: config.maxSessionsPerServer },
+      ...(config.previousApiKeys.length > 0 && { previousApiKeys: config.previousApiKeys }),
       ...(config.publicUrl !== undefined && { publicUrl: config.publicUrl }),
       ...(config.wildcardUrl !== undefined && { wildcardUrl: config.wildcardUrl }),
       allowedOrigins: config.corsOrigins,
@@ -122,7 +129,11 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   })
 
   // Monitoring and the API description are the operator's: registrant keys get 403.
-  const guard = apiGuard(apiKeyringFor(app.mcpRegistry, { ...(config.apiKey !== undefined && { apiKey: config.apiKey }), apiKeys: config.registrantKeys }), { allowedOrigins: config.corsOrigins, operatorOnly: true })
+  const guard = apiGuard(apiKeyringFor(app.mcpRegistry, {
+    ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
+    previousApiKeys: config.previousApiKeys,
+    apiKeys: config.registrantKeys
+  }), { allowedOrigins: config.corsOrigins, operatorOnly: true })
   app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
   app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4')

@@ -14,6 +14,8 @@ export interface GatewayConfig {
   mongoUrl: string | undefined
   mongoDbName: string
   jwtSecret: string | undefined
+  /** Earlier JWT secrets, still accepted (rotation): their links verify until they expire; they never sign. */
+  jwtPreviousSecrets: string[]
   prefix: string
   apiKey: string | undefined
   /** Registrant keys from the environment, each acting for the server names it lists. */
@@ -23,6 +25,8 @@ export interface GatewayConfig {
   sessionBurst: number
   /** Live sessions one server name may hold (0: no cap). */
   maxSessionsPerServer: number
+  /** Earlier API keys, still accepted beside `apiKey` while registrants and operators move to it. */
+  previousApiKeys: string[]
   publicUrl: string | undefined
   /** Isolated mode: each session on a host of its own under this wildcard URL (`https://*.apps.example.com`). */
   wildcardUrl: string | undefined
@@ -61,12 +65,14 @@ const schema = {
     MCP_WEB_UI_MONGO_URL: { type: 'string', pattern: '^mongodb(\\+srv)?://' },
     MCP_WEB_UI_MONGO_DB_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'mcp_webui' },
     MCP_WEB_UI_JWT_SECRET: { type: 'string' },
+    MCP_WEB_UI_JWT_SECRET_PREVIOUS: { type: 'string' },
     MCP_WEB_UI_PROXY_PREFIX: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', default: '/mcp' },
     MCP_WEB_UI_GATEWAY_API_KEY: { type: 'string', minLength: 16 },
     MCP_WEB_UI_REGISTRANT_KEYS: { type: 'string' },
     MCP_WEB_UI_SESSION_RATE: { type: 'integer', minimum: 0, default: DEFAULT_SESSION_RATE_PER_SECOND },
     MCP_WEB_UI_SESSION_BURST: { type: 'integer', minimum: 1, default: DEFAULT_SESSION_BURST },
     MCP_WEB_UI_MAX_SESSIONS_PER_SERVER: { type: 'integer', minimum: 0, default: DEFAULT_MAX_SESSIONS_PER_SERVER },
+    MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: { type: 'string' },
     MCP_WEB_UI_PUBLIC_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?$' },
     MCP_WEB_UI_WILDCARD_URL: { type: 'string', pattern: '^https?://\\*\\.[A-Za-z0-9.-]+(:\\d{1,5})?/?$' },
     MCP_WEB_UI_CORS_ORIGINS: { type: 'string' },
@@ -132,12 +138,14 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     mongoUrl: raw.MCP_WEB_UI_MONGO_URL as string | undefined,
     mongoDbName: raw.MCP_WEB_UI_MONGO_DB_NAME as string,
     jwtSecret: raw.MCP_WEB_UI_JWT_SECRET as string | undefined,
+    jwtPreviousSecrets: list(raw.MCP_WEB_UI_JWT_SECRET_PREVIOUS as string | undefined),
     prefix: raw.MCP_WEB_UI_PROXY_PREFIX as string,
     apiKey: raw.MCP_WEB_UI_GATEWAY_API_KEY as string | undefined,
     registrantKeys: registrantKeys(raw.MCP_WEB_UI_REGISTRANT_KEYS as string | undefined),
     sessionRatePerSecond: raw.MCP_WEB_UI_SESSION_RATE as number,
     sessionBurst: raw.MCP_WEB_UI_SESSION_BURST as number,
     maxSessionsPerServer: raw.MCP_WEB_UI_MAX_SESSIONS_PER_SERVER as number,
+    previousApiKeys: list(raw.MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS as string | undefined),
     publicUrl: raw.MCP_WEB_UI_PUBLIC_URL as string | undefined,
     wildcardUrl: raw.MCP_WEB_UI_WILDCARD_URL as string | undefined,
     corsOrigins: list(raw.MCP_WEB_UI_CORS_ORIGINS as string | undefined),
@@ -195,7 +203,30 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
     throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
   }
+  checkPrevious('MCP_WEB_UI_JWT_SECRET', config.jwtSecret, config.jwtPreviousSecrets, MIN_SECRET_BYTES, 'bytes')
+  checkPrevious('MCP_WEB_UI_GATEWAY_API_KEY', config.apiKey, config.previousApiKeys, 16, 'characters')
   return config
+}
+
+/**
+ * The previous values of a rotated setting (`<name>_PREVIOUS`, comma-separated): only beside
+ * a current one, each as long as a current one must be, none equal to it or to another.
+ * Entries are named by position, never by value.
+ */
+function checkPrevious (name: string, current: string | undefined, previous: string[], minLength: number, unit: 'bytes' | 'characters'): void {
+  if (previous.length === 0) return
+  const variable = `${name}_PREVIOUS`
+  if (current === undefined) {
+    throw new ConfigError(`invalid configuration: ${variable} needs ${name}: previous values are accepted beside a current one, never instead of it`)
+  }
+  const seen = new Set<string>()
+  previous.forEach((value, i) => {
+    const length = unit === 'bytes' ? Buffer.byteLength(value) : value.length
+    if (length < minLength) throw new ConfigError(`invalid configuration: ${variable} entry ${i + 1} is shorter than ${minLength} ${unit} (entries are comma-separated)`)
+    if (value === current) throw new ConfigError(`invalid configuration: ${variable} entry ${i + 1} is the current ${name}; list earlier values only`)
+    if (seen.has(value)) throw new ConfigError(`invalid configuration: ${variable} entry ${i + 1} appears twice`)
+    seen.add(value)
+  })
 }
 
 /** Whether `listen({ reusePort })` means something here: Node 22.12+ (or 23.1+) on Linux and the BSDs. */

@@ -72,7 +72,16 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: 'https://claude.ai;script-src' }],
     ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: '*' }],
     ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://apps.example.com' }],
-    ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://*.apps_x.com' }]
+    ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://*.apps_x.com' }],
+    // Rotation: previous values only beside a current one, each long enough, none the current one or twice.
+    ['MCP_WEB_UI_JWT_SECRET_PREVIOUS needs MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_JWT_SECRET_PREVIOUS: 'p'.repeat(32) }],
+    ['MCP_WEB_UI_JWT_SECRET_PREVIOUS entry 2 is shorter than 32 bytes', { MCP_WEB_UI_JWT_SECRET: 'c'.repeat(32), MCP_WEB_UI_JWT_SECRET_PREVIOUS: `${'p'.repeat(32)},previous-but-too-short-secret` }],
+    ['MCP_WEB_UI_JWT_SECRET_PREVIOUS entry 1 is the current', { MCP_WEB_UI_JWT_SECRET: 'same-secret-as-before-0123456789abcdef', MCP_WEB_UI_JWT_SECRET_PREVIOUS: 'same-secret-as-before-0123456789abcdef' }],
+    ['MCP_WEB_UI_JWT_SECRET_PREVIOUS entry 2 appears twice', { MCP_WEB_UI_JWT_SECRET: 'c'.repeat(32), MCP_WEB_UI_JWT_SECRET_PREVIOUS: 'listed-twice-secret-0123456789abcdef, listed-twice-secret-0123456789abcdef' }],
+    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS needs MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'previous-api-key-0123456789' }],
+    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 1 is shorter than 16 characters', { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'short-old-key' }],
+    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 1 is the current', { MCP_WEB_UI_GATEWAY_API_KEY: 'current-api-key-0123456789', MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'current-api-key-0123456789' }],
+    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 2 appears twice', { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'old-api-key-0123456789,old-api-key-0123456789' }]
   ]
   for (const [name, env] of cases) {
     const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()
@@ -94,4 +103,17 @@ t.test('MCP_WEB_UI_REUSE_PORT: several processes on one port only when they shar
   t.equal(reusePortSupported('23.0.0', 'linux'), false)
   t.equal(reusePortSupported('24.1.0', 'linux'), true)
   t.equal(reusePortSupported('24.1.0', 'win32'), false)
+})
+
+t.test('rotation: the previous JWT secrets and API keys, comma-separated', async (t) => {
+  const config = loadConfig({
+    MCP_WEB_UI_JWT_SECRET: 'the-current-jwt-secret-0123456789abcdef',
+    MCP_WEB_UI_JWT_SECRET_PREVIOUS: 'the-previous-jwt-secret-0123456789abcdef, an-older-jwt-secret-0123456789abcdef01',
+    MCP_WEB_UI_GATEWAY_API_KEY: 'the-current-api-key-0123',
+    MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'the-previous-api-key-0123'
+  })
+  t.same(config.jwtPreviousSecrets, ['the-previous-jwt-secret-0123456789abcdef', 'an-older-jwt-secret-0123456789abcdef01'])
+  t.same(config.previousApiKeys, ['the-previous-api-key-0123'])
+  t.match(loadConfig({}), { jwtPreviousSecrets: [], previousApiKeys: [] }, 'none by default')
+  t.same(loadConfig({ MCP_WEB_UI_JWT_SECRET: 'c'.repeat(32), MCP_WEB_UI_JWT_SECRET_PREVIOUS: '' }).jwtPreviousSecrets, [], 'empty means unset')
 })

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto'
 import { eventually, freePort, startCaddy } from '@mcp-gw/testkit'
-import { sessionHostLabel } from '@mcp-gw/registry'
+import { sessionHostLabel, TokenService } from '@mcp-gw/registry'
+import { verifyRegistrantProofs } from '@mcp-gw/protocol'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
+import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
 import { EDGE_KEY, isolatedModeThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 
@@ -19,9 +22,9 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
   return caddy.port
 }
 
-async function pathMode (t: Test): Promise<{ port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }> {
+async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<{ port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }> {
   const backend = await startEdgeBackend(t)
-  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY })
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, ...overrides })
   await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
   const port = await freePort()
   await edge(t, 'caddy/path-mode.Caddyfile', gw.port, port, `http://127.0.0.1:${port}`)
@@ -32,7 +35,7 @@ t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway on
   const { port, gw, backend } = await pathMode(t)
   const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
   const host = `127.0.0.1:${port}`
-  const res = await send(port, `/mcp/${token}/api/items?x=1`, { host, cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-user-id': 'mallory', 'x-forwarded-prefix': '/elsewhere' })
+  const res = await send(port, `/mcp/${token}/api/items?x=1`, { host, cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-registrant-rotation': 'spoofed', 'x-mcpgw-user-id': 'mallory', 'x-forwarded-prefix': '/elsewhere' })
   t.equal(res.status, 200)
   const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
   t.equal(seen.url, '/api/items?x=1', 'the backend gets its own path')
@@ -40,6 +43,7 @@ t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway on
   t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
   t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
   t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/)
+  t.equal(seen.headers['x-mcpgw-registrant-rotation'], undefined, 'no rotation proofs from a gateway with one secret, nor a client\'s own')
   t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
   t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
   t.equal(seen.headers['x-mcpgw-upstream'], undefined, 'the routing headers are Caddy\'s, not the backend\'s')
@@ -116,4 +120,17 @@ t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cook
   const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
   const host = `${sessionHostLabel(session)}.localhost:${port}`
   await isolatedModeThroughEdge(t, { name: 'Caddy', port, host, token, emptyDomain: false }, gw.app.mcpGateway, backend)
+})
+
+t.test('Caddy + forward-auth while the gateway\'s secret rotates: the backend gets the rotation proofs too', async (t) => {
+  const previous = 'edge-test-previous-jwt-secret-0123456789abcdef'
+  const { port, gw } = await pathMode(t, { jwtSecret: 'edge-test-current-jwt-secret-0123456789abcdef', jwtPreviousSecrets: [previous] })
+  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  const res = await send(port, `/mcp/${token}/api/items`, { host: `127.0.0.1:${port}`, 'x-mcpgw-registrant-rotation': 'spoofed' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { headers: Record<string, string> }
+  const ownerHash = createHash('sha256').update(REGISTRANT_SECRET).digest('hex')
+  const identity = { sessionId: session.sessionId, userId: 'alice', serverType: 'mcp-webui', scopes: ['view', 'interact'] }
+  t.equal(verifyRegistrantProofs(seen.headers['x-mcpgw-registrant'], undefined, gw.app.mcpRegistry.tokens.proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant under the current key')
+  t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], new TokenService({ secret: previous }).proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant-Rotation under the previous one: a backend registered before the rotation accepts the request')
 })

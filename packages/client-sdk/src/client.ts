@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import {
   INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  REGISTRANT_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf, urlHost,
-  verifyRegistrantProof
+  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf,
+  urlHost, verifyRegistrantProofs
 } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -615,7 +615,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (proof !== undefined && instanceId !== undefined && this.#instanceId !== null && instanceId !== this.#instanceId) return null
     if (proof !== undefined) {
       const identity: GatewayIdentity | null = gatewayIdentity(headers)
-      if (identity !== null && this.#proofKey !== null && verifyRegistrantProof(proof, this.#proofKey, identity)) {
+      // During a secret rotation the key this process holds (from its last registration) may
+      // be a previous or the next one: the gateway then vouches under that one beside.
+      if (identity !== null && this.#proofKey !== null && verifyRegistrantProofs(proof, headers[REGISTRANT_ROTATION_HEADER], this.#proofKey, identity)) {
         return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
       }
     }

@@ -152,6 +152,14 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-server-type': 'admin', 'x-mcpgw-registrant': proof })), null, 'nor another server type')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(proofKey, alice, Date.now() - 120_000) })), null, 'nor for long: a proof two minutes old')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': '\u00e9'.repeat(64) })), null, 'a non-ASCII proof is refused, not a crash')
+  // A rotation of the gateway's secret: the primary proof under a key this process does not
+  // hold yet (its next heartbeat brings it), the one it holds in X-Mcpgw-Registrant-Rotation.
+  const otherKey = 'n'.repeat(64)
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(otherKey, alice) })), null, 'a proof under a key it does not hold is nothing')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(otherKey, alice), 'x-mcpgw-registrant-rotation': `${registrantProof('o'.repeat(64), alice)},${proof}` }))?.userId, 'alice@example.com',
+    'during a rotation, its own key in the rotation header vouches')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(otherKey, alice), 'x-mcpgw-registrant-rotation': registrantProof(otherKey, alice) })), null, 'and only its own key')
+  t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-user-id': 'bob', 'x-mcpgw-registrant': registrantProof(otherKey, alice), 'x-mcpgw-registrant-rotation': proof })), null, 'for the identity it was made for only')
   const ownInstance = (await gw.app.mcpRegistry.discover('todoodles'))!.instanceId
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-instance-id': ownInstance, 'x-mcpgw-registrant': proof }))?.userId, 'alice@example.com', 'a session of this instance')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-instance-id': 'another-instance-00001', 'x-mcpgw-registrant': proof })), null,

@@ -63,6 +63,40 @@ export function verifyRegistrantProof (proof: unknown, proofKey: string, identit
 }
 
 /**
+ * What the gateway sends beside REGISTRANT_HEADER while its secret rotates: the same
+ * proof made with each other proof key it accepts (those of its previous secrets, or of
+ * the next one), comma-separated. A backend registered before the rotation holds such a
+ * key until its next heartbeat hands it the current one; with this it keeps accepting
+ * requests meanwhile. X-Mcpgw-Registrant itself keeps its format, so SDKs that do not
+ * read this header work as before (from their next heartbeat on). Absent when the
+ * gateway has one secret.
+ */
+export const REGISTRANT_ROTATION_HEADER = 'x-mcpgw-registrant-rotation'
+
+/** At most this many proofs in REGISTRANT_ROTATION_HEADER are looked at (a gateway sends one per other secret). */
+export const MAX_ROTATION_PROOFS = 8
+
+/** The REGISTRANT_ROTATION_HEADER value for these proof keys (null for none). */
+export function registrantRotationProof (proofKeys: readonly string[], identity: ProvenIdentity, nowMs: number = Date.now()): string | null {
+  if (proofKeys.length === 0) return null
+  return proofKeys.slice(0, MAX_ROTATION_PROOFS).map((key) => registrantProof(key, identity, nowMs)).join(',')
+}
+
+/**
+ * Whether the gateway vouched for this identity with `proofKey`: `proof`
+ * (REGISTRANT_HEADER) or one of the proofs in `rotation` (REGISTRANT_ROTATION_HEADER).
+ */
+export function verifyRegistrantProofs (proof: unknown, rotation: unknown, proofKey: string, identity: ProvenIdentity, nowMs: number = Date.now()): boolean {
+  if (verifyRegistrantProof(proof, proofKey, identity, nowMs)) return true
+  if (typeof rotation !== 'string' || rotation.length > MAX_ROTATION_PROOFS * 80) return false
+  const proofs = rotation.split(',')
+  for (let i = 0; i < proofs.length && i < MAX_ROTATION_PROOFS; i++) {
+    if (verifyRegistrantProof(proofs[i]!.trim(), proofKey, identity, nowMs)) return true
+  }
+  return false
+}
+
+/**
  * Instances. One registration is one process (an instance) of a server; a name has any
  * number of them. A process says which incarnation it is (random, made once per process)
  * and, optionally, which stable instance of the server it is (`instance`: a name the
@@ -120,7 +154,7 @@ export function verifyInstanceProbe (answer: unknown, proofKey: string, challeng
  */
 export const INSTANCE_ID_HEADER = 'x-mcpgw-instance-id'
 
-export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', INSTANCE_ID_HEADER, REGISTRANT_HEADER] as const
+export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', INSTANCE_ID_HEADER, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER] as const
 
 /** The server type of a session when none is given. */
 export const DEFAULT_SERVER_TYPE = 'mcp-webui'

@@ -34,3 +34,36 @@ t.test('a registrant proof vouches for one identity, for a minute, by the owner 
     t.equal(verifyRegistrantProof(bad, owner, alice, now), false, JSON.stringify(bad))
   }
 })
+
+t.test('while a secret rotates, a proof under any key the gateway accepts vouches for the identity', async (t) => {
+  const { IDENTITY_HEADERS, MAX_ROTATION_PROOFS, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, registrantProof, registrantRotationProof, verifyRegistrantProof, verifyRegistrantProofs } = await import('../src/index.js')
+  const current = 'c'.repeat(64)
+  const previous = 'p'.repeat(64)
+  const older = 'o'.repeat(64)
+  const alice = { sessionId: 's1', userId: 'alice', serverType: 'mcp-webui', scopes: ['view'] }
+  const now = 1_800_000_000_000
+  const proof = registrantProof(current, alice, now)
+  const rotation = registrantRotationProof([previous, older], alice, now)!
+  t.match(rotation, /^1800000000\.[0-9a-f]{64},1800000000\.[0-9a-f]{64}$/, 'one proof per other key, in the format of X-Mcpgw-Registrant')
+  t.equal(registrantRotationProof([], alice, now), null, 'none without other keys: one secret, no header')
+  t.equal(verifyRegistrantProof(proof, previous, alice, now), false, "a backend that holds the previous key cannot check X-Mcpgw-Registrant alone (today's failure)")
+
+  t.equal(verifyRegistrantProofs(proof, rotation, current, alice, now), true, 'a backend that holds the current key: the primary proof')
+  t.equal(verifyRegistrantProofs(proof, rotation, previous, alice, now), true, 'one that still holds the previous key: the rotation header')
+  t.equal(verifyRegistrantProofs(proof, rotation, older, alice, now), true, 'and any other accepted key')
+  t.equal(verifyRegistrantProofs(proof, undefined, current, alice, now), true, 'a gateway with one secret sends no rotation header')
+  t.equal(verifyRegistrantProofs(proof, rotation, 'x'.repeat(64), alice, now), false, 'a key the gateway does not accept: nothing')
+  t.equal(verifyRegistrantProofs(undefined, rotation, previous, alice, now), true, 'the rotation header alone is as good as it is')
+  t.equal(verifyRegistrantProofs(proof, rotation, previous, { ...alice, userId: 'bob' }, now), false, 'the rotation proofs vouch for the same identity only')
+  t.equal(verifyRegistrantProofs(proof, rotation, previous, alice, now + 61_000), false, 'and for a minute only')
+  t.equal(verifyRegistrantProofs(proof, rotation.split(',').reverse().join(', '), previous, alice, now), true, 'in any order, spaces after commas allowed')
+  for (const bad of [['x'], 42, rotation.replaceAll(',', ';'), `${rotation},`.repeat(MAX_ROTATION_PROOFS)]) {
+    t.equal(verifyRegistrantProofs('nope', bad, previous, alice, now), false, `refused: ${JSON.stringify(bad).slice(0, 40)}`)
+  }
+  const many = Array.from({ length: MAX_ROTATION_PROOFS }, (_, i) => registrantProof(String(i).repeat(64), alice, now))
+  t.equal(verifyRegistrantProofs('nope', [...many, registrantProof(previous, alice, now)].join(','), previous, alice, now), false, `only the first ${MAX_ROTATION_PROOFS} proofs are looked at`)
+  t.equal(registrantRotationProof(Array.from({ length: 20 }, (_, i) => String(i)), alice, now)!.split(',').length, MAX_ROTATION_PROOFS, 'and no more are sent')
+
+  t.ok((IDENTITY_HEADERS as readonly string[]).includes(REGISTRANT_ROTATION_HEADER), 'an identity header: only the gateway sets it')
+  t.ok((IDENTITY_HEADERS as readonly string[]).includes(REGISTRANT_HEADER))
+})

@@ -1,4 +1,4 @@
-import { registrantProof } from '@mcp-gw/protocol'
+import { registrantProof, registrantRotationProof } from '@mcp-gw/protocol'
 import type { InvalidTokenReason, Registry, ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import {
   BadSignatureError, ExpiredTokenError, MalformedTokenError, NoBackendError, RevokedTokenError,
@@ -15,6 +15,15 @@ const REFUSALS: Record<InvalidTokenReason, () => Error> = {
   revoked: () => new RevokedTokenError()
 }
 
+/** What vouches for a request's identity to its backend: X-Mcpgw-Registrant, and X-Mcpgw-Registrant-Rotation. */
+export interface RegistrantProofs {
+  proof: string
+  /** Proofs under the other proof keys the gateway accepts (a secret rotation); null with one secret. */
+  rotation: string | null
+}
+
+interface BackendKeys { key: string, others: string[] }
+
 /**
  * Token -> live session and serverName -> live backend, both behind a
  * RevalidatingCache. Shared by the HTTP hooks, the WebSocket upgrade handler
@@ -24,29 +33,31 @@ export class Authenticator {
   readonly registry: Registry
   /** Revocation reaches every cached session and route within this bound (ms). */
   readonly revalidateMs: number
-  readonly #proofKeys = new WeakMap<ServerRegistration, string>()
-  readonly #proofs = new WeakMap<SessionRecord, { key: string, seconds: number, proof: string }>()
+  readonly #proofKeys = new WeakMap<ServerRegistration, BackendKeys>()
+  readonly #proofs = new WeakMap<SessionRecord, { key: string, seconds: number, proofs: RegistrantProofs }>()
 
   /**
    * The X-Mcpgw-Registrant value for a request of `session` to `backend` (null for a
-   * registration made without a secret). Proofs name whole seconds, so one per session
-   * and second is made and reused; the backend's key once per registration record the
-   * route cache holds. Two HMACs a request otherwise.
+   * registration made without a secret), and during a secret rotation the proofs under the
+   * other accepted secrets' keys (a backend registered before it holds one of those until
+   * its next heartbeat). Proofs name whole seconds, so one set per session and second is
+   * made and reused; the backend's keys once per registration record the route cache holds.
+   * Two HMACs a request otherwise (one more per previous secret while rotating).
    */
-  readonly proofFor = (backend: ServerRegistration, session: SessionRecord): string | null => {
+  readonly proofFor = (backend: ServerRegistration, session: SessionRecord): RegistrantProofs | null => {
     if (backend.ownerHash === null) return null
-    let key = this.#proofKeys.get(backend)
-    if (key === undefined) {
-      key = this.registry.tokens.proofKey(backend.ownerHash)
-      this.#proofKeys.set(backend, key)
+    let keys = this.#proofKeys.get(backend)
+    if (keys === undefined) {
+      keys = { key: this.registry.tokens.proofKey(backend.ownerHash), others: this.registry.tokens.otherProofKeys(backend.ownerHash) }
+      this.#proofKeys.set(backend, keys)
     }
     const now = Date.now()
     const seconds = Math.floor(now / 1000)
     const last = this.#proofs.get(session)
-    if (last !== undefined && last.key === key && last.seconds === seconds) return last.proof
-    const proof = registrantProof(key, session, now)
-    this.#proofs.set(session, { key, seconds, proof })
-    return proof
+    if (last !== undefined && last.key === keys.key && last.seconds === seconds) return last.proofs
+    const proofs = { proof: registrantProof(keys.key, session, now), rotation: registrantRotationProof(keys.others, session, now) }
+    this.#proofs.set(session, { key: keys.key, seconds, proofs })
+    return proofs
   }
 
   readonly sessions: RevalidatingCache<string, SessionRecord>

@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { IDENTITY_HEADERS, REGISTRANT_HEADER, urlHost } from '@mcp-gw/protocol'
+import { IDENTITY_HEADERS, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
+import type { RegistrantProofs } from './authenticator.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, parseTarget } from './request-target.js'
 
@@ -24,11 +25,11 @@ export interface ForwardContext {
   sessionCookie: string | null
   /** The CSP `frame-ancestors` policy sent with every answer. */
   frameAncestors: string
-  /** X-Mcpgw-Registrant for this request (null for a registration made without a secret). */
-  registrantProof: string | null
+  /** X-Mcpgw-Registrant (and -Rotation) for this request (null for a registration made without a secret). */
+  registrantProof: RegistrantProofs | null
 }
 
-export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => string | null): ForwardContext {
+export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => RegistrantProofs | null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
@@ -61,6 +62,8 @@ export function backendOrigin (backend: ServerRegistration): string {
  * sets them). `x-mcpgw-registrant` is a proof, keyed by the proof key the backend
  * got when it registered, that vouches for the others for a minute: a backend
  * reachable by others too (direct links) accepts them only with it.
+ * `x-mcpgw-registrant-rotation`, while the gateway's secret rotates, has the same
+ * proof under the keys of its other secrets. A client's values are dropped (spoofable).
  */
 export { IDENTITY_HEADERS }
 
@@ -144,7 +147,10 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
   out['x-mcpgw-instance-id'] = ctx.session.instanceId
-  if (ctx.registrantProof !== null) out[REGISTRANT_HEADER] = ctx.registrantProof
+  if (ctx.registrantProof !== null) {
+    out[REGISTRANT_HEADER] = ctx.registrantProof.proof
+    if (ctx.registrantProof.rotation !== null) out[REGISTRANT_ROTATION_HEADER] = ctx.registrantProof.rotation
+  }
   return out
 }
 

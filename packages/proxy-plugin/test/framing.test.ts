@@ -3,7 +3,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
-import { verifyRegistrantProof } from '@mcp-gw/protocol'
+import { verifyRegistrantProof, verifyRegistrantProofs } from '@mcp-gw/protocol'
+import { TokenService } from '@mcp-gw/registry'
 import { validateOptions } from '../src/options.js'
 import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 
@@ -141,6 +142,7 @@ t.test("the backend learns its registrant's proof with every request and upgrade
     t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], proofKey, identity), true, `${i === 0 ? 'HTTP' : 'upgrade'}: a fresh proof for this identity, with this registration's key, never the forged value`)
     t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], proofKey, { ...identity, userId: 'bob' }), false)
     t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], ownerHash, identity), false, 'the owner hash (what a leaked store holds) makes no proof')
+    t.equal(seen.headers['x-mcpgw-registrant-rotation'], undefined, 'one secret: no rotation proofs')
   }
 
   const unowned = await startBackend(t)
@@ -148,4 +150,32 @@ t.test("the backend learns its registrant's proof with every request and upgrade
   const legacy = await gw.registry.createSession({ userId: 'alice', serverName: 'legacy' })
   await rawRequest(gw.port, `/mcp/${legacy.token}/`, { headers: { 'x-mcpgw-registrant': 'forged' } })
   t.equal(unowned.seen[0]!.headers['x-mcpgw-registrant'], undefined, 'a registration without a secret: no proof at all')
+})
+
+t.test('while its secret rotates, the gateway also vouches under the previous secrets\' proof keys; a client cannot send such proofs', async (t) => {
+  const PREVIOUS = 'framing-test-previous-gateway-secret-0123456789'
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { previousSecrets: [PREVIOUS] })
+  const secret = 'framing-test-registrant-secret-0123456789'
+  await gw.registry.registerServer({ serverName: 'owned', host: '127.0.0.1', port: backend.port, secret })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'owned', serverSecret: secret })
+  const ownerHash = createHash('sha256').update(secret).digest('hex')
+  const current = gw.registry.tokens.proofKey(ownerHash)
+  // What a backend that registered before the rotation holds until its next heartbeat.
+  const previous = new TokenService({ secret: PREVIOUS }).proofKey(ownerHash)
+  const forged = 'x-mcpgw-registrant-rotation'
+  await rawRequest(gw.port, `/mcp/${token}/`, { headers: { [forged]: 'forged', x_mcpgw_registrant_rotation: 'forged' } })
+  const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: { ...WS_HEADERS, [forged]: 'forged' } })
+  upgrade.socket?.destroy()
+  t.equal(upgrade.status, 101)
+  t.equal(backend.seen.length, 2)
+  for (const [i, seen] of backend.seen.entries()) {
+    const what = i === 0 ? 'HTTP' : 'upgrade'
+    const identity = { sessionId: String(seen.headers['x-mcpgw-session-id']), userId: 'alice', serverType: 'mcp-webui', scopes: String(seen.headers['x-mcpgw-scopes']).split(',') }
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], current, identity), true, `${what}: X-Mcpgw-Registrant as before, under the current key`)
+    t.equal(verifyRegistrantProof(seen.headers['x-mcpgw-registrant'], previous, identity), false)
+    t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], previous, identity), true, `${what}: the rotation header vouches under the previous key`)
+    t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], previous, { ...identity, userId: 'bob' }), false)
+    t.notMatch(JSON.stringify(seen.headers), /forged/, `${what}: never what a client sent`)
+  }
 })

@@ -106,11 +106,11 @@ export interface Gateway {
 
 export async function startGateway (
   t: Test,
-  options: Partial<McpGatewayOptions> & { fastify?: FastifyServerOptions, store?: RegistryStore, now?: () => number, beforeGateway?: (app: FastifyInstance) => void } = {}
+  options: Partial<McpGatewayOptions> & { fastify?: FastifyServerOptions, store?: RegistryStore, now?: () => number, beforeGateway?: (app: FastifyInstance) => void, previousSecrets?: string[] } = {}
 ): Promise<Gateway> {
-  const { fastify: fastifyOptions, store: givenStore, beforeGateway, ...proxyOptions } = options
+  const { fastify: fastifyOptions, store: givenStore, beforeGateway, previousSecrets, ...proxyOptions } = options
   const store = givenStore ?? new MemoryStore(options.now !== undefined ? { now: options.now } : {})
-  const registry = new Registry({ secret: SECRET, store, ...(options.now !== undefined && { now: options.now }) })
+  const registry = new Registry({ secret: SECRET, store, ...(options.now !== undefined && { now: options.now }), ...(previousSecrets !== undefined && { previousSecrets }) })
   await registry.init()
   const app = Fastify({ logger: false, ...fastifyOptions })
   t.teardown(async () => {

@@ -25,6 +25,8 @@ export interface ApiGuardOptions {
   allowedOrigins?: readonly string[]
   /** Only operator keys (or loopback callers when no operator key is set) pass: registrant keys get 403. */
   operatorOnly?: boolean
+  /** Keys accepted beside the current one while callers move to it (a rotation). Only with a key. */
+  previousApiKeys?: readonly string[]
 }
 
 /**
@@ -40,7 +42,9 @@ export interface ApiGuardOptions {
  * `keys` may be a single operator key (or none), as before there were scoped keys.
  */
 export function apiGuard (keys: ApiKeyring | string | undefined, options: ApiGuardOptions = {}): (request: FastifyRequest) => Promise<void> {
-  const keyring = keys instanceof ApiKeyring ? keys : new ApiKeyring(keys === undefined ? [] : [{ key: keys, role: 'operator' }], async () => null)
+  const keyring = keys instanceof ApiKeyring
+    ? keys
+    : new ApiKeyring(keys === undefined ? [] : [keys, ...(options.previousApiKeys ?? [])].map((key) => ({ key, role: 'operator' as const })), async () => null)
   const allowedOrigins = new Set(options.allowedOrigins ?? [])
   const operatorOnly = options.operatorOnly === true
   return async function requireKey (request) {

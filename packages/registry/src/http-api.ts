@@ -24,13 +24,17 @@ export interface RegistryApiOptions {
    */
   apiKey?: string
   /**
-   * More keys given in the configuration: earlier operator keys still accepted (a rotation),
-   * and registrant keys, each acting for the server names it lists. Keys made through
-   * `POST /keys` live in the store and need nothing here.
+   * Registrant keys given in the configuration, each acting for the server names it lists.
+   * Keys made through `POST /keys` live in the store and need nothing here.
    */
   apiKeys?: readonly StaticApiKey[]
   /** Session creation limits per server name and per registrant key; false for none. */
   quota?: SessionQuotaOptions | false
+  /**
+   * Earlier operator keys, still accepted beside `apiKey` while registrants and operators move to
+   * it (a rotation); each at least 16 characters. Only with `apiKey`.
+   */
+  previousApiKeys?: readonly string[]
   /** Base of session URLs, e.g. `https://example.com`. Default: the request's own origin. */
   publicUrl?: string
   /** Where the proxy serves sessions. Default `/mcp`. */
@@ -333,9 +337,10 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
  * `POST /keys` (looked up in the registry's store). For hosts guarding routes of their own
  * (`/metrics`) with apiGuard.
  */
-export function apiKeyringFor (registry: Registry, opts: Pick<RegistryApiOptions, 'apiKey' | 'apiKeys'>): ApiKeyring {
+export function apiKeyringFor (registry: Registry, opts: Pick<RegistryApiOptions, 'apiKey' | 'previousApiKeys' | 'apiKeys'>): ApiKeyring {
+  const operatorKeys = opts.apiKey === undefined ? [] : [opts.apiKey, ...(opts.previousApiKeys ?? [])]
   return new ApiKeyring(
-    [...(opts.apiKey !== undefined ? [{ key: opts.apiKey, role: 'operator' as const }] : []), ...(opts.apiKeys ?? [])],
+    [...operatorKeys.map((key) => ({ key, role: 'operator' as const })), ...(opts.apiKeys ?? [])],
     async (keyId) => await registry.findApiKey(keyId),
     registry.options.now
   )
@@ -344,6 +349,12 @@ export function apiKeyringFor (registry: Registry, opts: Pick<RegistryApiOptions
 async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions): Promise<void> {
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16)) {
     throw new InvalidOptionError('apiKey', 'expected at least 16 characters')
+  }
+  if (opts.previousApiKeys !== undefined) {
+    if (!Array.isArray(opts.previousApiKeys) || !opts.previousApiKeys.every((k) => typeof k === 'string' && k.length >= 16)) {
+      throw new InvalidOptionError('previousApiKeys', 'expected a list of keys of at least 16 characters')
+    }
+    if (opts.previousApiKeys.length > 0 && opts.apiKey === undefined) throw new InvalidOptionError('previousApiKeys', 'previous keys go with apiKey')
   }
   const registry = fastify.mcpRegistry
   const keyring = apiKeyringFor(registry, opts)

@@ -16,7 +16,7 @@ export { MemoryStore } from './memory-store.js'
 export type { MemoryStoreOptions } from './memory-store.js'
 export { MongoStore } from './mongo-store.js'
 export type { MongoStoreOptions } from './mongo-store.js'
-export { TokenService, MIN_SECRET_BYTES, MAX_TOKEN_LENGTH, DEFAULT_KID } from './tokens.js'
+export { TokenService, MIN_SECRET_BYTES, MAX_TOKEN_LENGTH, DEFAULT_KID, secretKeyId } from './tokens.js'
 export type { TokenKey, TokenOptions, VerifyResult } from './tokens.js'
 export {
   validateOptions,

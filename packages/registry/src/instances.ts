@@ -33,7 +33,11 @@ export type ProbeVerdict =
   /** Something answered without a proof, or nothing answered in time: assume it lives. */
   | 'unknown'
 
-export type InstanceProber = (holder: ServerRegistration, proofKey: string) => Promise<ProbeVerdict>
+/**
+ * `proofKey` is the holder's current proof key; `otherProofKeys` those of the other secrets
+ * the gateway accepts (during a rotation the holder may still hold one of them).
+ */
+export type InstanceProber = (holder: ServerRegistration, proofKey: string, otherProofKeys?: readonly string[]) => Promise<ProbeVerdict>
 
 const PROBE_TIMEOUT_MS = 1000
 /** Refusals that mean no process listens at the address (any more). */
@@ -45,7 +49,7 @@ const NOBODY_THERE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EN
  * (INSTANCE_PROBE_PATH; the client SDK answers it). Bounded by one second; never follows
  * a redirect, never reads more than the head.
  */
-export const probeInstance: InstanceProber = async (holder, proofKey) => {
+export const probeInstance: InstanceProber = async (holder, proofKey, otherProofKeys = []) => {
   const challenge = randomBytes(16).toString('base64url')
   const request = holder.protocol === 'https' ? httpsRequest : httpRequest
   return await new Promise<ProbeVerdict>((resolve) => {
@@ -67,7 +71,9 @@ export const probeInstance: InstanceProber = async (holder, proofKey) => {
       rejectUnauthorized: false,
       headers: { [INSTANCE_PROBE_HEADER]: challenge, connection: 'close' }
     }, (res) => {
-      const proved = verifyInstanceProbe(res.headers[INSTANCE_PROBE_ANSWER_HEADER], proofKey, challenge, holder.incarnation)
+      const answer = res.headers[INSTANCE_PROBE_ANSWER_HEADER]
+      let proved = verifyInstanceProbe(answer, proofKey, challenge, holder.incarnation)
+      for (let i = 0; proved === null && i < otherProofKeys.length; i++) proved = verifyInstanceProbe(answer, otherProofKeys[i]!, challenge, holder.incarnation)
       res.resume()
       settle(proved === null ? 'unknown' : proved === 'holder' ? 'alive' : 'gone')
     })

@@ -17,8 +17,13 @@ export const DEFAULT_MAX_SERVERS = 20_000
 export const DEFAULT_MONGO_DB_NAME = 'mcp_webui'
 
 export interface RegistryOptions {
-  /** HS256 secret of at least 32 bytes (kid `default`). Use `keys` to rotate. */
+  /** HS256 secret of at least 32 bytes: signs new tokens (kid `default`, or its key id during a rotation). */
   secret?: string | Buffer
+  /**
+   * Earlier secrets, still accepted until their tokens expire (rotation): tokens, and
+   * registrant proofs of backends that registered before it, keep working. Only with `secret`.
+   */
+  previousSecrets?: ReadonlyArray<string | Buffer>
   /** Verification keys by kid; `signingKid` (default: the first) signs new tokens. */
   keys?: TokenKey[]
   signingKid?: string
@@ -56,6 +61,7 @@ export interface RegistryOptions {
 
 export interface NormalizedRegistryOptions {
   readonly secret: string | Buffer | undefined
+  readonly previousSecrets: ReadonlyArray<string | Buffer> | undefined
   readonly keys: readonly TokenKey[] | undefined
   readonly signingKid: string | undefined
   readonly issuer: string | undefined
@@ -106,6 +112,12 @@ function allowedBackendsOption (value: unknown): readonly string[] {
   return Object.freeze([...value])
 }
 
+function previousSecretsOption (value: unknown): ReadonlyArray<string | Buffer> | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value)) throw new InvalidOptionError('previousSecrets', 'expected a list of secrets')
+  return Object.freeze([...value])
+}
+
 /** Pure: checks and fills in registry options. Key material is checked by TokenService. */
 export function validateOptions (options: RegistryOptions = {}): NormalizedRegistryOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'expected an object')
@@ -130,6 +142,7 @@ export function validateOptions (options: RegistryOptions = {}): NormalizedRegis
   if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
   return Object.freeze({
     secret: options.secret,
+    previousSecrets: previousSecretsOption(options.previousSecrets),
     keys: options.keys === undefined ? undefined : Object.freeze([...options.keys]),
     signingKid: optionalString('signingKid', options.signingKid),
     issuer: optionalString('issuer', options.issuer),

@@ -160,6 +160,7 @@ export class Registry {
     this.#now = this.options.now
     this.tokens = new TokenService({
       ...(this.options.secret !== undefined && { secret: this.options.secret }),
+      ...(this.options.previousSecrets !== undefined && { previousSecrets: this.options.previousSecrets }),
       ...(this.options.keys !== undefined && { keys: [...this.options.keys] }),
       ...(this.options.signingKid !== undefined && { signingKid: this.options.signingKid }),
       ...(this.options.issuer !== undefined && { issuer: this.options.issuer }),
@@ -407,7 +408,8 @@ export class Registry {
     if (holder.host === newcomer.host && holder.port === newcomer.port && holder.protocol === newcomer.protocol) return true
     // Registered in-process without a secret: trusted code, which moves as it likes.
     if (holder.ownerHash === null) return true
-    const verdict = await this.#probe(holder, this.tokens.proofKey(holder.ownerHash))
+    // The holder may hold the proof key of a secret this gateway still accepts (a rotation).
+    const verdict = await this.#probe(holder, this.tokens.proofKey(holder.ownerHash), this.tokens.otherProofKeys(holder.ownerHash))
     this.options.logger.info({ serverName: holder.serverName, instanceId: holder.instanceId, verdict }, 'probed the holder of a claimed instance')
     return verdict === 'gone'
   }

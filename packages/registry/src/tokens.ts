@@ -17,8 +17,14 @@ export interface TokenKey {
 }
 
 export interface TokenOptions {
-  /** A single HS256 secret (kid `default`). Use `keys` to rotate. */
+  /** The HS256 secret that signs (kid `default`, or its key id while `previousSecrets` are set). */
   secret?: string | Buffer
+  /**
+   * Earlier secrets, still accepted (rotation): tokens and registrant proofs made with
+   * them verify until they expire; nothing new is signed with them. Only with `secret`.
+   * See `secretKeyId` for the kids.
+   */
+  previousSecrets?: ReadonlyArray<string | Buffer>
   /** Verification keys; `signingKid` (default: the first) also signs. */
   keys?: TokenKey[]
   signingKid?: string
@@ -36,22 +42,43 @@ type Verify = (token: string) => unknown
 type Sign = (payload: Record<string, unknown>) => string
 
 /**
+ * The key id of a secret: `fp-` and 16 base64url characters of an HMAC keyed by the
+ * secret. The same on every gateway with that secret, different for every other one, and
+ * no help in finding the secret (every token already carries an HMAC made with it).
+ */
+export function secretKeyId (secret: string | Buffer): string {
+  return `fp-${createHmac('sha256', secret).update('mcp-gw jwt key id').digest('base64url').slice(0, 16)}`
+}
+
+/**
  * HS256 session tokens through fast-jwt, with the algorithm pinned on verify
  * and key rotation by `kid`. Expiry is deliberately not checked here: the
  * registry checks `exp` against its own clock, the same clock the stores use.
  */
 export class TokenService {
   readonly signingKid: string
+  /** Every kid a token may carry and verify under (`default` included when it does). */
+  readonly kids: readonly string[]
   readonly #sign: Sign
   readonly #signingSecret: string | Buffer
-  readonly #verifiers: Map<string, Verify>
-  readonly #defaultVerifier: Verify | undefined
+  /** The accepted secrets that do not sign: their proof keys are accepted too. */
+  readonly #otherSecrets: ReadonlyArray<string | Buffer>
+  /** kid -> the verifiers to try, in order (one, but for `default` during a rotation). */
+  readonly #verifiers: Map<string, Verify[]>
+  /** For a token without a kid. */
+  readonly #noKid: Verify[]
 
   constructor (options: TokenOptions) {
-    const keys = normalizeKeys(options)
-    const signingKid = options.signingKid ?? keys[0]!.kid
-    const signingKey = keys.find((k) => k.kid === signingKid)
-    if (signingKey === undefined) throw new InvalidOptionError('signingKid', `no key has kid "${signingKid}"`)
+    const { keys, bySecret } = normalizeKeys(options)
+    // With `secret`, the first key is it. Alone it signs as `default`, as it always has (so
+    // gateways of an earlier version, and rolling back to one, keep accepting its tokens);
+    // beside previous secrets, under its own key id, which every gateway sharing the
+    // rotation knows (a gateway with this secret alone too).
+    const signingKid = bySecret ? (keys.length === 1 ? DEFAULT_KID : keys[0]!.kid) : options.signingKid ?? keys[0]!.kid
+    const signingKey = bySecret ? keys[0] : keys.find((k) => k.kid === signingKid)
+    if (signingKey === undefined || (bySecret && options.signingKid !== undefined && options.signingKid !== signingKid)) {
+      throw new InvalidOptionError('signingKid', `no key has kid "${options.signingKid ?? signingKid}"`)
+    }
     this.signingKid = signingKid
     this.#signingSecret = signingKey.secret
 
@@ -68,19 +95,30 @@ export class TokenService {
       ...(options.issuer !== undefined ? ['iss'] : []),
       ...(options.audience !== undefined ? ['aud'] : [])
     ]
+    const verifierOf = (secret: string | Buffer): Verify => createVerifier({
+      key: secret,
+      algorithms: ['HS256'],
+      ignoreExpiration: true,
+      requiredClaims,
+      ...(options.issuer !== undefined && { allowedIss: options.issuer }),
+      ...(options.audience !== undefined && { allowedAud: options.audience })
+    }) as Verify
     this.#verifiers = new Map()
-    for (const { kid, secret } of keys) {
-      this.#verifiers.set(kid, createVerifier({
-        key: secret,
-        algorithms: ['HS256'],
-        ignoreExpiration: true,
-        requiredClaims,
-        ...(options.issuer !== undefined && { allowedIss: options.issuer }),
-        ...(options.audience !== undefined && { allowedAud: options.audience })
-      }) as Verify)
+    this.#otherSecrets = Object.freeze(keys.filter((k) => k !== signingKey).map((k) => k.secret))
+    if (bySecret) {
+      // Every secret under its key id, and `default` (what a gateway with one secret writes:
+      // every token minted before a rotation) tried against each, the signing one first:
+      // its tokens are the ones a gateway mostly sees, and they take one HMAC as before.
+      const chain = keys.map((k) => verifierOf(k.secret))
+      keys.forEach((k, i) => this.#verifiers.set(k.kid, [chain[i]!]))
+      this.#verifiers.set(DEFAULT_KID, chain)
+      this.#noKid = chain
+    } else {
+      for (const { kid, secret } of keys) this.#verifiers.set(kid, [verifierOf(secret)])
+      // A token without a kid can only be checked when the choice is unambiguous.
+      this.#noKid = (keys.length === 1 ? this.#verifiers.get(keys[0]!.kid) : this.#verifiers.get(DEFAULT_KID)) ?? []
     }
-    // A token without a kid can only be checked when the choice is unambiguous.
-    this.#defaultVerifier = keys.length === 1 ? this.#verifiers.get(keys[0]!.kid) : this.#verifiers.get(DEFAULT_KID)
+    this.kids = Object.freeze([...this.#verifiers.keys()])
   }
 
   /**
@@ -89,7 +127,16 @@ export class TokenService {
    * alone cannot make one, and every gateway with the same secret makes the same.
    */
   proofKey (ownerHash: string): string {
-    return createHmac('sha256', this.#signingSecret).update(`mcp-gw registrant proof key\0${ownerHash}`).digest('hex')
+    return proofKeyOf(this.#signingSecret, ownerHash)
+  }
+
+  /**
+   * The proof keys of the other secrets this service accepts (previous ones during a
+   * rotation): a backend registered before the rotation holds one of them until its next
+   * heartbeat. Empty with one secret.
+   */
+  otherProofKeys (ownerHash: string): string[] {
+    return this.#otherSecrets.map((secret) => proofKeyOf(secret, ownerHash))
   }
 
   sign (claims: Omit<SessionClaims, 'iss' | 'aud'>): string {
@@ -114,18 +161,29 @@ export class TokenService {
     }
     if (header === null || typeof header !== 'object') return { ok: false, reason: 'malformed' }
     const kid = (header as { kid?: unknown }).kid
-    const verifier = kid === undefined ? this.#defaultVerifier : typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
+    const verifiers = kid === undefined ? this.#noKid : typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
     // An unknown kid means no key of ours signed it.
-    if (verifier === undefined) return { ok: false, reason: 'bad_signature' }
+    if (verifiers === undefined || verifiers.length === 0) return { ok: false, reason: 'bad_signature' }
 
     let payload: unknown
-    try {
-      payload = verifier(token)
-    } catch (err) {
-      return { ok: false, reason: reasonFor(err) }
+    let reason: InvalidTokenReason = 'bad_signature'
+    for (const verifier of verifiers) {
+      try {
+        payload = verifier(token)
+      } catch (err) {
+        reason = reasonFor(err)
+        // Another key may have signed it; anything else is wrong whatever the key.
+        if (reason === 'bad_signature') continue
+        return { ok: false, reason }
+      }
+      return isSessionClaims(payload) ? { ok: true, claims: payload } : { ok: false, reason: 'malformed' }
     }
-    return isSessionClaims(payload) ? { ok: true, claims: payload } : { ok: false, reason: 'malformed' }
+    return { ok: false, reason }
   }
+}
+
+function proofKeyOf (secret: string | Buffer, ownerHash: string): string {
+  return createHmac('sha256', secret).update(`mcp-gw registrant proof key\0${ownerHash}`).digest('hex')
 }
 
 function reasonFor (err: unknown): InvalidTokenReason {
@@ -145,11 +203,29 @@ function reasonFor (err: unknown): InvalidTokenReason {
   }
 }
 
-function normalizeKeys (options: TokenOptions): TokenKey[] {
+/** The keys, and whether they come from `secret` (and `previousSecrets`): kids by fingerprint, the first signs. */
+function normalizeKeys (options: TokenOptions): { keys: TokenKey[], bySecret: boolean } {
   if (options.secret !== undefined && options.keys !== undefined) {
     throw new InvalidOptionError('secret', 'give either secret or keys, not both')
   }
-  const keys = options.keys ?? (options.secret !== undefined ? [{ kid: DEFAULT_KID, secret: options.secret }] : [])
+  const previous = options.previousSecrets ?? []
+  if (!Array.isArray(previous)) throw new InvalidOptionError('previousSecrets', 'expected a list of secrets')
+  if (previous.length > 0 && options.secret === undefined) {
+    throw new InvalidOptionError('previousSecrets', 'previous secrets go with secret (with keys, list them as keys)')
+  }
+  const bySecret = options.secret !== undefined
+  let keys: TokenKey[]
+  if (bySecret) {
+    // Key ids from the secrets themselves: every gateway with the same secrets agrees on them.
+    keys = [options.secret!, ...previous].map((secret) => {
+      checkSecret(secret)
+      return { kid: secretKeyId(secret), secret }
+    })
+    const distinct = new Set(keys.map((k) => Buffer.from(k.secret).toString('base64')))
+    if (distinct.size !== keys.length) throw new InvalidOptionError('previousSecrets', 'each secret may appear once, and not beside itself as the current one')
+  } else {
+    keys = options.keys ?? []
+  }
   if (!Array.isArray(keys) || keys.length === 0) throw new InvalidOptionError('secret', 'a JWT secret is required')
   const seen = new Set<string>()
   for (const key of keys) {
@@ -158,11 +234,15 @@ function normalizeKeys (options: TokenOptions): TokenKey[] {
     }
     if (seen.has(key.kid)) throw new InvalidOptionError('keys', `kid "${key.kid}" appears twice`)
     seen.add(key.kid)
-    if ((typeof key.secret !== 'string' && !Buffer.isBuffer(key.secret)) || Buffer.byteLength(key.secret) < MIN_SECRET_BYTES) {
-      throw new WeakSecretError(MIN_SECRET_BYTES)
-    }
+    checkSecret(key.secret)
   }
-  return keys
+  return { keys, bySecret }
+}
+
+function checkSecret (secret: unknown): asserts secret is string | Buffer {
+  if ((typeof secret !== 'string' && !Buffer.isBuffer(secret)) || Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+    throw new WeakSecretError(MIN_SECRET_BYTES)
+  }
 }
 
 function isSessionClaims (value: unknown): value is SessionClaims {

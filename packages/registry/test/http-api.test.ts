@@ -52,6 +52,27 @@ t.test('every route but health and ready needs the API key', async (t) => {
   }
 })
 
+t.test('a key rotation: the previous keys are accepted beside the current one, nothing else is', async (t) => {
+  const PREVIOUS = 'previous-api-key-0123456789'
+  const OLDER = 'older-api-key-0123456789abc'
+  const app = await build(t, { apiKey: KEY, previousApiKeys: [PREVIOUS, OLDER] })
+  for (const key of [KEY, PREVIOUS, OLDER]) {
+    const res = await app.inject({ method: 'GET', url: '/servers', headers: { authorization: `Bearer ${key}` } })
+    t.equal(res.statusCode, 200, key === KEY ? 'the current key' : 'a previous key')
+  }
+  for (const key of ['', `${PREVIOUS}x`, PREVIOUS.slice(0, -1), 'wrong-key-0123456789']) {
+    const res = await app.inject({ method: 'GET', url: '/servers', headers: { authorization: `Bearer ${key}` } })
+    t.same([res.statusCode, res.json().code], [401, 'MCPGW_API_UNAUTHORIZED'], JSON.stringify(key))
+    t.notMatch(res.body, /previous-api-key|older-api-key|test-api-key/, 'no key in the answer')
+  }
+  const registered = await app.inject({ method: 'POST', url: '/register-server', headers: { authorization: `Bearer ${PREVIOUS}`, 'x-mcpgw-server-secret': OWNER }, payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } })
+  t.equal(registered.statusCode, 200, 'a registrant still on the previous key registers')
+  const session = await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })
+  t.equal(session.statusCode, 201, 'and the same registrant with the new key is the same owner')
+  const plain = await build(t, { apiKey: KEY, previousApiKeys: [] })
+  t.equal((await plain.inject({ method: 'GET', url: '/servers', headers: { authorization: `Bearer ${PREVIOUS}` } })).statusCode, 401, 'dropped: refused')
+})
+
 t.test('without a key, only loopback clients are answered', async (t) => {
   const app = await build(t, {})
   for (const route of ROUTES) {
@@ -210,7 +231,7 @@ t.test('registrations outside the allowed backends get 403 with a code', async (
 })
 
 t.test('bad API options fail the boot', async (t) => {
-  for (const options of [{ apiKey: 'short' }, { publicUrl: 'not a url' }, { publicUrl: 'ftp://x' }]) {
+  for (const options of [{ apiKey: 'short' }, { publicUrl: 'not a url' }, { publicUrl: 'ftp://x' }, { apiKey: KEY, previousApiKeys: ['short'] }, { previousApiKeys: ['previous-api-key-0123456789'] }, { apiKey: KEY, previousApiKeys: 'previous-api-key-0123456789' as unknown as string[] }]) {
     const app = Fastify()
     t.teardown(() => app.close())
     await app.register(mcpRegistryPlugin, { secret: SECRET })

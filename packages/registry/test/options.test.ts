@@ -56,7 +56,8 @@ t.test('bad values get a coded error naming the option', async (t) => {
     ['defaultServerType', { defaultServerType: 'has space' }],
     ['now', { now: 5 }],
     ['issuer', { issuer: '' }],
-    ['signingKid', { signingKid: 3 }]
+    ['signingKid', { signingKid: 3 }],
+    ['previousSecrets', { previousSecrets: 'x'.repeat(40) }]
   ]
   for (const [name, options] of bad) {
     t.throws(() => validateOptions(options), { code: 'MCPGW_REGISTRY_INVALID_OPTION', message: new RegExp(name) }, JSON.stringify(options))

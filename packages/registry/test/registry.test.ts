@@ -74,6 +74,30 @@ t.test('sessions survive a key rotation: old kid verifies, new sessions use the 
   t.equal((await retired.validate(reissued.token)).valid, true)
 })
 
+t.test('a secret rotation through previousSecrets: old links verify, the probe accepts an old proof key', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  const before = makeRegistry(store, clock, { secret: SECRET })
+  const old = await before.createSession({ userId: 'alice', serverName: 'todoodles' })
+  const owner = 'o'.repeat(40)
+  const held = await before.registerServer({ serverName: 'b', host: '127.0.0.1', port: 3000, secret: owner, instance: 'carol', incarnation: 'carol-process-one-0001' })
+
+  const probes: Array<{ key: string, others: readonly string[] | undefined }> = []
+  const rotated = makeRegistry(store, clock, {
+    secret: OTHER_SECRET,
+    previousSecrets: [SECRET],
+    probeInstance: async (_holder, key, others) => { probes.push({ key, others }); return 'alive' }
+  })
+  t.equal((await rotated.validate(old.token)).valid, true, 'a link of the previous secret (kid `default`) validates')
+  const fresh = await rotated.createSession({ userId: 'bob', serverName: 'todoodles' })
+  t.equal((await before.validate(fresh.token)).valid, false, 'new links are signed with the new secret')
+  await rotated.registerServer({ serverName: 'b', host: '127.0.0.1', port: 4000, secret: owner, instance: 'carol', incarnation: 'carol-process-two-0002' })
+  t.same(probes, [{ key: rotated.tokens.proofKey(held.ownerHash!), others: [before.tokens.proofKey(held.ownerHash!)] }], "the holder may answer under the previous secret's proof key")
+  t.not(rotated.tokens.proofKey(held.ownerHash!), before.tokens.proofKey(held.ownerHash!), 'registrants get the new proof key')
+  t.same(before.tokens.otherProofKeys(held.ownerHash!), [], 'one secret: no other proof key')
+})
+
 t.test('the registry closes the store it made, and only that', async (t) => {
   const own = new Registry({ secret: SECRET })
   await own.init()
