@@ -53,6 +53,8 @@ export class MongoStore implements RegistryStore {
   readonly kind = 'mongo'
   readonly sessions: Collection<SessionDoc>
   readonly servers: Collection<ServerDoc>
+  /** The database the store's collections are in. */
+  readonly db: Db
   readonly #db: Db
   readonly #ownedClient: MongoClient | undefined
   readonly #sweepIntervalMs: number
@@ -66,6 +68,7 @@ export class MongoStore implements RegistryStore {
   constructor (options: MongoStoreOptions) {
     const prefix = options.collectionPrefix ?? 'mcpgw_'
     this.#db = options.db
+    this.db = options.db
     this.#ownedClient = options.ownedClient
     this.sessions = options.db.collection<SessionDoc>(`${prefix}sessions`)
     this.servers = options.db.collection<ServerDoc>(`${prefix}servers`)
