@@ -134,3 +134,15 @@ export const ApiInternalError = createError<Args<[]>>(
   'Request failed',
   500
 )
+
+export const AuditUnavailableError = createError<Args<[]>>(
+  'MCPGW_API_AUDIT_UNAVAILABLE',
+  'The audit trail is off, or its sink cannot be read back (only the file and Mongo sinks can)',
+  404
+)
+
+export const AuditForbiddenError = createError<Args<[]>>(
+  'MCPGW_API_AUDIT_FORBIDDEN',
+  'Only operators may read the audit trail',
+  403
+)

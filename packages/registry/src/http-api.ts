@@ -3,6 +3,9 @@ import { errorBody, INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/pro
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { apiGuard } from './api-guard.js'
+import { auditRoute } from './audit-api.js'
+import { operatorActor } from './audit-actor.js'
+import type { ActorOf } from './audit-actor.js'
 import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
@@ -147,7 +150,7 @@ function apiErrorHandler (err: Error & { statusCode?: number, code?: string, val
 }
 
 /** The route handlers, each named for its route. */
-function handlers (registry: Registry, links: Links) {
+function handlers (registry: Registry, links: Links, actorOf: ActorOf) {
   const linkOrigin = (request: FastifyRequest): string => links.wildcard !== undefined
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
@@ -172,7 +175,7 @@ function handlers (registry: Registry, links: Links) {
     async registerServer (request: FastifyRequest, reply: FastifyReply) {
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
-      const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
+      const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret, actor: actorOf(request) })
       const answer = {
         ...registrationJson(registration),
         linkOrigin: linkOrigin(request),
@@ -186,14 +189,14 @@ function handlers (registry: Registry, links: Links) {
     async deregisterServer (request: FastifyRequest, reply: FastifyReply) {
       const { serverName: name } = request.params as { serverName: string }
       const selector = selectorOf(request, (request.query as { instanceId?: string }).instanceId)
-      if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector))) throw new NotFoundError('server', name)
+      if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector, { actor: actorOf(request) }))) throw new NotFoundError('server', name)
       return reply.code(204).send()
     },
 
     async createSession (request: FastifyRequest, reply: FastifyReply) {
       const { instanceId, ...input } = request.body as Omit<CreateSessionInput, 'serverSecret' | 'instance'> & { instanceId?: string }
       // Never a token for another registrant's instance, nor for a name nobody holds right now.
-      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName), instance: selectorOf(request, instanceId) })
+      const issued = await registry.createSession({ ...input, serverSecret: requireServerSecret(request, input.serverName), instance: selectorOf(request, instanceId), actor: actorOf(request) })
       const base = links.publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
       return {
@@ -207,10 +210,10 @@ function handlers (registry: Registry, links: Links) {
     },
 
     async revokeSession (request: FastifyRequest) {
-      const filter = request.body as Parameters<Registry['revoke']>[0]
+      const { reason, ...filter } = request.body as Parameters<Registry['revoke']>[0] & { reason?: string }
       // An instance's own revocations reach its own sessions only.
       if (filter.instanceId !== undefined) await assertOwnInstance(request, filter.instanceId)
-      return { revoked: await registry.revoke(filter) }
+      return { revoked: await registry.revoke(filter as Parameters<Registry['revoke']>[0], { actor: actorOf(request), reason }) }
     },
 
     async discoverServer (request: FastifyRequest) {
@@ -247,7 +250,9 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16)) {
     throw new InvalidOptionError('apiKey', 'expected at least 16 characters')
   }
-  const routes = handlers(fastify.mcpRegistry, linksOf(opts))
+  // Who calls, for the audit trail: scoped API keys will say which key (see audit-actor.ts).
+  const actorOf = operatorActor(opts.apiKey !== undefined)
+  const routes = handlers(fastify.mcpRegistry, linksOf(opts), actorOf)
   fastify.setErrorHandler(apiErrorHandler)
   fastify.get('/health', { schema: schemas.healthSchema }, routes.health)
   fastify.get('/ready', { schema: schemas.readySchema }, routes.ready)
@@ -264,6 +269,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.get('/servers', { schema: { ...schemas.listServersSchema, ...security } }, routes.listServers)
     api.get('/sessions', { schema: { ...schemas.listSessionsSchema, ...security } }, routes.listSessions)
     api.get('/stats', { schema: { ...schemas.statsSchema, ...security } }, routes.stats)
+    auditRoute(api, fastify.mcpRegistry, actorOf, security)
   })
 }
 
