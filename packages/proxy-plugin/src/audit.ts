@@ -31,7 +31,7 @@ export function auditRefusal (audit: Audit, request: FastifyRequest, err: unknow
     statusCode: body.statusCode,
     reason: auditText(body.message),
     method: request.method,
-    ...sessionFields(request.mcpSession),
+    ...sessionFields(request.mcpSession ?? (err as { mcpSession?: SessionRecord } | null)?.mcpSession ?? null),
     ...clientFields(request)
   })
 }

@@ -67,7 +67,12 @@ export class Authenticator {
       // A token verified once only needs its session re-read: revocation and expiry live in the store.
       load: async (token, previous) => {
         const result = previous === undefined ? await registry.validate(token) : await registry.recheck(previous)
-        if (!result.valid) throw REFUSALS[result.reason]()
+        if (!result.valid) {
+          const refusal = REFUSALS[result.reason]()
+          // The session a genuine token named, for the audit trail (never serialised).
+          if (result.session !== undefined) Object.defineProperty(refusal, 'mcpSession', { value: result.session })
+          throw refusal
+        }
         return result.session
       },
       expiresAt: (session) => session.expiresAt
