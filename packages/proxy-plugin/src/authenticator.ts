@@ -69,8 +69,8 @@ export class Authenticator {
         const result = previous === undefined ? await registry.validate(token) : await registry.recheck(previous)
         if (!result.valid) {
           const refusal = REFUSALS[result.reason]()
-          // The session a genuine token named, for the audit trail (never serialised).
-          if (result.session !== undefined) Object.defineProperty(refusal, 'mcpSession', { value: result.session })
+          // The session a cached token named (now revoked or expired), for the audit trail (never serialised).
+          if (previous !== undefined) Object.defineProperty(refusal, 'mcpSession', { value: previous })
           throw refusal
         }
         return result.session

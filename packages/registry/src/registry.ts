@@ -278,7 +278,7 @@ export class Registry {
     if (session.sessionId !== claims.sid || session.userId !== claims.sub || session.serverName !== claims.serverName) {
       return { valid: false, reason: 'unknown' }
     }
-    if (session.revokedAt !== null) return { valid: false, reason: 'revoked', session }
+    if (session.revokedAt !== null) return { valid: false, reason: 'revoked' }
     return { valid: true, session, claims }
   }
 
@@ -297,7 +297,7 @@ export class Registry {
     }
     const current = await this.#counted('findSessionByJti').findSessionByJti(session.jti, now)
     if (current === null || current.sessionId !== session.sessionId) return { valid: false, reason: 'unknown' }
-    if (current.revokedAt !== null) return { valid: false, reason: 'revoked', session: current }
+    if (current.revokedAt !== null) return { valid: false, reason: 'revoked' }
     return { valid: true, session: current }
   }
 

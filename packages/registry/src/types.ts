@@ -168,12 +168,11 @@ export type InvalidTokenReason = 'malformed' | 'bad_signature' | 'unknown' | 'ex
 /** What `Registry.recheck` finds of a session validated before. */
 export type RecheckResult =
   | { valid: true, session: SessionRecord }
-  | { valid: false, reason: InvalidTokenReason, session?: SessionRecord }
+  | { valid: false, reason: InvalidTokenReason }
 
-/** A refusal names its session where the token was genuine and the session is known (revoked), for the audit trail. */
 export type ValidationResult =
   | { valid: true, session: SessionRecord, claims: SessionClaims }
-  | { valid: false, reason: InvalidTokenReason, session?: SessionRecord }
+  | { valid: false, reason: InvalidTokenReason }
 
 /** The claims of a session token. */
 export interface SessionClaims {
