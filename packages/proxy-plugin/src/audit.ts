@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import { errorBody } from './error-reply.js'
 
 /** A session's fields as every proxy event names them: ids, never its token. */
-function sessionFields (session: SessionRecord | null): Record<string, unknown> {
+function sessionFields (session: Partial<Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName' | 'instanceId'>> | null): Record<string, unknown> {
   if (session === null) return {}
   return { sessionId: session.sessionId, userId: session.userId, serverName: session.serverName, instanceId: session.instanceId }
 }
@@ -31,7 +31,7 @@ export function auditRefusal (audit: Audit, request: FastifyRequest, err: unknow
     statusCode: body.statusCode,
     reason: auditText(body.message),
     method: request.method,
-    ...sessionFields(request.mcpSession ?? (err as { mcpSession?: SessionRecord } | null)?.mcpSession ?? null),
+    ...sessionFields(request.mcpSession ?? (err as { mcpSession?: Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName'> } | null)?.mcpSession ?? null),
     ...clientFields(request)
   })
 }

@@ -15,6 +15,12 @@ const REFUSALS: Record<InvalidTokenReason, () => Error> = {
   revoked: () => new RevokedTokenError()
 }
 
+/** The ids a token's verified claims name, or null when its signature does not hold. */
+function claimedSession (registry: Registry, token: string): Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName'> | null {
+  const verified = registry.tokens.verify(token)
+  return verified.ok ? { sessionId: verified.claims.sid, userId: verified.claims.sub, serverName: verified.claims.serverName } : null
+}
+
 /**
  * Token -> live session and serverName -> live backend, both behind a
  * RevalidatingCache. Shared by the HTTP hooks, the WebSocket upgrade handler
@@ -69,8 +75,12 @@ export class Authenticator {
         const result = previous === undefined ? await registry.validate(token) : await registry.recheck(previous)
         if (!result.valid) {
           const refusal = REFUSALS[result.reason]()
-          // The session a cached token named (now revoked or expired), for the audit trail (never serialised).
-          if (previous !== undefined) Object.defineProperty(refusal, 'mcpSession', { value: previous })
+          // For the audit trail, the session a genuine token names (never serialised): the cached
+          // record, or the claims of a token whose signature holds (one HMAC, on refusals only).
+          if (registry.audit.enabled) {
+            const named = previous ?? claimedSession(registry, token)
+            if (named !== null) Object.defineProperty(refusal, 'mcpSession', { value: named })
+          }
           throw refusal
         }
         return result.session
