@@ -1,4 +1,4 @@
-// pnpm bench [--quick] [--only=1,2,...] [--profile=small|scale]
+// pnpm bench [--quick] [--only=1,2,...] [--profile=small|scale]   (11: audit trail on vs off)
 // Starts every target on 127.0.0.1, runs each workload against each, and prints
 // Markdown tables: medians of the rounds, gateway ratios to the bare proxy, and
 // the targets with their verdicts.
@@ -301,6 +301,10 @@ async function main (): Promise<void> {
       await edges(backend, targets, gwMemory)
     }
 
+    if (wanted(11)) {
+      await auditCost(backend, mongo, gwMemory, gwMongo)
+    }
+
     if (wanted(6)) {
       await scale(backend, mongo)
     }
@@ -416,6 +420,44 @@ async function scale (backend: Backend, mongo: TestMongo): Promise<void> {
   if (!realMongo) out('The Mongo store is not in this table: it runs here on FerretDB, whose SQLite backend scans a collection for every query not by `_id`, so filling it with these numbers measures FerretDB, not the gateway. Set `MONGO_URL` to a real MongoDB to add the row.\n')
   out(`Two gateways run side by side and are measured in alternating rounds. The 10-session one spreads requests over 10 tokens on 10 servers; the full one over ${fmt(SPREAD_TOKENS)} tokens on ${fmt(Math.min(SPREAD_TOKENS, SCALE.servers))} servers, in a store holding all ${fmt(SCALE.sessions)} sessions (the session cache holds 10,000 entries by default).`)
   out()
+}
+
+/**
+ * The audit trail's cost on the proxied path: the same small GET load on gateways with the trail
+ * off and on (file sink on the embedded store, Mongo sink on the Mongo store), interleaved.
+ */
+async function auditCost (backend: Backend, mongo: TestMongo, offMemory: Target, offMongo: Target): Promise<void> {
+  out('## 11. Audit trail on and off: small JSON GET, 50 connections')
+  out()
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-audit-'))
+  const onMemory = await startGateway(backend, 'mcp-gw (embedded store, audit to a file)', { env: { MCP_WEB_UI_AUDIT: `file:${join(dir, 'audit.jsonl')}` } })
+  const onMongo = await startGateway(backend, 'mcp-gw (Mongo store, audit to Mongo)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench_audit'), env: { MCP_WEB_UI_AUDIT: 'mongo' } })
+  const all: Target[] = [offMemory, onMemory, offMongo, onMongo]
+  try {
+    for (const t of [onMemory, onMongo]) await http({ urls: [t.base + 'small'], connections: 50, seconds: quick ? 2 : 4 })
+    const res = await rounds(all, async (t) => {
+      const cpu = await sumCpu(t.pids)
+      const r = await http({ urls: [t.base + 'small'], connections: 50, seconds: SECONDS })
+      return { ...r, cpuUsPerRequest: (await sumCpu(t.pids) - cpu) * 1000 / r.requests }
+    })
+    const m = (t: Target, f: (x: HttpResult & { cpuUsPerRequest: number }) => number): number => median(res.get(t)!.map(f))
+    out(table(['target', 'requests/s', 'p50 ms', 'p99 ms', 'CPU µs per request', 'errors'], all.map((t) => [
+      t.name, fmt(m(t, (x) => x.rps)), fmt(m(t, (x) => x.p50), 2), fmt(m(t, (x) => x.p99), 2), fmt(m(t, (x) => x.cpuUsPerRequest)),
+      fmt(res.get(t)!.reduce((n, x) => n + x.errors + x.non2xx, 0))
+    ])))
+    out()
+    for (const [off, on] of [[offMemory, onMemory], [offMongo, onMongo]] as const) {
+      const ratio = m(on, (x) => x.rps) / m(off, (x) => x.rps)
+      const cpuRatio = m(on, (x) => x.cpuUsPerRequest) / m(off, (x) => x.cpuUsPerRequest)
+      out(`${on.name}: ${fmt(ratio, 3)}x the requests/s of the trail off, ${fmt(cpuRatio, 3)}x its CPU per request (medians of ${ROUNDS} interleaved rounds; target >= 0.95x).`)
+      check(on.name, `small GET ${fmt(ratio, 3)}x the requests/s with the audit trail off (target >= 0.95x)`, ratio >= 0.95)
+    }
+    out()
+  } finally {
+    await onMemory.stop().catch(() => {})
+    await onMongo.stop().catch(() => {})
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 function forwardAuthCalls (metrics: string): number {

@@ -158,7 +158,7 @@ export async function spawnGateway (env: { mongoUrl?: string, dbName?: string, s
 }
 
 /** A gateway with one registered backend and one session: the target's base is that session's URL. */
-export async function startGateway (backend: Backend, name: string, env: { mongoUrl?: string, dbName?: string }): Promise<Target & { gateway: GatewayProcess }> {
+export async function startGateway (backend: Backend, name: string, env: { mongoUrl?: string, dbName?: string, env?: Record<string, string> }): Promise<Target & { gateway: GatewayProcess }> {
   const gateway = await spawnGateway({ ...env, secret: randomBytes(32).toString('hex') })
   return await withSession(backend, name, gateway, [gateway])
 }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import { clientErrorHandler, expectationFailed, frameworkErrors, gatewayRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
-import { apiGuard, apiKeyringFor, mcpRegistryApi, mcpRegistryPlugin, secretKeyId } from '@mcp-gw/registry'
-import type { RegistryPluginOptions } from '@mcp-gw/registry'
+import { apiGuard, apiKeyringFor, FileAuditSink, mcpRegistryApi, mcpRegistryPlugin, MongoAuditSink, secretKeyId, StreamAuditSink } from '@mcp-gw/registry'
+import type { Logger, RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { loadConfig } from './config.js'
@@ -77,6 +77,13 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
     ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
+  }
+  const audit = config.audit
+  if (audit !== null) {
+    const logger = app.log as unknown as Logger
+    if (audit.sink === 'stdout') registry.audit = new StreamAuditSink({ logger })
+    else if (audit.sink === 'file') registry.audit = new FileAuditSink({ path: audit.path, maxBytes: audit.maxBytes, keep: audit.keep, logger })
+    else registry.audit = ({ db }) => new MongoAuditSink({ db: db!, retentionMs: audit.retentionDays * 86_400_000, logger })
   }
   if (config.jwtSecret !== undefined) {
     registry.secret = config.jwtSecret

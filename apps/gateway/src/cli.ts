@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { parseAuditTime, readAuditFiles } from '@mcp-gw/registry'
+import type { AuditEvent, AuditQuery } from '@mcp-gw/registry'
 import { buildGateway } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { shutdown } from './shutdown.js'
@@ -17,6 +19,7 @@ commands:
   keys create        make an API key (a registrant key for some server names, or an operator key)
   keys list          list the API keys made through the API (never the keys themselves)
   keys revoke        revoke an API key, now or after a grace period
+  audit              query the audit trail (who registered, minted, opened, revoked what)
 
 Run 'mcp-gw <command> --help' for a command's options.`,
   start: `usage: mcp-gw start
@@ -33,10 +36,13 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_HEADERS_TIMEOUT_MS (30000), MCP_WEB_UI_MAX_CONNECTIONS (0: no cap),
   MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false),
   MCP_WEB_UI_REUSE_PORT (false; with a Mongo store, several processes on one port),
-  MCP_WEB_UI_FORWARD_AUTH_KEY (forward-auth for nginx, Caddy, Traefik, Envoy), DEBUG=true.
+  MCP_WEB_UI_FORWARD_AUTH_KEY (forward-auth for nginx, Caddy, Traefik, Envoy),
+  MCP_WEB_UI_AUDIT (off; stdout, file:/path or mongo: the audit trail),
+  MCP_WEB_UI_AUDIT_FILE_MAX_BYTES (10 MiB), MCP_WEB_UI_AUDIT_FILE_KEEP (5),
+  MCP_WEB_UI_AUDIT_RETENTION_DAYS (30, the Mongo sink), DEBUG=true.
 SIGTERM or SIGINT drains and exits 0.`,
   sessions: `usage: mcp-gw sessions list [--user ID] [--server NAME] [--limit N] [--json]
-       mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID)
+       mcp-gw sessions revoke (--session-id ID | --session-key KEY | --user ID) [--reason TEXT]
 
 Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
 MCP_WEB_UI_GATEWAY_API_KEY.`,
@@ -51,6 +57,16 @@ To rotate a key: create a new one with the same servers, hand it out, then revok
 old one (--grace keeps it working that many seconds more).
 Needs an operator key in MCP_WEB_UI_GATEWAY_API_KEY (or none, from this machine, when the
 gateway has none). Talks to MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082).`,
+  audit: `usage: mcp-gw audit [--user ID] [--server NAME] [--event NAME|PREFIX.] [--since 1h|ISO]
+                 [--until 1h|ISO] [--limit N] [--json] [--file PATH]
+
+Events oldest first (the newest --limit, default 100, of those that match). --since and --until
+take a duration back from now (90s, 30m, 1h, 7d) or an ISO 8601 time; --event a name such as
+session.revoked, or a prefix ending in a dot (session.).
+
+Asks the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the operator key in
+MCP_WEB_UI_GATEWAY_API_KEY (GET /audit: MCP_WEB_UI_AUDIT=mongo or file:/path). With --file,
+reads a file sink's files (PATH, PATH.1 ... PATH.<MCP_WEB_UI_AUDIT_FILE_KEEP>) directly.`,
   servers: `usage: mcp-gw servers list [--json]
 
 Talks to the gateway at MCP_WEB_UI_GATEWAY_URL (http://127.0.0.1:3082) with the key in
@@ -118,6 +134,63 @@ async function start (): Promise<void> {
   }
 }
 
+/** The fields every row shows; the rest go into `detail`. */
+const AUDIT_COLUMNS = ['time', 'event', 'actor', 'userId', 'serverName', 'instanceId', 'sessionId']
+
+async function audit (args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      user: { type: 'string' },
+      server: { type: 'string' },
+      event: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      file: { type: 'string' },
+      json: { type: 'boolean' }
+    },
+    strict: true
+  })
+  let events: AuditEvent[]
+  if (values.file !== undefined) {
+    const limit = values.limit === undefined ? 100 : Number(values.limit)
+    if (!Number.isInteger(limit) || limit < 1) fail('--limit takes a whole number from 1', 64)
+    let query: AuditQuery
+    try {
+      const now = Date.now()
+      query = {
+        limit,
+        ...(values.user !== undefined && { userId: values.user }),
+        ...(values.server !== undefined && { serverName: values.server }),
+        ...(values.event !== undefined && { event: values.event }),
+        ...(values.since !== undefined && { since: parseAuditTime(values.since, now) }),
+        ...(values.until !== undefined && { until: parseAuditTime(values.until, now) })
+      }
+    } catch (err) {
+      fail((err as Error).message, 64)
+    }
+    const keep = Number(process.env.MCP_WEB_UI_AUDIT_FILE_KEEP ?? 5)
+    events = await readAuditFiles(values.file, Number.isInteger(keep) && keep >= 0 ? keep : 5, query)
+  } else {
+    const query = new URLSearchParams()
+    for (const name of ['user', 'server', 'event', 'since', 'until', 'limit'] as const) {
+      if (values[name] !== undefined) query.set(name, values[name])
+    }
+    events = (await api('GET', `/audit${query.size > 0 ? `?${query}` : ''}`) as { events: AuditEvent[] }).events
+  }
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify(events, null, 2) + '\n')
+    return
+  }
+  const rows = events.map((e) => {
+    const detail = Object.entries(e).filter(([k]) => !AUDIT_COLUMNS.includes(k) && k !== 'keyId')
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+    return { ...e, actor: e.actor === undefined ? '' : `${String(e.actor)}${e.keyId != null ? `:${String(e.keyId)}` : ''}`, detail }
+  })
+  process.stdout.write(table(rows, [...AUDIT_COLUMNS, 'detail']))
+}
+
 async function main (argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -182,6 +255,13 @@ async function main (argv: string[]): Promise<void> {
       return
     }
   }
+  if (command === 'audit') {
+    if (argv.includes('--help')) {
+      process.stdout.write(HELP.audit + '\n')
+      return
+    }
+    return await audit(argv.slice(1))
+  }
   if (command === 'sessions' || command === 'servers') {
     if (sub === undefined || sub === '--help' || argv.includes('--help')) {
       process.stdout.write(HELP[command] + '\n')
@@ -195,6 +275,7 @@ async function main (argv: string[]): Promise<void> {
         limit: { type: 'string' },
         'session-id': { type: 'string' },
         'session-key': { type: 'string' },
+        reason: { type: 'string' },
         json: { type: 'boolean' }
       },
       strict: true
@@ -218,7 +299,7 @@ async function main (argv: string[]): Promise<void> {
     if (command === 'sessions' && sub === 'revoke') {
       const selectors = [['sessionId', values['session-id']], ['sessionKey', values['session-key']], ['userId', values.user]].filter(([, v]) => v !== undefined)
       if (selectors.length !== 1) fail('give exactly one of --session-id, --session-key, --user', 64)
-      const { revoked } = await api('POST', '/revoke-session', Object.fromEntries(selectors)) as { revoked: number }
+      const { revoked } = await api('POST', '/revoke-session', { ...Object.fromEntries(selectors), ...(values.reason !== undefined && { reason: values.reason }) }) as { revoked: number }
       process.stdout.write(`revoked ${revoked} session${revoked === 1 ? '' : 's'}\n`)
       return
     }

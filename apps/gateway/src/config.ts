@@ -7,6 +7,12 @@ import type { StaticApiKey } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
 
+/** Where the audit trail goes (MCP_WEB_UI_AUDIT). */
+export type AuditConfig =
+  | { sink: 'stdout' }
+  | { sink: 'file', path: string, maxBytes: number, keep: number }
+  | { sink: 'mongo', retentionDays: number }
+
 /** The gateway's settings, read from the environment variables users of the original gateway know. */
 export interface GatewayConfig {
   port: number
@@ -53,6 +59,8 @@ export interface GatewayConfig {
   reusePort: boolean
   /** Enables forward-auth for an edge proxy that sends this key (`X-Mcpgw-Forward-Auth-Key`). */
   forwardAuthKey: string | undefined
+  /** The audit trail's sink; null: off. */
+  audit: AuditConfig | null
 }
 
 export { ConfigError }
@@ -86,6 +94,10 @@ const schema = {
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string', pattern: '^[\\x21-\\x7e]{16,}$' },
+    MCP_WEB_UI_AUDIT: { type: 'string', pattern: '^(off|stdout|mongo|file:/.+)$' },
+    MCP_WEB_UI_AUDIT_FILE_MAX_BYTES: { type: 'integer', minimum: 4096, default: 10 * 1024 * 1024 },
+    MCP_WEB_UI_AUDIT_FILE_KEEP: { type: 'integer', minimum: 0, maximum: 100, default: 5 },
+    MCP_WEB_UI_AUDIT_RETENTION_DAYS: { type: 'integer', minimum: 1, maximum: 3650, default: 30 },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -159,7 +171,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     maxConnections: raw.MCP_WEB_UI_MAX_CONNECTIONS as number,
     maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number,
     reusePort: raw.MCP_WEB_UI_REUSE_PORT === 'true',
-    forwardAuthKey: raw.MCP_WEB_UI_FORWARD_AUTH_KEY as string | undefined
+    forwardAuthKey: raw.MCP_WEB_UI_FORWARD_AUTH_KEY as string | undefined,
+    audit: auditConfig(raw)
   }
   for (const origin of config.corsOrigins) {
     if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')
@@ -192,6 +205,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     } catch {
       throw new ConfigError('invalid configuration: MCP_WEB_UI_WILDCARD_URL must look like https://*.apps.example.com or http://*.localhost:3082')
     }
+  }
+  if (config.audit?.sink === 'mongo' && config.mongoUrl === undefined) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_AUDIT=mongo needs MCP_WEB_UI_MONGO_URL (the trail is a collection in the registry\'s database); use file:/path or stdout on the embedded store')
   }
   if (config.reusePort && config.mongoUrl === undefined) {
     // Processes on the embedded store would each hold sessions the others never see.
@@ -227,6 +243,14 @@ function checkPrevious (name: string, current: string | undefined, previous: str
     if (seen.has(value)) throw new ConfigError(`invalid configuration: ${variable} entry ${i + 1} appears twice`)
     seen.add(value)
   })
+}
+
+function auditConfig (raw: Record<string, unknown>): AuditConfig | null {
+  const value = raw.MCP_WEB_UI_AUDIT as string | undefined
+  if (value === undefined || value === 'off') return null
+  if (value === 'stdout') return { sink: 'stdout' }
+  if (value === 'mongo') return { sink: 'mongo', retentionDays: raw.MCP_WEB_UI_AUDIT_RETENTION_DAYS as number }
+  return { sink: 'file', path: value.slice('file:'.length), maxBytes: raw.MCP_WEB_UI_AUDIT_FILE_MAX_BYTES as number, keep: raw.MCP_WEB_UI_AUDIT_FILE_KEEP as number }
 }
 
 /** Whether `listen({ reusePort })` means something here: Node 22.12+ (or 23.1+) on Linux and the BSDs. */

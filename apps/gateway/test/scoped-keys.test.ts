@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { eventually, startTestMongo } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -217,4 +220,28 @@ t.test('quotas: one registrant flooding session creation is slowed and capped; t
   t.equal(capped!.status, 429)
   t.equal((await call(origin, 'GET', '/stats', operator)).body.sessions.byServer.flood, 30, 'exactly the cap is live')
   t.equal((await call(origin, 'POST', '/create-session', honest, { userId: 'late', serverName: 'todoodles' })).status, 201, 'other names still get sessions')
+})
+
+t.test('the audit trail names the key behind each act: who made a key, which key minted a session, who revoked it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-keys-audit-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'audit.jsonl')
+  const { app, origin } = await startGateway(t, { apiKey: API_KEY, audit: { sink: 'file', path, maxBytes: 1024 * 1024, keep: 2 } })
+  const made = await call(origin, 'POST', '/keys', operator, { role: 'registrant', servers: ['notes'], label: 'notes' })
+  const secret = 'notes-server-secret-0123456789abcdef0123'
+  t.equal((await register(origin, made.body.key, 'notes', secret, 12941)).status, 200)
+  t.equal((await call(origin, 'POST', '/create-session', registrant(made.body.key, secret), { userId: 'alice', serverName: 'notes' })).status, 201)
+  t.equal((await call(origin, 'DELETE', `/keys/${made.body.keyId as string}`, operator)).status, 204)
+  await app.mcpRegistry.audit.flush()
+  const trail = (await call(origin, 'GET', '/audit?since=1h', operator)).body.events as Array<Record<string, unknown>>
+  const operatorKeyId = trail.find((e) => e.event === 'key.created')?.keyId
+  t.match(operatorKeyId, /^static:/, 'the operator is named by its key id, never its key')
+  t.match(trail.find((e) => e.event === 'key.created'), { actor: 'operator', createdKeyId: made.body.keyId, role: 'registrant', servers: ['notes'] })
+  t.match(trail.find((e) => e.event === 'registration.added'), { actor: 'registrant', keyId: made.body.keyId, serverName: 'notes' })
+  t.match(trail.find((e) => e.event === 'session.created'), { actor: 'registrant', keyId: made.body.keyId, userId: 'alice', serverName: 'notes' })
+  t.match(trail.find((e) => e.event === 'key.revoked'), { actor: 'operator', keyId: operatorKeyId, revokedKeyId: made.body.keyId })
+  const raw = await readFile(path, 'utf8')
+  for (const secretValue of [made.body.key as string, (made.body.key as string).split('.')[1]!, API_KEY, secret]) {
+    t.notOk(raw.includes(secretValue), 'no key or secret in the audit file')
+  }
 })

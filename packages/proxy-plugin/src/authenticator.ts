@@ -24,6 +24,12 @@ export interface RegistrantProofs {
 
 interface BackendKeys { key: string, others: string[] }
 
+/** The ids a token's verified claims name, or null when its signature does not hold. */
+function claimedSession (registry: Registry, token: string): Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName'> | null {
+  const verified = registry.tokens.verify(token)
+  return verified.ok ? { sessionId: verified.claims.sid, userId: verified.claims.sub, serverName: verified.claims.serverName } : null
+}
+
 /**
  * Token -> live session and serverName -> live backend, both behind a
  * RevalidatingCache. Shared by the HTTP hooks, the WebSocket upgrade handler
@@ -78,7 +84,16 @@ export class Authenticator {
       // A token verified once only needs its session re-read: revocation and expiry live in the store.
       load: async (token, previous) => {
         const result = previous === undefined ? await registry.validate(token) : await registry.recheck(previous)
-        if (!result.valid) throw REFUSALS[result.reason]()
+        if (!result.valid) {
+          const refusal = REFUSALS[result.reason]()
+          // For the audit trail, the session a genuine token names (never serialised): the cached
+          // record, or the claims of a token whose signature holds (one HMAC, on refusals only).
+          if (registry.audit.enabled) {
+            const named = previous ?? claimedSession(registry, token)
+            if (named !== null) Object.defineProperty(refusal, 'mcpSession', { value: named })
+          }
+          throw refusal
+        }
         return result.session
       },
       expiresAt: (session) => session.expiresAt

@@ -11,6 +11,8 @@ import type { NormalizedProxyOptions } from './options.js'
 import { endAndHangUp } from './metrics.js'
 import type { StreamSet } from './metrics.js'
 import type { OpenOnSession, SessionWatch } from './session-watch.js'
+import { auditRefusal, StreamAudit } from './audit.js'
+import type { Audit } from '@mcp-gw/registry'
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 const BODY_TOO_LARGE = 'MCPGW_PROXY_BODY_TOO_LARGE'
@@ -37,6 +39,8 @@ export interface ExchangeContext {
   maxBodyBytes: number
   /** Set once the server is closing: a response that ends then takes its connection with it. */
   closing: boolean
+  /** The audit trail (event streams and refusals). */
+  audit: Audit
 }
 
 /**
@@ -64,6 +68,10 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   #eventStream = false
   /** Ended because its session was: the backend's further callbacks change nothing. */
   #cut = false
+  /** An event stream's audit, when the trail is on. */
+  #stream: StreamAudit | null = null
+  #streamBytes = 0
+  #backendEnded = false
 
   constructor (request: FastifyRequest, reply: FastifyReply, ctx: ForwardContext, shared: ExchangeContext) {
     this.#request = request
@@ -79,6 +87,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   // The client hung up (or the response ended): a backend still talking is dropped.
   readonly #onClientClose = (): void => {
     this.#shared.watch.remove(this.#ctx.token, this)
+    this.#stream?.closed(undefined, this.#streamBytes, this.#cut ? 'session' : this.#shared.closing ? 'shutdown' : this.#backendEnded ? 'backend' : 'client')
     if (!this.#res.writableFinished) this.#controller?.abort(new BadGatewayError())
   }
 
@@ -102,7 +111,12 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
     this.#head = null
     if (res.destroyed || this.#reply.sent) return
     this.#reply.header('connection', 'close')
-    sendError(this.#reply, refusal)
+    this.#refuse(refusal)
+  }
+
+  #refuse (err: unknown): void {
+    if (this.#shared.audit.enabled) auditRefusal(this.#shared.audit, this.#request, err)
+    sendError(this.#reply, err)
   }
 
   readonly #resume = (): void => { this.#controller?.resume() }
@@ -137,6 +151,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
     if (typeof type === 'string' && type.startsWith('text/event-stream')) {
       this.#commit()
       this.#eventStream = true
+      if (this.#shared.audit.enabled) this.#stream = new StreamAudit(this.#shared.audit, this.#request, 'sse')
       this.#shared.streams.add(this.#res)
       this.#res.flushHeaders()
     }
@@ -152,6 +167,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#cut) return
     if (this.#head !== null) this.#commit()
+    if (this.#stream !== null) this.#streamBytes += chunk.length
     if (!this.#res.write(chunk)) {
       controller.pause()
       this.#res.once('drain', this.#resume)
@@ -160,6 +176,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
 
   onResponseEnd (): void {
     if (this.#cut) return
+    this.#backendEnded = true
     if (this.#head !== null) this.#commit()
     if (this.#shared.closing) endAndHangUp(this.#res)
     else this.#res.end()
@@ -181,17 +198,17 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
     if (code === BODY_TOO_LARGE || cause === BODY_TOO_LARGE) {
       // The rest of the body is not worth reading: answer and hang up.
       reply.header('connection', 'close')
-      sendError(reply, new BodyTooLargeError(this.#shared.maxBodyBytes))
+      this.#refuse(new BodyTooLargeError(this.#shared.maxBodyBytes))
       return
     }
     if (!this.#request.raw.complete) reply.header('connection', 'close')
     if (code === 'MCPGW_PROXY_BAD_GATEWAY') {
-      sendError(reply, error)
+      this.#refuse(error)
       return
     }
     // The one line an operator gets when access logs are off. The URL stays out: it holds the token.
     reply.log.warn({ code, serverName: this.#ctx.backend.serverName }, 'backend request failed')
-    sendError(reply, TIMEOUT_CODES.has(code ?? '')
+    this.#refuse(TIMEOUT_CODES.has(code ?? '')
       ? new GatewayTimeoutError({ cause: error })
       // Nothing listens where the instance registered: its process stopped (crashed, say) and its
       // registration has not lapsed yet. The same answer as once it has: the stopped page.

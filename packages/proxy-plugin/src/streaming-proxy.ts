@@ -81,7 +81,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   const ws = attachWebSocketProxy(fastify, options, authenticator, sessionCookie, watch)
   // On a session host every path is the backend's, `/` included.
   const config = { mcpSessionHost: sessionHosts }
-  const exchanges: ExchangeContext = { agent: backendAgent(options), streams, watch, maxBodyBytes: maxBody, closing: false }
+  const exchanges: ExchangeContext = { agent: backendAgent(options), streams, watch, maxBodyBytes: maxBody, closing: false, audit: authenticator.registry.audit }
   fastify.addHook('preClose', (done) => { exchanges.closing = true; done() })
   // Idle backend sockets go now; a request still in flight ends as its client's does.
   fastify.addHook('onClose', (_instance, done) => { exchanges.agent.close().catch(() => {}); done() })

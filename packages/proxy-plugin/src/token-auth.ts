@@ -14,6 +14,7 @@ import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
 import { edgeMaxAge } from './forward-auth.js'
 import type { RequestTarget } from './request-target.js'
+import { auditOpened, auditRefusal } from './audit.js'
 
 export interface TokenAuthOptions extends ProxyOptions {
   /** Share one authenticator (and its cache) between plugins; made from `registry` otherwise. */
@@ -74,7 +75,11 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   fastify.decorate('mcpAuthenticator', authenticator)
   fastify.decorateRequest('mcpSession', null)
   fastify.decorateRequest('mcpTarget', null)
-  fastify.setErrorHandler((err, _request, reply) => sendError(reply, err))
+  const audit = authenticator.registry.audit
+  fastify.setErrorHandler((err, request, reply) => {
+    if (audit.enabled) auditRefusal(audit, request, err)
+    sendError(reply, err)
+  })
 
   /** The cached session of the first candidate credential that opens this host, if any. */
   function onHostCached (onHost: IsolatedTarget): SessionRecord | undefined {
@@ -119,6 +124,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         done(new WrongSessionHostError())
         return
       }
+      if (audit.enabled) auditOpened(audit, request, session, onHost.fromLink ? 'link' : 'cookie')
       if (onHost.fromLink) {
         // The link's credential, once: swapped for a host-only cookie the page's scripts cannot
         // read, and the browser sent to the same URL without it (address bar, Referer, backend).
@@ -131,7 +137,8 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
           .send()
         return
       }
-    } else if (target.path === '') {
+    } else if (audit.enabled) auditOpened(audit, request, session, 'link')
+    if (isolation === null && target.path === '') {
       // `<prefix>/<token>` -> `<prefix>/<token>/`, so the page's relative URLs resolve under the token.
       reply.code(308).header('location', `${prefix}/${target.token}/${target.search}`).header('referrer-policy', 'same-origin').send()
       return

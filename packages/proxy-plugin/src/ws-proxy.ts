@@ -13,11 +13,16 @@ import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHead
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, canonicalPath } from './request-target.js'
 import { isUnderWildcard } from './isolation.js'
+import { StreamAudit } from './audit.js'
 
 export interface Tunnel {
   token: string
   client: Duplex
   backend: Socket
+  /** Its audit, when the trail is on. */
+  audit?: StreamAudit
+  /** Why our side ended it, for the audit: the session's end, or shutdown. */
+  endedBy?: string
 }
 
 export interface TunnelSet {
@@ -123,7 +128,8 @@ function closeFrame (code: number, reason: string): Buffer {
   return frame
 }
 
-function endWithClose (tunnel: Tunnel, code: number, reason: string): void {
+function endWithClose (tunnel: Tunnel, code: number, reason: string, endedBy: string): void {
+  tunnel.endedBy ??= endedBy
   tunnel.backend.unpipe(tunnel.client)
   tunnel.backend.destroy()
   if (tunnel.client.writable) tunnel.client.end(closeFrame(code, reason))
@@ -262,7 +268,8 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
         if (backendHead.length > 0) socket.write(backendHead)
         if (head.length > 0) backendSocket.write(head)
         for (const chunk of release()) backendSocket.write(chunk)
-        join({ token: target.token, client: socket, backend: backendSocket })
+        const audit = authenticator.registry.audit
+        join({ token: target.token, client: socket, backend: backendSocket, ...(audit.enabled && { audit: new StreamAudit(audit, request, 'websocket') }) })
         resolve()
       })
       proxyReq.end()
@@ -277,12 +284,20 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     if ('setTimeout' in client) (client as Socket).setTimeout(0)
     open.add(tunnel)
     // Revocation and expiry close the tunnel with 1008 (SessionWatch).
-    const onSession = { cut: () => endWithClose(tunnel, 1008, 'session ended') }
+    const onSession = { cut: () => endWithClose(tunnel, 1008, 'session ended', 'session') }
     watch.add(tunnel.token, onSession)
+    // Bytes the client sent and was sent through the tunnel (the handshake left out).
+    const counted = client as Partial<Socket>
+    const read0 = counted.bytesRead ?? 0
+    const written0 = counted.bytesWritten ?? 0
+    let endedBy: string | undefined
+    client.once('end', () => { endedBy ??= 'client' })
+    backend.once('end', () => { endedBy ??= 'backend' })
     let closed = false
     const close = (): void => {
       if (closed) return
       closed = true
+      tunnel.audit?.closed((counted.bytesRead ?? 0) - read0, (counted.bytesWritten ?? 0) - written0, tunnel.endedBy ?? endedBy ?? 'client')
       watch.remove(tunnel.token, onSession)
       open.delete(tunnel)
       client.destroy()
@@ -313,7 +328,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     tunnels: {
       get size () { return open.size },
       closeAll (code, reason) {
-        for (const tunnel of open) endWithClose(tunnel, code, reason)
+        for (const tunnel of open) endWithClose(tunnel, code, reason, 'shutdown')
       }
     }
   }

@@ -159,3 +159,15 @@ export const ServerQuotaError = createError<Args<[string, number]>>(
   'Server %s holds its quota of %d live sessions: revoke some, let them expire, or raise MCP_WEB_UI_MAX_SESSIONS_PER_SERVER',
   429
 )
+
+export const AuditUnavailableError = createError<Args<[]>>(
+  'MCPGW_API_AUDIT_UNAVAILABLE',
+  'The audit trail is off, or its sink cannot be read back (only the file and Mongo sinks can)',
+  404
+)
+
+export const AuditForbiddenError = createError<Args<[]>>(
+  'MCPGW_API_AUDIT_FORBIDDEN',
+  'Only operators may read the audit trail',
+  403
+)

@@ -158,8 +158,14 @@ export const revokeSessionSchema = {
     type: 'object',
     additionalProperties: false,
     minProperties: 1,
-    maxProperties: 2,
-    properties: { sessionId: { type: 'string', maxLength: 64 }, sessionKey: { type: 'string', maxLength: 400 }, userId: { type: 'string', maxLength: 256 }, instanceId }
+    maxProperties: 3,
+    properties: {
+      sessionId: { type: 'string', maxLength: 64 },
+      sessionKey: { type: 'string', maxLength: 400 },
+      userId: { type: 'string', maxLength: 256 },
+      instanceId,
+      reason: { type: 'string', maxLength: 200, description: 'Why, for the audit trail' }
+    }
   },
   response: { 200: { type: 'object', properties: { revoked: { type: 'integer' } } }, ...errors }
 } as const

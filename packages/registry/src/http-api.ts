@@ -8,6 +8,9 @@ import type { ApiCaller, StaticApiKey } from './api-keys.js'
 import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, ApiKeyNotFoundError, ApiKeyScopeError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
 import { SessionQuota } from './quota.js'
 import type { SessionQuotaOptions } from './quota.js'
+import { actorOfCaller } from './audit-actor.js'
+import { auditRoute } from './audit-api.js'
+import type { ActorOf } from './audit-actor.js'
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
 import { parseWildcardUrl, sessionLink } from './session-host.js'
@@ -192,7 +195,7 @@ function apiErrorHandler (err: Error & { statusCode?: number, code?: string, val
 }
 
 /** The route handlers, each named for its route. */
-function handlers (registry: Registry, links: Links, quota: SessionQuota | null) {
+function handlers (registry: Registry, links: Links, quota: SessionQuota | null, actorOf: ActorOf) {
   const linkOrigin = (request: FastifyRequest): string => links.wildcard !== undefined
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
@@ -218,7 +221,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
       assertMayActFor(request, (request.body as { serverName: string }).serverName)
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
-      const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret })
+      const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret, actor: actorOf(request) })
       const answer = {
         ...registrationJson(registration),
         linkOrigin: linkOrigin(request),
@@ -233,7 +236,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
       const { serverName: name } = request.params as { serverName: string }
       assertMayActFor(request, name)
       const selector = selectorOf(request, (request.query as { instanceId?: string }).instanceId)
-      if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector))) throw new NotFoundError('server', name)
+      if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector, { actor: actorOf(request) }))) throw new NotFoundError('server', name)
       return reply.code(204).send()
     },
 
@@ -250,7 +253,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
           await quota.admit(name, async (n) => await registry.countSessions(n))
         }
       // Never a token for another registrant's instance, nor for a name nobody holds right now.
-      const issued = await registry.createSession({ ...input, serverSecret, instance: selectorOf(request, instanceId), ...(admit !== undefined && { admit }) })
+      const issued = await registry.createSession({ ...input, serverSecret, instance: selectorOf(request, instanceId), actor: actorOf(request), ...(admit !== undefined && { admit }) })
       if (issued.created) quota?.created(input.serverName)
       const base = links.publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
@@ -265,12 +268,13 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
     },
 
     async revokeSession (request: FastifyRequest) {
-      const filter = request.body as Parameters<Registry['revoke']>[0]
+      const { reason, ...filter } = request.body as Parameters<Registry['revoke']>[0] & { reason?: string }
       // An instance's own revocations reach its own sessions only.
       if (filter.instanceId !== undefined) await assertOwnInstance(request, filter.instanceId)
       // A registrant key's, its own server names' only.
       const servers = callerOf(request).servers
-      return { revoked: await registry.revoke(servers === null ? filter : { ...filter, serverNames: servers }) }
+      const bounded = (servers === null ? filter : { ...filter, serverNames: servers }) as Parameters<Registry['revoke']>[0]
+      return { revoked: await registry.revoke(bounded, { actor: actorOf(request), reason }) }
     },
 
     async discoverServer (request: FastifyRequest) {
@@ -309,7 +313,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
 
     async createKey (request: FastifyRequest, reply: FastifyReply) {
       assertOperator(request)
-      const made = await registry.createApiKey(request.body as Parameters<Registry['createApiKey']>[0])
+      const made = await registry.createApiKey(request.body as Parameters<Registry['createApiKey']>[0], { actor: actorOf(request) })
       request.log.info({ keyId: made.record.keyId, role: made.record.role, servers: made.record.servers }, 'API key created')
       reply.code(201).header('cache-control', 'no-store')
       return { key: made.key, ...keyJson(made.record, Date.now()) }
@@ -325,7 +329,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null)
       assertOperator(request)
       const { keyId } = request.params as { keyId: string }
       const graceSeconds = (request.query as { graceSeconds?: number }).graceSeconds ?? 0
-      if (!(await registry.revokeApiKey(keyId, graceSeconds))) throw new ApiKeyNotFoundError()
+      if (!(await registry.revokeApiKey(keyId, graceSeconds, { actor: actorOf(request) }))) throw new ApiKeyNotFoundError()
       request.log.info({ keyId, graceSeconds }, 'API key revoked')
       return reply.code(204).send()
     }
@@ -359,7 +363,9 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   const registry = fastify.mcpRegistry
   const keyring = apiKeyringFor(registry, opts)
   const quota = opts.quota === false ? null : new SessionQuota({ ...opts.quota, now: registry.options.now })
-  const routes = handlers(registry, linksOf(opts), quota)
+  // Who calls, for the audit trail: the key apiGuard accepted.
+  const actorOf: ActorOf = (request) => actorOfCaller(callerOf(request))
+  const routes = handlers(registry, linksOf(opts), quota, actorOf)
   fastify.decorateRequest('mcpgwCaller', null)
   fastify.setErrorHandler(apiErrorHandler)
   fastify.get('/health', { schema: schemas.healthSchema }, routes.health)
@@ -380,6 +386,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.post('/keys', { schema: { ...schemas.createKeySchema, ...security } }, routes.createKey)
     api.get('/keys', { schema: { ...schemas.listKeysSchema, ...security } }, routes.listKeys)
     api.delete('/keys/:keyId', { schema: { ...schemas.revokeKeySchema, ...security } }, routes.revokeKey)
+    auditRoute(api, registry, actorOf, security)
   })
 }
 

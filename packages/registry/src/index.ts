@@ -2,6 +2,16 @@ export { mcpRegistryPlugin, mcpRegistryPlugin as default, DEFAULT_SERVER_SELECTI
 export type { RegistryPluginOptions, MongoConnectionOptions } from './plugin.js'
 export { Registry } from './registry.js'
 export { mcpRegistryApi, apiKeyringFor, SERVER_SECRET_HEADER } from './http-api.js'
+export { Audit, AUDIT_EVENT_NAMES, actorFields, auditText, auditUserAgent } from './audit.js'
+export type { AuditActor, AuditContext, AuditEvent, AuditEventName, AuditQuery, AuditSink } from './audit.js'
+export { actorOfCaller } from './audit-actor.js'
+export type { ActorOf } from './audit-actor.js'
+export { parseAuditTime } from './audit-api.js'
+export {
+  BufferedSink, StreamAuditSink, FileAuditSink, MongoAuditSink, MemoryAuditSink, auditMatches, readAuditFiles,
+  DEFAULT_AUDIT_FILE_MAX_BYTES, DEFAULT_AUDIT_FILE_KEEP, DEFAULT_AUDIT_RETENTION_MS, DEFAULT_AUDIT_FLUSH_MS, DEFAULT_AUDIT_BATCH, DEFAULT_AUDIT_MAX_BUFFER
+} from './audit-sinks.js'
+export type { BufferedSinkOptions, FileAuditSinkOptions, MongoAuditSinkOptions } from './audit-sinks.js'
 export { apiGuard } from './api-guard.js'
 export { ApiKeyring, parseStaticRegistrantKeys, MIN_API_KEY_LENGTH } from './api-keys.js'
 export type { ApiCaller, StaticApiKey } from './api-keys.js'

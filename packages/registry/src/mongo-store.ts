@@ -60,6 +60,8 @@ export class MongoStore implements RegistryStore {
   readonly sessions: Collection<SessionDoc>
   readonly servers: Collection<ServerDoc>
   readonly apiKeys: Collection<ApiKeyDoc>
+  /** The database the store's collections are in. */
+  readonly db: Db
   readonly #db: Db
   readonly #ownedClient: MongoClient | undefined
   readonly #sweepIntervalMs: number
@@ -73,6 +75,7 @@ export class MongoStore implements RegistryStore {
   constructor (options: MongoStoreOptions) {
     const prefix = options.collectionPrefix ?? 'mcpgw_'
     this.#db = options.db
+    this.db = options.db
     this.#ownedClient = options.ownedClient
     this.sessions = options.db.collection<SessionDoc>(`${prefix}sessions`)
     this.servers = options.db.collection<ServerDoc>(`${prefix}servers`)

@@ -1,7 +1,8 @@
 import fastifyMongo from '@fastify/mongodb'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import type { MongoClient } from 'mongodb'
+import type { Db, MongoClient } from 'mongodb'
+import type { AuditSink } from './audit.js'
 import { InvalidOptionError } from './errors.js'
 import { MongoStore } from './mongo-store.js'
 import { DEFAULT_MONGO_DB_NAME } from './options.js'
@@ -29,10 +30,15 @@ export interface RegistryPluginOptions extends RegistryOptions {
   mongo?: MongoConnectionOptions
   /** Bring your own store; the plugin does not close it. */
   store?: RegistryStore
+  /**
+   * The audit trail's sink, or a function that makes one from the registry's database (null on
+   * the embedded store), e.g. `({ db }) => new MongoAuditSink({ db: db! })`. Closed with the registry.
+   */
+  audit?: AuditSink | ((context: { db: Db | null, logger: Logger }) => AuditSink)
 }
 
 async function mcpRegistry (fastify: FastifyInstance, options: RegistryPluginOptions): Promise<void> {
-  const { mongo, store: givenStore, ...registryOptions } = options
+  const { mongo, store: givenStore, audit, ...registryOptions } = options
   if (mongo !== undefined && givenStore !== undefined) throw new InvalidOptionError('mongo', 'give either mongo or store, not both')
   const logger = registryOptions.logger ?? (fastify.log as unknown as Logger)
 
@@ -44,8 +50,10 @@ async function mcpRegistry (fastify: FastifyInstance, options: RegistryPluginOpt
     ownsStore = true
   }
 
+  const sink = typeof audit === 'function' ? audit({ db: store instanceof MongoStore ? store.db : null, logger }) : audit
   const registry = new Registry({
     ...registryOptions,
+    ...(sink !== undefined && { audit: sink }),
     logger,
     ...(store !== undefined && { store }),
     ownsStore: store === undefined || ownsStore

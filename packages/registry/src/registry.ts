@@ -1,6 +1,8 @@
 import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import { assertKeyServers, assertLabel, isKeyId, MAX_KEY_SERVERS, newApiKey } from './api-keys.js'
+import { actorFields, Audit, auditText } from './audit.js'
+import type { AuditActor, AuditContext, AuditSink } from './audit.js'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
 import { BackendIsGatewayError, InstanceSupersededError, InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
@@ -54,6 +56,8 @@ export interface CreateSessionInput {
    * refuse (the HTTP API's quotas, so a caller without the secret cannot spend a name's).
    */
   admit?: (serverName: string) => Promise<void> | void
+  /** Who asks, for the audit trail (the HTTP API's caller); absent: an in-process call. */
+  actor?: AuditActor
 }
 
 export interface IssuedSession {
@@ -89,6 +93,8 @@ export interface RegisterServerInput {
    * the address stands for the process.
    */
   incarnation?: string
+  /** Who asks, for the audit trail (the HTTP API's caller); absent: an in-process call. */
+  actor?: AuditActor
 }
 
 export interface ListSessionsInput {
@@ -108,6 +114,11 @@ export interface RegistryConstructorOptions extends RegistryOptions {
   ownsStore?: boolean
   /** How a contested instance's holder is asked whether it lives. Default: `probeInstance`. */
   probeInstance?: InstanceProber
+  /**
+   * Where the audit trail goes (registrations, sessions created, opened, revoked and expired,
+   * streams, refusals). Default none: auditing off, at the cost of one property read.
+   */
+  audit?: AuditSink
 }
 
 const MAX_LIST_LIMIT = 1000
@@ -121,6 +132,8 @@ export class Registry {
   readonly tokens: TokenService
   readonly options: NormalizedRegistryOptions
   readonly backendPolicy: BackendPolicy
+  /** The audit trail: `audit.enabled` is false without a sink. The proxy emits its events here too. */
+  readonly audit: Audit
   readonly #ownsStore: boolean
   readonly #now: () => number
   /** sessionId -> time of the last activity write, for throttling. */
@@ -175,6 +188,7 @@ export class Registry {
     this.#ownsStore = options.ownsStore ?? options.store === undefined
     this.backendPolicy = createBackendPolicy(this.options.allowedBackends)
     this.#probe = options.probeInstance ?? probeInstance
+    this.audit = new Audit(options.audit, this.options.logger, this.#now)
   }
 
   /**
@@ -237,6 +251,21 @@ export class Registry {
       // replaced, and so revoked.
       result = await this.#counted('createSession').createSession(candidate, { rotate: true, now })
     }
+    if (result.created && this.audit.enabled) {
+      const s = result.session
+      this.audit.emit('session.created', {
+        ...actorFields(input.actor),
+        sessionId: s.sessionId,
+        userId: s.userId,
+        serverName: s.serverName,
+        serverType: s.serverType,
+        instanceId: s.instanceId,
+        scopes: s.scopes,
+        ttlSeconds,
+        expiresAt: new Date(s.expiresAt).toISOString(),
+        ...(input.rotate === true && { rotate: true })
+      })
+    }
     return { session: result.session, token: this.tokenFor(result.session), created: result.created }
   }
 
@@ -255,7 +284,10 @@ export class Registry {
     if (!verified.ok) return { valid: false, reason: verified.reason }
     const claims = verified.claims
     const now = this.#now()
-    if (claims.exp * 1000 <= now) return { valid: false, reason: 'expired' }
+    if (claims.exp * 1000 <= now) {
+      if (this.audit.enabled) this.#expired({ sessionId: claims.sid, userId: claims.sub, serverName: claims.serverName, expiresAt: claims.exp * 1000 })
+      return { valid: false, reason: 'expired' }
+    }
     const session = await this.#counted('findSessionByJti').findSessionByJti(claims.jti, now)
     if (session === null) return { valid: false, reason: 'unknown' }
     if (session.sessionId !== claims.sid || session.userId !== claims.sub || session.serverName !== claims.serverName) {
@@ -274,7 +306,10 @@ export class Registry {
    */
   async recheck (session: SessionRecord): Promise<RecheckResult> {
     const now = this.#now()
-    if (session.expiresAt <= now) return { valid: false, reason: 'expired' }
+    if (session.expiresAt <= now) {
+      if (this.audit.enabled) this.#expired(session)
+      return { valid: false, reason: 'expired' }
+    }
     const current = await this.#counted('findSessionByJti').findSessionByJti(session.jti, now)
     if (current === null || current.sessionId !== session.sessionId) return { valid: false, reason: 'unknown' }
     if (current.revokedAt !== null) return { valid: false, reason: 'revoked' }
@@ -300,8 +335,11 @@ export class Registry {
     }
   }
 
-  /** Revokes by exactly one of sessionId, sessionKey or userId (of one instance, with `instanceId`); returns how many. */
-  async revoke (filter: RevokeFilter): Promise<number> {
+  /**
+   * Revokes by exactly one of sessionId, sessionKey or userId (of one instance, with `instanceId`);
+   * returns how many. `context` says who and why, for the audit trail.
+   */
+  async revoke (filter: RevokeFilter, context: AuditContext = {}): Promise<number> {
     if (filter === null || typeof filter !== 'object') throw new InvalidArgumentError('filter', 'expected one of sessionId, sessionKey, userId')
     const given = (['sessionId', 'sessionKey', 'userId'] as const).filter((k) => (filter as unknown as Record<string, unknown>)[k] !== undefined)
     if (given.length !== 1) throw new InvalidArgumentError('filter', 'expected exactly one of sessionId, sessionKey, userId')
@@ -310,9 +348,53 @@ export class Registry {
       ...(filter.instanceId !== undefined && { instanceId: assertId(filter.instanceId, 'instanceId') }),
       ...(filter.serverNames !== undefined && { serverNames: assertServerNames(filter.serverNames) })
     }
-    if ('sessionId' in filter && filter.sessionId !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionId: assertId(filter.sessionId, 'sessionId'), ...scope }, now)
-    if ('sessionKey' in filter && filter.sessionKey !== undefined) return await this.#counted('revokeSessions').revokeSessions({ sessionKey: assertSessionKey(filter.sessionKey), ...scope }, now)
-    return await this.#counted('revokeSessions').revokeSessions({ userId: assertUserId((filter as { userId: unknown }).userId), ...scope }, now)
+    let checked: RevokeFilter
+    if ('sessionId' in filter && filter.sessionId !== undefined) checked = { sessionId: assertId(filter.sessionId, 'sessionId'), ...scope }
+    else if ('sessionKey' in filter && filter.sessionKey !== undefined) checked = { sessionKey: assertSessionKey(filter.sessionKey), ...scope }
+    else checked = { userId: assertUserId((filter as { userId: unknown }).userId), ...scope }
+    // Audited: which sessions it ends, read first (one more store call, on revocations only).
+    const ending = this.audit.enabled ? await this.#revocable(checked, now).catch(() => null) : null
+    const revoked = await this.#counted('revokeSessions').revokeSessions(checked, now)
+    if (ending !== null && revoked > 0) {
+      const who = actorFields(context.actor)
+      const reason = auditText(context.reason)
+      const by = given[0]
+      for (const s of ending) {
+        this.audit.emit('session.revoked', { ...who, sessionId: s.sessionId, userId: s.userId, serverName: s.serverName, instanceId: s.instanceId, by, reason })
+      }
+    }
+    return revoked
+  }
+
+  /** The live sessions a revocation would end (at most 1000). */
+  async #revocable (filter: RevokeFilter, now: number): Promise<SessionRecord[]> {
+    let found: SessionRecord[]
+    if ('sessionId' in filter) {
+      const one = await this.#counted('findSessionById').findSessionById(filter.sessionId, now)
+      found = one === null || one.revokedAt !== null ? [] : [one]
+    } else if ('sessionKey' in filter) {
+      // userId:serverName:serverType, where only the user id may hold a colon.
+      const parts = filter.sessionKey.split(':')
+      if (parts.length < 3) return []
+      const serverName = parts[parts.length - 2]!
+      const userId = parts.slice(0, -2).join(':')
+      found = (await this.#counted('listSessions').listSessions({ userId, serverName, limit: MAX_LIST_LIMIT }, now)).filter((s) => s.sessionKey === filter.sessionKey)
+    } else {
+      found = await this.#counted('listSessions').listSessions({ userId: filter.userId, limit: MAX_LIST_LIMIT }, now)
+    }
+    return found.filter((s) => (filter.instanceId === undefined || s.instanceId === filter.instanceId) && (filter.serverNames === undefined || filter.serverNames.includes(s.serverName)))
+  }
+
+  #expired (s: Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName' | 'expiresAt'> & { instanceId?: string }): void {
+    if (!this.audit.once('session.expired', s.sessionId)) return
+    this.audit.emit('session.expired', {
+      sessionId: s.sessionId,
+      userId: s.userId,
+      serverName: s.serverName,
+      instanceId: s.instanceId,
+      expiresAt: new Date(s.expiresAt).toISOString(),
+      foundBy: 'validation'
+    })
   }
 
   async getSession (sessionId: string): Promise<SessionRecord | null> {
@@ -370,7 +452,7 @@ export class Registry {
     let supersede: string | undefined
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        return await this.#settled(await this.#counted('upsertInstance').upsertInstance(claimed, now, now + ttlMs, supersede))
+        return this.#added(await this.#settled(await this.#counted('upsertInstance').upsertInstance(claimed, now, now + ttlMs, supersede)), input.actor, supersede)
       } catch (err) {
         const holder = (err as { code?: string, holder?: ServerRegistration }).holder
         if ((err as { code?: string }).code !== 'MCPGW_REGISTRY_INSTANCE_HELD' || holder === undefined) throw err
@@ -380,7 +462,37 @@ export class Registry {
       }
     }
     // The identity is held by another live process: this one is an instance of its own.
-    return await this.#settled(await this.#counted('upsertInstance').upsertInstance(own, now, now + ttlMs))
+    return this.#added(await this.#settled(await this.#counted('upsertInstance').upsertInstance(own, now, now + ttlMs)), input.actor, undefined)
+  }
+
+  /** Audits a registration that is not a heartbeat (a new instance, or one taken over). */
+  #added (r: ServerRegistration, actor: AuditActor | undefined, superseded: string | undefined): ServerRegistration {
+    if (this.audit.enabled) {
+      this.audit.emit('registration.added', {
+        ...actorFields(actor),
+        serverName: r.serverName,
+        instanceId: r.instanceId,
+        instance: r.instance ?? undefined,
+        host: r.host,
+        port: r.port,
+        protocol: r.protocol,
+        ...(superseded !== undefined && { takeover: true })
+      })
+    }
+    return r
+  }
+
+  #removed (r: ServerRegistration, actor: AuditActor | undefined, reason: string): void {
+    if (!this.audit.enabled) return
+    this.audit.emit('registration.removed', {
+      ...actorFields(actor),
+      serverName: r.serverName,
+      instanceId: r.instanceId,
+      instance: r.instance ?? undefined,
+      host: r.host,
+      port: r.port,
+      reason
+    })
   }
 
   /**
@@ -394,7 +506,10 @@ export class Registry {
     for (const other of before) {
       if (other.instanceId === stored.instanceId || other.ownerHash !== stored.ownerHash) continue
       if (other.host !== stored.host || other.port !== stored.port || other.protocol !== stored.protocol) continue
-      if (await this.#counted('deleteInstance').deleteInstance(other.instanceId, other.ownerHash, other.incarnation, now)) this.#serverChanged(other)
+      if (await this.#counted('deleteInstance').deleteInstance(other.instanceId, other.ownerHash, other.incarnation, now)) {
+        this.#removed(other, undefined, 'replaced at its address')
+        this.#serverChanged(other)
+      }
     }
     return this.#serverChanged(stored)
   }
@@ -419,7 +534,7 @@ export class Registry {
    * with `secret` (none: one made in-process without one). False when there is none;
    * MCPGW_REGISTRY_NOT_SERVER_OWNER (403) when the name's instances are others'.
    */
-  async deregisterServer (serverName: string, secret?: string, selector: InstanceSelector = {}): Promise<boolean> {
+  async deregisterServer (serverName: string, secret?: string, selector: InstanceSelector = {}, context: AuditContext = {}): Promise<boolean> {
     const name = assertServerName(serverName)
     let instance: ServerRegistration
     try {
@@ -429,7 +544,10 @@ export class Registry {
       throw err
     }
     const deleted = await this.#counted('deleteInstance').deleteInstance(instance.instanceId, instance.ownerHash, instance.incarnation, this.#now())
-    if (deleted) this.#serverChanged(instance)
+    if (deleted) {
+      this.#removed(instance, context.actor, 'deregistered')
+      this.#serverChanged(instance)
+    }
     return deleted
   }
 
@@ -533,7 +651,7 @@ export class Registry {
    * Makes an API key: an operator key, or a registrant key for some server names. Returns
    * the key (shown once: the store keeps its SHA-256 only) and what is kept of it.
    */
-  async createApiKey (input: { role: ApiKeyRole, servers?: readonly string[], label?: string, ttlSeconds?: number }): Promise<{ key: string, record: ApiKeyRecord }> {
+  async createApiKey (input: { role: ApiKeyRole, servers?: readonly string[], label?: string, ttlSeconds?: number }, context: AuditContext = {}): Promise<{ key: string, record: ApiKeyRecord }> {
     if (input === null || typeof input !== 'object' || (input.role !== 'operator' && input.role !== 'registrant')) {
       throw new InvalidArgumentError('role', 'expected operator or registrant')
     }
@@ -543,6 +661,8 @@ export class Registry {
     const expiresAt = input.ttlSeconds === undefined ? null : now + assertTtlSeconds(input.ttlSeconds, 10 * 365 * 24 * 3600) * 1000
     const made = newApiKey(input.role, servers, label, now, expiresAt)
     await this.#counted('insertApiKey').insertApiKey(made.record)
+    const { keyId, role } = made.record
+    this.audit.emit('key.created', { ...actorFields(context.actor), createdKeyId: keyId, role, servers: made.record.servers, label, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() })
     return made
   }
 
@@ -559,15 +679,21 @@ export class Registry {
    * Revokes an API key now, or lets it lapse after `graceSeconds` (a rotation: the
    * registrants holding it move to the new key meanwhile). False when no such live key.
    */
-  async revokeApiKey (keyId: string, graceSeconds = 0): Promise<boolean> {
+  async revokeApiKey (keyId: string, graceSeconds = 0, context: AuditContext = {}): Promise<boolean> {
     if (!isKeyId(keyId)) throw new InvalidArgumentError('keyId', 'expected a key id')
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > 30 * 24 * 3600) throw new InvalidArgumentError('graceSeconds', 'expected a whole number of seconds, up to 30 days')
     const now = this.#now()
-    return await this.#counted('revokeApiKey').revokeApiKey(keyId, now + graceSeconds * 1000, now)
+    const revoked = await this.#counted('revokeApiKey').revokeApiKey(keyId, now + graceSeconds * 1000, now)
+    if (revoked) this.audit.emit('key.revoked', { ...actorFields(context.actor), revokedKeyId: keyId, graceSeconds })
+    return revoked
   }
 
   async close (): Promise<void> {
     this.#lastTouch.clear()
+    // What is buffered is written before the store (whose client a Mongo sink may share) closes.
+    await this.audit.close().catch((err: unknown) => {
+      this.options.logger.warn({ err: { message: (err as Error).message } }, 'closing the audit sink failed')
+    })
     if (this.#ownsStore) await this.store.close()
   }
 
