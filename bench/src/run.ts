@@ -302,7 +302,7 @@ async function main (): Promise<void> {
     }
 
     if (wanted(11)) {
-      await auditCost(backend, mongo, gwMemory, gwMongo)
+      await auditCost(backend, mongo)
     }
 
     if (wanted(6)) {
@@ -426,15 +426,18 @@ async function scale (backend: Backend, mongo: TestMongo): Promise<void> {
  * The audit trail's cost on the proxied path: the same small GET load on gateways with the trail
  * off and on (file sink on the embedded store, Mongo sink on the Mongo store), interleaved.
  */
-async function auditCost (backend: Backend, mongo: TestMongo, offMemory: Target, offMongo: Target): Promise<void> {
+async function auditCost (backend: Backend, mongo: TestMongo): Promise<void> {
   out('## 11. Audit trail on and off: small JSON GET, 50 connections')
   out()
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-audit-'))
+  // Four gateways started together and warmed alike: on and off differ in the trail only.
+  const offMemory = await startGateway(backend, 'mcp-gw (embedded store, audit off)', {})
+  const offMongo = await startGateway(backend, 'mcp-gw (Mongo store, audit off)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench_audit_off') })
   const onMemory = await startGateway(backend, 'mcp-gw (embedded store, audit to a file)', { env: { MCP_WEB_UI_AUDIT: `file:${join(dir, 'audit.jsonl')}` } })
   const onMongo = await startGateway(backend, 'mcp-gw (Mongo store, audit to Mongo)', { mongoUrl: mongo.url, dbName: mongo.uniqueDbName('mcpgw_bench_audit'), env: { MCP_WEB_UI_AUDIT: 'mongo' } })
   const all: Target[] = [offMemory, onMemory, offMongo, onMongo]
   try {
-    for (const t of [onMemory, onMongo]) await http({ urls: [t.base + 'small'], connections: 50, seconds: quick ? 2 : 4 })
+    for (const t of all) await http({ urls: [t.base + 'small'], connections: 50, seconds: quick ? 2 : 4 })
     const res = await rounds(all, async (t) => {
       const cpu = await sumCpu(t.pids)
       const r = await http({ urls: [t.base + 'small'], connections: 50, seconds: SECONDS })
@@ -454,8 +457,7 @@ async function auditCost (backend: Backend, mongo: TestMongo, offMemory: Target,
     }
     out()
   } finally {
-    await onMemory.stop().catch(() => {})
-    await onMongo.stop().catch(() => {})
+    for (const t of all) await t.stop().catch(() => {})
     await rm(dir, { recursive: true, force: true })
   }
 }
