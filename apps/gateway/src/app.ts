@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
-import { clientErrorHandler, expectationFailed, frameworkErrors, gatewayRewriteUrl, lazyChildLogger, mcpGateway, sendError, serverLogSerializers } from '@mcp-gw/proxy-plugin'
+import { gatewayServerOptions, mcpGateway, sendError } from '@mcp-gw/proxy-plugin'
 import { apiGuard, apiKeyringFor, FileAuditSink, mcpRegistryApi, mcpRegistryPlugin, MongoAuditSink, secretKeyId, StreamAuditSink } from '@mcp-gw/registry'
 import type { Logger, RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { loadConfig } from './config.js'
+import { loadConfig, proxyOptionsOf } from './config.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
 
@@ -30,49 +30,34 @@ const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers[
 export async function buildGateway (config: GatewayConfig = loadConfig({}), options: BuildOptions = {}): Promise<FastifyInstance> {
   const level = options.logLevel ?? (config.debug ? 'debug' : 'info')
   const logger: FastifyServerOptions['logger'] = options.logStream !== undefined
-    ? { level, stream: options.logStream, redact: REDACT, serializers: serverLogSerializers(config.prefix) }
+    ? { level, stream: options.logStream, redact: REDACT }
     : {
         level,
         redact: REDACT,
-        serializers: serverLogSerializers(config.prefix),
         ...(options.prettyLogs === true && { transport: { target: 'pino-pretty', options: { destination: 2 } } })
       }
-  const serverOptions: FastifyServerOptions = {
+  // The proxy plugin's options, and the Fastify server options they need, exactly as an
+  // embedder gets them (rewriteUrl for isolated mode and forward-auth, coded framework
+  // errors, token-free request logs).
+  const proxy = proxyOptionsOf(config)
+  const app = Fastify(gatewayServerOptions(proxy, {
     logger,
     // Two JSON lines per proxied request cost a third of the gateway's throughput
     // (BENCHMARKS.md): opt-in, like the access logs of most proxies.
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
-    // A request's child logger is made when it logs, not for every request (4.5 µs each).
-    childLoggerFactory: lazyChildLogger,
     // Fastify's own reading (proxy-addr), for HTTP requests and WebSocket upgrades alike.
     trustProxy: config.trustProxy,
-    frameworkErrors,
-    clientErrorHandler,
-    // Isolated mode: a session host's every path goes to its session's proxy, never to the API.
-    // Forward-auth: an edge's question about a request takes that request's route and hooks.
-    ...((config.wildcardUrl !== undefined || config.forwardAuthKey !== undefined) && {
-      rewriteUrl: gatewayRewriteUrl({
-        ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
-        ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
-      })
-    }),
-    // Request ids from clients are not trusted into our logs.
-    requestIdHeader: false
-  }
-  const app = Fastify({
-    ...serverOptions,
     http: {
       // Slowloris and connections that never speak: closed once the headers are overdue,
       // checked often enough that the bound holds to within a quarter of itself.
       headersTimeout: config.headersTimeoutMs,
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.headersTimeoutMs / 4)))
     }
-  })
+  }))
   if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections
   // Whatever the framework refuses outside the API and the proxy (a bad content type on an
   // unknown route, say) gets a coded answer too.
   app.setErrorHandler((err, _request, reply) => sendError(reply, err))
-  app.server.on('checkExpectation', expectationFailed)
 
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
@@ -126,14 +111,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       proxyPrefix: config.prefix
     })
   })
-  await app.register(mcpGateway, {
-    prefix: config.prefix,
-    maxBodyBytes: config.maxBodyBytes,
-    ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
-    wsAllowedOrigins: config.corsOrigins,
-    ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors }),
-    ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
-  })
+  await app.register(mcpGateway, proxy)
 
   // Monitoring and the API description are the operator's: registrant keys get 403.
   const guard = apiGuard(apiKeyringFor(app.mcpRegistry, {

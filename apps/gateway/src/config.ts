@@ -1,7 +1,8 @@
-import { frameAncestorsPolicy } from '@mcp-gw/proxy-plugin'
+import { validateOptions as validateProxyOptions } from '@mcp-gw/proxy-plugin'
+import type { McpGatewayOptions } from '@mcp-gw/proxy-plugin'
 import {
   DEFAULT_MAX_SESSIONS_PER_SERVER, DEFAULT_SESSION_BURST, DEFAULT_SESSION_RATE_PER_SECOND, MIN_API_KEY_LENGTH, MIN_SECRET_BYTES,
-  parseStaticRegistrantKeys, parseWildcardUrl
+  parseStaticRegistrantKeys
 } from '@mcp-gw/registry'
 import type { StaticApiKey } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
@@ -74,7 +75,7 @@ const schema = {
     MCP_WEB_UI_MONGO_DB_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'mcp_webui' },
     MCP_WEB_UI_JWT_SECRET: { type: 'string' },
     MCP_WEB_UI_JWT_SECRET_PREVIOUS: { type: 'string' },
-    MCP_WEB_UI_PROXY_PREFIX: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', default: '/mcp' },
+    MCP_WEB_UI_PROXY_PREFIX: { type: 'string', default: '/mcp' },
     MCP_WEB_UI_GATEWAY_API_KEY: { type: 'string', minLength: 16 },
     MCP_WEB_UI_REGISTRANT_KEYS: { type: 'string' },
     MCP_WEB_UI_SESSION_RATE: { type: 'integer', minimum: 0, default: DEFAULT_SESSION_RATE_PER_SECOND },
@@ -93,7 +94,7 @@ const schema = {
     MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
-    MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string', pattern: '^[\\x21-\\x7e]{16,}$' },
+    MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string' },
     MCP_WEB_UI_AUDIT: { type: 'string', pattern: '^(off|stdout|mongo|file:/.+)$' },
     MCP_WEB_UI_AUDIT_FILE_MAX_BYTES: { type: 'integer', minimum: 4096, default: 10 * 1024 * 1024 },
     MCP_WEB_UI_AUDIT_FILE_KEEP: { type: 'integer', minimum: 0, maximum: 100, default: 5 },
@@ -101,6 +102,33 @@ const schema = {
     DEBUG: { type: 'string' }
   }
 } as const
+
+/** Which variable sets each proxy option, for errors the proxy plugin's own checks raise. */
+const PROXY_OPTION_VARIABLES: Record<string, string> = {
+  prefix: 'MCP_WEB_UI_PROXY_PREFIX',
+  isolation: 'MCP_WEB_UI_WILDCARD_URL',
+  frameAncestors: 'MCP_WEB_UI_FRAME_ANCESTORS',
+  forwardAuth: 'MCP_WEB_UI_FORWARD_AUTH_KEY',
+  maxBodyBytes: 'MCP_WEB_UI_MAX_BODY_BYTES',
+  drainTimeoutMs: 'MCP_WEB_UI_DRAIN_TIMEOUT_MS',
+  wsAllowedOrigins: 'MCP_WEB_UI_CORS_ORIGINS'
+}
+
+/**
+ * The proxy plugin's options, exactly as an embedder would pass them: the gateway creates
+ * Fastify with gatewayServerOptions(these) and registers mcpGateway with these.
+ */
+export function proxyOptionsOf (config: GatewayConfig): McpGatewayOptions {
+  return {
+    prefix: config.prefix,
+    maxBodyBytes: config.maxBodyBytes,
+    drainTimeoutMs: config.drainTimeoutMs,
+    wsAllowedOrigins: config.corsOrigins,
+    ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
+    ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors }),
+    ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
+  }
+}
 
 function list (value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
@@ -192,19 +220,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     // Without a key the API trusts loopback callers; behind a proxy every caller is loopback.
     throw new ConfigError('invalid configuration: MCP_WEB_UI_TRUST_PROXY needs MCP_WEB_UI_GATEWAY_API_KEY (behind a proxy, "loopback only" would admit every client)')
   }
-  if (config.frameAncestors !== undefined) {
-    try {
-      frameAncestorsPolicy(config.frameAncestors)
-    } catch {
-      throw new ConfigError("invalid configuration: MCP_WEB_UI_FRAME_ANCESTORS must be 'self', 'none' or a list of origins such as https://claude.ai https://*.claudemcpcontent.com")
-    }
-  }
-  if (config.wildcardUrl !== undefined) {
-    try {
-      parseWildcardUrl(config.wildcardUrl)
-    } catch {
-      throw new ConfigError('invalid configuration: MCP_WEB_UI_WILDCARD_URL must look like https://*.apps.example.com or http://*.localhost:3082')
-    }
+  // The proxy's options are checked by the proxy plugin itself (one home per rule), named here by variable.
+  try {
+    validateProxyOptions(proxyOptionsOf(config))
+  } catch (err) {
+    const option = (err as { message: string }).message.match(/^Invalid proxy option (\w+): (.*)$/)
+    if (option === null) throw err
+    throw new ConfigError(`invalid configuration: ${PROXY_OPTION_VARIABLES[option[1]!] ?? option[1]}: ${option[2]}`)
   }
   if (config.audit?.sink === 'mongo' && config.mongoUrl === undefined) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_AUDIT=mongo needs MCP_WEB_UI_MONGO_URL (the trail is a collection in the registry\'s database); use file:/path or stdout on the embedded store')

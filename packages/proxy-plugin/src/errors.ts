@@ -28,7 +28,10 @@ export const NoBackendError = createError<Args<[]>>('MCPGW_PROXY_NO_BACKEND', 'T
 export const StoreUnavailableError = createError<Args<[]>>('MCPGW_PROXY_STORE_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503, Error, NO_STACK)
 export const BadGatewayError = createError<Args<[]>>('MCPGW_PROXY_BAD_GATEWAY', 'The backend could not be reached or failed', 502, Error, NO_STACK)
 export const GatewayTimeoutError = createError<Args<[]>>('MCPGW_PROXY_GATEWAY_TIMEOUT', 'The backend did not answer in time', 504, Error, NO_STACK)
+export const ShuttingDownError = createError<Args<[]>>('MCPGW_PROXY_SHUTTING_DOWN', 'The gateway is shutting down; try again shortly', 503, Error, NO_STACK)
 export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_PROXY_INVALID_OPTION', 'Invalid proxy option %s: %s', 500)
+/** Fastify was created without the server options the plugin's options need (gatewayServerOptions). */
+export const ServerOptionsMismatchError = createError<Args<[string]>>('MCPGW_PROXY_SERVER_OPTIONS_MISMATCH', 'Fastify was not created with the server options these plugin options need: %s. Create it with Fastify(gatewayServerOptions(options))', 500)
 /** Anything thrown that is not one of ours: never its message (it could quote the URL, and with it the token). */
 export const InternalError = createError<Args<[]>>('MCPGW_PROXY_INTERNAL', 'Internal Server Error', 500, Error, NO_STACK)
 export const BadRequestError = createError<Args<[]>>('MCPGW_PROXY_BAD_REQUEST', 'Bad Request', 400, Error, NO_STACK)

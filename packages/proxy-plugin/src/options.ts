@@ -14,6 +14,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 export const DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS = 15 * 60_000
 export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 15 * 60_000
 export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000
+/** On close, how long requests still waiting on a backend (long-polls) may take before they are answered 503. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000
 
 export interface ProxyOptions {
   /** Where sessions are validated and backends discovered. Default: `fastify.mcpRegistry`. */
@@ -71,6 +73,12 @@ export interface ProxyOptions {
    * host app must install `gatewayRewriteUrl(options)` as Fastify's `rewriteUrl`. Default off.
    */
   forwardAuth?: { key: string }
+  /**
+   * On `app.close()` the plugin closes its WebSockets (1001) and ends its event streams at once;
+   * a request still waiting on its backend (a long-poll) gets this long, then a coded 503, so
+   * the close finishes within this bound. Default 10000.
+   */
+  drainTimeoutMs?: number
   /** Clock, epoch ms. */
   now?: () => number
 }
@@ -93,6 +101,7 @@ export interface NormalizedProxyOptions {
   readonly isolation: WildcardUrl | null
   /** The edge's forward-auth key; null when forward-auth is off. */
   readonly forwardAuthKey: string | null
+  readonly drainTimeoutMs: number
   readonly now: () => number
 }
 
@@ -196,6 +205,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
     isolation: isolationOption(options.isolation),
     forwardAuthKey: forwardAuthOption(options.forwardAuth),
+    drainTimeoutMs: int('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS, 0),
     now: options.now ?? Date.now
   })
 }

@@ -9,11 +9,11 @@ import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
 import { sessionHostOf } from '@mcp-gw/protocol'
 import { ForwardAuthDeniedError, RouteNotFoundError, UnknownSessionHostError } from './errors.js'
-import { FORWARD_AUTH_KEY_HEADER, FORWARD_AUTH_PATH, forwardAuthRewrite } from './forward-auth.js'
-import { sendError } from './error-reply.js'
+import { FORWARD_AUTH_KEY_HEADER, FORWARD_AUTH_PATH } from './forward-auth.js'
+import { checkServerOptions } from './server-options.js'
+import { expectationFailed, sendError } from './error-reply.js'
 import { redactUrl } from './request-target.js'
-import { ISOLATED_PREFIX, rewriteForIsolation } from './isolation.js'
-import type { IncomingMessage } from 'node:http'
+import { ISOLATED_PREFIX } from './isolation.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
 import type { TunnelSet } from './ws-proxy.js'
 
@@ -30,6 +30,10 @@ export type McpGatewayOptions = ProxyOptions
  */
 async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptions): Promise<void> {
   const options = validateOptions(opts)
+  // Isolated mode and forward-auth need Fastify's rewriteUrl: a missing or different one is a start-up error.
+  checkServerOptions(fastify, options)
+  // Node's own answer to an Expect it does not meet is a bare 417: ours carries a code.
+  if (fastify.server.listenerCount('checkExpectation') === 0) fastify.server.on('checkExpectation', expectationFailed)
   const authenticator = new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const shared = { ...opts, prefix: options.prefix, authenticator, normalized: options }
 
@@ -69,7 +73,7 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       }
       if (label !== '' && !sessionRoute && !warned) {
         warned = true
-        request.log.warn('a session host reached an ordinary route: set Fastify\'s rewriteUrl to isolationRewriteUrl(wildcardUrl)')
+        request.log.warn('a session host reached an ordinary route: create Fastify with gatewayServerOptions(options)')
       }
       done(label === '' || !sessionRoute ? new UnknownSessionHostError() : undefined)
     })
@@ -86,7 +90,7 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       handler: async function mcpForwardAuthRefused (request) {
         if (!warned && request.headers[FORWARD_AUTH_KEY_HEADER] !== undefined && !(request.raw as { originalUrl?: string }).originalUrl) {
           warned = true
-          request.log.warn('a forward-auth request reached the gateway unrewritten: set Fastify\'s rewriteUrl to gatewayRewriteUrl(options)')
+          request.log.warn('a forward-auth request reached the gateway unrewritten: create Fastify with gatewayServerOptions(options)')
         }
         throw new ForwardAuthDeniedError()
       }
@@ -95,7 +99,8 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
 
   const tunnels: TunnelSet = {
     get size () { return tunnelSets.reduce((n, set) => n + set.size, 0) },
-    closeAll (code, reason) { for (const set of tunnelSets) set.closeAll(code, reason) }
+    closeAll (code, reason) { for (const set of tunnelSets) set.closeAll(code, reason) },
+    destroyAll () { for (const set of tunnelSets) set.destroyAll() }
   }
   const handle = { authenticator, tunnels, streams, metrics }
   fastify.decorate('mcpGateway', { getter: () => handle })
@@ -106,35 +111,6 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       // Fastify's own 404, plus a stable code like every other refusal of ours.
       return sendError(reply, new RouteNotFoundError(request.method, redactUrl(request.url.split('?')[0]!, options.prefix)))
     })
-  }
-}
-
-/**
- * For Fastify's `rewriteUrl` server option, required with `isolation`: routes
- * every request whose Host is under the wildcard domain to the session-host
- * proxy, so no other route (the API included) can answer there.
- *
- *   Fastify({ rewriteUrl: isolationRewriteUrl('https://*.apps.example.com') })
- */
-export function isolationRewriteUrl (wildcardUrl: string): (req: IncomingMessage) => string {
-  return rewriteForIsolation(validateOptions({ isolation: { wildcardUrl } }).isolation!)
-}
-
-/**
- * For Fastify's `rewriteUrl` server option, required with `isolation` or
- * `forwardAuth`: turns an edge's forward-auth request into the request it asks
- * about (so it takes that request's route and hooks), and routes every request
- * whose Host is under the wildcard domain to the session-host proxy.
- *
- *   Fastify({ rewriteUrl: gatewayRewriteUrl({ forwardAuth: { key }, isolation: { wildcardUrl } }) })
- */
-export function gatewayRewriteUrl (options: Pick<ProxyOptions, 'isolation' | 'forwardAuth'>): (req: IncomingMessage) => string {
-  const checked = validateOptions({ ...(options.isolation !== undefined && { isolation: options.isolation }), ...(options.forwardAuth !== undefined && { forwardAuth: options.forwardAuth }) })
-  const forwardAuth = checked.forwardAuthKey === null ? null : forwardAuthRewrite(checked.forwardAuthKey)
-  const isolation = checked.isolation === null ? null : rewriteForIsolation(checked.isolation)
-  return function mcpGatewayRewrite (req) {
-    forwardAuth?.(req)
-    return isolation === null ? req.url ?? '/' : isolation(req)
   }
 }
 

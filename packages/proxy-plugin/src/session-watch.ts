@@ -51,6 +51,11 @@ export class SessionWatch {
     }
   }
 
+  /** Ends everything watched (the server is closing): each gets `refusal` as if its session had ended. */
+  cutAll (refusal: Error): void {
+    for (const set of this.#byToken.values()) for (const open of [...set]) open.cut(refusal)
+  }
+
   close (): void {
     clearInterval(this.#timer)
   }

@@ -1,7 +1,7 @@
 import { pipeline, Transform } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import fp from 'fastify-plugin'
-import { BodyTooLargeError, MissingTokenError } from './errors.js'
+import { BodyTooLargeError, MissingTokenError, ShuttingDownError } from './errors.js'
 import { forwardContext, rewriteRequestHeaders } from './headers.js'
 import { backendAgent, proxyHttp } from './http-exchange.js'
 import { answerForwardAuth, forwardAuthOf } from './forward-auth.js'
@@ -82,7 +82,22 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   // On a session host every path is the backend's, `/` included.
   const config = { mcpSessionHost: sessionHosts }
   const exchanges: ExchangeContext = { agent: backendAgent(options), streams, watch, maxBodyBytes: maxBody, closing: false, audit: authenticator.registry.audit }
-  fastify.addHook('preClose', (done) => { exchanges.closing = true; done() })
+  // The plugin closes what it opened, so the host's app.close() finishes within the drain bound
+  // (Fastify waits for every connection): WebSockets get 1001 and event streams end at once;
+  // requests still waiting on a backend (long-polls) get drainTimeoutMs, then a coded 503.
+  let drain: NodeJS.Timeout | undefined
+  fastify.addHook('preClose', (done) => {
+    exchanges.closing = true
+    ws.tunnels.closeAll(1001, 'server shutting down')
+    streams.endAll()
+    drain = setTimeout(() => {
+      watch.cutAll(new ShuttingDownError())
+      ws.tunnels.destroyAll()
+    }, options.drainTimeoutMs)
+    drain.unref()
+    done()
+  })
+  fastify.addHook('onClose', (_instance, done) => { clearTimeout(drain); done() })
   // Idle backend sockets go now; a request still in flight ends as its client's does.
   fastify.addHook('onClose', (_instance, done) => { exchanges.agent.close().catch(() => {}); done() })
   const proxy = function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {

@@ -29,6 +29,8 @@ export interface TunnelSet {
   readonly size: number
   /** Ends every tunnel, sending the client a WebSocket close frame with `code`. */
   closeAll (code: number, reason: string): void
+  /** Drops every tunnel's sockets, for clients that never answered the close frame. */
+  destroyAll (): void
 }
 
 /** The socket an upgrade request arrived on, kept on the raw request while Fastify routes it. */
@@ -75,24 +77,40 @@ export function pendingUpgrade (request: FastifyRequest): PendingUpgrade | undef
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
 
 // One 'upgrade' listener per server, whatever number of gateways share it.
-const dispatchers = new WeakMap<Server, Set<UpgradeHandler>>()
+interface Dispatcher { handlers: Set<UpgradeHandler>, routing: (req: IncomingMessage, res: ServerResponse) => void }
+const dispatchers = new WeakMap<Server, Dispatcher>()
 
-function dispatcherFor (server: Server): Set<UpgradeHandler> {
-  let handlers = dispatchers.get(server)
-  if (handlers !== undefined) return handlers
-  const set = new Set<UpgradeHandler>()
-  handlers = set
-  dispatchers.set(server, set)
+function dispatcherFor (fastify: FastifyInstance): Set<UpgradeHandler> {
+  const server = fastify.server
+  const found = dispatchers.get(server)
+  if (found !== undefined) return found.handlers
+  const dispatcher: Dispatcher = { handlers: new Set(), routing: fastify.routing }
+  dispatchers.set(server, dispatcher)
   server.on('upgrade', function mcpGatewayUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer) {
     // An error on a socket nobody listens to would crash the process.
     socket.on('error', () => socket.destroy())
-    for (const handler of set) if (handler(req, socket, head)) return
-    // Not ours. If nobody else listens for upgrades, answer rather than leave it hanging.
-    if (server.listenerCount('upgrade') === 1) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    for (const handler of dispatcher.handlers) if (handler(req, socket, head)) return
+    // Not ours, and nobody else listens for upgrades: what Node does without an 'upgrade'
+    // listener, an ordinary request (the Upgrade header ignored), answered by the app's routes
+    // or its coded not-found. A request with a body is refused: its bytes are past the parser.
+    if (server.listenerCount('upgrade') !== 1) return
+    const h = req.headers
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0')) {
+      writeSocketError(socket, new BadUpgradeError(), h.accept)
+      return
     }
+    answerAsRequest(req, socket, dispatcher.routing)
   })
-  return set
+  return dispatcher.handlers
+}
+
+/** Routes an upgrade request through Fastify as an ordinary request, on a socket no further request is read from. */
+function answerAsRequest (req: IncomingMessage, socket: Duplex, routing: Dispatcher['routing']): void {
+  const res = new ServerResponse(req)
+  res.shouldKeepAlive = false
+  res.assignSocket(socket as Socket)
+  res.once('finish', () => socket.end())
+  routing(req, res)
 }
 
 const WS_KEY = /^[A-Za-z0-9+/]{22}==$/
@@ -193,12 +211,8 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
       return true
     }
     ;(req as UpgradeRequest)[kUpgrade] = { socket, head, release: watchClient(socket) }
-    const res = new ServerResponse(req)
     // Nothing reads another request from this socket: whatever Fastify answers, it is the last.
-    res.shouldKeepAlive = false
-    res.assignSocket(socket as Socket)
-    res.once('finish', () => socket.end())
-    fastify.routing(req, res)
+    answerAsRequest(req, socket, fastify.routing)
     return true
   }
 
@@ -316,7 +330,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     client.pipe(backend)
   }
 
-  const handlers = dispatcherFor(fastify.server)
+  const handlers = dispatcherFor(fastify)
   handlers.add(handler)
   fastify.addHook('onClose', (_instance, done) => {
     handlers.delete(handler)
@@ -329,6 +343,12 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
       get size () { return open.size },
       closeAll (code, reason) {
         for (const tunnel of open) endWithClose(tunnel, code, reason, 'shutdown')
+      },
+      destroyAll () {
+        for (const tunnel of open) {
+          tunnel.client.destroy()
+          tunnel.backend.destroy()
+        }
       }
     }
   }

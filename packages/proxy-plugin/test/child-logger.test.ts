@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import Fastify, { LogController } from 'fastify'
 import t from 'tap'
-import { lazyChildLogger } from '../src/index.js'
+import { lazyChildLogger } from '../src/child-logger.js'
 
 function capture (): { stream: Writable, lines: () => Array<Record<string, unknown>> } {
   const lines: string[] = []

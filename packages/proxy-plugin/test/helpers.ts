@@ -8,8 +8,8 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
-import { clientErrorHandler, frameworkErrors } from '../src/error-reply.js'
-import { isolationRewriteUrl, mcpGateway } from '../src/plugin.js'
+import { mcpGateway } from '../src/plugin.js'
+import { gatewayServerOptions } from '../src/server-options.js'
 import type { McpGatewayOptions } from '../src/plugin.js'
 
 export const SECRET = 'proxy-test-secret-0123456789abcdef01234'
@@ -118,7 +118,8 @@ export async function startGateway (
     await store.close()
   })
   beforeGateway?.(app)
-  await app.register(mcpGateway, { registry, ...proxyOptions })
+  // Whatever a test leaves open (a tunnel, a long-poll), the teardown's close ends it within a second.
+  await app.register(mcpGateway, { registry, drainTimeoutMs: 1000, ...proxyOptions })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
   return {
@@ -162,6 +163,7 @@ export async function rawRequest (port: number, path: string, options: { method?
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }))
       res.on('error', reject)
     })
+    req.setTimeout(5000, () => req.destroy(new Error(`no answer to ${options.method ?? 'GET'} within 5 s`)))
     req.on('error', reject)
     req.end()
   })
@@ -170,7 +172,8 @@ export async function rawRequest (port: number, path: string, options: { method?
 /** Opens a WebSocket; rejects with the HTTP status and body when the upgrade is refused. */
 export function openWebSocket (url: string, protocols?: string[], options: { origin?: string } = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, options.origin !== undefined ? { origin: options.origin } : {})
+    // A handshake that hangs fails the test in seconds.
+    const ws = new WebSocket(url, protocols, { handshakeTimeout: 5000, ...(options.origin !== undefined && { origin: options.origin }) })
     ws.once('open', () => resolve(ws))
     ws.once('unexpected-response', (_req, res) => {
       let body = ''
@@ -236,7 +239,9 @@ export async function upgradeRequest (port: number, path: string, options: { met
         ...options.headers
       }
     })
-    req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', socket }))
+    // A hang fails in seconds, and the socket of an answer that never came is not left open.
+    req.setTimeout(5000, () => req.destroy(new Error('no answer to the upgrade within 5 s')))
+    req.on('upgrade', (res, socket) => { req.setTimeout(0); resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', socket }) })
     req.on('response', (res) => {
       let body = ''
       res.on('data', (c: Buffer) => { body += c.toString() })
@@ -286,12 +291,12 @@ export async function startIsolatedGateway (t: Test, options: { revalidateMs?: n
   const store = new MemoryStore()
   const registry = new Registry({ secret: SECRET, store })
   await registry.init()
-  const app = Fastify({ logger: false, frameworkErrors, clientErrorHandler, rewriteUrl: isolationRewriteUrl(wildcardUrl) })
+  const app = Fastify(gatewayServerOptions({ isolation: { wildcardUrl } }, { logger: false }))
   t.teardown(async () => {
     await app.close()
     await store.close()
   })
-  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, ...options })
+  await app.register(mcpGateway, { registry, isolation: { wildcardUrl }, drainTimeoutMs: 1000, ...options })
   app.get('/create-session', async () => 'the host app\'s own route')
   await app.listen({ port, host: '127.0.0.1' })
   const wildcard = parseWildcardUrl(wildcardUrl)

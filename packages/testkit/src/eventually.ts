@@ -11,3 +11,17 @@ export async function eventually (check: () => Promise<boolean> | boolean, optio
     await new Promise((resolve) => setTimeout(resolve, options.everyMs ?? 20))
   }
 }
+
+/**
+ * What `promise` gives, or a rejection naming `what` once `ms` have passed: how a
+ * test waits on an event (a close, an answer) so that a hang fails in seconds.
+ */
+export async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms) })
+  try {
+    return await Promise.race([promise, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}

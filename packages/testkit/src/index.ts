@@ -4,7 +4,7 @@ export { startFerretDb, ensureFerretDb, ferretDbBinaryPath, freePort, FERRETDB_V
 export type { FerretDbProcess } from './ferretdb.js'
 export { spawnGateway, stopChild, GatewayAdmin, GATEWAY_CLI } from './gateway-process.js'
 export type { GatewayProcess, SpawnGatewayOptions } from './gateway-process.js'
-export { eventually } from './eventually.js'
+export { eventually, within } from './eventually.js'
 export { launchChromium, CHROMIUM_PATH } from './chromium.js'
 export { startNginx, NGINX_PATH } from './nginx.js'
 export { startCaddy, ensureCaddy, caddyBinaryPath, CADDY_VERSION } from './caddy.js'
