@@ -60,13 +60,14 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   const cookieAttributes = isolation === null ? null : sessionCookieAttributes(isolation, options.frameAncestors)
   // One hash per session, not per request.
   const labels = new WeakMap<SessionRecord, string>()
-  const labelOf = (session: SessionRecord): string => {
+  /** The host-separation rule, in one place: a session's credential opens its own host and no other. */
+  const opensHost = (session: SessionRecord, onHost: IsolatedTarget): boolean => {
     let label = labels.get(session)
     if (label === undefined) {
       label = sessionHostLabel(session)
       labels.set(session, label)
     }
-    return label
+    return label === onHost.label
   }
 
   // A backend that re-registers (say, restarted on a new port) is routed to at once.
@@ -85,7 +86,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   function onHostCached (onHost: IsolatedTarget): SessionRecord | undefined {
     for (const token of onHost.candidates) {
       const session = sessions.peek(token)
-      if (session !== undefined && labelOf(session) === onHost.label) {
+      if (session !== undefined && opensHost(session, onHost)) {
         onHost.token = token
         return session
       }
@@ -99,7 +100,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     for (const token of onHost.candidates) {
       try {
         const session = await sessions.get(token, maxAgeMs)
-        if (labelOf(session) === onHost.label) {
+        if (opensHost(session, onHost)) {
           onHost.token = token
           return session
         }
@@ -118,12 +119,8 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return
     }
     if (isolation !== null) {
+      // Only a session that opensHost() this host got here (onHostCached, onHostLoaded).
       const onHost = target as IsolatedTarget
-      // A session's credential opens its own host and no other.
-      if (labelOf(session) !== onHost.label) {
-        done(new WrongSessionHostError())
-        return
-      }
       if (audit.enabled) auditOpened(audit, request, session, onHost.fromLink ? 'link' : 'cookie')
       if (onHost.fromLink) {
         // The link's credential, once: swapped for a host-only cookie the page's scripts cannot

@@ -81,3 +81,27 @@ t.test('fuzzed paths, tokens and headers: never a 5xx from the gateway, never a 
   t.same(failures, [], 'no unhandled rejection or exception')
   t.equal((await rawExchange(gw.port, `GET /mcp/${good}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)), 200, 'still serving')
 })
+
+// Found by the chaos suite's fuzzer (seed 1101421564): an upgrade outside the prefix, which no
+// listener claims, got Node's bare 404 with no body. It is now an ordinary request (what Node
+// does with no 'upgrade' listener), answered by the app's routes or its coded not-found.
+t.test('an upgrade the gateway does not claim gets the app\'s own, coded answer', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, {
+    fastify: { frameworkErrors, clientErrorHandler },
+    beforeGateway: (app) => { app.get('/health', async () => ({ ok: true })) }
+  })
+  const good = await gw.session(backend)
+  const ask = async (line: string, extra = ''): Promise<{ status: number, text: string }> =>
+    await rawRoundTrip(gw.port, `${line}\r\nHost: 127.0.0.1:${gw.port}\r\nUpgrade: Upgrade\r\nConnection: Upgrade\r\n${extra}\r\n`)
+  const notFound = await ask(`GET /MCP/${good}?token=${good} HTTP/1.1`, 'Content-Length: 0\r\n')
+  t.equal(notFound.status, 404)
+  t.match(notFound.text, /"code":"MCPGW_NOT_FOUND"/, 'the coded not-found body')
+  t.notMatch(notFound.text, good, 'which never quotes the token')
+  const health = await ask('GET /health HTTP/1.1')
+  t.equal(health.status, 200, 'a route of the app answers as it would without the Upgrade header')
+  t.match(health.text, /"ok":true/)
+  const withBody = await ask('POST /health HTTP/1.1', 'Content-Length: 3\r\n\r\nabc')
+  t.equal(withBody.status, 400)
+  t.match(withBody.text, /"code":"MCPGW_PROXY_BAD_UPGRADE"/, 'one with a body is refused, coded')
+})

@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
-import { eventually } from '@mcp-gw/testkit'
-import { startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
+import { eventually, within } from '@mcp-gw/testkit'
+import { openWebSocket, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 import type { Backend } from './helpers.js'
 
 // The bound these tests run with: what is open on a revoked or expired session ends within
@@ -157,4 +157,19 @@ t.test('a WebSocket handshake still waiting on its backend is refused when the s
   const answer = await handshake
   t.same([answer.status, JSON.parse(answer.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the handshake gets the refusal, not a late 101 or a timeout')
   t.ok(Date.now() - revokedAt < BOUND_MS, `within the bound (${Date.now() - revokedAt} ms)`)
+})
+
+t.test('revocation closes an open WebSocket with 1008 within the bound (path mode)', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { revalidateMs: REVALIDATE_MS })
+  const token = await gw.session(backend)
+  const ws = await openWebSocket(`ws://127.0.0.1:${gw.port}/mcp/${token}/ws`)
+  const closed = new Promise<{ code: number, at: number }>((resolve) => ws.once('close', (code) => resolve({ code, at: Date.now() })))
+  // Revoked right after a sweep tick or right before one: the bound holds either way.
+  await new Promise((resolve) => setTimeout(resolve, REVALIDATE_MS / 3))
+  const revokedAt = Date.now()
+  await gw.registry.revoke({ userId: 'alice' })
+  const { code, at } = await within(BOUND_MS + 2000, 'the WebSocket close', closed)
+  t.equal(code, 1008, 'closed with 1008 (policy violation)')
+  t.ok(at - revokedAt < BOUND_MS, `within the bound (${at - revokedAt} ms; README: 1.125 times revalidateMs)`)
 })
