@@ -1,33 +1,31 @@
+// The public API: the plugins, the Registry and its stores, audit sinks, keys, tokens, session
+// hosts, errors, defaults and types. Everything else is internal.
 export { mcpRegistryPlugin, mcpRegistryPlugin as default, DEFAULT_SERVER_SELECTION_TIMEOUT_MS } from './plugin.js'
 export type { RegistryPluginOptions, MongoConnectionOptions } from './plugin.js'
 export { Registry } from './registry.js'
 export { mcpRegistryApi, apiKeyringFor, SERVER_SECRET_HEADER } from './http-api.js'
-export { Audit, AUDIT_EVENT_NAMES, actorFields, auditText, auditUserAgent } from './audit.js'
+export { Audit, AUDIT_EVENT_NAMES, auditText, auditUserAgent } from './audit.js'
 export type { AuditActor, AuditContext, AuditEvent, AuditEventName, AuditQuery, AuditSink } from './audit.js'
-export { actorOfCaller } from './audit-actor.js'
-export type { ActorOf } from './audit-actor.js'
 export { parseAuditTime } from './audit-api.js'
 export {
-  BufferedSink, StreamAuditSink, FileAuditSink, MongoAuditSink, MemoryAuditSink, auditMatches, readAuditFiles,
+  StreamAuditSink, FileAuditSink, MongoAuditSink, MemoryAuditSink, readAuditFiles,
   DEFAULT_AUDIT_FILE_MAX_BYTES, DEFAULT_AUDIT_FILE_KEEP, DEFAULT_AUDIT_RETENTION_MS, DEFAULT_AUDIT_FLUSH_MS, DEFAULT_AUDIT_BATCH, DEFAULT_AUDIT_MAX_BUFFER
 } from './audit-sinks.js'
-export type { BufferedSinkOptions, FileAuditSinkOptions, MongoAuditSinkOptions } from './audit-sinks.js'
+export type { FileAuditSinkOptions, MongoAuditSinkOptions } from './audit-sinks.js'
 export { apiGuard } from './api-guard.js'
-export { ApiKeyring, parseStaticRegistrantKeys, MIN_API_KEY_LENGTH } from './api-keys.js'
-export type { ApiCaller, StaticApiKey } from './api-keys.js'
+export { parseStaticRegistrantKeys, MIN_API_KEY_LENGTH } from './api-keys.js'
+export type { ApiCaller, ApiKeyring, StaticApiKey } from './api-keys.js'
 export { SessionQuota, DEFAULT_SESSION_RATE_PER_SECOND, DEFAULT_SESSION_BURST, DEFAULT_MAX_SESSIONS_PER_SERVER } from './quota.js'
 export type { SessionQuotaOptions } from './quota.js'
 export type { ApiGuardOptions } from './api-guard.js'
 export type { RegistryApiOptions } from './http-api.js'
 export type { CreateSessionInput, IssuedSession, InstanceSelector, RegisterServerInput, ListSessionsInput, RegistryConstructorOptions } from './registry.js'
-export { instanceIdOf, probeInstance, pointsAtGateway } from './instances.js'
-export type { InstanceProber, ListeningAddress, ProbeVerdict } from './instances.js'
 export { MemoryStore } from './memory-store.js'
 export type { MemoryStoreOptions } from './memory-store.js'
 export { MongoStore } from './mongo-store.js'
 export type { MongoStoreOptions } from './mongo-store.js'
-export { TokenService, MIN_SECRET_BYTES, MAX_TOKEN_LENGTH, DEFAULT_KID, secretKeyId } from './tokens.js'
-export type { TokenKey, TokenOptions, VerifyResult } from './tokens.js'
+export { TokenService, MIN_SECRET_BYTES, secretKeyId } from './tokens.js'
+export type { TokenOptions, VerifyResult } from './tokens.js'
 export {
   validateOptions,
   DEFAULT_SERVER_TYPE, DEFAULT_SCOPES, DEFAULT_SESSION_TTL_SECONDS, DEFAULT_MAX_SESSION_TTL_SECONDS,
@@ -40,7 +38,6 @@ export {
   SERVER_NAME_PATTERN, SCOPE_PATTERN, MAX_USER_ID_LENGTH, MAX_SCOPES, MAX_METADATA_BYTES
 } from './validate-input.js'
 export type * from './types.js'
-export { createBackendPolicy, canonicalHost, parseLooseIPv4, DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
-export type { BackendPolicy, CanonicalHost } from './backend-policy.js'
+export { DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
 export { parseWildcardUrl, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin, SESSION_LINK_PARAM } from './session-host.js'
 export type { WildcardUrl } from './session-host.js'
