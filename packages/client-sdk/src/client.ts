@@ -1,7 +1,7 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import {
-  INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf,
+  INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
+  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf,
   urlHost, verifyRegistrantProofs
 } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
@@ -10,57 +10,10 @@ import {
   ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
-import { stderrLogger } from './logger.js'
-import type { Logger } from './logger.js'
+import { resolveOptions } from './options.js'
+import type { GatewayClientOptions, ResolvedOptions } from './options.js'
 import { gatewayIdentity } from './web-ui.js'
 import type { GatewayIdentity } from './web-ui.js'
-
-export interface GatewayClientOptions {
-  /** Unique per MCP server: sessions are isolated per `userId:serverName:serverType`. */
-  serverName: string
-  /** Default `mcp-webui`. */
-  serverType?: string
-  /** Default: MCP_WEB_UI_GATEWAY_URL. Without it (or with MCP_WEB_UI_USE_GATEWAY=false) the client works in direct mode. */
-  gatewayUrl?: string
-  /** Default: MCP_WEB_UI_GATEWAY_API_KEY. */
-  apiKey?: string
-  /** Default: MCP_WEB_UI_USE_GATEWAY (`true` when a gateway URL is set). */
-  useGateway?: boolean
-  /**
-   * `'direct'`: while the gateway cannot be reached, `createSession` hands out
-   * direct links to the UI server instead of failing, and goes back to gateway
-   * links by itself once the gateway answers. Default: MCP_WEB_UI_FALLBACK
-   * (`direct` or `none`), else `'none'`.
-   */
-  fallback?: 'direct' | 'none'
-  /** Logs go here; default JSON lines on stderr, never stdout. */
-  logger?: Logger
-  /** How long `await register()` waits for the first registration before it rejects (registration goes on in the background). Default 10000. */
-  registerTimeoutMs?: number
-  /** Per call to the gateway's API. Default 10000. */
-  requestTimeoutMs?: number
-  /** Session lifetime of direct links. Default 3600. */
-  directSessionTtlSeconds?: number
-  /**
-   * This server's registrant secret (32 to 256 visible ASCII characters). Default:
-   * MCP_WEB_UI_SERVER_SECRET, else one made per process. Sessions are bound to the
-   * instance (process) that asked for them: give the same secret (and, for one process per
-   * user, the same `instance`) across restarts to keep handed-out links working after
-   * one. Processes sharing a secret are still separate instances while they live.
-   */
-  serverSecret?: string
-  /**
-   * Which instance of the server this process is, as the platform names it: stable across
-   * the process's restarts and unique among the server's processes (1-128 of A-Z a-z 0-9
-   * . _ : @ -). With a shared `serverSecret`, a restarted process with the same name takes
-   * its earlier links back. Default: MCP_WEB_UI_INSTANCE_ID, else (a process per user) one
-   * made from MCP_WEB_UI_LOCAL_USER, else none. Whatever it says, two live processes never
-   * share a session: the gateway routes each link to the process that minted it.
-   */
-  instance?: string
-  /** Environment to read defaults from. Default process.env. */
-  env?: NodeJS.ProcessEnv
-}
 
 export interface RegisterInput {
   host: string
@@ -165,17 +118,6 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   close (options?: { timeoutMs?: number }): Promise<void>
 }
 
-/**
- * The instance name a process gets by default: MCP_WEB_UI_INSTANCE_ID, else one per local
- * user, keyed by the server's secret (listings show it; nobody can test guesses of user ids
- * against it without the secret).
- */
-function defaultInstance (env: NodeJS.ProcessEnv, secret: string): string | undefined {
-  if (env.MCP_WEB_UI_INSTANCE_ID) return env.MCP_WEB_UI_INSTANCE_ID
-  const user = env.MCP_WEB_UI_LOCAL_USER
-  return user ? `user-${createHmac('sha256', secret).update(`mcp-gw instance of user\0${user}`).digest('hex').slice(0, 24)}` : undefined
-}
-
 /** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
 const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW_REGISTRY_NOT_SERVER_OWNER', 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED'])
 
@@ -186,11 +128,6 @@ const MAX_BACKOFF_MS = 15_000
 const FALLBACK_PROBE_MS = 500
 const MAX_DIRECT_TOKENS = 10_000
 const MAX_DIRECT_TTL_SECONDS = 30 * 86_400
-
-function envFlag (value: string | undefined): boolean | undefined {
-  if (value === undefined || value === '') return undefined
-  return value === 'true' || value === '1'
-}
 
 /** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
 export function backoffMs (attempt: number, random = Math.random): number {
@@ -239,24 +176,15 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly serverName: string
   readonly ready: Promise<void>
   #state: ClientState = 'idle'
-  readonly #gatewayUrl: string
-  readonly #apiKey: string | undefined
-  readonly #serverType: string | undefined
-  readonly #secret: string
+  readonly #options: ResolvedOptions
   /** This process, to the gateway: made once, never shown in logs. */
   readonly #incarnation = randomBytes(16).toString('base64url')
-  readonly #instance: string | undefined
   /** The instance the gateway registered this process as, from the last registration. */
   #instanceId: string | null = null
   /** What the gateway keys its proofs with: given with each registration, null until the first. */
   #proofKey: string | null = null
   /** Why the gateway refused this client for good (its key, or the key's scope). */
   #refusal: Error | null = null
-  readonly #fallback: boolean
-  readonly #logger: Logger
-  readonly #registerTimeoutMs: number
-  readonly #requestTimeoutMs: number
-  readonly #directTtlSeconds: number
   #registration: RegisterInput | null = null
   #timer: NodeJS.Timeout | null = null
   #attempt = 0
@@ -273,42 +201,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
 
   constructor (options: GatewayClientOptions) {
     super()
-    const env = options.env ?? process.env
-    if (typeof options.serverName !== 'string' || !SERVER_NAME_PATTERN.test(options.serverName)) {
-      throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
-    }
-    const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL ?? '').replace(/\/+$/, '')
-    const useGateway = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY) ?? gatewayUrl !== ''
-    if (useGateway && gatewayUrl === '') {
-      throw new InvalidOptionError('gatewayUrl', 'gateway mode needs MCP_WEB_UI_GATEWAY_URL or gatewayUrl')
-    }
-    const fallback = options.fallback ?? (env.MCP_WEB_UI_FALLBACK || 'none')
-    if (fallback !== 'direct' && fallback !== 'none') throw new InvalidOptionError('fallback', "expected 'direct' or 'none'")
-    // Proves to the gateway that later calls for serverName come from this process:
-    // while its registration is live, nobody else can take the name or its sessions.
-    const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
-    if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
-      throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
-    }
-    const instance = options.instance ?? defaultInstance(env, secret)
-    if (instance !== undefined && (typeof instance !== 'string' || !INSTANCE_NAME_PATTERN.test(instance))) {
-      throw new InvalidOptionError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
-    }
-    this.#instance = instance
-    for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
-      if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new InvalidOptionError(name, 'expected a positive number')
-    }
-    this.mode = useGateway ? 'gateway' : 'direct'
-    this.serverName = options.serverName
-    this.#gatewayUrl = gatewayUrl
-    this.#apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
-    this.#serverType = options.serverType
-    this.#secret = secret
-    this.#fallback = fallback === 'direct'
-    this.#logger = options.logger ?? stderrLogger
-    this.#registerTimeoutMs = options.registerTimeoutMs ?? 10_000
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000
-    this.#directTtlSeconds = options.directSessionTtlSeconds ?? 3600
+    this.#options = resolveOptions(options)
+    this.mode = this.#options.mode
+    this.serverName = this.#options.serverName
     this.ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (err) => { if (err === undefined) resolve(); else reject(err) }
     })
@@ -321,9 +216,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
 
   get linkOrigins (): string[] {
     const origins: string[] = []
-    if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#gatewayUrl).origin)
+    if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#options.gatewayUrl).origin)
     const registration = this.#registration
-    if (registration !== null && (this.mode === 'direct' || this.#fallback)) {
+    if (registration !== null && (this.mode === 'direct' || this.#options.fallback)) {
       origins.push(directOrigin(registration))
     }
     return origins
@@ -346,17 +241,17 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #warnOnce (kind: string, fields: object, msg: string): void {
     if (this.#lastWarning === kind) return
     this.#lastWarning = kind
-    this.#logger.warn({ serverName: this.serverName, ...fields }, msg)
+    this.#options.logger.warn({ serverName: this.serverName, ...fields }, msg)
   }
 
-  async #call (method: string, path: string, body?: unknown, timeoutMs = this.#requestTimeoutMs): Promise<unknown> {
+  async #call (method: string, path: string, body?: unknown, timeoutMs = this.#options.requestTimeoutMs): Promise<unknown> {
     let res: Response
     try {
-      res = await fetch(`${this.#gatewayUrl}${path}`, {
+      res = await fetch(`${this.#options.gatewayUrl}${path}`, {
         method,
         headers: {
-          ...(this.#apiKey !== undefined && { authorization: `Bearer ${this.#apiKey}` }),
-          [SERVER_SECRET_HEADER]: this.#secret,
+          ...(this.#options.apiKey !== undefined && { authorization: `Bearer ${this.#options.apiKey}` }),
+          [SERVER_SECRET_HEADER]: this.#options.secret,
           // Only once registered by this client: a registration made elsewhere is found by the secret alone.
           ...(this.#instanceId !== null && { [INCARNATION_HEADER]: this.#incarnation }),
           ...(body !== undefined && { 'content-type': 'application/json' })
@@ -365,7 +260,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
       })
     } catch (err) {
-      throw new GatewayUnreachableError(this.#gatewayUrl, { cause: err })
+      throw new GatewayUnreachableError(this.#options.gatewayUrl, { cause: err })
     }
     const payload = await res.json().catch(() => null) as { code?: string } | null
     if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
@@ -413,7 +308,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         serverName: this.serverName,
         ...registration,
         incarnation: this.#incarnation,
-        ...(this.#instance !== undefined && { instance: this.#instance })
+        ...(this.#options.instance !== undefined && { instance: this.#options.instance })
       }, timeoutMs) as typeof result
     } catch (err) {
       if (this.#registration !== registration || this.#closed()) {
@@ -421,7 +316,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         throw err
       }
       if (err instanceof GatewayUnauthorizedError || err instanceof GatewayKeyScopeError) {
-        this.#logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
+        this.#options.logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
           ? 'the API key does not act for this server name; registration stopped'
           : 'the gateway refused the API key; registration stopped')
         this.#refusal = err
@@ -432,12 +327,12 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       const gatewayCode = gatewayCodeOf(err)
       const retryInMs = backoffMs(this.#attempt++)
       if (isUnreachable(err)) {
-        this.#warnOnce('unreachable', { gateway: this.#gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#fallback ? 'direct' : 'none' },
-          this.#fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
+        this.#warnOnce('unreachable', { gateway: this.#options.gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#options.fallback ? 'direct' : 'none' },
+          this.#options.fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
         // Already on direct links: the gateway is still away, nothing changed.
         if (this.#state !== 'direct') {
           this.#enter('unreachable', err as Error)
-          if (this.#fallback) this.#enter('direct')
+          if (this.#options.fallback) this.#enter('direct')
         }
       } else {
         this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode }, 'the gateway refused the registration; retrying')
@@ -450,7 +345,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#handOver()
       return
     }
-    if (this.#state !== 'registered') this.#logger.info({ serverName: this.serverName, gateway: this.#gatewayUrl }, 'registered with the gateway')
+    if (this.#state !== 'registered') this.#options.logger.info({ serverName: this.serverName, gateway: this.#options.gatewayUrl }, 'registered with the gateway')
     this.#attempt = 0
     this.#lastWarning = ''
     this.#lastError = null
@@ -479,7 +374,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#registerNow().catch(() => {})
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(this.#lastError ?? new GatewayUnreachableError(this.#gatewayUrl)), this.#registerTimeoutMs)
+      timer = setTimeout(() => reject(this.#lastError ?? new GatewayUnreachableError(this.#options.gatewayUrl)), this.#options.registerTimeoutMs)
     })
     try {
       await Promise.race([this.ready, timeout])
@@ -488,7 +383,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     }
   }
 
-  async deregister (timeoutMs = this.#requestTimeoutMs): Promise<void> {
+  async deregister (timeoutMs = this.#options.requestTimeoutMs): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
     const had = this.#registration !== null
@@ -530,7 +425,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         return await this.#gatewayLink(userId, sessionOptions)
       }
     } catch (err) {
-      if (!this.#fallback || !isUnreachable(err) || this.#registration === null) throw err
+      if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null) throw err
       if (this.#state === 'registered') {
         // Registered a moment ago, unreachable now: the loop finds out the rest.
         this.#enter('unreachable', err as Error)
@@ -545,7 +440,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const result = await this.#call('POST', '/create-session', {
       userId,
       serverName: this.serverName,
-      ...(this.#serverType !== undefined && { serverType: this.#serverType }),
+      ...(this.#options.serverType !== undefined && { serverType: this.#options.serverType }),
       ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
@@ -556,7 +451,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
     const registration = this.#registration!
-    const ttl = sessionOptions.ttlSeconds ?? this.#directTtlSeconds
+    const ttl = sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_DIRECT_TTL_SECONDS) throw new InvalidOptionError('ttlSeconds', `expected an integer from 1 to ${MAX_DIRECT_TTL_SECONDS}`)
     const now = Date.now()
     if (this.#directTokens.size >= MAX_DIRECT_TOKENS) {
@@ -584,7 +479,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (this.mode === 'direct') return revoked
     // This instance's sessions only: never another process's of the same name.
     const body = {
-      ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#serverType) }),
+      ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#options.serverType) }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }
     return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
@@ -670,7 +565,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       try {
         await this.deregister(timeoutMs)
       } catch (err) {
-        this.#logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
+        this.#options.logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
       }
       this.#enter('closed')
     })()
