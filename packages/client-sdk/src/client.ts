@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import {
   INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf,
-  urlHost, verifyRegistrantProofs
+  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf, verifyRegistrantProofs
 } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -10,6 +9,7 @@ import {
   ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
+import { DirectLinks, directOrigin } from './direct-links.js'
 import { resolveOptions } from './options.js'
 import type { GatewayClientOptions, ResolvedOptions } from './options.js'
 import { gatewayIdentity } from './web-ui.js'
@@ -126,9 +126,6 @@ const BASE_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 15_000
 /** How long `createSession` gives an unreachable gateway before handing out a direct link. */
 const FALLBACK_PROBE_MS = 500
-const MAX_DIRECT_TOKENS = 10_000
-const MAX_DIRECT_TTL_SECONDS = 30 * 86_400
-
 /** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
 export function backoffMs (attempt: number, random = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16))
@@ -164,13 +161,6 @@ function sameOrigin (headers: IncomingMessage['headers']): boolean {
   }
 }
 
-/** Where a direct link points: the UI server itself. */
-function directOrigin (registration: RegisterInput): string {
-  return `${registration.protocol ?? 'http'}://${urlHost(registration.host)}:${registration.port}`
-}
-
-interface DirectToken { userId: string, expiresAt: number }
-
 class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly mode: 'gateway' | 'direct'
   readonly serverName: string
@@ -194,7 +184,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #linkOrigin: string | null = null
   #lastError: Error | null = null
   #settleReady!: (err?: Error) => void
-  readonly #directTokens = new Map<string, DirectToken>()
+  readonly #directLinks = new DirectLinks()
   #closing: Promise<void> | null = null
   /** Aborts calls in flight when the client deregisters or closes. */
   #abort = new AbortController()
@@ -450,32 +440,12 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   }
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
-    const registration = this.#registration!
-    const ttl = sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_DIRECT_TTL_SECONDS) throw new InvalidOptionError('ttlSeconds', `expected an integer from 1 to ${MAX_DIRECT_TTL_SECONDS}`)
-    const now = Date.now()
-    if (this.#directTokens.size >= MAX_DIRECT_TOKENS) {
-      for (const [token, entry] of this.#directTokens) if (entry.expiresAt <= now) this.#directTokens.delete(token)
-      // Still full of live links: the oldest go first.
-      for (const token of this.#directTokens.keys()) {
-        if (this.#directTokens.size < MAX_DIRECT_TOKENS) break
-        this.#directTokens.delete(token)
-      }
-    }
-    const token = randomBytes(24).toString('base64url')
-    const expiresAt = now + ttl * 1000
-    this.#directTokens.set(token, { userId, expiresAt })
-    return { url: `${directOrigin(registration)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
+    const { token, expiresAt } = this.#directLinks.issue(userId, sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds)
+    return { url: `${directOrigin(this.#registration!)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
   }
 
   async revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number> {
-    let revoked = 0
-    for (const [token, entry] of this.#directTokens) {
-      if ('userId' in selector && entry.userId === selector.userId) {
-        this.#directTokens.delete(token)
-        revoked++
-      }
-    }
+    const revoked = 'userId' in selector ? this.#directLinks.revokeUser(selector.userId) : 0
     if (this.mode === 'direct') return revoked
     // This instance's sessions only: never another process's of the same name.
     const body = {
@@ -486,14 +456,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   }
 
   validateDirectToken (token: string): { userId: string } | null {
-    if (typeof token !== 'string' || token.length !== 32) return null
-    const entry = this.#directTokens.get(token)
-    if (entry === undefined) return null
-    if (entry.expiresAt <= Date.now()) {
-      this.#directTokens.delete(token)
-      return null
-    }
-    return { userId: entry.userId }
+    const entry = this.#directLinks.find(token)
+    return entry === null ? null : { userId: entry.userId }
   }
 
   /** The direct-link cookie of this UI: cookies ignore ports, so its name carries the port. */
@@ -521,10 +485,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const query = url.indexOf('?')
     const fromQuery = query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('token')
     if (fromQuery !== null) {
-      const found = this.validateDirectToken(fromQuery)
+      const found = this.#directLinks.find(fromQuery)
       if (found !== null) {
         if (res !== undefined && cookieName !== null && !res.headersSent) {
-          const maxAge = Math.max(1, Math.floor((this.#directTokens.get(fromQuery)!.expiresAt - Date.now()) / 1000))
+          const maxAge = Math.max(1, Math.floor((found.expiresAt - Date.now()) / 1000))
           const previous = res.getHeader('set-cookie')
           // In another site's frame (an MCP Apps host) a Strict cookie is never sent: there it is
           // partitioned under that top-level site instead, and sent nowhere else.
