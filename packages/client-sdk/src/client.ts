@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import {
-  INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf, verifyRegistrantProofs
+  INCARNATION_HEADER, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
+  SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf
 } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -9,11 +9,11 @@ import {
   ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
+import { authenticateRequest } from './authenticate.js'
+import type { UiIdentity } from './authenticate.js'
 import { DirectLinks, directOrigin } from './direct-links.js'
 import { resolveOptions } from './options.js'
 import type { GatewayClientOptions, ResolvedOptions } from './options.js'
-import { gatewayIdentity } from './web-ui.js'
-import type { GatewayIdentity } from './web-ui.js'
 
 export interface RegisterInput {
   host: string
@@ -58,15 +58,6 @@ export interface ClientEvents {
   direct: []
   refused: [Error]
   closed: []
-}
-
-/** Who a request to the UI is for, as `client.authenticate(req)` found out. */
-export interface UiIdentity {
-  userId: string
-  /** `gateway`: the gateway vouched for the request; `direct`: a direct link's token (query or cookie). */
-  via: 'gateway' | 'direct'
-  scopes: string[]
-  sessionId?: string
 }
 
 export interface GatewayClient extends EventEmitter<ClientEvents> {
@@ -126,6 +117,7 @@ const BASE_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 15_000
 /** How long `createSession` gives an unreachable gateway before handing out a direct link. */
 const FALLBACK_PROBE_MS = 500
+
 /** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
 export function backoffMs (attempt: number, random = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16))
@@ -142,23 +134,6 @@ const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGIST
 function isUnreachable (err: unknown): boolean {
   if (err instanceof GatewayUnreachableError) return true
   return err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
-}
-
-/**
- * Cookies ignore ports: every server on the host gets this UI's cookie, and its pages
- * are same-site. A request a page of another origin started (Fetch Metadata, or the
- * Origin of a WebSocket handshake) is not let in on the cookie.
- */
-function sameOrigin (headers: IncomingMessage['headers']): boolean {
-  const site = headers['sec-fetch-site']
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
-  const origin = headers.origin
-  if (origin === undefined) return true
-  try {
-    return new URL(origin).host === headers.host
-  } catch {
-    return false
-  }
 }
 
 class Client extends EventEmitter<ClientEvents> implements GatewayClient {
@@ -460,55 +435,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     return entry === null ? null : { userId: entry.userId }
   }
 
-  /** The direct-link cookie of this UI: cookies ignore ports, so its name carries the port. */
-  #cookieName (): string | null {
-    return this.#registration === null ? null : `mcpgw_direct_${this.#registration.port}`
-  }
-
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
-    const headers = req.headers
-    const proof = headers[REGISTRANT_HEADER]
-    // A session of another instance (this process took over a stopped one's address, and a
-    // gateway still routes there): never this process's to serve.
-    const instanceId = headers[INSTANCE_ID_HEADER]
-    if (proof !== undefined && instanceId !== undefined && this.#instanceId !== null && instanceId !== this.#instanceId) return null
-    if (proof !== undefined) {
-      const identity: GatewayIdentity | null = gatewayIdentity(headers)
-      // During a secret rotation the key this process holds (from its last registration) may
-      // be a previous or the next one: the gateway then vouches under that one beside.
-      if (identity !== null && this.#proofKey !== null && verifyRegistrantProofs(proof, headers[REGISTRANT_ROTATION_HEADER], this.#proofKey, identity)) {
-        return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
-      }
-    }
-    const cookieName = this.#cookieName()
-    const url = req.url ?? '/'
-    const query = url.indexOf('?')
-    const fromQuery = query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('token')
-    if (fromQuery !== null) {
-      const found = this.#directLinks.find(fromQuery)
-      if (found !== null) {
-        if (res !== undefined && cookieName !== null && !res.headersSent) {
-          const maxAge = Math.max(1, Math.floor((found.expiresAt - Date.now()) / 1000))
-          const previous = res.getHeader('set-cookie')
-          // In another site's frame (an MCP Apps host) a Strict cookie is never sent: there it is
-          // partitioned under that top-level site instead, and sent nowhere else.
-          const framed = headers['sec-fetch-dest'] === 'iframe' && headers['sec-fetch-site'] === 'cross-site'
-          const cookie = `${cookieName}=${fromQuery}; Path=/; HttpOnly; ${framed ? 'Secure; Partitioned; SameSite=None' : 'SameSite=Strict'}; Max-Age=${maxAge}`
-          res.setHeader('set-cookie', previous === undefined ? [cookie] : [...(Array.isArray(previous) ? previous : [String(previous)]), cookie])
-        }
-        return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
-      }
-    }
-    const cookies = headers.cookie
-    if (cookieName !== null && typeof cookies === 'string' && sameOrigin(headers)) {
-      for (const part of cookies.split(';')) {
-        const eq = part.indexOf('=')
-        if (eq === -1 || part.slice(0, eq).trim() !== cookieName) continue
-        const found = this.validateDirectToken(part.slice(eq + 1).trim())
-        if (found !== null) return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
-      }
-    }
-    return null
+    const context = { proofKey: this.#proofKey, instanceId: this.#instanceId, port: this.#registration?.port ?? null, directLinks: this.#directLinks }
+    return authenticateRequest(context, req, res)
   }
 
   answerInstanceProbe (req: IncomingMessage, res: ServerResponse): boolean {
