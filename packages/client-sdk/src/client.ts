@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import {
-  INCARNATION_HEADER, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  SERVER_SECRET_HEADER, instanceProbeProof, sessionKeyOf
-} from '@mcp-gw/protocol'
+import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, instanceProbeProof, sessionKeyOf } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
+  ClosedError, GatewayAnswerError, GatewayKeyScopeError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { authenticateRequest } from './authenticate.js'
+import { GatewayApi, isUnreachable } from './gateway-api.js'
+import type { CallOptions, Registration } from './gateway-api.js'
 import type { UiIdentity } from './authenticate.js'
 import { DirectLinks, directOrigin } from './direct-links.js'
 import { resolveOptions } from './options.js'
@@ -124,24 +123,13 @@ export function backoffMs (attempt: number, random = Math.random): number {
   return Math.round(ceiling * (0.5 + random() / 2))
 }
 
-/** A refusal that no retry fixes soon (a wrong key) vs. one that the gateway coming back fixes. */
-/**
- * Answers that say the gateway is there and refuses (a full store, a quota): the caller
- * hears why, and never gets a direct link instead, as it would from a gateway that is away.
- */
-const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGISTRY_RATE_LIMITED', 'MCPGW_REGISTRY_SERVER_QUOTA'])
-
-function isUnreachable (err: unknown): boolean {
-  if (err instanceof GatewayUnreachableError) return true
-  return err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
-}
-
 class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly mode: 'gateway' | 'direct'
   readonly serverName: string
   readonly ready: Promise<void>
   #state: ClientState = 'idle'
   readonly #options: ResolvedOptions
+  readonly #api: GatewayApi
   /** This process, to the gateway: made once, never shown in logs. */
   readonly #incarnation = randomBytes(16).toString('base64url')
   /** The instance the gateway registered this process as, from the last registration. */
@@ -167,6 +155,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   constructor (options: GatewayClientOptions) {
     super()
     this.#options = resolveOptions(options)
+    const { gatewayUrl: url, apiKey, secret, serverName, requestTimeoutMs: timeoutMs } = this.#options
+    this.#api = new GatewayApi({ url, apiKey, secret, serverName, timeoutMs })
     this.mode = this.#options.mode
     this.serverName = this.#options.serverName
     this.ready = new Promise<void>((resolve, reject) => {
@@ -209,37 +199,14 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#options.logger.warn({ serverName: this.serverName, ...fields }, msg)
   }
 
-  async #call (method: string, path: string, body?: unknown, timeoutMs = this.#options.requestTimeoutMs): Promise<unknown> {
-    let res: Response
-    try {
-      res = await fetch(`${this.#options.gatewayUrl}${path}`, {
-        method,
-        headers: {
-          ...(this.#options.apiKey !== undefined && { authorization: `Bearer ${this.#options.apiKey}` }),
-          [SERVER_SECRET_HEADER]: this.#options.secret,
-          // Only once registered by this client: a registration made elsewhere is found by the secret alone.
-          ...(this.#instanceId !== null && { [INCARNATION_HEADER]: this.#incarnation }),
-          ...(body !== undefined && { 'content-type': 'application/json' })
-        },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
-      })
-    } catch (err) {
-      throw new GatewayUnreachableError(this.#options.gatewayUrl, { cause: err })
+  /** What every call to the gateway carries: this process's incarnation once registered, and the abort of close(). */
+  #callOptions (timeoutMs?: number): CallOptions {
+    return {
+      // Only once registered by this client: a registration made elsewhere is found by the secret alone.
+      ...(this.#instanceId !== null && { incarnation: this.#incarnation }),
+      ...(timeoutMs !== undefined && { timeoutMs }),
+      signal: this.#abort.signal
     }
-    const payload = await res.json().catch(() => null) as { code?: string } | null
-    if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
-    if (payload?.code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(this.serverName)
-    if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
-      const code = payload?.code ?? ''
-      const retryAfter = Number(res.headers.get('retry-after') ?? '')
-      throw Object.assign(new GatewayRequestError(res.status, code), {
-        gatewayCode: code,
-        gatewayStatus: res.status,
-        ...(Number.isInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter })
-      })
-    }
-    return payload
   }
 
   /** A call made for a registration since replaced: the current one (if any) is sent next, at once. */
@@ -267,14 +234,14 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const registration = this.#registration
     if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
     if (this.#timer !== null) clearTimeout(this.#timer)
-    let result: { expiresAt: string, linkOrigin?: string, proofKey?: string, instanceId?: string }
+    let result: Registration
     try {
-      result = await this.#call('POST', '/register-server', {
+      result = await this.#api.register({
         serverName: this.serverName,
         ...registration,
         incarnation: this.#incarnation,
         ...(this.#options.instance !== undefined && { instance: this.#options.instance })
-      }, timeoutMs) as typeof result
+      }, this.#callOptions(timeoutMs))
     } catch (err) {
       if (this.#registration !== registration || this.#closed()) {
         this.#handOver()
@@ -300,7 +267,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
           if (this.#options.fallback) this.#enter('direct')
         }
       } else {
-        this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode }, 'the gateway refused the registration; retrying')
+        const code = gatewayCode ?? (err as { code?: string }).code
+        this.#warnOnce(`refused:${code}`, { code }, err instanceof GatewayAnswerError
+          ? 'the gateway\'s answer to the registration is malformed; retrying'
+          : 'the gateway refused the registration; retrying')
         if (this.#state !== 'direct') this.#enter('connecting')
       }
       this.#schedule(retryInMs)
@@ -314,12 +284,12 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#attempt = 0
     this.#lastWarning = ''
     this.#lastError = null
-    if (typeof result.linkOrigin === 'string') this.#linkOrigin = result.linkOrigin
-    if (typeof result.proofKey === 'string') this.#proofKey = result.proofKey
-    if (typeof result.instanceId === 'string') this.#instanceId = result.instanceId
+    if (result.linkOrigin !== undefined) this.#linkOrigin = result.linkOrigin
+    if (result.proofKey !== undefined) this.#proofKey = result.proofKey
+    if (result.instanceId !== undefined) this.#instanceId = result.instanceId
     this.#enter('registered')
     // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
-    const lifetime = Date.parse(result.expiresAt) - Date.now()
+    const lifetime = result.expiresAt.getTime() - Date.now()
     this.#schedule(Math.max(MIN_HEARTBEAT_MS, Math.floor(lifetime / 3)))
   }
 
@@ -363,8 +333,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#abort.abort()
       this.#abort = new AbortController()
     }
-    const instanceQuery = this.#instanceId === null ? '' : `?instanceId=${encodeURIComponent(this.#instanceId)}`
-    if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}${instanceQuery}`, undefined, timeoutMs)
+    if (this.mode === 'gateway' && had) await this.#api.deregister(this.#instanceId, this.#callOptions(timeoutMs))
   }
 
   async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
@@ -402,7 +371,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   }
 
   async #gatewayLink (userId: string, sessionOptions: SessionOptions): Promise<SessionLink> {
-    const result = await this.#call('POST', '/create-session', {
+    const issued = await this.#api.createSession({
       userId,
       serverName: this.serverName,
       ...(this.#options.serverType !== undefined && { serverType: this.#options.serverType }),
@@ -410,8 +379,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
-    }) as { url: string, token: string, expiresAt: string, sessionId: string }
-    return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId, via: 'gateway' }
+    }, this.#callOptions())
+    return { ...issued, via: 'gateway' }
   }
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
@@ -427,7 +396,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#options.serverType) }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }
-    return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
+    return revoked + await this.#api.revokeSession(body, this.#callOptions())
   }
 
   validateDirectToken (token: string): { userId: string } | null {
