@@ -1,66 +1,18 @@
-import { createHmac, randomBytes } from 'node:crypto'
-import {
-  INCARNATION_HEADER, INSTANCE_ID_HEADER, INSTANCE_NAME_PATTERN, INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH,
-  REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, SERVER_NAME_PATTERN, SERVER_SECRET_HEADER, SERVER_SECRET_PATTERN, instanceProbeProof, sessionKeyOf,
-  urlHost, verifyRegistrantProofs
-} from '@mcp-gw/protocol'
+import { randomBytes } from 'node:crypto'
+import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, instanceProbeProof, sessionKeyOf } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  ClosedError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError,
+  ClosedError, GatewayAnswerError, GatewayKeyScopeError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
-import { stderrLogger } from './logger.js'
-import type { Logger } from './logger.js'
-import { gatewayIdentity } from './web-ui.js'
-import type { GatewayIdentity } from './web-ui.js'
-
-export interface GatewayClientOptions {
-  /** Unique per MCP server: sessions are isolated per `userId:serverName:serverType`. */
-  serverName: string
-  /** Default `mcp-webui`. */
-  serverType?: string
-  /** Default: MCP_WEB_UI_GATEWAY_URL. Without it (or with MCP_WEB_UI_USE_GATEWAY=false) the client works in direct mode. */
-  gatewayUrl?: string
-  /** Default: MCP_WEB_UI_GATEWAY_API_KEY. */
-  apiKey?: string
-  /** Default: MCP_WEB_UI_USE_GATEWAY (`true` when a gateway URL is set). */
-  useGateway?: boolean
-  /**
-   * `'direct'`: while the gateway cannot be reached, `createSession` hands out
-   * direct links to the UI server instead of failing, and goes back to gateway
-   * links by itself once the gateway answers. Default: MCP_WEB_UI_FALLBACK
-   * (`direct` or `none`), else `'none'`.
-   */
-  fallback?: 'direct' | 'none'
-  /** Logs go here; default JSON lines on stderr, never stdout. */
-  logger?: Logger
-  /** How long `await register()` waits for the first registration before it rejects (registration goes on in the background). Default 10000. */
-  registerTimeoutMs?: number
-  /** Per call to the gateway's API. Default 10000. */
-  requestTimeoutMs?: number
-  /** Session lifetime of direct links. Default 3600. */
-  directSessionTtlSeconds?: number
-  /**
-   * This server's registrant secret (32 to 256 visible ASCII characters). Default:
-   * MCP_WEB_UI_SERVER_SECRET, else one made per process. Sessions are bound to the
-   * instance (process) that asked for them: give the same secret (and, for one process per
-   * user, the same `instance`) across restarts to keep handed-out links working after
-   * one. Processes sharing a secret are still separate instances while they live.
-   */
-  serverSecret?: string
-  /**
-   * Which instance of the server this process is, as the platform names it: stable across
-   * the process's restarts and unique among the server's processes (1-128 of A-Z a-z 0-9
-   * . _ : @ -). With a shared `serverSecret`, a restarted process with the same name takes
-   * its earlier links back. Default: MCP_WEB_UI_INSTANCE_ID, else (a process per user) one
-   * made from MCP_WEB_UI_LOCAL_USER, else none. Whatever it says, two live processes never
-   * share a session: the gateway routes each link to the process that minted it.
-   */
-  instance?: string
-  /** Environment to read defaults from. Default process.env. */
-  env?: NodeJS.ProcessEnv
-}
+import { authenticateRequest } from './authenticate.js'
+import { GatewayApi, isUnreachable } from './gateway-api.js'
+import type { CallOptions, Registration } from './gateway-api.js'
+import type { UiIdentity } from './authenticate.js'
+import { DirectLinks, directOrigin } from './direct-links.js'
+import { resolveOptions } from './options.js'
+import type { GatewayClientOptions, ResolvedOptions } from './options.js'
 
 export interface RegisterInput {
   host: string
@@ -105,15 +57,6 @@ export interface ClientEvents {
   direct: []
   refused: [Error]
   closed: []
-}
-
-/** Who a request to the UI is for, as `client.authenticate(req)` found out. */
-export interface UiIdentity {
-  userId: string
-  /** `gateway`: the gateway vouched for the request; `direct`: a direct link's token (query or cookie). */
-  via: 'gateway' | 'direct'
-  scopes: string[]
-  sessionId?: string
 }
 
 export interface GatewayClient extends EventEmitter<ClientEvents> {
@@ -165,17 +108,6 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   close (options?: { timeoutMs?: number }): Promise<void>
 }
 
-/**
- * The instance name a process gets by default: MCP_WEB_UI_INSTANCE_ID, else one per local
- * user, keyed by the server's secret (listings show it; nobody can test guesses of user ids
- * against it without the secret).
- */
-function defaultInstance (env: NodeJS.ProcessEnv, secret: string): string | undefined {
-  if (env.MCP_WEB_UI_INSTANCE_ID) return env.MCP_WEB_UI_INSTANCE_ID
-  const user = env.MCP_WEB_UI_LOCAL_USER
-  return user ? `user-${createHmac('sha256', secret).update(`mcp-gw instance of user\0${user}`).digest('hex').slice(0, 24)}` : undefined
-}
-
 /** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
 const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW_REGISTRY_NOT_SERVER_OWNER', 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED'])
 
@@ -184,13 +116,6 @@ const BASE_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 15_000
 /** How long `createSession` gives an unreachable gateway before handing out a direct link. */
 const FALLBACK_PROBE_MS = 500
-const MAX_DIRECT_TOKENS = 10_000
-const MAX_DIRECT_TTL_SECONDS = 30 * 86_400
-
-function envFlag (value: string | undefined): boolean | undefined {
-  if (value === undefined || value === '') return undefined
-  return value === 'true' || value === '1'
-}
 
 /** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
 export function backoffMs (attempt: number, random = Math.random): number {
@@ -198,65 +123,21 @@ export function backoffMs (attempt: number, random = Math.random): number {
   return Math.round(ceiling * (0.5 + random() / 2))
 }
 
-/** A refusal that no retry fixes soon (a wrong key) vs. one that the gateway coming back fixes. */
-/**
- * Answers that say the gateway is there and refuses (a full store, a quota): the caller
- * hears why, and never gets a direct link instead, as it would from a gateway that is away.
- */
-const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGISTRY_RATE_LIMITED', 'MCPGW_REGISTRY_SERVER_QUOTA'])
-
-function isUnreachable (err: unknown): boolean {
-  if (err instanceof GatewayUnreachableError) return true
-  return err instanceof GatewayRequestError && (err as unknown as { gatewayStatus: number }).gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
-}
-
-/**
- * Cookies ignore ports: every server on the host gets this UI's cookie, and its pages
- * are same-site. A request a page of another origin started (Fetch Metadata, or the
- * Origin of a WebSocket handshake) is not let in on the cookie.
- */
-function sameOrigin (headers: IncomingMessage['headers']): boolean {
-  const site = headers['sec-fetch-site']
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
-  const origin = headers.origin
-  if (origin === undefined) return true
-  try {
-    return new URL(origin).host === headers.host
-  } catch {
-    return false
-  }
-}
-
-/** Where a direct link points: the UI server itself. */
-function directOrigin (registration: RegisterInput): string {
-  return `${registration.protocol ?? 'http'}://${urlHost(registration.host)}:${registration.port}`
-}
-
-interface DirectToken { userId: string, expiresAt: number }
-
 class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   readonly mode: 'gateway' | 'direct'
   readonly serverName: string
   readonly ready: Promise<void>
   #state: ClientState = 'idle'
-  readonly #gatewayUrl: string
-  readonly #apiKey: string | undefined
-  readonly #serverType: string | undefined
-  readonly #secret: string
+  readonly #options: ResolvedOptions
+  readonly #api: GatewayApi
   /** This process, to the gateway: made once, never shown in logs. */
   readonly #incarnation = randomBytes(16).toString('base64url')
-  readonly #instance: string | undefined
   /** The instance the gateway registered this process as, from the last registration. */
   #instanceId: string | null = null
   /** What the gateway keys its proofs with: given with each registration, null until the first. */
   #proofKey: string | null = null
   /** Why the gateway refused this client for good (its key, or the key's scope). */
   #refusal: Error | null = null
-  readonly #fallback: boolean
-  readonly #logger: Logger
-  readonly #registerTimeoutMs: number
-  readonly #requestTimeoutMs: number
-  readonly #directTtlSeconds: number
   #registration: RegisterInput | null = null
   #timer: NodeJS.Timeout | null = null
   #attempt = 0
@@ -266,49 +147,18 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #linkOrigin: string | null = null
   #lastError: Error | null = null
   #settleReady!: (err?: Error) => void
-  readonly #directTokens = new Map<string, DirectToken>()
+  readonly #directLinks = new DirectLinks()
   #closing: Promise<void> | null = null
   /** Aborts calls in flight when the client deregisters or closes. */
   #abort = new AbortController()
 
   constructor (options: GatewayClientOptions) {
     super()
-    const env = options.env ?? process.env
-    if (typeof options.serverName !== 'string' || !SERVER_NAME_PATTERN.test(options.serverName)) {
-      throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
-    }
-    const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL ?? '').replace(/\/+$/, '')
-    const useGateway = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY) ?? gatewayUrl !== ''
-    if (useGateway && gatewayUrl === '') {
-      throw new InvalidOptionError('gatewayUrl', 'gateway mode needs MCP_WEB_UI_GATEWAY_URL or gatewayUrl')
-    }
-    const fallback = options.fallback ?? (env.MCP_WEB_UI_FALLBACK || 'none')
-    if (fallback !== 'direct' && fallback !== 'none') throw new InvalidOptionError('fallback', "expected 'direct' or 'none'")
-    // Proves to the gateway that later calls for serverName come from this process:
-    // while its registration is live, nobody else can take the name or its sessions.
-    const secret = options.serverSecret ?? (env.MCP_WEB_UI_SERVER_SECRET || randomBytes(32).toString('base64url'))
-    if (typeof secret !== 'string' || !SERVER_SECRET_PATTERN.test(secret)) {
-      throw new InvalidOptionError('serverSecret', 'expected 32 to 256 visible ASCII characters')
-    }
-    const instance = options.instance ?? defaultInstance(env, secret)
-    if (instance !== undefined && (typeof instance !== 'string' || !INSTANCE_NAME_PATTERN.test(instance))) {
-      throw new InvalidOptionError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
-    }
-    this.#instance = instance
-    for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
-      if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new InvalidOptionError(name, 'expected a positive number')
-    }
-    this.mode = useGateway ? 'gateway' : 'direct'
-    this.serverName = options.serverName
-    this.#gatewayUrl = gatewayUrl
-    this.#apiKey = options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined)
-    this.#serverType = options.serverType
-    this.#secret = secret
-    this.#fallback = fallback === 'direct'
-    this.#logger = options.logger ?? stderrLogger
-    this.#registerTimeoutMs = options.registerTimeoutMs ?? 10_000
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000
-    this.#directTtlSeconds = options.directSessionTtlSeconds ?? 3600
+    this.#options = resolveOptions(options)
+    const { gatewayUrl: url, apiKey, secret, serverName, requestTimeoutMs: timeoutMs } = this.#options
+    this.#api = new GatewayApi({ url, apiKey, secret, serverName, timeoutMs })
+    this.mode = this.#options.mode
+    this.serverName = this.#options.serverName
     this.ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (err) => { if (err === undefined) resolve(); else reject(err) }
     })
@@ -321,9 +171,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
 
   get linkOrigins (): string[] {
     const origins: string[] = []
-    if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#gatewayUrl).origin)
+    if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#options.gatewayUrl).origin)
     const registration = this.#registration
-    if (registration !== null && (this.mode === 'direct' || this.#fallback)) {
+    if (registration !== null && (this.mode === 'direct' || this.#options.fallback)) {
       origins.push(directOrigin(registration))
     }
     return origins
@@ -346,40 +196,17 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #warnOnce (kind: string, fields: object, msg: string): void {
     if (this.#lastWarning === kind) return
     this.#lastWarning = kind
-    this.#logger.warn({ serverName: this.serverName, ...fields }, msg)
+    this.#options.logger.warn({ serverName: this.serverName, ...fields }, msg)
   }
 
-  async #call (method: string, path: string, body?: unknown, timeoutMs = this.#requestTimeoutMs): Promise<unknown> {
-    let res: Response
-    try {
-      res = await fetch(`${this.#gatewayUrl}${path}`, {
-        method,
-        headers: {
-          ...(this.#apiKey !== undefined && { authorization: `Bearer ${this.#apiKey}` }),
-          [SERVER_SECRET_HEADER]: this.#secret,
-          // Only once registered by this client: a registration made elsewhere is found by the secret alone.
-          ...(this.#instanceId !== null && { [INCARNATION_HEADER]: this.#incarnation }),
-          ...(body !== undefined && { 'content-type': 'application/json' })
-        },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
-      })
-    } catch (err) {
-      throw new GatewayUnreachableError(this.#gatewayUrl, { cause: err })
+  /** What every call to the gateway carries: this process's incarnation once registered, and the abort of close(). */
+  #callOptions (timeoutMs?: number): CallOptions {
+    return {
+      // Only once registered by this client: a registration made elsewhere is found by the secret alone.
+      ...(this.#instanceId !== null && { incarnation: this.#incarnation }),
+      ...(timeoutMs !== undefined && { timeoutMs }),
+      signal: this.#abort.signal
     }
-    const payload = await res.json().catch(() => null) as { code?: string } | null
-    if (res.status === 401 || payload?.code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
-    if (payload?.code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(this.serverName)
-    if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
-      const code = payload?.code ?? ''
-      const retryAfter = Number(res.headers.get('retry-after') ?? '')
-      throw Object.assign(new GatewayRequestError(res.status, code), {
-        gatewayCode: code,
-        gatewayStatus: res.status,
-        ...(Number.isInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter })
-      })
-    }
-    return payload
   }
 
   /** A call made for a registration since replaced: the current one (if any) is sent next, at once. */
@@ -407,21 +234,21 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const registration = this.#registration
     if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
     if (this.#timer !== null) clearTimeout(this.#timer)
-    let result: { expiresAt: string, linkOrigin?: string, proofKey?: string, instanceId?: string }
+    let result: Registration
     try {
-      result = await this.#call('POST', '/register-server', {
+      result = await this.#api.register({
         serverName: this.serverName,
         ...registration,
         incarnation: this.#incarnation,
-        ...(this.#instance !== undefined && { instance: this.#instance })
-      }, timeoutMs) as typeof result
+        ...(this.#options.instance !== undefined && { instance: this.#options.instance })
+      }, this.#callOptions(timeoutMs))
     } catch (err) {
       if (this.#registration !== registration || this.#closed()) {
         this.#handOver()
         throw err
       }
       if (err instanceof GatewayUnauthorizedError || err instanceof GatewayKeyScopeError) {
-        this.#logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
+        this.#options.logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
           ? 'the API key does not act for this server name; registration stopped'
           : 'the gateway refused the API key; registration stopped')
         this.#refusal = err
@@ -432,15 +259,18 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       const gatewayCode = gatewayCodeOf(err)
       const retryInMs = backoffMs(this.#attempt++)
       if (isUnreachable(err)) {
-        this.#warnOnce('unreachable', { gateway: this.#gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#fallback ? 'direct' : 'none' },
-          this.#fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
+        this.#warnOnce('unreachable', { gateway: this.#options.gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#options.fallback ? 'direct' : 'none' },
+          this.#options.fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
         // Already on direct links: the gateway is still away, nothing changed.
         if (this.#state !== 'direct') {
           this.#enter('unreachable', err as Error)
-          if (this.#fallback) this.#enter('direct')
+          if (this.#options.fallback) this.#enter('direct')
         }
       } else {
-        this.#warnOnce(`refused:${gatewayCode}`, { code: gatewayCode }, 'the gateway refused the registration; retrying')
+        const code = gatewayCode ?? (err as { code?: string }).code
+        this.#warnOnce(`refused:${code}`, { code }, err instanceof GatewayAnswerError
+          ? 'the gateway\'s answer to the registration is malformed; retrying'
+          : 'the gateway refused the registration; retrying')
         if (this.#state !== 'direct') this.#enter('connecting')
       }
       this.#schedule(retryInMs)
@@ -450,16 +280,16 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#handOver()
       return
     }
-    if (this.#state !== 'registered') this.#logger.info({ serverName: this.serverName, gateway: this.#gatewayUrl }, 'registered with the gateway')
+    if (this.#state !== 'registered') this.#options.logger.info({ serverName: this.serverName, gateway: this.#options.gatewayUrl }, 'registered with the gateway')
     this.#attempt = 0
     this.#lastWarning = ''
     this.#lastError = null
-    if (typeof result.linkOrigin === 'string') this.#linkOrigin = result.linkOrigin
-    if (typeof result.proofKey === 'string') this.#proofKey = result.proofKey
-    if (typeof result.instanceId === 'string') this.#instanceId = result.instanceId
+    if (result.linkOrigin !== undefined) this.#linkOrigin = result.linkOrigin
+    if (result.proofKey !== undefined) this.#proofKey = result.proofKey
+    if (result.instanceId !== undefined) this.#instanceId = result.instanceId
     this.#enter('registered')
     // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
-    const lifetime = Date.parse(result.expiresAt) - Date.now()
+    const lifetime = result.expiresAt.getTime() - Date.now()
     this.#schedule(Math.max(MIN_HEARTBEAT_MS, Math.floor(lifetime / 3)))
   }
 
@@ -479,7 +309,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#registerNow().catch(() => {})
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(this.#lastError ?? new GatewayUnreachableError(this.#gatewayUrl)), this.#registerTimeoutMs)
+      timer = setTimeout(() => reject(this.#lastError ?? new GatewayUnreachableError(this.#options.gatewayUrl)), this.#options.registerTimeoutMs)
     })
     try {
       await Promise.race([this.ready, timeout])
@@ -488,7 +318,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     }
   }
 
-  async deregister (timeoutMs = this.#requestTimeoutMs): Promise<void> {
+  async deregister (timeoutMs = this.#options.requestTimeoutMs): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
     const had = this.#registration !== null
@@ -503,8 +333,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       this.#abort.abort()
       this.#abort = new AbortController()
     }
-    const instanceQuery = this.#instanceId === null ? '' : `?instanceId=${encodeURIComponent(this.#instanceId)}`
-    if (this.mode === 'gateway' && had) await this.#call('DELETE', `/register-server/${encodeURIComponent(this.serverName)}${instanceQuery}`, undefined, timeoutMs)
+    if (this.mode === 'gateway' && had) await this.#api.deregister(this.#instanceId, this.#callOptions(timeoutMs))
   }
 
   async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
@@ -530,7 +359,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         return await this.#gatewayLink(userId, sessionOptions)
       }
     } catch (err) {
-      if (!this.#fallback || !isUnreachable(err) || this.#registration === null) throw err
+      if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null) throw err
       if (this.#state === 'registered') {
         // Registered a moment ago, unreachable now: the loop finds out the rest.
         this.#enter('unreachable', err as Error)
@@ -542,114 +371,42 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   }
 
   async #gatewayLink (userId: string, sessionOptions: SessionOptions): Promise<SessionLink> {
-    const result = await this.#call('POST', '/create-session', {
+    const issued = await this.#api.createSession({
       userId,
       serverName: this.serverName,
-      ...(this.#serverType !== undefined && { serverType: this.#serverType }),
+      ...(this.#options.serverType !== undefined && { serverType: this.#options.serverType }),
       ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
-    }) as { url: string, token: string, expiresAt: string, sessionId: string }
-    return { url: result.url, token: result.token, expiresAt: new Date(result.expiresAt), sessionId: result.sessionId, via: 'gateway' }
+    }, this.#callOptions())
+    return { ...issued, via: 'gateway' }
   }
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
-    const registration = this.#registration!
-    const ttl = sessionOptions.ttlSeconds ?? this.#directTtlSeconds
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_DIRECT_TTL_SECONDS) throw new InvalidOptionError('ttlSeconds', `expected an integer from 1 to ${MAX_DIRECT_TTL_SECONDS}`)
-    const now = Date.now()
-    if (this.#directTokens.size >= MAX_DIRECT_TOKENS) {
-      for (const [token, entry] of this.#directTokens) if (entry.expiresAt <= now) this.#directTokens.delete(token)
-      // Still full of live links: the oldest go first.
-      for (const token of this.#directTokens.keys()) {
-        if (this.#directTokens.size < MAX_DIRECT_TOKENS) break
-        this.#directTokens.delete(token)
-      }
-    }
-    const token = randomBytes(24).toString('base64url')
-    const expiresAt = now + ttl * 1000
-    this.#directTokens.set(token, { userId, expiresAt })
-    return { url: `${directOrigin(registration)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
+    const { token, expiresAt } = this.#directLinks.issue(userId, sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds)
+    return { url: `${directOrigin(this.#registration!)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
   }
 
   async revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number> {
-    let revoked = 0
-    for (const [token, entry] of this.#directTokens) {
-      if ('userId' in selector && entry.userId === selector.userId) {
-        this.#directTokens.delete(token)
-        revoked++
-      }
-    }
+    const revoked = 'userId' in selector ? this.#directLinks.revokeUser(selector.userId) : 0
     if (this.mode === 'direct') return revoked
     // This instance's sessions only: never another process's of the same name.
     const body = {
-      ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#serverType) }),
+      ...('sessionId' in selector ? { sessionId: selector.sessionId } : { sessionKey: sessionKeyOf(selector.userId, this.serverName, this.#options.serverType) }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }
-    return revoked + ((await this.#call('POST', '/revoke-session', body)) as { revoked: number }).revoked
+    return revoked + await this.#api.revokeSession(body, this.#callOptions())
   }
 
   validateDirectToken (token: string): { userId: string } | null {
-    if (typeof token !== 'string' || token.length !== 32) return null
-    const entry = this.#directTokens.get(token)
-    if (entry === undefined) return null
-    if (entry.expiresAt <= Date.now()) {
-      this.#directTokens.delete(token)
-      return null
-    }
-    return { userId: entry.userId }
-  }
-
-  /** The direct-link cookie of this UI: cookies ignore ports, so its name carries the port. */
-  #cookieName (): string | null {
-    return this.#registration === null ? null : `mcpgw_direct_${this.#registration.port}`
+    const entry = this.#directLinks.find(token)
+    return entry === null ? null : { userId: entry.userId }
   }
 
   authenticate (req: IncomingMessage, res?: ServerResponse): UiIdentity | null {
-    const headers = req.headers
-    const proof = headers[REGISTRANT_HEADER]
-    // A session of another instance (this process took over a stopped one's address, and a
-    // gateway still routes there): never this process's to serve.
-    const instanceId = headers[INSTANCE_ID_HEADER]
-    if (proof !== undefined && instanceId !== undefined && this.#instanceId !== null && instanceId !== this.#instanceId) return null
-    if (proof !== undefined) {
-      const identity: GatewayIdentity | null = gatewayIdentity(headers)
-      // During a secret rotation the key this process holds (from its last registration) may
-      // be a previous or the next one: the gateway then vouches under that one beside.
-      if (identity !== null && this.#proofKey !== null && verifyRegistrantProofs(proof, headers[REGISTRANT_ROTATION_HEADER], this.#proofKey, identity)) {
-        return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
-      }
-    }
-    const cookieName = this.#cookieName()
-    const url = req.url ?? '/'
-    const query = url.indexOf('?')
-    const fromQuery = query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('token')
-    if (fromQuery !== null) {
-      const found = this.validateDirectToken(fromQuery)
-      if (found !== null) {
-        if (res !== undefined && cookieName !== null && !res.headersSent) {
-          const maxAge = Math.max(1, Math.floor((this.#directTokens.get(fromQuery)!.expiresAt - Date.now()) / 1000))
-          const previous = res.getHeader('set-cookie')
-          // In another site's frame (an MCP Apps host) a Strict cookie is never sent: there it is
-          // partitioned under that top-level site instead, and sent nowhere else.
-          const framed = headers['sec-fetch-dest'] === 'iframe' && headers['sec-fetch-site'] === 'cross-site'
-          const cookie = `${cookieName}=${fromQuery}; Path=/; HttpOnly; ${framed ? 'Secure; Partitioned; SameSite=None' : 'SameSite=Strict'}; Max-Age=${maxAge}`
-          res.setHeader('set-cookie', previous === undefined ? [cookie] : [...(Array.isArray(previous) ? previous : [String(previous)]), cookie])
-        }
-        return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
-      }
-    }
-    const cookies = headers.cookie
-    if (cookieName !== null && typeof cookies === 'string' && sameOrigin(headers)) {
-      for (const part of cookies.split(';')) {
-        const eq = part.indexOf('=')
-        if (eq === -1 || part.slice(0, eq).trim() !== cookieName) continue
-        const found = this.validateDirectToken(part.slice(eq + 1).trim())
-        if (found !== null) return { userId: found.userId, via: 'direct', scopes: ['view', 'interact'] }
-      }
-    }
-    return null
+    const context = { proofKey: this.#proofKey, instanceId: this.#instanceId, port: this.#registration?.port ?? null, directLinks: this.#directLinks }
+    return authenticateRequest(context, req, res)
   }
 
   answerInstanceProbe (req: IncomingMessage, res: ServerResponse): boolean {
@@ -670,7 +427,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       try {
         await this.deregister(timeoutMs)
       } catch (err) {
-        this.#logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
+        this.#options.logger.warn({ serverName: this.serverName, code: (err as { code?: string }).code }, 'deregistration failed; the registration will lapse by itself')
       }
       this.#enter('closed')
     })()

@@ -12,6 +12,11 @@ export const GatewayKeyScopeError = createError<Args<[string]>>('MCPGW_SDK_KEY_S
  * MCPGW_REGISTRY_SERVER_QUOTA). A refusal is never mistaken for an unreachable gateway.
  */
 export const GatewayRequestError = createError<Args<[number, string]>>('MCPGW_SDK_REQUEST_FAILED', 'The gateway answered %d %s', 502)
+/**
+ * The gateway accepted a call, but its answer is not what the SDK reads (not JSON, or a field
+ * missing or of another type): another service at the gateway's URL, or a proxy's own page.
+ */
+export const GatewayAnswerError = createError<Args<[string, string]>>('MCPGW_SDK_MALFORMED_ANSWER', "The gateway's answer to %s is malformed: %s", 502)
 
 /** The gateway's own code (`MCPGW_REGISTRY_...`) of a refused request, when it sent one. */
 export function gatewayCodeOf (err: unknown): string | undefined {

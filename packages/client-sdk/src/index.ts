@@ -1,5 +1,7 @@
 export { createGatewayClient, backoffMs } from './client.js'
-export type { GatewayClient, GatewayClientOptions, RegisterInput, SessionOptions, SessionLink, ClientState, ClientEvents, UiIdentity } from './client.js'
+export type { GatewayClient, RegisterInput, SessionOptions, SessionLink, ClientState, ClientEvents } from './client.js'
+export type { UiIdentity } from './authenticate.js'
+export type { GatewayClientOptions } from './options.js'
 export { startWebUI, publicBasePath, gatewayIdentity } from './web-ui.js'
 export type { StartWebUIOptions, WebUIHandle, GatewayIdentity } from './web-ui.js'
 export { closeOnExit } from './lifecycle.js'

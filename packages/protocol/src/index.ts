@@ -159,6 +159,9 @@ export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcp
 /** The server type of a session when none is given. */
 export const DEFAULT_SERVER_TYPE = 'mcp-webui'
 
+/** The scopes of a session created without any, and of a UI request a direct link lets in. */
+export const DEFAULT_SCOPES: readonly string[] = Object.freeze(['view', 'interact'])
+
 /** A session's key: one live session per user, server and server type. */
 export function sessionKeyOf (userId: string, serverName: string, serverType: string = DEFAULT_SERVER_TYPE): string {
   return `${userId}:${serverName}:${serverType}`

@@ -1,12 +1,11 @@
-import { DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
+import { DEFAULT_SCOPES, DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
 import { DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
 import { InvalidOptionError } from './errors.js'
 import type { TokenKey } from './tokens.js'
 import type { Logger } from './types.js'
 import { assertScopes, assertServerName } from './validate-input.js'
 
-export { DEFAULT_SERVER_TYPE }
-export const DEFAULT_SCOPES: readonly string[] = Object.freeze(['view', 'interact'])
+export { DEFAULT_SCOPES, DEFAULT_SERVER_TYPE }
 export const DEFAULT_SESSION_TTL_SECONDS = 3600
 export const DEFAULT_MAX_SESSION_TTL_SECONDS = 7 * 24 * 3600
 export const DEFAULT_REGISTRATION_TTL_SECONDS = 90

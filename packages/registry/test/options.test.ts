@@ -1,4 +1,5 @@
 import t from 'tap'
+import * as protocol from '@mcp-gw/protocol'
 import {
   DEFAULT_ACTIVITY_THROTTLE_MS, DEFAULT_MAX_SESSION_TTL_SECONDS, DEFAULT_REGISTRATION_TTL_SECONDS,
   DEFAULT_SCOPES, DEFAULT_SERVER_TYPE, DEFAULT_SESSION_TTL_SECONDS, validateOptions
@@ -16,6 +17,11 @@ t.test('defaults are filled in and the result is frozen', async (t) => {
   t.ok(Object.isFrozen(options))
   t.ok(Object.isFrozen(options.defaultScopes))
   t.same(validateOptions(), validateOptions({}))
+})
+
+t.test('the default scopes are the protocol\'s, which the client SDK grants direct links too', async (t) => {
+  t.equal(DEFAULT_SCOPES, protocol.DEFAULT_SCOPES)
+  t.same(DEFAULT_SCOPES, ['view', 'interact'])
 })
 
 t.test('given values are kept', async (t) => {

@@ -1,0 +1,191 @@
+import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
+import {
+  GatewayAnswerError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError, gatewayCodeOf
+} from './errors.js'
+
+/** The calls of the gateway's registry API the client makes, each answer parsed and checked. */
+
+export interface GatewayApiOptions {
+  /** The gateway's URL, without trailing slashes. */
+  url: string
+  apiKey: string | undefined
+  /** The registrant secret, sent with every call. */
+  secret: string
+  /** The server the client acts for: a key that does not act for it is refused with its name. */
+  serverName: string
+  /** Per call, unless the call gives its own. */
+  timeoutMs: number
+}
+
+/** What a call carries beside its body. */
+export interface CallOptions {
+  /** Sent only once this client registered: a registration made elsewhere is found by the secret alone. */
+  incarnation?: string
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface RegisterBody {
+  serverName: string
+  host: string
+  port: number
+  protocol?: 'http' | 'https'
+  metadata?: Record<string, unknown>
+  incarnation: string
+  instance?: string
+}
+
+/** The part of a `register-server` answer the client reads. */
+export interface Registration {
+  expiresAt: Date
+  /** The origin links point at (the wildcard origin in isolated mode). */
+  linkOrigin?: string
+  /** What the gateway keys its registrant proofs with. */
+  proofKey?: string
+  /** The instance the gateway registered this process as. */
+  instanceId?: string
+}
+
+export interface CreateSessionBody {
+  userId: string
+  serverName: string
+  serverType?: string
+  ttlSeconds?: number
+  scopes?: string[]
+  rotate?: boolean
+  instanceId?: string
+}
+
+/** The part of a `create-session` answer the client reads. */
+export interface IssuedSession {
+  url: string
+  token: string
+  expiresAt: Date
+  sessionId: string
+}
+
+export type RevokeBody = ({ sessionId: string } | { sessionKey: string }) & { instanceId?: string }
+
+/**
+ * Answers that say the gateway is there and refuses (a full store, a quota): the caller
+ * hears why, and never gets a direct link instead, as it would from a gateway that is away.
+ */
+const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGISTRY_RATE_LIMITED', 'MCPGW_REGISTRY_SERVER_QUOTA'])
+
+/** A failure that the gateway coming back fixes, vs. a refusal (a wrong key, a quota) or a malformed answer. */
+export function isUnreachable (err: unknown): boolean {
+  if (err instanceof GatewayUnreachableError) return true
+  return err instanceof GatewayRequestError && 'gatewayStatus' in err && typeof err.gatewayStatus === 'number' &&
+    err.gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
+}
+
+/** Reads the fields of one answer; the first that does not hold is a MCPGW_SDK_MALFORMED_ANSWER naming the call. */
+function answerOf (call: string, payload: unknown) {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new GatewayAnswerError(call, 'expected a JSON object')
+  const fields = new Map<string, unknown>(Object.entries(payload))
+  const string = (name: string): string => {
+    const value = fields.get(name)
+    if (typeof value !== 'string') throw new GatewayAnswerError(call, `${name} is not a string`)
+    return value
+  }
+  return {
+    string,
+    optionalString: (name: string): string | undefined => fields.get(name) === undefined ? undefined : string(name),
+    date: (name: string): Date => {
+      const date = new Date(string(name))
+      if (Number.isNaN(date.getTime())) throw new GatewayAnswerError(call, `${name} is not a date`)
+      return date
+    },
+    count: (name: string): number => {
+      const value = fields.get(name)
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new GatewayAnswerError(call, `${name} is not a count`)
+      return value
+    }
+  }
+}
+
+export function parseRegistration (payload: unknown): Registration {
+  const answer = answerOf('POST /register-server', payload)
+  const linkOrigin = answer.optionalString('linkOrigin')
+  const proofKey = answer.optionalString('proofKey')
+  const instanceId = answer.optionalString('instanceId')
+  return {
+    expiresAt: answer.date('expiresAt'),
+    ...(linkOrigin !== undefined && { linkOrigin }),
+    ...(proofKey !== undefined && { proofKey }),
+    ...(instanceId !== undefined && { instanceId })
+  }
+}
+
+export function parseIssuedSession (payload: unknown): IssuedSession {
+  const answer = answerOf('POST /create-session', payload)
+  return { url: answer.string('url'), token: answer.string('token'), expiresAt: answer.date('expiresAt'), sessionId: answer.string('sessionId') }
+}
+
+export function parseRevoked (payload: unknown): number {
+  return answerOf('POST /revoke-session', payload).count('revoked')
+}
+
+/** A small client of the gateway's registry API for one server: its key, its secret, its timeouts. */
+export class GatewayApi {
+  readonly #options: GatewayApiOptions
+
+  constructor (options: GatewayApiOptions) {
+    this.#options = options
+  }
+
+  /** Registers this process's instance, or heartbeats it. */
+  async register (body: RegisterBody, call: CallOptions = {}): Promise<Registration> {
+    return parseRegistration(await this.#call('POST', '/register-server', body, call))
+  }
+
+  /** Removes the instance (all the secret's, without `instanceId`); a registration already gone is no failure. */
+  async deregister (instanceId: string | null, call: CallOptions = {}): Promise<void> {
+    const query = instanceId === null ? '' : `?instanceId=${encodeURIComponent(instanceId)}`
+    await this.#call('DELETE', `/register-server/${encodeURIComponent(this.#options.serverName)}${query}`, undefined, call)
+  }
+
+  async createSession (body: CreateSessionBody, call: CallOptions = {}): Promise<IssuedSession> {
+    return parseIssuedSession(await this.#call('POST', '/create-session', body, call))
+  }
+
+  /** How many sessions the gateway revoked. */
+  async revokeSession (body: RevokeBody, call: CallOptions = {}): Promise<number> {
+    return parseRevoked(await this.#call('POST', '/revoke-session', body, call))
+  }
+
+  /** The answer's JSON body (null when there is none) for a 2xx, or a DELETE's 404; else the coded error. */
+  async #call (method: string, path: string, body: unknown, call: CallOptions): Promise<unknown> {
+    const { url, apiKey, secret, serverName } = this.#options
+    const signal = AbortSignal.timeout(call.timeoutMs ?? this.#options.timeoutMs)
+    let res: Response
+    try {
+      res = await fetch(`${url}${path}`, {
+        method,
+        headers: {
+          ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
+          [SERVER_SECRET_HEADER]: secret,
+          ...(call.incarnation !== undefined && { [INCARNATION_HEADER]: call.incarnation }),
+          ...(body !== undefined && { 'content-type': 'application/json' })
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        signal: call.signal === undefined ? signal : AbortSignal.any([signal, call.signal])
+      })
+    } catch (err) {
+      throw new GatewayUnreachableError(url, { cause: err })
+    }
+    const payload: unknown = await res.json().catch(() => null)
+    const code = typeof payload === 'object' && payload !== null && 'code' in payload && typeof payload.code === 'string' ? payload.code : undefined
+    if (res.status === 401 || code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
+    if (code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(serverName)
+    if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
+      const retryAfter = Number(res.headers.get('retry-after') ?? '')
+      throw Object.assign(new GatewayRequestError(res.status, code ?? ''), {
+        gatewayCode: code ?? '',
+        gatewayStatus: res.status,
+        ...(Number.isInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter })
+      })
+    }
+    return payload
+  }
+}
