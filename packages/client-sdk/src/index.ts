@@ -1,4 +1,4 @@
-export { createGatewayClient, backoffMs } from './client.js'
+export { createGatewayClient } from './client.js'
 export type { GatewayClient, RegisterInput, SessionOptions, SessionLink, ClientState, ClientEvents } from './client.js'
 export type { UiIdentity } from './authenticate.js'
 export type { GatewayClientOptions } from './options.js'
