@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { request } from 'node:http'
 import t from 'tap'
 import { figure, mib, openFds, rssBytes, startGateway } from './helpers.js'
+import { eventually } from '@mcp-gw/testkit'
 
 const IDLE = Number(process.env.CHAOS_IDLE_CONNECTIONS ?? 10_000)
 const SLOW = 1_000
@@ -52,8 +53,8 @@ t.test(`${IDLE.toLocaleString('en-US')} idle connections and ${SLOW.toLocaleStri
   latencies.sort((x, y) => x - y)
   t.equal(good, 200, 'a real session is served while they are held')
 
-  const deadline = Date.now() + 20_000
-  while (count.closed < count.expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  // How many were cut is the figure this case reports: a timeout is not an error here.
+  await eventually(() => count.closed >= count.expected, { what: 'every slow connection cut', within: 20_000, everyMs: 100 }).catch(() => {})
   clearInterval(drip)
   const cutAfter = (performance.now() - opened) / 1000
   await new Promise((resolve) => setTimeout(resolve, 500))

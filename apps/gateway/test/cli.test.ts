@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '@mcp-gw/testkit'
+import { eventually, freePort } from '@mcp-gw/testkit'
 import t from 'tap'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
@@ -43,10 +43,7 @@ t.test('start serves, the client commands talk to it, and SIGTERM exits 0', asyn
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let log = ''
   child.stdout.on('data', (c: Buffer) => { log += c.toString() })
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline && await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0) !== 200) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await eventually(async () => await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0) === 200, { what: 'the started gateway answering /health', within: 15_000, everyMs: 100 })
   t.match(log, /"msg":"mcp-gw listening"/)
   t.match(log, /JWT_SECRET is not set/)
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-mcpgw-server-secret': 'cli-test-registrant-secret-0123456789abc' }

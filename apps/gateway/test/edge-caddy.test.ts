@@ -1,15 +1,12 @@
-import { createHash } from 'node:crypto'
 import { eventually, freePort, startCaddy } from '@mcp-gw/testkit'
-import { sessionHostLabel, TokenService } from '@mcp-gw/registry'
-import { verifyRegistrantProofs } from '@mcp-gw/protocol'
+import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { EDGE_KEY, isolatedModeThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
-
-const REGISTRANT_SECRET = 'edge-test-registrant-secret-0123456789'
+import { behindEdge, EDGE_KEY, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
 // environment is set.
@@ -22,13 +19,11 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
   return caddy.port
 }
 
-async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<{ port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }> {
-  const backend = await startEdgeBackend(t)
-  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, ...overrides })
-  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
-  const port = await freePort()
-  await edge(t, 'caddy/path-mode.Caddyfile', gw.port, port, `http://127.0.0.1:${port}`)
-  return { port, gw, backend }
+async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
+  return await behindEdge(t, overrides, async (gatewayPort) => {
+    const port = await freePort()
+    return await edge(t, 'caddy/path-mode.Caddyfile', gatewayPort, port, `http://127.0.0.1:${port}`)
+  })
 }
 
 t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway only answers who may go where', async (t) => {
@@ -123,14 +118,6 @@ t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cook
 })
 
 t.test('Caddy + forward-auth while the gateway\'s secret rotates: the backend gets the rotation proofs too', async (t) => {
-  const previous = 'edge-test-previous-jwt-secret-0123456789abcdef'
-  const { port, gw } = await pathMode(t, { jwtSecret: 'edge-test-current-jwt-secret-0123456789abcdef', jwtPreviousSecrets: [previous] })
-  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  const res = await send(port, `/mcp/${token}/api/items`, { host: `127.0.0.1:${port}`, 'x-mcpgw-registrant-rotation': 'spoofed' })
-  t.equal(res.status, 200)
-  const seen = JSON.parse(res.body) as { headers: Record<string, string> }
-  const ownerHash = createHash('sha256').update(REGISTRANT_SECRET).digest('hex')
-  const identity = { sessionId: session.sessionId, userId: 'alice', serverType: 'mcp-webui', scopes: ['view', 'interact'] }
-  t.equal(verifyRegistrantProofs(seen.headers['x-mcpgw-registrant'], undefined, gw.app.mcpRegistry.tokens.proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant under the current key')
-  t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], new TokenService({ secret: previous }).proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant-Rotation under the previous one: a backend registered before the rotation accepts the request')
+  const { port, gw } = await pathMode(t, { jwtSecret: ROTATION_SECRETS.current, jwtPreviousSecrets: [ROTATION_SECRETS.previous] })
+  await rotationProofsThroughEdge(t, port, gw.app.mcpRegistry, REGISTRANT_SECRET)
 })

@@ -1,12 +1,32 @@
+import { createHash } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { verifyRegistrantProofs } from '@mcp-gw/protocol'
+import { TokenService } from '@mcp-gw/registry'
+import type { Registry } from '@mcp-gw/registry'
 import type { Test } from 'tap'
+import type { GatewayConfig } from '../src/config.js'
+import { API_KEY, startGateway } from './helpers.js'
 import { WebSocketServer } from 'ws'
 
 export const EDGE_KEY = 'edge-test-forward-auth-key-0123456789'
+export const REGISTRANT_SECRET = 'edge-test-registrant-secret-0123456789'
+
+export interface BehindEdge { port: number, gw: Awaited<ReturnType<typeof startGateway>>, backend: Awaited<ReturnType<typeof startEdgeBackend>> }
+
+/**
+ * A gateway with forward-auth on (trusting the edge on loopback), a recording backend
+ * registered as `todo`, and the edge `startEdge` starts in front of it (its port).
+ */
+export async function behindEdge (t: Test, overrides: Partial<GatewayConfig>, startEdge: (gatewayPort: number) => Promise<number>): Promise<BehindEdge> {
+  const backend = await startEdgeBackend(t)
+  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, ...overrides })
+  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
+  return { port: await startEdge(gw.port), gw, backend }
+}
 
 /** A documented edge snippet, read as shipped. */
 export async function snippet (relative: string): Promise<string> {
@@ -119,4 +139,23 @@ export async function isolatedModeThroughEdge (t: Test, edge: { name: string, po
   t.equal(hostile.headers['clear-site-data'], undefined)
   const domain = edge.emptyDomain ? /domain\s*=\s*[^;\s]/i : /domain\s*=/i
   t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => domain.test(c)), 'no Domain reaches other session hosts')
+}
+
+/** The gateway's JWT secrets during a rotation, for the edge tests. */
+export const ROTATION_SECRETS = { current: 'edge-test-current-jwt-secret-0123456789abcdef', previous: 'edge-test-previous-jwt-secret-0123456789abcdef' }
+
+/**
+ * Through an edge in front of a gateway whose secret rotates (ROTATION_SECRETS): the backend
+ * gets X-Mcpgw-Registrant under the current key and X-Mcpgw-Registrant-Rotation under the
+ * previous one, never a client's.
+ */
+export async function rotationProofsThroughEdge (t: Test, port: number, registry: Registry, registrantSecret: string): Promise<void> {
+  const { token, session } = await registry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: registrantSecret })
+  const res = await send(port, `/mcp/${token}/api/items`, { host: `127.0.0.1:${port}`, 'x-mcpgw-registrant-rotation': 'spoofed' })
+  t.equal(res.status, 200)
+  const seen = JSON.parse(res.body) as { headers: Record<string, string> }
+  const ownerHash = createHash('sha256').update(registrantSecret).digest('hex')
+  const identity = { sessionId: session.sessionId, userId: 'alice', serverType: 'mcp-webui', scopes: ['view', 'interact'] }
+  t.equal(verifyRegistrantProofs(seen.headers['x-mcpgw-registrant'], undefined, registry.tokens.proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant under the current key')
+  t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], new TokenService({ secret: ROTATION_SECRETS.previous }).proofKey(ownerHash), identity), true, 'X-Mcpgw-Registrant-Rotation under the previous one: a backend registered before the rotation accepts the request')
 }

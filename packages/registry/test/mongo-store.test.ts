@@ -1,4 +1,4 @@
-import { startFerretDb, startTestMongo } from '@mcp-gw/testkit'
+import { eventually, startFerretDb, startTestMongo } from '@mcp-gw/testkit'
 import { createHash } from 'node:crypto'
 import { MongoClient } from 'mongodb'
 import t from 'tap'
@@ -84,10 +84,7 @@ t.test('a server without TTL indexes gets one warning and our own sweeper', asyn
   await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 1 })
   await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 3000 })
   t.equal(await store.sessions.countDocuments(), 1)
-  const deadline = Date.now() + 10_000
-  while (await store.sessions.countDocuments() > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await eventually(async () => await store.sessions.countDocuments() === 0, { what: 'the sweeper deleting the expired session', within: 10_000, everyMs: 100 })
   t.equal(await store.sessions.countDocuments(), 0, 'the expired session document was deleted by the sweeper')
   t.equal(await store.servers.countDocuments(), 1, 'the live registration was kept')
 })
