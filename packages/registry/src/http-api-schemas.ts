@@ -1,5 +1,6 @@
 import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
-import { SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
+// The patterns and limits are validate-input's (one home per rule); the schemas only refer to them.
+import { ID_PATTERN, INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, MAX_SCOPES, MAX_USER_ID_LENGTH, SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
 
 /** The registry API's JSON schemas: requests are checked against them, answers serialised by them, OpenAPI built from them. */
 
@@ -20,7 +21,7 @@ export const secretHeader = {
   }
 } as const
 
-const instanceId = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$', description: 'An instance id, as registration answered it' } as const
+const instanceId = { type: 'string', pattern: ID_PATTERN.source, description: 'An instance id, as registration answered it' } as const
 
 export const instanceSchema = {
   type: 'object',
@@ -101,8 +102,8 @@ export const registerServerSchema = {
       port: { type: 'integer', minimum: 1, maximum: 65535 },
       protocol: { type: 'string', enum: ['http', 'https'] },
       metadata,
-      instance: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$', description: 'The instance name the platform gave this process (stable across its restarts)' },
-      incarnation: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$', description: 'Random, made once per process start' }
+      instance: { type: 'string', pattern: INSTANCE_NAME_PATTERN.source, description: 'The instance name the platform gave this process (stable across its restarts)' },
+      incarnation: { type: 'string', pattern: INCARNATION_PATTERN.source, description: 'Random, made once per process start' }
     }
   },
   response: {
@@ -137,11 +138,11 @@ export const createSessionSchema = {
     required: ['userId', 'serverName'],
     additionalProperties: false,
     properties: {
-      userId: { type: 'string', minLength: 1, maxLength: 256 },
+      userId: { type: 'string', minLength: 1, maxLength: MAX_USER_ID_LENGTH },
       serverName,
       serverType: serverName,
       ttlSeconds: { type: 'integer', minimum: 1 },
-      scopes: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
+      scopes: { type: 'array', minItems: 1, maxItems: MAX_SCOPES, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
       rotate: { type: 'boolean' },
       metadata,
       instanceId
@@ -162,7 +163,7 @@ export const revokeSessionSchema = {
     properties: {
       sessionId: { type: 'string', maxLength: 64 },
       sessionKey: { type: 'string', maxLength: 400 },
-      userId: { type: 'string', maxLength: 256 },
+      userId: { type: 'string', maxLength: MAX_USER_ID_LENGTH },
       instanceId,
       reason: { type: 'string', maxLength: 200, description: 'Why, for the audit trail' }
     }

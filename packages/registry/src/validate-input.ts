@@ -12,6 +12,9 @@ export const SCOPE_PATTERN = /^[a-z][a-z0-9:_-]{0,31}$/
 export const MAX_USER_ID_LENGTH = 256
 export const MAX_SCOPES = 16
 export const MAX_METADATA_BYTES = 4096
+/** Identifiers the registry generates itself (sessionId, instanceId, jti). */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/
+export { INCARNATION_PATTERN, INSTANCE_NAME_PATTERN }
 const MAX_METADATA_DEPTH = 4
 // RFC 1123 labels; a trailing dot is not accepted (registrations name hosts, not FQDN roots).
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
@@ -37,7 +40,7 @@ export function assertUserId (value: unknown): string {
 
 /** Identifiers the registry generated itself (sessionId, jti): opaque, url-safe. */
 export function assertId (value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(value)) {
+  if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
     throw new InvalidArgumentError(field, 'expected an identifier issued by the registry')
   }
   return value
