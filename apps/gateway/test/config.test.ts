@@ -81,7 +81,10 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS needs MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'previous-api-key-0123456789' }],
     ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 1 is shorter than 16 characters', { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'short-old-key' }],
     ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 1 is the current', { MCP_WEB_UI_GATEWAY_API_KEY: 'current-api-key-0123456789', MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'current-api-key-0123456789' }],
-    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 2 appears twice', { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'old-api-key-0123456789,old-api-key-0123456789' }]
+    ['MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS entry 2 appears twice', { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS: 'old-api-key-0123456789,old-api-key-0123456789' }],
+    // Checked by the proxy plugin's own rules, named here by variable; the key is a secret.
+    ['MCP_WEB_UI_FORWARD_AUTH_KEY', { MCP_WEB_UI_FORWARD_AUTH_KEY: 'short-edge-key' }],
+    ['MCP_WEB_UI_FORWARD_AUTH_KEY', { MCP_WEB_UI_FORWARD_AUTH_KEY: 'edge key with spaces 0123456789' }]
   ]
   for (const [name, env] of cases) {
     const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()

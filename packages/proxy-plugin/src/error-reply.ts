@@ -58,7 +58,9 @@ export function writeSocketError (socket: Duplex, err: unknown, accept: string |
   const body = errorBody(err)
   const json = wantsJson(accept)
   const payload = json ? JSON.stringify(body) : errorPage(body)
-  socket.end(
+  // Written, then destroyed once flushed: an upgrade socket is off Node's connection list and
+  // allows half-open connections, so end() alone would wait for the client (and hold a server's close).
+  socket.write(
     `HTTP/1.1 ${body.statusCode} ${body.error}\r\n` +
     'Connection: close\r\n' +
     `Content-Type: ${json ? 'application/json' : 'text/html'}; charset=utf-8\r\n` +
@@ -66,6 +68,14 @@ export function writeSocketError (socket: Duplex, err: unknown, accept: string |
     'Cache-Control: no-store\r\n\r\n' +
     payload
   )
+  hangUp(socket)
+}
+
+/** Ends a socket and destroys it once what was written is out, whatever its far end does. */
+export function hangUp (socket: Duplex): void {
+  const s = socket as Duplex & { destroySoon?: () => void }
+  if (typeof s.destroySoon === 'function') s.destroySoon()
+  else socket.end(() => socket.destroy())
 }
 
 /**

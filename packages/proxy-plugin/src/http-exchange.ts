@@ -68,6 +68,8 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   #eventStream = false
   /** Ended because its session was: the backend's further callbacks change nothing. */
   #cut = false
+  /** Why it was cut, for the audit: its session's end, or the server's drain. */
+  #cutBy: 'session' | 'shutdown' = 'session'
   /** An event stream's audit, when the trail is on. */
   #stream: StreamAudit | null = null
   #streamBytes = 0
@@ -87,7 +89,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   // The client hung up (or the response ended): a backend still talking is dropped.
   readonly #onClientClose = (): void => {
     this.#shared.watch.remove(this.#ctx.token, this)
-    this.#stream?.closed(undefined, this.#streamBytes, this.#cut ? 'session' : this.#shared.closing ? 'shutdown' : this.#backendEnded ? 'backend' : 'client')
+    this.#stream?.closed(undefined, this.#streamBytes, this.#cut ? this.#cutBy : this.#shared.closing ? 'shutdown' : this.#backendEnded ? 'backend' : 'client')
     if (!this.#res.writableFinished) this.#controller?.abort(new BadGatewayError())
   }
 
@@ -100,6 +102,7 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
   cut (refusal: Error): void {
     if (this.#cut) return
     this.#cut = true
+    if ((refusal as { code?: string }).code === 'MCPGW_PROXY_SHUTTING_DOWN') this.#cutBy = 'shutdown'
     this.#shared.watch.remove(this.#ctx.token, this)
     this.#controller?.abort(refusal)
     const res = this.#res
@@ -154,6 +157,8 @@ class Exchange implements Dispatcher.DispatchHandler, OpenOnSession {
       if (this.#shared.audit.enabled) this.#stream = new StreamAudit(this.#shared.audit, this.#request, 'sse')
       this.#shared.streams.add(this.#res)
       this.#res.flushHeaders()
+      // Opened after the server began closing: ended like the streams open then.
+      if (this.#shared.closing) endAndHangUp(this.#res)
     }
   }
 

@@ -86,6 +86,9 @@ export function gatewayServerOptions<T extends FastifyServerOptions> (options: P
   if (logger === true || (typeof logger === 'object' && logger !== null)) {
     const own = logger === true ? {} : logger
     server.logger = { ...own, serializers: { ...serverLogSerializers(checked.prefix), ...own.serializers } }
+  } else if (given.loggerInstance !== undefined) {
+    // A logger of the host's own: a child of it that redacts tokens in logged URLs.
+    server.loggerInstance = given.loggerInstance.child({}, { serializers: serverLogSerializers(checked.prefix) }) as typeof given.loggerInstance
   }
   return server as T & FastifyServerOptions
 }
@@ -109,12 +112,8 @@ export function checkServerOptions (fastify: FastifyInstance, options: Normalize
   if (server === undefined) return // a Fastify that keeps its options elsewhere: the run-time guard still warns
   const rewrite = server.rewriteUrl
   const routing = typeof rewrite === 'function' ? madeFor.get(rewrite) : undefined
-  if (!needsRewrite(options)) {
-    if (routing !== undefined && routing !== routingOf(options)) {
-      throw new ServerOptionsMismatchError('Fastify\'s rewriteUrl was made for isolation or forwardAuth options this registration does not have')
-    }
-    return
-  }
+  // Options without isolation or forward-auth are served whatever the rewrite (another gateway's, say).
+  if (!needsRewrite(options)) return
   if (rewrite === undefined) throw new ServerOptionsMismatchError(`${options.isolation !== null ? 'isolation' : 'forwardAuth'} needs Fastify's rewriteUrl, and none was given`)
   if (routing === undefined) throw new ServerOptionsMismatchError('Fastify\'s rewriteUrl is not the gateway\'s (pass your own as gatewayServerOptions(options, { rewriteUrl }) to run it for other requests)')
   if (routing !== routingOf(options)) throw new ServerOptionsMismatchError('Fastify\'s rewriteUrl was made for other isolation or forwardAuth options')

@@ -86,21 +86,31 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   // (Fastify waits for every connection): WebSockets get 1001 and event streams end at once;
   // requests still waiting on a backend (long-polls) get drainTimeoutMs, then a coded 503.
   let drain: NodeJS.Timeout | undefined
+  let drained = false
   fastify.addHook('preClose', (done) => {
     exchanges.closing = true
     ws.tunnels.closeAll(1001, 'server shutting down')
     streams.endAll()
     drain = setTimeout(() => {
+      drained = true
       watch.cutAll(new ShuttingDownError())
       ws.tunnels.destroyAll()
     }, options.drainTimeoutMs)
     drain.unref()
     done()
   })
+  // Our own answers (refusals, redirects, forward-auth verdicts) in flight when the close began
+  // take their keep-alive connection with them, or the close would wait out its timeout.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (exchanges.closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   fastify.addHook('onClose', (_instance, done) => { clearTimeout(drain); done() })
   // Idle backend sockets go now; a request still in flight ends as its client's does.
   fastify.addHook('onClose', (_instance, done) => { exchanges.agent.close().catch(() => {}); done() })
   const proxy = function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    // Past the drain bound (a request that waited on the store meanwhile): refused at once.
+    if (drained) throw new ShuttingDownError()
     const upgrade = pendingUpgrade(request)
     if (upgrade !== undefined) return ws.tunnel(request, reply, upgrade)
     const target = request.mcpTarget!

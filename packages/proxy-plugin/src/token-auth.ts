@@ -109,7 +109,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         refusal ??= err
       }
     }
-    throw refusal
+    throw refusal ?? new WrongSessionHostError()
   }
 
   function admit (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
 import type { SessionWatch } from './session-watch.js'
 import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, NoBackendError, OriginDeniedError } from './errors.js'
-import { writeSocketError } from './error-reply.js'
+import { hangUp, writeSocketError } from './error-reply.js'
 import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, canonicalPath } from './request-target.js'
@@ -109,7 +109,7 @@ function answerAsRequest (req: IncomingMessage, socket: Duplex, routing: Dispatc
   const res = new ServerResponse(req)
   res.shouldKeepAlive = false
   res.assignSocket(socket as Socket)
-  res.once('finish', () => socket.end())
+  res.once('finish', () => hangUp(socket))
   routing(req, res)
 }
 
@@ -194,6 +194,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
   const { prefix } = options
   // Open tunnels, for shutdown and metrics (revocation finds them by session through SessionWatch).
   const open = new Set<Tunnel>()
+  const closing = { value: false }
 
   const wildcard = options.isolation
   const handler: UpgradeHandler = (req, socket, head) => {
@@ -240,7 +241,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
       proxyReq.on('error', (err) => {
         const { code, statusCode } = err as { code?: string, statusCode?: number }
         // Our own refusals (the handshake timeout, the session's end) as they are.
-        if (code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' || statusCode === 401) reject(err)
+        if (code === 'MCPGW_PROXY_GATEWAY_TIMEOUT' || code === 'MCPGW_PROXY_SHUTTING_DOWN' || statusCode === 401) reject(err)
         else reject(code === 'ECONNREFUSED' ? new NoBackendError({ cause: err }) : new BadGatewayError({ cause: err }))
       })
       proxyReq.on('response', (res) => {
@@ -328,6 +329,8 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     backend.once('end', () => backend.end())
     backend.pipe(client)
     client.pipe(backend)
+    // A handshake that completed after the server began closing: told at once, like the others.
+    if (closing.value) endWithClose(tunnel, 1001, 'server shutting down', 'shutdown')
   }
 
   const handlers = dispatcherFor(fastify)
@@ -342,6 +345,7 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
     tunnels: {
       get size () { return open.size },
       closeAll (code, reason) {
+        closing.value = true
         for (const tunnel of open) endWithClose(tunnel, code, reason, 'shutdown')
       },
       destroyAll () {

@@ -36,8 +36,9 @@ async function sseAndLongPollBackend (t: Test): Promise<Backend> {
 }
 
 /** Fastify configured from the plugin's options alone, as the README shows. */
-async function embedderApp (t: Test, options: McpGatewayOptions, port = 0): Promise<{ app: FastifyInstance, port: number }> {
+async function embedderApp (t: Test, options: McpGatewayOptions, port = 0, routes?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify(gatewayServerOptions(options, { logger: false }))
+  routes?.(app)
   await app.register(mcpRegistryPlugin, { secret: SECRET })
   await app.register(mcpGateway, options)
   await app.listen({ port, host: '127.0.0.1' })
@@ -110,4 +111,32 @@ test('a plain app closes at once when nothing is open', async (t) => {
   const { app } = await embedderApp(t, {})
   await within(2000, 'app.close()', app.close())
   t.pass('closed')
+})
+
+// An upgrade socket is off Node's connection list and allows half-open connections: answered
+// with end() alone, a client that keeps its side open held app.close() forever.
+test('upgrades answered without a tunnel are hung up: a client that never closes does not hold app.close()', async (t) => {
+  const { app, port } = await embedderApp(t, { drainTimeoutMs: DRAIN_MS }, 0, (app) => { app.get('/hello', async () => 'hi') })
+  const { connect } = await import('node:net')
+  const asks = [
+    'GET /hello HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n',
+    'HEAD /nothing HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n',
+    'GET /mcp/abc/x HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n'
+  ]
+  const statuses: string[] = []
+  for (const ask of asks) {
+    // A client that keeps its side open after the server's FIN (allowHalfOpen), as some do.
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    socket.on('error', () => {})
+    t.teardown(() => { socket.destroy() })
+    const closedByServer = new Promise<void>((resolve) => socket.once('end', () => resolve()))
+    let text = ''
+    socket.on('data', (c: Buffer) => { text += c.toString('latin1') })
+    socket.write(ask)
+    await within(3000, 'the server hanging up after its answer', closedByServer)
+    statuses.push(text.split('\r\n')[0]!)
+  }
+  t.same(statuses, ['HTTP/1.1 200 OK', 'HTTP/1.1 404 Not Found', 'HTTP/1.1 400 Bad Request'], 'each answered, then hung up by the server')
+  // The client still holds its side of all three.
+  await within(2000, 'app.close()', app.close())
 })
