@@ -3,7 +3,7 @@ import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PAT
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  ClosedError, GatewayAnswerError, GatewayKeyScopeError, GatewayUnauthorizedError, GatewayUnreachableError,
+  ClosedError, GatewayAnswerError, GatewayKeyScopeError, GatewayTimeoutError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { authenticateRequest } from './authenticate.js'
@@ -114,8 +114,6 @@ const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW
 const MIN_HEARTBEAT_MS = 1000
 const BASE_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 15_000
-/** How long `createSession` gives an unreachable gateway before handing out a direct link. */
-const FALLBACK_PROBE_MS = 500
 
 /** Capped exponential backoff with equal jitter: the n-th retry waits 50-100% of min(cap, base * 2^n). */
 export function backoffMs (attempt: number, random = Math.random): number {
@@ -143,6 +141,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #attempt = 0
   /** The registration call in flight: everyone who needs one waits for the same. */
   #inFlight: Promise<void> | null = null
+  /** Abandons the registration call in flight (a stuck one a tool call will not wait for), and when it was sent. */
+  #inFlightAbort: AbortController | null = null
+  #inFlightSince = 0
   #lastWarning = ''
   #linkOrigin: string | null = null
   #lastError: Error | null = null
@@ -164,6 +165,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     })
     // Awaiting `ready` is optional: an unobserved rejection must not end the process.
     this.ready.catch(() => {})
+    if (this.#options.gatewayUnset) {
+      // The one mistake that fails silently otherwise: links that work only on this machine.
+      this.#options.logger.warn({ serverName: this.serverName },
+        'no gateway configured (MCP_WEB_UI_GATEWAY_URL is not set): links point straight at this UI server')
+    }
   }
 
   get state (): ClientState { return this.#state }
@@ -199,13 +205,25 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#options.logger.warn({ serverName: this.serverName, ...fields }, msg)
   }
 
+  /** The gateway cannot be reached, or does not answer in time: said once, then direct links with the fallback. */
+  #unreachable (err: Error): void {
+    const fallback = this.#options.fallback
+    this.#warnOnce('unreachable', { gateway: this.#options.gatewayUrl, code: gatewayCodeOf(err) ?? (err as { code?: string }).code, fallback: fallback ? 'direct' : 'none' },
+      `${err instanceof GatewayTimeoutError ? 'the gateway does not answer in time' : 'the gateway cannot be reached'}; ${fallback ? 'handing out direct links until it answers' : 'retrying'}`)
+    // Already on direct links: the gateway is still away, nothing changed.
+    if (this.#state !== 'direct') {
+      this.#enter('unreachable', err)
+      if (fallback) this.#enter('direct')
+    }
+  }
+
   /** What every call to the gateway carries: this process's incarnation once registered, and the abort of close(). */
-  #callOptions (timeoutMs?: number): CallOptions {
+  #callOptions (timeoutMs?: number, abandon?: AbortSignal): CallOptions {
     return {
       // Only once registered by this client: a registration made elsewhere is found by the secret alone.
       ...(this.#instanceId !== null && { incarnation: this.#incarnation }),
       ...(timeoutMs !== undefined && { timeoutMs }),
-      signal: this.#abort.signal
+      signal: abandon === undefined ? this.#abort.signal : AbortSignal.any([this.#abort.signal, abandon])
     }
   }
 
@@ -226,11 +244,30 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
    * schedules the next call. Rejects with the failure; the loop goes on by itself.
    */
   #registerNow (timeoutMs?: number): Promise<void> {
-    this.#inFlight ??= this.#attemptRegistration(timeoutMs).finally(() => { this.#inFlight = null })
+    if (this.#inFlight === null) {
+      const abandon = new AbortController()
+      this.#inFlightAbort = abandon
+      this.#inFlightSince = Date.now()
+      this.#inFlight = this.#attemptRegistration(abandon.signal, timeoutMs).finally(() => { this.#inFlight = null })
+    }
     return this.#inFlight
   }
 
-  async #attemptRegistration (timeoutMs?: number): Promise<void> {
+  /**
+   * The registration a tool call waits for: the one in flight, unless it has been pending
+   * longer than the tool call's whole bound (stuck on a gateway that hung and came back):
+   * that one is abandoned and a fresh one sent.
+   */
+  async #registrationFor (bound: number): Promise<void> {
+    const pending = this.#inFlight
+    if (pending !== null && Date.now() - this.#inFlightSince > bound) {
+      this.#inFlightAbort?.abort()
+      await pending.catch(() => {})
+    }
+    return await this.#registerNow()
+  }
+
+  async #attemptRegistration (abandon: AbortSignal, timeoutMs?: number): Promise<void> {
     const registration = this.#registration
     if (registration === null || this.#state === 'closed' || this.#state === 'refused') throw new NotRegisteredError()
     if (this.#timer !== null) clearTimeout(this.#timer)
@@ -241,16 +278,18 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
         ...registration,
         incarnation: this.#incarnation,
         ...(this.#options.instance !== undefined && { instance: this.#options.instance })
-      }, this.#callOptions(timeoutMs))
+      }, this.#callOptions(timeoutMs, abandon))
     } catch (err) {
+      // Abandoned for a fresh call, which decides the state.
+      if (abandon.aborted) throw err
       if (this.#registration !== registration || this.#closed()) {
         this.#handOver()
         throw err
       }
       if (err instanceof GatewayUnauthorizedError || err instanceof GatewayKeyScopeError) {
         this.#options.logger.warn({ serverName: this.serverName, code: err.code }, err instanceof GatewayKeyScopeError
-          ? 'the API key does not act for this server name; registration stopped'
-          : 'the gateway refused the API key; registration stopped')
+          ? `the API key (MCP_WEB_UI_GATEWAY_API_KEY) does not act for the server name ${this.serverName}; registration stopped: ask the operator for a key that does`
+          : 'the gateway refused the API key (MCP_WEB_UI_GATEWAY_API_KEY); registration stopped')
         this.#refusal = err
         this.#enter('refused', err)
         throw err
@@ -259,13 +298,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       const gatewayCode = gatewayCodeOf(err)
       const retryInMs = backoffMs(this.#attempt++)
       if (isUnreachable(err)) {
-        this.#warnOnce('unreachable', { gateway: this.#options.gatewayUrl, code: gatewayCode ?? (err as { code?: string }).code, fallback: this.#options.fallback ? 'direct' : 'none' },
-          this.#options.fallback ? 'the gateway cannot be reached; handing out direct links until it can' : 'the gateway cannot be reached; retrying')
-        // Already on direct links: the gateway is still away, nothing changed.
-        if (this.#state !== 'direct') {
-          this.#enter('unreachable', err as Error)
-          if (this.#options.fallback) this.#enter('direct')
-        }
+        this.#unreachable(err as Error)
       } else {
         const code = gatewayCode ?? (err as { code?: string }).code
         this.#warnOnce(`refused:${code}`, { code }, err instanceof GatewayAnswerError
@@ -344,33 +377,55 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       return this.#directLink(userId, sessionOptions)
     }
     if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
-    // Registered by other means (the API, another tool) with this secret: nothing to register here.
-    if (this.#registration === null) return await this.#gatewayLink(userId, sessionOptions)
+    // A tool call waits on this: every call to the gateway below shares one bound, past which
+    // the answer is a direct link (the fallback) or MCPGW_SDK_GATEWAY_TIMEOUT, while
+    // registration goes on in the background.
+    const bound = this.#options.sessionTimeoutMs
+    const deadline = Date.now() + bound
+    const left = (): number => {
+      const ms = deadline - Date.now()
+      if (ms <= 0) throw new GatewayTimeoutError(this.#options.gatewayUrl, bound)
+      return ms
+    }
     try {
+      // Registered by other means (the API, another tool) with this secret: nothing to register here.
+      if (this.#registration === null) return await this.#gatewayLink(userId, sessionOptions, left())
       // Not registered (yet, or any more): register first, so the link is never one the gateway refuses.
-      if (this.#state !== 'registered') await this.#registerNow(this.#state === 'direct' ? FALLBACK_PROBE_MS : undefined)
+      if (this.#state !== 'registered') await this.#byDeadline(this.#registrationFor(bound), left(), bound)
       try {
-        return await this.#gatewayLink(userId, sessionOptions)
+        return await this.#gatewayLink(userId, sessionOptions, left())
       } catch (err) {
         // The gateway forgot this instance (a restart of its embedded store, a lapse, a restart of this
         // process's identity elsewhere that took it over): register now, ask again.
         if (!REREGISTER_CODES.has(gatewayCodeOf(err) ?? '')) throw err
-        await this.#registerNow()
-        return await this.#gatewayLink(userId, sessionOptions)
+        await this.#byDeadline(this.#registrationFor(bound), left(), bound)
+        return await this.#gatewayLink(userId, sessionOptions, left())
       }
-    } catch (err) {
+    } catch (caught) {
+      // Said with the whole bound, not what was left of it for the last call.
+      const err = caught instanceof GatewayTimeoutError ? new GatewayTimeoutError(this.#options.gatewayUrl, bound, { cause: caught }) : caught
       if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null) throw err
-      if (this.#state === 'registered') {
-        // Registered a moment ago, unreachable now: the loop finds out the rest.
-        this.#enter('unreachable', err as Error)
-        this.#enter('direct')
-        this.#schedule(0)
-      }
+      const wasRegistered = this.#state === 'registered'
+      this.#unreachable(err as Error)
+      // Registered a moment ago, unreachable (or too slow) now: the loop finds out the rest.
+      if (wasRegistered) this.#schedule(0)
       return this.#directLink(userId, sessionOptions)
     }
   }
 
-  async #gatewayLink (userId: string, sessionOptions: SessionOptions): Promise<SessionLink> {
+  /** Settles like `promise`, or rejects with MCPGW_SDK_GATEWAY_TIMEOUT after `ms` (the promise goes on). */
+  async #byDeadline<T> (promise: Promise<T>, ms: number, bound: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new GatewayTimeoutError(this.#options.gatewayUrl, bound)), ms)
+      })])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #gatewayLink (userId: string, sessionOptions: SessionOptions, timeoutMs: number): Promise<SessionLink> {
     const issued = await this.#api.createSession({
       userId,
       serverName: this.serverName,
@@ -379,7 +434,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
-    }, this.#callOptions())
+    }, this.#callOptions(timeoutMs))
     return { ...issued, via: 'gateway' }
   }
 

@@ -3,6 +3,8 @@ import createError from '@fastify/error'
 type Args<T extends unknown[]> = [...T, { cause: unknown }?]
 
 export const GatewayUnreachableError = createError<Args<[string]>>('MCPGW_SDK_GATEWAY_UNREACHABLE', 'The gateway at %s could not be reached', 503)
+/** The gateway took longer than the call's bound (a stuck or overloaded gateway, or one behind a stuck proxy). */
+export const GatewayTimeoutError = createError<Args<[string, number]>>('MCPGW_SDK_GATEWAY_TIMEOUT', 'The gateway at %s did not answer within %d ms', 504)
 export const GatewayUnauthorizedError = createError<Args<[]>>('MCPGW_SDK_UNAUTHORIZED', 'The gateway refused the API key (check MCP_WEB_UI_GATEWAY_API_KEY)', 401)
 /** The key is good but does not act for this server name (a registrant key for other names). */
 export const GatewayKeyScopeError = createError<Args<[string]>>('MCPGW_SDK_KEY_SCOPE', 'The API key does not act for server %s: ask the gateway operator for a key that does (mcp-gw keys create --server <name>)', 403)

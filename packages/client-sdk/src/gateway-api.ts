@@ -1,6 +1,7 @@
 import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
 import {
-  GatewayAnswerError, GatewayKeyScopeError, GatewayRequestError, GatewayUnauthorizedError, GatewayUnreachableError, gatewayCodeOf
+  GatewayAnswerError, GatewayKeyScopeError, GatewayRequestError, GatewayTimeoutError, GatewayUnauthorizedError, GatewayUnreachableError,
+  gatewayCodeOf
 } from './errors.js'
 
 /** The calls of the gateway's registry API the client makes, each answer parsed and checked. */
@@ -74,7 +75,7 @@ const REFUSAL_CODES = new Set(['MCPGW_REGISTRY_CAPACITY_EXCEEDED', 'MCPGW_REGIST
 
 /** A failure that the gateway coming back fixes, vs. a refusal (a wrong key, a quota) or a malformed answer. */
 export function isUnreachable (err: unknown): boolean {
-  if (err instanceof GatewayUnreachableError) return true
+  if (err instanceof GatewayUnreachableError || err instanceof GatewayTimeoutError) return true
   return err instanceof GatewayRequestError && 'gatewayStatus' in err && typeof err.gatewayStatus === 'number' &&
     err.gatewayStatus >= 500 && !REFUSAL_CODES.has(gatewayCodeOf(err) ?? '')
 }
@@ -157,8 +158,16 @@ export class GatewayApi {
   /** The answer's JSON body (null when there is none) for a 2xx, or a DELETE's 404; else the coded error. */
   async #call (method: string, path: string, body: unknown, call: CallOptions): Promise<unknown> {
     const { url, apiKey, secret, serverName } = this.#options
-    const signal = AbortSignal.timeout(call.timeoutMs ?? this.#options.timeoutMs)
+    const timeoutMs = call.timeoutMs ?? this.#options.timeoutMs
+    // A timer of its own, cleared when the call settles: a timeout signal inside
+    // AbortSignal.any() can be collected before it fires, and the call then waits for
+    // undici's own 300-s header timeout.
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(), timeoutMs).unref()
+    const onAbort = (): void => deadline.abort()
+    call.signal?.addEventListener('abort', onAbort, { once: true })
     let res: Response
+    let payload: unknown
     try {
       res = await fetch(`${url}${path}`, {
         method,
@@ -169,12 +178,17 @@ export class GatewayApi {
           ...(body !== undefined && { 'content-type': 'application/json' })
         },
         ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: call.signal === undefined ? signal : AbortSignal.any([signal, call.signal])
+        signal: deadline.signal
       })
+      // Not JSON is a malformed answer; a body cut by the deadline is the deadline's.
+      payload = await res.json().catch((err: unknown) => { if (deadline.signal.aborted) throw err; return null })
     } catch (err) {
+      if (deadline.signal.aborted && call.signal?.aborted !== true) throw new GatewayTimeoutError(url, timeoutMs, { cause: err })
       throw new GatewayUnreachableError(url, { cause: err })
+    } finally {
+      clearTimeout(timer)
+      call.signal?.removeEventListener('abort', onAbort)
     }
-    const payload: unknown = await res.json().catch(() => null)
     const code = typeof payload === 'object' && payload !== null && 'code' in payload && typeof payload.code === 'string' ? payload.code : undefined
     if (res.status === 401 || code === 'MCPGW_API_LOOPBACK_ONLY') throw new GatewayUnauthorizedError()
     if (code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(serverName)

@@ -26,8 +26,14 @@ export interface GatewayClientOptions {
   logger?: Logger
   /** How long `await register()` waits for the first registration before it rejects (registration goes on in the background). Default 10000. */
   registerTimeoutMs?: number
-  /** Per call to the gateway's API. Default 10000. */
+  /** Per call to the gateway's API (registration, heartbeats, revocation). Default 10000. */
   requestTimeoutMs?: number
+  /**
+   * The most `createSession` (a tool call) waits on the gateway, all its calls together: past
+   * it, a direct link with `fallback: 'direct'`, else MCPGW_SDK_GATEWAY_TIMEOUT. Registration
+   * goes on in the background meanwhile. Default: MCP_WEB_UI_SESSION_TIMEOUT_MS, else 500.
+   */
+  sessionTimeoutMs?: number
   /** Session lifetime of direct links. Default 3600. */
   directSessionTtlSeconds?: number
   /**
@@ -56,6 +62,8 @@ export interface ResolvedOptions {
   readonly serverName: string
   readonly serverType: string | undefined
   readonly mode: 'gateway' | 'direct'
+  /** Direct mode only because nothing names a gateway (not chosen with useGateway / MCP_WEB_UI_USE_GATEWAY=false). */
+  readonly gatewayUnset: boolean
   /** Without trailing slashes; empty in direct mode without a gateway URL. */
   readonly gatewayUrl: string
   readonly apiKey: string | undefined
@@ -67,6 +75,7 @@ export interface ResolvedOptions {
   readonly logger: Logger
   readonly registerTimeoutMs: number
   readonly requestTimeoutMs: number
+  readonly sessionTimeoutMs: number
   readonly directTtlSeconds: number
 }
 
@@ -94,7 +103,8 @@ export function resolveOptions (options: GatewayClientOptions): ResolvedOptions 
     throw new InvalidOptionError('serverName', 'expected 1-64 characters of A-Z a-z 0-9 . _ -')
   }
   const gatewayUrl = (options.gatewayUrl ?? env.MCP_WEB_UI_GATEWAY_URL ?? '').replace(/\/+$/, '')
-  const useGateway = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY) ?? gatewayUrl !== ''
+  const chosen = options.useGateway ?? envFlag(env.MCP_WEB_UI_USE_GATEWAY)
+  const useGateway = chosen ?? gatewayUrl !== ''
   if (useGateway && gatewayUrl === '') {
     throw new InvalidOptionError('gatewayUrl', 'gateway mode needs MCP_WEB_UI_GATEWAY_URL or gatewayUrl')
   }
@@ -110,13 +120,18 @@ export function resolveOptions (options: GatewayClientOptions): ResolvedOptions 
   if (instance !== undefined && (typeof instance !== 'string' || !INSTANCE_NAME_PATTERN.test(instance))) {
     throw new InvalidOptionError('instance', 'expected 1-128 characters of A-Z a-z 0-9 . _ : @ -')
   }
-  for (const [name, value] of [['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]] as const) {
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? (env.MCP_WEB_UI_SESSION_TIMEOUT_MS ? Number(env.MCP_WEB_UI_SESSION_TIMEOUT_MS) : 500)
+  for (const [name, value] of [
+    ['registerTimeoutMs', options.registerTimeoutMs], ['requestTimeoutMs', options.requestTimeoutMs],
+    ['sessionTimeoutMs (MCP_WEB_UI_SESSION_TIMEOUT_MS)', sessionTimeoutMs], ['directSessionTtlSeconds', options.directSessionTtlSeconds]
+  ] as const) {
     if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new InvalidOptionError(name, 'expected a positive number')
   }
   return Object.freeze({
     serverName: options.serverName,
     serverType: options.serverType,
     mode: useGateway ? 'gateway' : 'direct',
+    gatewayUnset: chosen === undefined && gatewayUrl === '',
     gatewayUrl,
     apiKey: options.apiKey ?? (env.MCP_WEB_UI_GATEWAY_API_KEY || undefined),
     secret,
@@ -125,6 +140,7 @@ export function resolveOptions (options: GatewayClientOptions): ResolvedOptions 
     logger: options.logger ?? stderrLogger,
     registerTimeoutMs: options.registerTimeoutMs ?? 10_000,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    sessionTimeoutMs,
     directTtlSeconds: options.directSessionTtlSeconds ?? 3600
   })
 }
