@@ -2,7 +2,7 @@
 // package that is not published), so the packed SDK installs from its tarball alone. Node's
 // builtins and @fastify/error stay imports (@fastify/error is a dependency: the .d.ts files
 // name its types). tsc's per-file .d.ts stay as they are; its per-file .js, now inside
-// index.js, are removed so the tarball holds no import of @mcp-gw/*.
+// index.js, are removed (package.json's `files` ships none of them either).
 import { readdir, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
