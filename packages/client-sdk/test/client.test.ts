@@ -156,7 +156,7 @@ t.test('a registrant key for other server names: a clear error at once, never re
   await t.rejects(client.register({ host: '127.0.0.1', port: 12871 }), { code: 'MCPGW_SDK_KEY_SCOPE', message: /does not act for server todoodles/ })
   t.equal(client.state, 'refused')
   await t.rejects(client.createSession('alice'), { code: 'MCPGW_SDK_KEY_SCOPE' }, 'tool calls hear why, and get no direct link')
-  t.match(JSON.stringify(logger.warnings), /does not act for this server name/)
+  t.match(JSON.stringify(logger.warnings), /does not act for the server name todoodles/)
 })
 
 t.test('a quota refusal is told apart from an unreachable gateway: coded, with when to retry, never a direct link', async (t) => {
