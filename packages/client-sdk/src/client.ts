@@ -141,9 +141,10 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #attempt = 0
   /** The registration call in flight: everyone who needs one waits for the same. */
   #inFlight: Promise<void> | null = null
-  /** Abandons the registration call in flight (a stuck one a tool call will not wait for), and when it was sent. */
+  /** Abandons the registration call in flight, for a tool call that will not wait on the loop's longer timeout. */
   #inFlightAbort: AbortController | null = null
-  #inFlightSince = 0
+  /** The call in flight was sent for a tool call, bounded by its deadline: other tool calls may share it. */
+  #inFlightBounded = false
   #lastWarning = ''
   #linkOrigin: string | null = null
   #lastError: Error | null = null
@@ -247,24 +248,24 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (this.#inFlight === null) {
       const abandon = new AbortController()
       this.#inFlightAbort = abandon
-      this.#inFlightSince = Date.now()
+      this.#inFlightBounded = timeoutMs !== undefined
       this.#inFlight = this.#attemptRegistration(abandon.signal, timeoutMs).finally(() => { this.#inFlight = null })
     }
     return this.#inFlight
   }
 
   /**
-   * The registration a tool call waits for: the one in flight, unless it has been pending
-   * longer than the tool call's whole bound (stuck on a gateway that hung and came back):
-   * that one is abandoned and a fresh one sent.
+   * A registration for a tool call, bounded by what is left of its deadline: it shares a
+   * call sent for another tool call (bounded too), and abandons one of the background loop,
+   * which may wait on a hung gateway for the whole `requestTimeoutMs`, for a fresh one.
    */
-  async #registrationFor (bound: number): Promise<void> {
+  async #registrationFor (timeoutMs: number): Promise<void> {
     const pending = this.#inFlight
-    if (pending !== null && Date.now() - this.#inFlightSince > bound) {
+    if (pending !== null && !this.#inFlightBounded) {
       this.#inFlightAbort?.abort()
       await pending.catch(() => {})
     }
-    return await this.#registerNow()
+    return await this.#registerNow(timeoutMs)
   }
 
   async #attemptRegistration (abandon: AbortSignal, timeoutMs?: number): Promise<void> {
@@ -377,9 +378,9 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       return this.#directLink(userId, sessionOptions)
     }
     if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
-    // A tool call waits on this: every call to the gateway below shares one bound, past which
-    // the answer is a direct link (the fallback) or MCPGW_SDK_GATEWAY_TIMEOUT, while
-    // registration goes on in the background.
+    // A tool call waits on this: every call to the gateway below gets what is left of one
+    // bound, past which the answer is a direct link (the fallback) or MCPGW_SDK_GATEWAY_TIMEOUT;
+    // the registration loop goes on by itself.
     const bound = this.#options.sessionTimeoutMs
     const deadline = Date.now() + bound
     const left = (): number => {
@@ -391,14 +392,14 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       // Registered by other means (the API, another tool) with this secret: nothing to register here.
       if (this.#registration === null) return await this.#gatewayLink(userId, sessionOptions, left())
       // Not registered (yet, or any more): register first, so the link is never one the gateway refuses.
-      if (this.#state !== 'registered') await this.#byDeadline(this.#registrationFor(bound), left(), bound)
+      if (this.#state !== 'registered') await this.#registrationFor(left())
       try {
         return await this.#gatewayLink(userId, sessionOptions, left())
       } catch (err) {
         // The gateway forgot this instance (a restart of its embedded store, a lapse, a restart of this
         // process's identity elsewhere that took it over): register now, ask again.
         if (!REREGISTER_CODES.has(gatewayCodeOf(err) ?? '')) throw err
-        await this.#byDeadline(this.#registrationFor(bound), left(), bound)
+        await this.#registrationFor(left())
         return await this.#gatewayLink(userId, sessionOptions, left())
       }
     } catch (caught) {
@@ -410,18 +411,6 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       // Registered a moment ago, unreachable (or too slow) now: the loop finds out the rest.
       if (wasRegistered) this.#schedule(0)
       return this.#directLink(userId, sessionOptions)
-    }
-  }
-
-  /** Settles like `promise`, or rejects with MCPGW_SDK_GATEWAY_TIMEOUT after `ms` (the promise goes on). */
-  async #byDeadline<T> (promise: Promise<T>, ms: number, bound: number): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new GatewayTimeoutError(this.#options.gatewayUrl, bound)), ms)
-      })])
-    } finally {
-      clearTimeout(timer)
     }
   }
 

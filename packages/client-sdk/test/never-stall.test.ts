@@ -92,6 +92,21 @@ t.test('a registered gateway that turns slow (30 s per answer): each tool call i
   t.equal(back.via, 'gateway', 'a gateway link as soon as the gateway answers in time again')
 })
 
+t.test('a gateway that recovers while the registration loop is stuck on it: the next tool call gets a gateway link at once', async (t) => {
+  const gw = await gatewayTurningSlow(t)
+  const client = await startClient(t, gw.url, 'direct')
+  await within(5000, 'registration', client.ready)
+  gw.slow(true)
+  // Times out, falls back, and sets the loop registering again at once: that call hangs for 30 s.
+  t.equal((await timed(client, 'alice')).via, 'direct')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  gw.slow(false)
+  // Waiting on the loop's stuck call would give a direct link after the bound.
+  const call = await timed(client, 'alice')
+  t.equal(call.via, 'gateway', 'the tool call sends its own registration, not the stuck one')
+  t.ok(call.ms < BOUND_MS, `took ${Math.round(call.ms)} ms`)
+})
+
 t.test('a registered gateway that turns slow, without the fallback: a coded error within the bound', async (t) => {
   const gw = await gatewayTurningSlow(t)
   const client = await startClient(t, gw.url, 'none')
