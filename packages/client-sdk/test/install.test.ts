@@ -13,8 +13,8 @@ import type { Test } from 'tap'
 // The README's install lines, run as they are written (only the tarball's path is this test's):
 // the SDK packed from this checkout, installed with npm into a project outside the workspace,
 // and the README's whole MCP server run from there against a real gateway. It needs the npm
-// registry: npm installs @modelcontextprotocol/sdk and zod (the ranges apps/example-todo uses)
-// beside the tarball, from ~/.npm when it has them (--prefer-offline).
+// registry: the README's line installs @modelcontextprotocol/sdk and zod (the ranges
+// apps/example-todo uses) beside the tarball, from ~/.npm when it has them (--prefer-offline).
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..')
 const repoRoot = join(packageDir, '..', '..')
@@ -34,7 +34,7 @@ function snippet (name: string, lang: string): string {
 /** The install block's lines, by where they run: the checkout, then the author's project. */
 function installLines (): { setup: string, pack: string, install: string } {
   const lines = snippet('install-from-checkout', 'sh').trimEnd().split('\n')
-  const expected = ['# in a checkout of mcp-gw', /^npx -y \S+ install && npx -y \S+ build$/, /^npx -y \S+ --filter @mcp-gw\/client-sdk pack /, "# in your MCP server's directory", /^npm install /]
+  const expected = ['# in a checkout of mcp-gw', /^npx -y \S+ install && npx -y \S+ build$/, /^npx -y \S+ --filter @mcp-gw\/client-sdk pack /, /^# in your MCP server's directory/, /^npm install /]
   if (lines.length !== expected.length || !expected.every((e, i) => typeof e === 'string' ? lines[i] === e : e.test(lines[i]!))) {
     throw new Error(`the README's install block is not the one this test knows how to run (checkout: install && build, pack; project: npm install):\n${lines.join('\n')}`)
   }
@@ -85,7 +85,9 @@ t.test("the README's install lines install the SDK from its tarball alone, and i
   const { setup, pack, install } = installLines()
   t.equal(setup, `npx -y ${pnpmPin} install && npx -y ${pnpmPin} build`, 'the checkout is set up as the main README does (pnpm test did it before this test: running it here would rebuild under the other tests)')
   t.match(pack, `npx -y ${pnpmPin} `, 'pnpm pinned as in package.json')
-  t.ok(pack.endsWith(` --out ${TARBALL}`) && install === `npm install ${TARBALL}`, 'pack writes the file npm installs')
+  t.ok(pack.endsWith(` --out ${TARBALL}`), 'pack writes the file npm installs')
+  t.equal(install, `npm install ${TARBALL} '@modelcontextprotocol/sdk@${exampleDeps['@modelcontextprotocol/sdk']}' 'zod@${exampleDeps.zod}'`,
+    'npm installs the tarball and what the whole server imports, in the ranges the example uses')
   t.notMatch(readFileSync(join(packageDir, 'dist/index.js'), 'utf8'), /from ["'](@mcp-gw\/|\.\.?\/)/, 'dist/index.js is one bundle, with no import of @mcp-gw/* (run the build first)')
 
   const packDir = await mkdtemp(join(tmpdir(), 'mcp-gw-sdk-pack-'))
@@ -104,13 +106,8 @@ t.test("the README's install lines install the SDK from its tarball alone, and i
   t.ok(existsSync(tarball), `pnpm pack wrote ${tarball}`)
   t.comment(`pnpm pack: ${Math.round(performance.now() - started)} ms`)
 
-  // The author's project: what the README's server imports (the example's ranges), then the README's npm line.
-  await writeFile(join(project, 'package.json'), JSON.stringify({
-    name: 'readme-mcp-server',
-    version: '1.0.0',
-    private: true,
-    dependencies: { '@modelcontextprotocol/sdk': exampleDeps['@modelcontextprotocol/sdk'], zod: exampleDeps.zod }
-  }, null, 2))
+  // The author's project, then the README's npm line.
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'readme-mcp-server', version: '1.0.0', private: true }, null, 2))
   const npmEnv = cleanEnv({
     npm_config_cache: join(homedir(), '.npm'),
     npm_config_audit: 'false',
