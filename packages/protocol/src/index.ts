@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
+import { BlockList, isIP } from 'node:net'
 
 /**
  * What the gateway, the registry and the client SDK must agree on, written once.
@@ -165,6 +166,27 @@ export const DEFAULT_SCOPES: readonly string[] = Object.freeze(['view', 'interac
 /** A session's key: one live session per user, server and server type. */
 export function sessionKeyOf (userId: string, serverName: string, serverType: string = DEFAULT_SERVER_TYPE): string {
   return `${userId}:${serverName}:${serverType}`
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** Whether an IP address (IPv4-mapped IPv6 included) is a loopback one; false for names. */
+export function isLoopbackIp (ip: string): boolean {
+  const mapped = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+  const kind = isIP(mapped)
+  return kind !== 0 && LOOPBACK.check(mapped, kind === 4 ? 'ipv4' : 'ipv6')
+}
+
+/**
+ * Whether a `Host` header (or a bare host) names this machine's loopback: `localhost`,
+ * `*.localhost`, a loopback address. Browsers treat these as secure contexts.
+ */
+export function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : isIP(host) === 6 ? host : host.replace(/:\d*$/, '')).toLowerCase()
+  return name === 'localhost' || name.endsWith('.localhost') || isLoopbackIp(name)
 }
 
 /** A host as it goes into a URL: IPv6 addresses in brackets. */

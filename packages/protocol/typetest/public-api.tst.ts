@@ -12,7 +12,7 @@ describe('@mcp-gw/protocol exports', () => {
       | 'INSTANCE_PROBE_ANSWER_HEADER' | 'INSTANCE_PROBE_HEADER' | 'INSTANCE_PROBE_PATH'
       | 'MAX_ROTATION_PROOFS' | 'PROOF_MAX_SKEW_SECONDS' | 'REGISTRANT_HEADER' | 'REGISTRANT_ROTATION_HEADER'
       | 'SERVER_NAME_PATTERN' | 'SERVER_SECRET_HEADER' | 'SERVER_SECRET_PATTERN' | 'SESSION_LINK_PARAM'
-      | 'errorBody' | 'instanceProbeProof' | 'readWildcardUrl' | 'registrantProof' | 'registrantRotationProof'
+      | 'errorBody' | 'instanceProbeProof' | 'isLoopbackHost' | 'isLoopbackIp' | 'readWildcardUrl' | 'registrantProof' | 'registrantRotationProof'
       | 'sessionHostLabel' | 'sessionHostOf' | 'sessionKeyOf' | 'sessionLink' | 'sessionOrigin' | 'urlHost'
       | 'verifyInstanceProbe' | 'verifyRegistrantProof' | 'verifyRegistrantProofs'
     >()

@@ -1,24 +1,8 @@
-import { BlockList, isIP } from 'node:net'
+import { isLoopbackHost, isLoopbackIp as isLoopback } from '@mcp-gw/protocol'
 import type { FastifyRequest } from 'fastify'
 import { ApiKeyring } from './api-keys.js'
 import type { ApiCaller } from './api-keys.js'
 import { ApiBrowserForbiddenError, ApiForbiddenError, ApiKeyScopeError, ApiUnauthorizedError } from './errors.js'
-
-const loopback = new BlockList()
-loopback.addSubnet('127.0.0.0', 8, 'ipv4')
-loopback.addAddress('::1', 'ipv6')
-
-function isLoopback (ip: string): boolean {
-  const mapped = ip.startsWith('::ffff:') ? ip.slice(7) : ip
-  const kind = isIP(mapped)
-  return kind !== 0 && loopback.check(mapped, kind === 4 ? 'ipv4' : 'ipv6')
-}
-
-function isLoopbackHost (host: string | undefined): boolean {
-  if (host === undefined) return false
-  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')
-  return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name)
-}
 
 export interface ApiGuardOptions {
   /** Browser origins allowed to call the API (MCP_WEB_UI_CORS_ORIGINS). Default none. */

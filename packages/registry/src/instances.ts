@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
-import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, urlHost, verifyInstanceProbe } from '@mcp-gw/protocol'
+import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, isLoopbackIp, urlHost, verifyInstanceProbe } from '@mcp-gw/protocol'
 import type { Protocol, ServerRegistration } from './types.js'
 
 /**
@@ -118,7 +118,7 @@ export async function pointsAtGateway (host: string, port: number, listening: re
   }
   const local = onPort.some((l) => isUnspecified(l.address)) ? localAddresses() : null
   return resolved.map(bare).some((address) =>
-    onPort.some((l) => isUnspecified(l.address) ? local!.has(address) || isLoopback(address) : bare(l.address) === address))
+    onPort.some((l) => isUnspecified(l.address) ? local!.has(address) || isLoopbackIp(address) : bare(l.address) === address))
 }
 
 const LOOKUP_TIMEOUT_MS = 1000
@@ -136,8 +136,4 @@ async function resolveBounded (host: string): Promise<string[]> {
 
 function isUnspecified (address: string): boolean {
   return address === '0.0.0.0' || address === '::' || address === '::0'
-}
-
-function isLoopback (address: string): boolean {
-  return address === '::1' || address.startsWith('127.')
 }
