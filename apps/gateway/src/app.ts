@@ -107,6 +107,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       ...(config.previousApiKeys.length > 0 && { previousApiKeys: config.previousApiKeys }),
       ...(config.publicUrl !== undefined && { publicUrl: config.publicUrl }),
       ...(config.wildcardUrl !== undefined && { wildcardUrl: config.wildcardUrl }),
+      frameAncestors: config.frameAncestors ?? ["'self'"],
       allowedOrigins: config.corsOrigins,
       proxyPrefix: config.prefix
     })

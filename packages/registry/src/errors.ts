@@ -129,6 +129,20 @@ export const ApiBadRequestError = createError<Args<[]>>(
   400
 )
 
+/** Too many registrants hold a watch open on this gateway: they heartbeat as before. */
+export const ApiWatchesFullError = createError<Args<[]>>(
+  'MCPGW_API_WATCHES_FULL',
+  'This gateway holds as many watches as it may: heartbeats go on as before',
+  503
+)
+
+/** The gateway is closing: a watch would end at once; register again shortly (elsewhere, or here once it is back). */
+export const ApiShuttingDownError = createError<Args<[]>>(
+  'MCPGW_API_SHUTTING_DOWN',
+  'The gateway is shutting down; try again shortly',
+  503
+)
+
 export const ApiInternalError = createError<Args<[]>>(
   'MCPGW_API_INTERNAL',
   'Request failed',

@@ -113,7 +113,8 @@ export const registerServerSchema = {
         ...registrationSchema.properties,
         secret: { type: 'string' },
         proofKey: { type: 'string', description: 'What the backend checks X-Mcpgw-Registrant with (see @mcp-gw/protocol verifyRegistrantProof): keep it like the secret' },
-        linkOrigin: { type: 'string', description: 'The origin session links point at (`https://*.apps.example.com` in isolated mode): what a page embedding them must allow in `frame-src`' }
+        linkOrigin: { type: 'string', description: 'The origin session links point at (`https://*.apps.example.com` in isolated mode): what a page embedding them must allow in `frame-src`' },
+        frameAncestors: { type: 'array', items: { type: 'string' }, description: "Who may frame session pages (CSP `frame-ancestors` sources): with only `'self'` or `'none'`, no other site's view can frame a link" }
       }
     },
     ...errors
@@ -126,6 +127,16 @@ export const deregisterServerSchema = {
   params: serverParams,
   querystring: { type: 'object', additionalProperties: false, properties: { instanceId } },
   response: { 204: { type: 'null' }, ...errors }
+} as const
+
+export const watchServerSchema = {
+  summary: "Held open while this gateway runs, for the caller's instance (its registrant only)",
+  description: 'A `text/event-stream` of comments, one every 15 s, that ends when this gateway stops: a registrant that sees it end registers again at once ' +
+    'instead of at its next heartbeat (a gateway whose store forgot it, after a restart, learns it back within a second of listening). One per instance: a newer one ends the older.',
+  headers: secretHeader,
+  params: serverParams,
+  querystring: { type: 'object', required: ['instanceId'], additionalProperties: false, properties: { instanceId } },
+  response: { 200: { description: 'An event stream of comments', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors }
 } as const
 
 export const createSessionSchema = {

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import { apiGuard } from './api-guard.js'
 import { ApiKeyring, apiKeyIsLive, mayActFor } from './api-keys.js'
 import type { ApiCaller, StaticApiKey } from './api-keys.js'
-import { ApiBadRequestError, ApiInternalError, ApiInvalidRequestError, ApiKeyNotFoundError, ApiKeyScopeError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
+import { ApiBadRequestError, ApiInternalError, ApiShuttingDownError, ApiWatchesFullError, ApiInvalidRequestError, ApiKeyNotFoundError, ApiKeyScopeError, InvalidOptionError, NotFoundError, NotServerOwnerError } from './errors.js'
 import { SessionQuota } from './quota.js'
 import type { SessionQuotaOptions } from './quota.js'
 import { actorOfCaller } from './audit-actor.js'
@@ -47,6 +47,12 @@ export interface RegistryApiOptions {
    * e.g. `https://*.apps.example.com` (the proxy plugin's `isolation.wildcardUrl`).
    */
   wildcardUrl?: string
+  /**
+   * Who may frame session pages, as the proxy's `frameAncestors` says (`'self'`, `'none'`,
+   * origins): told to registrants so an embedding view can offer a new tab instead of a
+   * frame the browser will refuse. Unsaid when not given.
+   */
+  frameAncestors?: readonly string[]
   /** Browser origins allowed to call the API (beside CORS, the API refuses every other page). */
   allowedOrigins?: readonly string[]
 }
@@ -159,6 +165,7 @@ interface Links {
   publicUrl: string | undefined
   proxyPrefix: string
   wildcard: WildcardUrl | undefined
+  frameAncestors: string[] | undefined
 }
 
 function linksOf (opts: RegistryApiOptions): Links {
@@ -175,8 +182,18 @@ function linksOf (opts: RegistryApiOptions): Links {
   return {
     publicUrl,
     proxyPrefix: opts.proxyPrefix ?? '/mcp',
-    wildcard: opts.wildcardUrl === undefined ? undefined : parseWildcardUrl(opts.wildcardUrl)
+    wildcard: opts.wildcardUrl === undefined ? undefined : parseWildcardUrl(opts.wildcardUrl),
+    frameAncestors: frameAncestorsOf(opts.frameAncestors)
   }
+}
+
+/** Told as given: the proxy, which applies the policy, is the one that checks it. */
+function frameAncestorsOf (sources: readonly string[] | undefined): string[] | undefined {
+  if (sources === undefined) return undefined
+  if (!Array.isArray(sources) || sources.length === 0 || !sources.every((s) => typeof s === 'string' && /^[^\s;,]{1,300}$/.test(s))) {
+    throw new InvalidOptionError('frameAncestors', "expected the proxy's frameAncestors: 'self', 'none' or origins such as https://claude.ai")
+  }
+  return [...sources]
 }
 
 /** The API's answer for anything thrown: our coded errors as they are, anything else generic (it could quote input). */
@@ -194,8 +211,49 @@ function apiErrorHandler (err: Error & { statusCode?: number, code?: string, val
   reply.code(statusCode).send(errorBody(statusCode, error.code!, error.message))
 }
 
+const WATCH_COMMENT_MS = 15_000
+/** Open watches across all instances: past it, 503 (the registrant heartbeats as before). */
+const MAX_WATCHES = 50_000
+
+/**
+ * The registrants' held streams (`GET /register-server/:name/watch`), one per instance. They
+ * carry nothing but a comment now and then (so a dead peer shows); their end says this
+ * gateway stopped.
+ */
+class Watches {
+  readonly #open = new Map<string, FastifyReply>()
+  #timer: NodeJS.Timeout | null = null
+  #closing = false
+
+  /** Holds `reply` open for `instanceId` (ending an older one of it), or says why not. */
+  open (instanceId: string, reply: FastifyReply): 'full' | 'closing' | null {
+    if (this.#closing) return 'closing'
+    const older = this.#open.get(instanceId)
+    if (older === undefined && this.#open.size >= MAX_WATCHES) return 'full'
+    older?.raw.end()
+    reply.hijack()
+    const raw = reply.raw
+    // A connection of its own, never reused: its end is the news.
+    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'close' })
+    raw.write(': watching\n\n')
+    this.#open.set(instanceId, reply)
+    raw.on('close', () => { if (this.#open.get(instanceId) === reply) this.#open.delete(instanceId) })
+    this.#timer ??= setInterval(() => { for (const r of this.#open.values()) r.raw.write(':\n\n') }, WATCH_COMMENT_MS).unref()
+    return null
+  }
+
+  /** The gateway is closing: every watch ends, and none opens again. */
+  endAll (): void {
+    this.#closing = true
+    for (const reply of this.#open.values()) reply.raw.end()
+    this.#open.clear()
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+  }
+}
+
 /** The route handlers, each named for its route. */
-function handlers (registry: Registry, links: Links, quota: SessionQuota | null, actorOf: ActorOf) {
+function handlers (registry: Registry, links: Links, quota: SessionQuota | null, actorOf: ActorOf, watches: Watches) {
   const linkOrigin = (request: FastifyRequest): string => links.wildcard !== undefined
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
@@ -225,11 +283,22 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       const answer = {
         ...registrationJson(registration),
         linkOrigin: linkOrigin(request),
+        ...(links.frameAncestors !== undefined && { frameAncestors: links.frameAncestors }),
         ...(registration.ownerHash !== null && { proofKey: registry.tokens.proofKey(registration.ownerHash) })
       }
       // Key material: never cached. A secret made here was accepted only because the name was free: returned once.
       reply.header('cache-control', 'no-store')
       return given === undefined ? { ...answer, secret } : answer
+    },
+
+    async watchServer (request: FastifyRequest, reply: FastifyReply) {
+      const { serverName: name } = request.params as { serverName: string }
+      assertMayActFor(request, name)
+      const { instanceId } = request.query as { instanceId: string }
+      await registry.assertServerOwner(name, requireServerSecret(request, name), selectorOf(request, instanceId))
+      const refusal = watches.open(instanceId, reply)
+      if (refusal === 'closing') throw new ApiShuttingDownError()
+      if (refusal === 'full') throw new ApiWatchesFullError()
     },
 
     async deregisterServer (request: FastifyRequest, reply: FastifyReply) {
@@ -365,7 +434,10 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   const quota = opts.quota === false ? null : new SessionQuota({ ...opts.quota, now: registry.options.now })
   // Who calls, for the audit trail: the key apiGuard accepted.
   const actorOf: ActorOf = (request) => actorOfCaller(callerOf(request))
-  const routes = handlers(registry, linksOf(opts), quota, actorOf)
+  const watches = new Watches()
+  // Before the server closes: an open stream would hold it, and its end is the news.
+  fastify.addHook('preClose', (done) => { watches.endAll(); done() })
+  const routes = handlers(registry, linksOf(opts), quota, actorOf, watches)
   fastify.decorateRequest('mcpgwCaller', null)
   fastify.setErrorHandler(apiErrorHandler)
   fastify.get('/health', { schema: schemas.healthSchema }, routes.health)
@@ -377,6 +449,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     const security = keyring.operatorKeyConfigured ? { security: [{ bearerAuth: [] }] } : {}
     api.post('/register-server', { schema: { ...schemas.registerServerSchema, ...security } }, routes.registerServer)
     api.delete('/register-server/:serverName', { schema: { ...schemas.deregisterServerSchema, ...security } }, routes.deregisterServer)
+    api.get('/register-server/:serverName/watch', { schema: { ...schemas.watchServerSchema, ...security } }, routes.watchServer)
     api.post('/create-session', { schema: { ...schemas.createSessionSchema, ...security } }, routes.createSession)
     api.post('/revoke-session', { schema: { ...schemas.revokeSessionSchema, ...security } }, routes.revokeSession)
     api.get('/discover-server/:serverName', { schema: { ...schemas.discoverServerSchema, ...security } }, routes.discoverServer)
