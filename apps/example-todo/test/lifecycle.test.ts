@@ -1,5 +1,5 @@
 import { createServer } from 'node:net'
-import { freePort } from '@mcp-gw/testkit'
+import { eventually, freePort } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
 import { API_KEY, callText, connectExample, linkOf, startGatewayProcess } from './helpers.js'
@@ -69,6 +69,27 @@ t.test('gateway restarted (its embedded store forgot everything): the next link 
   t.same(await registered(second), ['todoodles'])
   t.same(strayStdout(), [])
 })
+
+for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+  t.test(`gateway restarted after ${signal}: the server is back in its list within seconds, with no tool call`, async (t) => {
+    const first = await startGatewayProcess(t)
+    const { mcp, strayStdout } = await connectExample(t, first)
+    linkOf(await callText(mcp, 'open_todo_ui'))
+    t.same(await registered(first), ['todoodles'])
+    if (signal === 'SIGKILL') {
+      first.child.kill('SIGKILL')
+      await new Promise((resolve) => first.child.once('exit', resolve))
+    } else {
+      await first.stop()
+    }
+    const second = await startGatewayProcess(t, { MCP_WEB_UI_GATEWAY_PORT: String(first.port) })
+    const listening = Date.now()
+    // The heartbeat is 24 s away: only the watch's end brings the server back this soon.
+    await eventually(async () => (await registered(second)).includes('todoodles'), { within: 5000, what: 'the server registered again' })
+    t.pass(`back ${Date.now() - listening} ms after the new gateway listened`)
+    t.same(strayStdout(), [])
+  })
+}
 
 for (const [how, end] of [
   ['SIGTERM', (example: ExampleProcess) => { example.child.kill('SIGTERM') }],

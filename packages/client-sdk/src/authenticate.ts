@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import { DEFAULT_SCOPES, INSTANCE_ID_HEADER, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, verifyRegistrantProofs } from '@mcp-gw/protocol'
+import { DEFAULT_SCOPES, INSTANCE_ID_HEADER, isLoopbackHost, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, verifyRegistrantProofs } from '@mcp-gw/protocol'
 import type { DirectLinks } from './direct-links.js'
 import { gatewayIdentity } from './web-ui.js'
 
@@ -31,11 +31,14 @@ function cookieNameOf (port: number): string {
 /**
  * Cookies ignore ports: every server on the host gets this UI's cookie, and its pages
  * are same-site. A request a page of another origin started (Fetch Metadata, or the
- * Origin of a WebSocket handshake) is not let in on the cookie.
+ * Origin of a WebSocket handshake) is not let in on the cookie. Browsers send Fetch
+ * Metadata only to secure contexts: on a plain-http name that is not loopback (a LAN
+ * host name) a request without it may be another port's page, and is not let in either.
  */
 function sameOrigin (headers: IncomingHttpHeaders): boolean {
   const site = headers['sec-fetch-site']
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
+  if (site === undefined && !isLoopbackHost(headers.host)) return false
   const origin = headers.origin
   if (origin === undefined) return true
   try {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, instanceProbeProof, sessionKeyOf } from '@mcp-gw/protocol'
+import { INSTANCE_PROBE_ANSWER_HEADER, INSTANCE_PROBE_HEADER, INSTANCE_PROBE_PATH, instanceProbeProof, isLoopbackHost, sessionKeyOf } from '@mcp-gw/protocol'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  ClosedError, GatewayAnswerError, GatewayKeyScopeError, GatewayTimeoutError, GatewayUnauthorizedError, GatewayUnreachableError,
+  ClosedError, DirectLoopbackOnlyError, GatewayAnswerError, GatewayKeyScopeError, GatewayTimeoutError, GatewayUnauthorizedError, GatewayUnreachableError,
   InvalidOptionError, NotRegisteredError, gatewayCodeOf
 } from './errors.js'
 import { authenticateRequest } from './authenticate.js'
-import { GatewayApi, isUnreachable } from './gateway-api.js'
+import { GatewayApi, REREGISTER_CODES, isUnreachable } from './gateway-api.js'
 import type { CallOptions, Registration } from './gateway-api.js'
 import type { UiIdentity } from './authenticate.js'
 import { DirectLinks, directOrigin } from './direct-links.js'
@@ -37,6 +37,11 @@ export interface SessionLink {
   sessionId?: string
   /** `gateway`: through the gateway; `direct`: straight to the UI server (direct mode, or the fallback). */
   via: 'gateway' | 'direct'
+  /**
+   * Who may frame the page (CSP `frame-ancestors` sources), as the gateway said when this
+   * process registered; absent when unknown (direct links, older gateways).
+   */
+  frameAncestors?: string[]
 }
 
 /**
@@ -108,8 +113,10 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   close (options?: { timeoutMs?: number }): Promise<void>
 }
 
-/** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
-const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW_REGISTRY_NOT_SERVER_OWNER', 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED'])
+/** How long a watch may stay silent (the gateway writes every 15 s) before the connection counts as dead. */
+const WATCH_SILENCE_MS = 45_000
+/** A watch that ends sooner than this was not the gateway stopping: the re-registration after it backs off. */
+const WATCH_SHORT_MS = 2000
 
 const MIN_HEARTBEAT_MS = 1000
 const BASE_BACKOFF_MS = 250
@@ -119,6 +126,14 @@ const MAX_BACKOFF_MS = 15_000
 export function backoffMs (attempt: number, random = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16))
   return Math.round(ceiling * (0.5 + random() / 2))
+}
+
+/**
+ * Whether a direct link to the UI can be safe: over https, or on loopback, where browsers send
+ * Fetch Metadata (see `authenticate`); a plain-http LAN name gets neither.
+ */
+function directLinksWork (address: RegisterInput): boolean {
+  return address.protocol === 'https' || isLoopbackHost(address.host)
 }
 
 class Client extends EventEmitter<ClientEvents> implements GatewayClient {
@@ -147,12 +162,18 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #inFlightBounded = false
   #lastWarning = ''
   #linkOrigin: string | null = null
+  #frameAncestors: string[] | null = null
   #lastError: Error | null = null
   #settleReady!: (err?: Error) => void
   readonly #directLinks = new DirectLinks()
   #closing: Promise<void> | null = null
   /** Aborts calls in flight when the client deregisters or closes. */
   #abort = new AbortController()
+  /** The watch held open on the gateway (its end says the gateway went away): its abort. */
+  #watching: AbortController | null = null
+  #watchedInstance: string | null = null
+  /** Watches in a row that ended within WATCH_SHORT_MS. */
+  #shortWatches = 0
 
   constructor (options: GatewayClientOptions) {
     super()
@@ -180,7 +201,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     const origins: string[] = []
     if (this.mode === 'gateway') origins.push(this.#linkOrigin ?? new URL(this.#options.gatewayUrl).origin)
     const registration = this.#registration
-    if (registration !== null && (this.mode === 'direct' || this.#options.fallback)) {
+    if (registration !== null && (this.mode === 'direct' || this.#options.fallback) && directLinksWork(registration)) {
       origins.push(directOrigin(registration))
     }
     return origins
@@ -319,12 +340,43 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     this.#lastWarning = ''
     this.#lastError = null
     if (result.linkOrigin !== undefined) this.#linkOrigin = result.linkOrigin
+    this.#frameAncestors = result.frameAncestors ?? null
     if (result.proofKey !== undefined) this.#proofKey = result.proofKey
     if (result.instanceId !== undefined) this.#instanceId = result.instanceId
     this.#enter('registered')
+    this.#watch()
     // A third of the remaining lifetime: two heartbeats may fail before the registration lapses.
     const lifetime = result.expiresAt.getTime() - Date.now()
     this.#schedule(Math.max(MIN_HEARTBEAT_MS, Math.floor(lifetime / 3)))
+  }
+
+  /**
+   * Holds a watch open on the gateway once registered: when it ends (the gateway stopped or
+   * restarted, and may have forgotten this instance) the client registers again at once,
+   * not at its next heartbeat. An older gateway without watches: heartbeats alone, as before.
+   */
+  #watch (): void {
+    if (this.#instanceId === null || (this.#watching !== null && this.#watchedInstance === this.#instanceId)) return
+    this.#unwatch()
+    const stop = new AbortController()
+    this.#watching = stop
+    this.#watchedInstance = this.#instanceId
+    const since = Date.now()
+    this.#api.watch(this.#instanceId, { incarnation: this.#incarnation, silenceMs: WATCH_SILENCE_MS, signal: AbortSignal.any([stop.signal, this.#abort.signal]) })
+      .then((outcome) => {
+        if (this.#watching === stop) this.#watching = null
+        if (stop.signal.aborted || this.#registration === null || this.#closed() || this.#state === 'refused' || outcome === 'unsupported') return
+        this.#shortWatches = Date.now() - since < WATCH_SHORT_MS ? this.#shortWatches + 1 : 0
+        // Soon, not at once: a gateway that is closing may still answer a moment, and the
+        // processes it served should not all come back in the same millisecond.
+        this.#schedule(backoffMs(this.#shortWatches))
+      })
+      .catch(() => {})
+  }
+
+  #unwatch (): void {
+    this.#watching?.abort()
+    this.#watching = null
   }
 
   async register (input: RegisterInput): Promise<void> {
@@ -333,6 +385,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       throw new InvalidOptionError('register', 'expected { host, port }')
     }
     this.#registration = { ...input }
+    if ((this.mode === 'direct' || this.#options.fallback) && !directLinksWork(input)) {
+      this.#options.logger.warn({ serverName: this.serverName, host: input.host }, this.mode === 'direct'
+        ? 'direct links over http work only on a loopback host: tool calls will fail (MCPGW_SDK_DIRECT_LOOPBACK_ONLY); set MCP_WEB_UI_GATEWAY_URL, or serve the UI over https'
+        : 'no direct fallback: direct links over http work only on a loopback host')
+    }
     if (this.mode === 'direct') {
       this.#enter('direct')
       return
@@ -355,6 +412,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   async deregister (timeoutMs = this.#options.requestTimeoutMs): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
+    this.#unwatch()
     const had = this.#registration !== null
     this.#registration = null
     if (this.#state !== 'closed' && this.#state !== 'refused') this.#state = 'idle'
@@ -405,7 +463,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     } catch (caught) {
       // Said with the whole bound, not what was left of it for the last call.
       const err = caught instanceof GatewayTimeoutError ? new GatewayTimeoutError(this.#options.gatewayUrl, bound, { cause: caught }) : caught
-      if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null) throw err
+      if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null || !directLinksWork(this.#registration)) throw err
       const wasRegistered = this.#state === 'registered'
       this.#unreachable(err as Error)
       // Registered a moment ago, unreachable (or too slow) now: the loop finds out the rest.
@@ -424,10 +482,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }, this.#callOptions(timeoutMs))
-    return { ...issued, via: 'gateway' }
+    return { ...issued, via: 'gateway', ...(this.#frameAncestors !== null && { frameAncestors: this.#frameAncestors }) }
   }
 
   #directLink (userId: string, sessionOptions: SessionOptions): SessionLink {
+    if (!directLinksWork(this.#registration!)) throw new DirectLoopbackOnlyError(directOrigin(this.#registration!))
     const { token, expiresAt } = this.#directLinks.issue(userId, sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds)
     return { url: `${directOrigin(this.#registration!)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
   }

@@ -26,6 +26,12 @@ export function gatewayCodeOf (err: unknown): string | undefined {
 }
 export const PortRangeExhaustedError = createError<Args<[number, number]>>('MCPGW_SDK_PORT_RANGE_EXHAUSTED', 'No free port from %d to %d', 503)
 export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_SDK_INVALID_OPTION', 'Invalid option %s: %s', 500)
+/**
+ * Direct links over plain http to a host that is not this machine's loopback: browsers send
+ * no Fetch Metadata there, and cookies ignore ports, so any page on that host could act with
+ * the link's cookie. Use the gateway, or serve the UI over https.
+ */
+export const DirectLoopbackOnlyError = createError<Args<[string]>>('MCPGW_SDK_DIRECT_LOOPBACK_ONLY', 'Direct links over http work only on a loopback host (localhost, 127.0.0.1, ::1), and the UI is at %s: use the gateway (MCP_WEB_UI_GATEWAY_URL), or https', 500)
 export const NotRegisteredError = createError<Args<[]>>('MCPGW_SDK_NOT_REGISTERED', 'Call register() or startWebUI() before creating sessions', 500)
 export const ClosedError = createError<Args<[]>>('MCPGW_SDK_CLOSED', 'The client was closed', 500)
 export const NoSubjectError = createError<Args<[string]>>('MCPGW_SDK_NO_SUBJECT', 'No user for this MCP request: %s', 401)

@@ -1,3 +1,5 @@
+import { get as httpGet } from 'node:http'
+import { get as httpsGet } from 'node:https'
 import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
 import {
   GatewayAnswerError, GatewayKeyScopeError, GatewayRequestError, GatewayTimeoutError, GatewayUnauthorizedError, GatewayUnreachableError,
@@ -45,6 +47,8 @@ export interface Registration {
   proofKey?: string
   /** The instance the gateway registered this process as. */
   instanceId?: string
+  /** Who may frame the gateway's session pages (CSP `frame-ancestors` sources), when it says. */
+  frameAncestors?: string[]
 }
 
 export interface CreateSessionBody {
@@ -66,6 +70,9 @@ export interface IssuedSession {
 }
 
 export type RevokeBody = ({ sessionId: string } | { sessionKey: string }) & { instanceId?: string }
+
+/** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
+export const REREGISTER_CODES = new Set(['MCPGW_REGISTRY_SERVER_NOT_REGISTERED', 'MCPGW_REGISTRY_NOT_SERVER_OWNER', 'MCPGW_REGISTRY_INSTANCE_SUPERSEDED'])
 
 /**
  * Answers that say the gateway is there and refuses (a full store, a quota): the caller
@@ -97,6 +104,12 @@ function answerOf (call: string, payload: unknown) {
       if (Number.isNaN(date.getTime())) throw new GatewayAnswerError(call, `${name} is not a date`)
       return date
     },
+    optionalStrings: (name: string): string[] | undefined => {
+      const value = fields.get(name)
+      if (value === undefined) return undefined
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new GatewayAnswerError(call, `${name} is not a list of strings`)
+      return value as string[]
+    },
     count: (name: string): number => {
       const value = fields.get(name)
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new GatewayAnswerError(call, `${name} is not a count`)
@@ -110,11 +123,13 @@ export function parseRegistration (payload: unknown): Registration {
   const linkOrigin = answer.optionalString('linkOrigin')
   const proofKey = answer.optionalString('proofKey')
   const instanceId = answer.optionalString('instanceId')
+  const frameAncestors = answer.optionalStrings('frameAncestors')
   return {
     expiresAt: answer.date('expiresAt'),
     ...(linkOrigin !== undefined && { linkOrigin }),
     ...(proofKey !== undefined && { proofKey }),
-    ...(instanceId !== undefined && { instanceId })
+    ...(instanceId !== undefined && { instanceId }),
+    ...(frameAncestors !== undefined && { frameAncestors })
   }
 }
 
@@ -155,9 +170,76 @@ export class GatewayApi {
     return parseRevoked(await this.#call('POST', '/revoke-session', body, call))
   }
 
+  /**
+   * Holds the instance's watch open (`GET /register-server/:name/watch`) until the gateway
+   * ends it, the connection breaks, nothing (not even its comment every 15 s) comes for
+   * `silenceMs`, or `signal` aborts. `ended`: the gateway went away or restarted (and may
+   * have forgotten this instance); `unsupported`: it has no watch for this caller (an older
+   * gateway, or one holding too many), which then heartbeats as before.
+   */
+  async watch (instanceId: string, call: CallOptions & { silenceMs: number }): Promise<'ended' | 'unsupported'> {
+    const url = new URL(`${this.#options.url}/register-server/${encodeURIComponent(this.#options.serverName)}/watch?instanceId=${encodeURIComponent(instanceId)}`)
+    // A socket of its own (no pool): held for hours, and destroyed with the watch, so it never
+    // keeps a pooled connection (or a closing gateway) waiting.
+    const get = url.protocol === 'https:' ? httpsGet : httpGet
+    return await new Promise((resolve) => {
+      let settled = false
+      let timer: NodeJS.Timeout | undefined
+      const done = (outcome: 'ended' | 'unsupported'): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        call.signal?.removeEventListener('abort', onAbort)
+        req.destroy()
+        resolve(outcome)
+      }
+      const quiet = (ms: number): void => {
+        clearTimeout(timer)
+        timer = setTimeout(() => done('ended'), ms).unref()
+      }
+      const onAbort = (): void => done('ended')
+      const req = get(url, { headers: this.#headers(call, false), agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          let body = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk: string) => { if (body.length < 4096) body += chunk })
+          res.on('end', () => {
+            let code: unknown
+            try { code = (JSON.parse(body) as { code?: unknown } | null)?.code } catch {}
+            // The gateway lost this instance since it registered, or is going away: registering
+            // again (shortly) is the cure. A gateway without watches, or holding too many: heartbeats.
+            if (typeof code === 'string' && (REREGISTER_CODES.has(code) || code === 'MCPGW_API_SHUTTING_DOWN')) return done('ended')
+            done((res.statusCode ?? 0) >= 500 && code !== 'MCPGW_API_WATCHES_FULL' ? 'ended' : 'unsupported')
+          })
+          res.on('error', () => done('ended'))
+          return
+        }
+        quiet(call.silenceMs)
+        res.on('data', () => quiet(call.silenceMs))
+        res.on('end', () => done('ended'))
+        res.on('error', () => done('ended'))
+        res.on('close', () => done('ended'))
+      })
+      req.on('error', () => done('ended'))
+      quiet(this.#options.timeoutMs)
+      if (call.signal?.aborted === true) return done('ended')
+      call.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  #headers (call: CallOptions, json: boolean): Record<string, string> {
+    const { apiKey, secret } = this.#options
+    return {
+      ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
+      [SERVER_SECRET_HEADER]: secret,
+      ...(call.incarnation !== undefined && { [INCARNATION_HEADER]: call.incarnation }),
+      ...(json && { 'content-type': 'application/json' })
+    }
+  }
+
   /** The answer's JSON body (null when there is none) for a 2xx, or a DELETE's 404; else the coded error. */
   async #call (method: string, path: string, body: unknown, call: CallOptions): Promise<unknown> {
-    const { url, apiKey, secret, serverName } = this.#options
+    const { url, serverName } = this.#options
     const timeoutMs = call.timeoutMs ?? this.#options.timeoutMs
     // A timer of its own, cleared when the call settles: a timeout signal inside
     // AbortSignal.any() can be collected before it fires, and the call then waits for
@@ -171,12 +253,7 @@ export class GatewayApi {
     try {
       res = await fetch(`${url}${path}`, {
         method,
-        headers: {
-          ...(apiKey !== undefined && { authorization: `Bearer ${apiKey}` }),
-          [SERVER_SECRET_HEADER]: secret,
-          ...(call.incarnation !== undefined && { [INCARNATION_HEADER]: call.incarnation }),
-          ...(body !== undefined && { 'content-type': 'application/json' })
-        },
+        headers: this.#headers(call, body !== undefined),
         ...(body !== undefined && { body: JSON.stringify(body) }),
         signal: deadline.signal
       })

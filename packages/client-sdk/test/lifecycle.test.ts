@@ -173,7 +173,9 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.match(client.authenticate(fakeRequest(`/?token=${link.token}`, {}), res), { userId: 'bob', via: 'direct' })
   const cookie = (res.getHeader('set-cookie') as string[])[0]!
   t.match(cookie, new RegExp(`^mcpgw_direct_12873=${link.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=\\d+$`))
-  t.match(client.authenticate(fakeRequest('/api/todos', { cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
+  t.match(client.authenticate(fakeRequest('/api/todos', { host: '127.0.0.1:12873', cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
+  t.equal(client.authenticate(fakeRequest('/api/todos', { host: 'mybox.lan:12873', cookie: cookie.split(';')[0]! })), null, 'not on a plain-http LAN name, where browsers send no Fetch Metadata')
+  t.match(client.authenticate(fakeRequest('/api/todos', { host: 'mybox.lan:12873', 'sec-fetch-site': 'same-origin', cookie: cookie.split(';')[0]! })), { userId: 'bob' }, 'there only with Fetch Metadata (https)')
   t.equal(client.authenticate(fakeRequest('/api/todos', { cookie: `mcpgw_direct_12999=${link.token}` })), null, "another port's cookie name")
   t.equal(client.authenticate(fakeRequest('/?token=forged', {})), null)
   const own = cookie.split(';')[0]!
