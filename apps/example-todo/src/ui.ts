@@ -13,6 +13,7 @@ const PAGE = `<!doctype html>
 <title>Todos</title>
 <link rel="stylesheet" href="static/app.css">
 <script src="static/app.js" defer></script>
+<script src=".well-known/mcp-gw/link.js" defer></script>
 </head>
 <body>
 <h1>Todos of <span id="user">…</span></h1>
@@ -38,7 +39,8 @@ fetch('api/todos').then((r) => r.json()).then(render)
 const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
 ws.onopen = () => { $('ws-state').textContent = 'open' }
 ws.onmessage = (event) => render(JSON.parse(event.data))
-ws.onclose = (event) => { $('ws-state').textContent = 'closed ' + event.code }
+// A closed socket may be a dead link: the SDK's helper checks it and tells the user.
+ws.onclose = (event) => { $('ws-state').textContent = 'closed ' + event.code; window.mcpgw?.check() }
 const events = new EventSource('events')
 events.onmessage = (event) => { $('count').textContent = JSON.parse(event.data).changes }
 `

@@ -25,3 +25,29 @@ t.test('revoking a user cuts the open page: its event stream and its WebSocket e
   await page.waitForFunction('events.readyState === EventSource.CLOSED', null, { timeout: 10_000 })
   t.pass('the reconnection is refused: the page stays cut off')
 })
+
+t.test('the page tells its user when its link died (revoked, or a gateway that restarted and forgot it), and how to get a new one', async (t) => {
+  const first = await startGatewayProcess(t)
+  const { mcp } = await connectExample(t, first)
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(linkOf(await callText(mcp, 'open_todo_ui')))
+  await page.waitForFunction("document.getElementById('ws-state')?.textContent === 'open'", null, { timeout: 10_000 })
+  t.equal(await page.$('#mcpgw-link'), null, 'no banner while the link works')
+
+  // Revoked: the socket closes, the page asks the SDK's helper, which says so.
+  await first.api('/revoke-session', { userId: 'alice' })
+  const banner = await page.waitForSelector('#mcpgw-link', { timeout: 5000 })
+  t.equal(await banner.getAttribute('role'), 'alert')
+  t.equal(await banner.textContent(), 'This page is no longer live: it expired or was revoked. Ask the assistant for a new link to Todos.')
+
+  // A new link; then the gateway restarts with an embedded store that forgot it.
+  await page.goto(linkOf(await callText(mcp, 'open_todo_ui')))
+  await page.waitForFunction("document.getElementById('ws-state')?.textContent === 'open'", null, { timeout: 10_000 })
+  await first.stop()
+  await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('mcpgw-link')?.textContent ?? ''), null, { timeout: 5000 })
+  t.pass('gateway down: the page says the server cannot be reached')
+  await startGatewayProcess(t, { MCP_WEB_UI_GATEWAY_PORT: String(first.port) })
+  await page.evaluate(async () => { await (window as unknown as { mcpgw: { check: () => Promise<void> } }).mcpgw.check() })
+  t.match(await page.textContent('#mcpgw-link'), /^This page is no longer live: it expired or was revoked\. Ask the assistant for a new link/, 'back up, but the link is gone with the old store')
+})

@@ -32,6 +32,8 @@ export const InvalidOptionError = createError<Args<[string, string]>>('MCPGW_SDK
  * the link's cookie. Use the gateway, or serve the UI over https.
  */
 export const DirectLoopbackOnlyError = createError<Args<[string]>>('MCPGW_SDK_DIRECT_LOOPBACK_ONLY', 'Direct links over http work only on a loopback host (localhost, 127.0.0.1, ::1), and the UI is at %s: use the gateway (MCP_WEB_UI_GATEWAY_URL), or https', 500)
+/** The browser helper's check (`/.well-known/mcp-gw/link`): the page's link no longer opens the UI. */
+export const LinkInvalidError = createError<Args<[]>>('MCPGW_SDK_LINK_INVALID', 'This link no longer opens the UI: ask for a new one', 401)
 export const NotRegisteredError = createError<Args<[]>>('MCPGW_SDK_NOT_REGISTERED', 'Call register() or startWebUI() before creating sessions', 500)
 export const ClosedError = createError<Args<[]>>('MCPGW_SDK_CLOSED', 'The client was closed', 500)
 export const NoSubjectError = createError<Args<[string]>>('MCPGW_SDK_NO_SUBJECT', 'No user for this MCP request: %s', 401)

@@ -4,6 +4,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { GatewayClient } from './client.js'
 import { InvalidOptionError, PortRangeExhaustedError } from './errors.js'
+import { answerLinkHelper } from './link-helper.js'
 
 export interface StartWebUIOptions {
   /** Inclusive. Default [12000, 13000]. */
@@ -55,11 +56,12 @@ export async function startWebUI (target: Server | RequestListener, options: Sta
   const server = typeof target === 'function' ? createServer(target) : target
   const client = options.client
   if (client !== undefined) {
-    // The gateway's instance probe is answered before the UI's own handlers see the request.
+    // The gateway's instance probe, and the browser helper that tells a page its link died
+    // (`<script src=".well-known/mcp-gw/link.js" defer>`), are answered before the UI's own handlers.
     const handlers = server.listeners('request') as RequestListener[]
     server.removeAllListeners('request')
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (client.answerInstanceProbe(req, res)) return
+      if (client.answerInstanceProbe(req, res) || answerLinkHelper(client, req, res)) return
       for (const handler of handlers) handler.call(server, req, res)
     })
   }

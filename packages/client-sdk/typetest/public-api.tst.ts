@@ -7,7 +7,8 @@ import type { ClientState, GatewayClient, SessionLink, WebUIHandle } from '@mcp-
 describe('@mcp-gw/client-sdk exports', () => {
   test('exactly these values', () => {
     expect<keyof typeof api>().type.toBe<
-      | 'LINK_META_KEY' | 'MCP_APPS_EXTENSION' | 'MCP_APP_MIME_TYPE' | 'closeOnExit' | 'createGatewayClient' | 'errors'
+      | 'LINK_CHECK_PATH' | 'LINK_HELPER_PATH' | 'LINK_META_KEY' | 'MCP_APPS_EXTENSION' | 'MCP_APP_MIME_TYPE'
+      | 'answerLinkHelper' | 'closeOnExit' | 'createGatewayClient' | 'errors'
       | 'gatewayIdentity' | 'mcpAppBridge' | 'mcpUserId' | 'publicBasePath' | 'startWebUI' | 'stderrLogger' | 'supportsMcpApps'
     >()
   })
