@@ -14,20 +14,38 @@ import type { Test } from 'tap'
 export interface AppsHost {
   hostOrigin: string
   sandboxOrigin: string
-  /** The host page: open it, then call `window.render(html, csp, toolResult)` in it. */
+  /**
+   * The host page: open it, then call `window.render(html, csp, toolResult)` in it.
+   * `window.openedLinks` lists the URLs the view asked the host to open (`ui/open-link`).
+   */
   pageUrl: string
+}
+
+export interface AppsHostOptions {
+  /** The host's first DNS label under `localhost`. Default `host`. */
+  name?: string
+  /**
+   * The view frame's `sandbox` flags. Default `allow-scripts allow-same-origin allow-forms` (ext-apps'
+   * basic-host). The sandbox proxy's frame has these and the default's (it must keep its origin).
+   */
+  sandbox?: string
+  /** Whether the host says `openLinks` and opens what the view asks it to (in a new tab). Default false. */
+  openLinks?: boolean
+  /** The view's `frame-src`, whatever `frameDomains` asks (a host that ignores them). Default: from `frameDomains`. */
+  frameSrc?: string
 }
 
 const SANDBOX = 'allow-scripts allow-same-origin allow-forms'
 
-const HOST_PAGE = (sandboxOrigin: string): string => `<!doctype html>
+const HOST_PAGE = (sandboxOrigin: string, sandbox: string, openLinks: boolean): string => `<!doctype html>
 <meta charset="utf-8"><title>host</title>
 <body>
 <script>
 window.messages = []
+window.openedLinks = []
 window.render = (html, csp, toolResult) => {
   const frame = document.createElement('iframe')
-  frame.setAttribute('sandbox', '${SANDBOX}')
+  frame.setAttribute('sandbox', '${[...new Set([...SANDBOX.split(' '), ...sandbox.split(' ')])].join(' ')}')
   frame.style.cssText = 'width:800px;height:600px;border:0'
   frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))
   const reply = (message) => frame.contentWindow.postMessage(Object.assign({ jsonrpc: '2.0' }, message), '${sandboxOrigin}')
@@ -35,8 +53,17 @@ window.render = (html, csp, toolResult) => {
     if (event.source !== frame.contentWindow || event.origin !== '${sandboxOrigin}') return
     const message = event.data
     window.messages.push(message.method || 'result')
-    if (message.method === 'ui/notifications/sandbox-proxy-ready') reply({ method: 'ui/notifications/sandbox-resource-ready', params: { html, sandbox: '${SANDBOX}' } })
-    else if (message.method === 'ui/initialize') reply({ id: message.id, result: { protocolVersion: message.params.protocolVersion, hostInfo: { name: 'test-host', version: '1' }, hostCapabilities: {}, hostContext: {} } })
+    if (message.method === 'ui/notifications/sandbox-proxy-ready') reply({ method: 'ui/notifications/sandbox-resource-ready', params: { html, sandbox: '${sandbox}' } })
+    else if (message.method === 'ui/initialize') reply({ id: message.id, result: { protocolVersion: message.params.protocolVersion, hostInfo: { name: 'test-host', version: '1' }, hostCapabilities: ${openLinks ? '{ openLinks: {} }' : '{}'}, hostContext: {} } })
+    else if (message.method === 'ui/open-link') {
+      window.openedLinks.push(message.params.url)
+      if (${openLinks}) {
+        window.open(message.params.url, '_blank', 'noopener')
+        reply({ id: message.id, result: {} })
+      } else {
+        reply({ id: message.id, error: { code: -32601, message: 'Method not found' } })
+      }
+    }
     else if (message.method === 'ui/notifications/initialized') reply({ method: 'ui/notifications/tool-result', params: toolResult })
   })
   document.body.append(frame)
@@ -91,7 +118,8 @@ async function listen (t: Test, handler: Parameters<typeof createServer>[1]): Pr
   return (server.address() as AddressInfo).port
 }
 
-export async function startAppsHost (t: Test, hostName = 'host'): Promise<AppsHost> {
+export async function startAppsHost (t: Test, options: AppsHostOptions = {}): Promise<AppsHost> {
+  const sandbox = options.sandbox ?? SANDBOX
   let hostOrigin = ''
   const sandboxPort = await listen(t, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -101,14 +129,16 @@ export async function startAppsHost (t: Test, hostName = 'host'): Promise<AppsHo
     }
     const csp = JSON.parse(url.searchParams.get('csp') ?? '{}') as Parameters<typeof viewCsp>[0]
     // The view inherits this document's policy: srcdoc frames take their parent's.
-    res.writeHead(200, { 'content-type': 'text/html', 'content-security-policy': viewCsp(csp).replace("script-src 'self'", "script-src 'self' 'unsafe-inline'") })
+    let policy = viewCsp(csp).replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+    if (options.frameSrc !== undefined) policy = policy.replace(/frame-src [^;]+/, `frame-src ${options.frameSrc}`)
+    res.writeHead(200, { 'content-type': 'text/html', 'content-security-policy': policy })
     res.end(SANDBOX_PAGE(hostOrigin))
   })
   const sandboxOrigin = `http://sandbox.localhost:${sandboxPort}`
   const hostPort = await listen(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' })
-    res.end(HOST_PAGE(sandboxOrigin))
+    res.end(HOST_PAGE(sandboxOrigin, sandbox, options.openLinks ?? false))
   })
-  hostOrigin = `http://${hostName}.localhost:${hostPort}`
+  hostOrigin = `http://${options.name ?? 'host'}.localhost:${hostPort}`
   return { hostOrigin, sandboxOrigin, pageUrl: `${hostOrigin}/` }
 }

@@ -150,8 +150,8 @@ export async function callText (client: Client, name: string, args: Record<strin
   return { text: String(content.find((c) => c.type === 'text')?.text ?? ''), content, ...(result._meta !== undefined && { _meta: result._meta }) }
 }
 
-export async function launchBrowser (t: Test): Promise<Browser> {
-  const browser = await launchChromium()
+export async function launchBrowser (t: Test, extraArgs: string[] = []): Promise<Browser> {
+  const browser = await launchChromium(extraArgs)
   t.teardown(() => browser.close())
   return browser
 }

@@ -65,6 +65,9 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   const view = await gatewayFrame(page, new RegExp(`^${gateway.origin}/mcp/`))
   await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
   t.equal(await view.textContent('#user'), 'alice')
+  const shell = page.frames().find((f) => f.url() === 'about:srcdoc')!
+  t.equal(await shell.getAttribute('#open', 'href'), link, 'beside the frame, the link in a new tab')
+  t.ok(await shell.isVisible('#open'))
   t.same(await page.evaluate(() => (window as unknown as { messages: string[] }).messages), ['ui/notifications/sandbox-proxy-ready', 'ui/initialize', 'ui/notifications/initialized', 'ui/notifications/size-changed'], 'the view spoke the protocol')
 
   // A WebSocket round trip from the framed page, and a live update pushed to it.
@@ -77,23 +80,85 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   t.same(strayStdout(), [])
 })
 
-t.test("a host the gateway was not told about cannot frame a session's page", async (t) => {
-  const host = await startAppsHost(t, 'elsewhere')
+/** The view's own frame: the shell page the host rendered from the resource. */
+async function shellFrame (page: Page, status: RegExp): Promise<Frame> {
+  let shell: Frame | undefined
+  await eventually(async () => {
+    shell = page.frames().find((f) => f.url() === 'about:srcdoc')
+    return shell !== undefined && status.test(await shell.textContent('#status').catch(() => '') ?? '')
+  }, { within: 10_000, what: `the view saying ${String(status)}` })
+  return shell!
+}
+
+/** A page the browser opened, once it shows the session's user. */
+async function openedSession (page: Page): Promise<string | null> {
+  await page.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open', null, { timeout: 10_000 })
+  return await page.textContent('#user')
+}
+
+t.test("the gateway's default frame policy: the view offers the link in a new tab through the host, and frames nothing the browser would refuse", async (t) => {
+  const host = await startAppsHost(t, { openLinks: true })
   const gateway = await startGatewayProcess(t)
   const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
   const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
   const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
   const browser = await launchBrowser(t)
   const page = await browser.newPage()
-  const blocked: string[] = []
-  page.on('console', (m) => { if (/frame-ancestors/.test(m.text())) blocked.push(m.text()) })
+  const refused: string[] = []
+  page.on('console', (m) => { if (/frame-ancestors/.test(m.text())) refused.push(m.text()) })
   await page.goto(host.pageUrl)
   await render(page, content!.text, content!._meta.ui.csp, result)
-  await eventually(() => blocked.length > 0, { within: 10_000, what: "Chromium refusing the frame for the gateway's frame-ancestors" })
-  t.match(blocked[0], /frame-ancestors 'self'/)
+  const shell = await shellFrame(page, /^Todo list opens in a new tab: its gateway does not let this app show it here\.$/)
+  t.equal(await shell.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, 'no frame the browser would refuse')
+  t.equal(await shell.getAttribute('#open', 'href'), link, 'the button opens the link')
+  t.ok(await shell.isVisible('#open'), 'and is on screen')
+
+  const opened = page.context().waitForEvent('page', { timeout: 10_000 })
+  await shell.click('#open')
+  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'asked the host (ui/open-link), which opens links itself')
+  t.equal(await openedSession(await opened), 'alice', "the user's live page, in a tab of its own")
+  t.same(refused, [], 'the browser refused nothing: nothing was framed')
+
+  // The gateway refuses that frame by itself too, whatever a view tries.
+  await shell.evaluate((url) => { const frame = document.createElement('iframe'); frame.src = url; document.body.append(frame) }, link)
+  await eventually(() => refused.length > 0, { within: 10_000, what: "Chromium refusing the frame for the gateway's frame-ancestors" })
+  t.match(refused[0], /frame-ancestors 'self'/)
   for (const frame of page.frames()) {
     t.equal(await frame.$('#user').catch(() => null), null, `nothing of the session rendered in ${frame.url().replace(/\/mcp\/[^/]+/, '/mcp/<token>')}`)
   }
+})
+
+t.test('a host the gateway was not told about: no frame; the link opens in a new tab, or is shown to copy where the host allows no tabs', async (t) => {
+  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: 'http://other.localhost:1' })
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  const browser = await launchBrowser(t)
+
+  const popups = await startAppsHost(t, { name: 'elsewhere', sandbox: 'allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox' })
+  let page = await browser.newPage()
+  await page.goto(popups.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  let shell = await shellFrame(page, /opens in a new tab/)
+  t.equal(await shell.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, 'nothing framed')
+  const opened = page.context().waitForEvent('page', { timeout: 10_000 })
+  await shell.click('#open')
+  const tab = await opened
+  t.equal(await openedSession(tab), 'alice', 'a host without ui/open-link that allows popups: a new tab')
+  t.equal(await tab.evaluate(() => window.opener), null, 'which cannot reach back into the view')
+  await page.close()
+
+  const closed = await startAppsHost(t, { name: 'elsewhere' })
+  page = await browser.newPage()
+  await page.goto(closed.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  shell = await shellFrame(page, /opens in a new tab/)
+  t.notOk(await shell.isVisible('#copy'), 'the link is not shown until asked for')
+  await shell.click('#open')
+  await shell.waitForSelector('#copy', { state: 'visible', timeout: 5000 })
+  t.equal(await shell.inputValue('#copy'), link, 'no ui/open-link, no popups: the link, selected, to copy')
 })
 
 t.test('isolated mode in an MCP Apps host: the session host is framed, its partitioned cookie works inside the frame, and so does its WebSocket', async (t) => {

@@ -41,6 +41,12 @@ export interface McpAppOptions {
    * origin in direct mode or with `fallback: 'direct'`.
    */
   frameOrigins?: string[]
+  /**
+   * A dedicated origin for the view, sent verbatim as `_meta.ui.domain`, for hosts that
+   * ask for one (ChatGPT; Claude's `<hash>.claudemcpcontent.com`): its format is the
+   * host's, see its documentation. Default: none (the host's own sandbox origin).
+   */
+  domain?: string
 }
 
 export interface McpAppBridge {
@@ -67,6 +73,8 @@ export function supportsMcpApps (capabilities: { extensions?: Record<string, unk
 
 // Origins as CSP host-sources: scheme://host[:port], with an optional leading `*.` label.
 const FRAME_ORIGIN = /^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/
+// `_meta.ui.domain`: the host's format, so only its shape is checked: a host name, or an https origin.
+const APP_DOMAIN = /^(https:\/\/)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d{1,5})?$/
 
 function escapeHtml (text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
@@ -74,43 +82,115 @@ function escapeHtml (text: string): string {
 
 /**
  * The shell page: speaks just enough of the MCP Apps postMessage protocol to
- * learn the tool result, then shows the session's live UI in a nested frame,
- * if the link points at an allowed origin.
+ * learn the tool result, then offers the link in a new tab (through the host's
+ * `ui/open-link` when it has one) and shows the session's live UI in a nested
+ * frame beside it, when the link points at an allowed origin and the page's
+ * `frame-ancestors` (as the gateway told the client) lets every frame above it in.
  */
 function shellHtml (title: string, origins: string[], height: number): string {
-  const config = JSON.stringify({ origins, height, version: PROTOCOL_VERSION }).replace(/</g, '\\u003c')
+  const config = JSON.stringify({ origins, height, version: PROTOCOL_VERSION, title }).replace(/</g, '\\u003c')
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="referrer" content="no-referrer">
 <title>${escapeHtml(title)}</title>
-<style>html,body{margin:0;height:100%}iframe{display:block;border:0;width:100%;height:100%}p{font:14px system-ui,sans-serif;margin:1rem}</style>
+<style>
+html,body{margin:0;height:100%}
+body{display:flex;flex-direction:column;font:14px system-ui,sans-serif}
+#bar{display:flex;gap:.75rem;align-items:center;padding:.25rem .5rem}
+[hidden]{display:none!important}
+#open{font-weight:600}
+#copy{flex:1;font:inherit;min-width:0}
+iframe{display:block;border:0;width:100%;flex:1}
+p{margin:1rem}
+</style>
 </head>
 <body>
+<div id="bar" hidden><a id="open" target="_blank" rel="noopener noreferrer">Open in a new tab ↗</a><input id="copy" readonly hidden aria-label="The link"></div>
 <p id="status">Opening…</p>
 <iframe id="ui" title="${escapeHtml(title)}" hidden></iframe>
 <script>
 (() => {
   const config = ${config}
   const host = window.parent
+  let nextId = 2
+  let openLinks = false
+  const pending = new Map()
   const send = (message) => host.postMessage(Object.assign({ jsonrpc: '2.0' }, message), '*')
+  const request = (method, params) => new Promise((resolve) => {
+    const id = nextId++
+    pending.set(id, resolve)
+    send({ id, method, params })
+  })
+  const wildcardOf = (source) => /^(https?:)\\/\\/\\*(\\.[^:/]+)(?::(\\d+))?$/.exec(source)
+  const matches = (url, source) => {
+    const wildcard = wildcardOf(source)
+    if (wildcard === null) return url.origin === source
+    return url.protocol === wildcard[1] && url.hostname.endsWith(wildcard[2]) && url.port === (wildcard[3] || '')
+  }
   const allowed = (link) => {
     let url
     try { url = new URL(link) } catch { return false }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') return false
-    return config.origins.some((origin) => {
-      const wildcard = /^(https?:)\\/\\/\\*(\\.[^:]+)(?::(\\d+))?$/.exec(origin)
-      if (wildcard === null) return url.origin === origin
-      return url.protocol === wildcard[1] && url.hostname.endsWith(wildcard[2]) && url.port === (wildcard[3] || '')
+    return config.origins.some((origin) => matches(url, origin))
+  }
+  // Whether the browser will show the page in a frame here: every frame above it (this
+  // view included) must be one of its frame-ancestors. Unknown policy: try.
+  const framable = (sources, link) => {
+    if (!Array.isArray(sources)) return true
+    const list = sources.map((s) => String(s).toLowerCase().replace(/\\/$/, ''))
+    const page = new URL(link).origin
+    // The view's own origin: window.origin (a srcdoc view's location says about:srcdoc, opaque).
+    const ancestors = [window.origin].concat(Array.from(location.ancestorOrigins || []))
+    return ancestors.every((origin) => {
+      if (origin === 'null') return false
+      const url = new URL(origin)
+      return list.some((source) => source === "'self'" ? url.origin === page : source !== "'none'" && matches(url, source))
     })
   }
+  const reveal = (url) => {
+    const copy = document.getElementById('copy')
+    copy.value = url
+    copy.hidden = false
+    copy.select()
+  }
+  // The host's own policy may refuse the frame whatever frameDomains asked (a host that
+  // ignores them): said, and the link stays one click away.
+  const refused = () => {
+    const frame = document.getElementById('ui')
+    if (frame.hidden) return
+    frame.hidden = true
+    frame.removeAttribute('src')
+    const status = document.getElementById('status')
+    status.textContent = config.title + ' opens in a new tab: this app does not let its views show other pages.'
+    status.hidden = false
+  }
+  document.addEventListener('securitypolicyviolation', (event) => {
+    if (event.effectiveDirective === 'frame-src' || event.effectiveDirective === 'child-src' || event.effectiveDirective === 'default-src') refused()
+  })
   const show = (result) => {
     const link = result && result._meta && result._meta[${JSON.stringify(LINK_META_KEY)}]
     const url = link && typeof link.url === 'string' ? link.url : null
     const status = document.getElementById('status')
     if (url === null || !allowed(url)) {
       status.textContent = url === null ? 'No link in this result.' : 'This link points somewhere this view may not open.'
+      return
+    }
+    const open = document.getElementById('open')
+    open.href = url
+    open.onclick = (event) => {
+      event.preventDefault()
+      const fallback = () => {
+        const tab = window.open(url, '_blank')
+        if (tab) { try { tab.opener = null } catch {} } else reveal(url)
+      }
+      if (!openLinks) return fallback()
+      request('ui/open-link', { url }).then((answer) => { if (answer.error || (answer.result && answer.result.isError)) reveal(url) })
+    }
+    document.getElementById('bar').hidden = false
+    if (!framable(link.frameAncestors, url)) {
+      status.textContent = config.title + ' opens in a new tab: its gateway does not let this app show it here.'
       return
     }
     const frame = document.getElementById('ui')
@@ -123,9 +203,15 @@ function shellHtml (title: string, origins: string[], height: number): string {
     const message = event.data
     if (message === null || typeof message !== 'object' || message.jsonrpc !== '2.0') return
     if (message.id === 1 && ('result' in message || 'error' in message)) {
+      openLinks = Boolean(message.result && message.result.hostCapabilities && message.result.hostCapabilities.openLinks)
       send({ method: 'ui/notifications/initialized', params: {} })
       send({ method: 'ui/notifications/size-changed', params: { height: config.height } })
       return
+    }
+    if (message.method === undefined && pending.has(message.id)) {
+      const resolve = pending.get(message.id)
+      pending.delete(message.id)
+      return resolve(message)
     }
     if (message.method === 'ui/notifications/tool-result') return show(message.params)
     // Requests this view has nothing to do for (teardown, ping): answered, so the host need not wait.
@@ -154,6 +240,9 @@ export function mcpAppBridge (client: GatewayClient, options: McpAppOptions = {}
   if (options.frameOrigins !== undefined && (!Array.isArray(options.frameOrigins) || !options.frameOrigins.every((o) => typeof o === 'string' && FRAME_ORIGIN.test(o)))) {
     throw new InvalidOptionError('frameOrigins', 'expected origins such as https://gw.example.com or https://*.apps.example.com')
   }
+  if (options.domain !== undefined && (typeof options.domain !== 'string' || !APP_DOMAIN.test(options.domain))) {
+    throw new InvalidOptionError('domain', 'expected a host name or an https origin, as the host documents (e.g. a904794854a047f6.claudemcpcontent.com)')
+  }
 
   function read (): ResourceRead {
     const origins = options.frameOrigins ?? client.linkOrigins
@@ -162,7 +251,7 @@ export function mcpAppBridge (client: GatewayClient, options: McpAppOptions = {}
         uri,
         mimeType: MCP_APP_MIME_TYPE,
         text: shellHtml(title, origins, height),
-        _meta: { ui: { csp: { frameDomains: origins }, prefersBorder: false } }
+        _meta: { ui: { csp: { frameDomains: origins }, prefersBorder: false, ...(options.domain !== undefined && { domain: options.domain }) } }
       }]
     }
   }
@@ -189,7 +278,9 @@ export function mcpAppBridge (client: GatewayClient, options: McpAppOptions = {}
         content: appsSupported
           ? [{ type: 'text', text }]
           : [{ type: 'text', text: `${text}\n${link.url}` }, { type: 'resource_link', uri: link.url, name: title, mimeType: 'text/html' }],
-        _meta: { [LINK_META_KEY]: { url: link.url, expiresAt: link.expiresAt.toISOString() } }
+        _meta: {
+          [LINK_META_KEY]: { url: link.url, expiresAt: link.expiresAt.toISOString(), ...(link.frameAncestors !== undefined && { frameAncestors: link.frameAncestors }) }
+        }
       }
     }
   }
