@@ -58,7 +58,7 @@ t.test("a watch: its registrant's only, held open with a first comment, one per 
   const other = await register(app, OTHER, 12862)
 
   const refused = await watch(port, instanceId, OTHER)
-  t.same([refused.res.statusCode, JSON.parse(await within(5000, 'refusal', refused.ended)).code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], "another registrant cannot watch this instance")
+  t.same([refused.res.statusCode, JSON.parse(await within(5000, 'refusal', refused.ended)).code], [403, 'MCPGW_REGISTRY_NOT_SERVER_OWNER'], 'another registrant cannot watch this instance')
   const noSecret = await app.inject({ url: `/register-server/todoodles/watch?instanceId=${instanceId}` })
   t.equal(noSecret.statusCode, 403, 'nor can a caller without a secret')
   const noInstance = await app.inject({ url: '/register-server/todoodles/watch', headers: { 'x-mcpgw-server-secret': OWNER } })
@@ -91,7 +91,7 @@ t.test('who may frame session pages is told to registrants as configured, and a 
   for (const bad of [[], ['a b'], ['https://x;script-src *'], [42]]) {
     const app = Fastify()
     await app.register(mcpRegistryPlugin, { secret: SECRET })
-    await t.rejects(app.register(mcpRegistryApi, { frameAncestors: bad as string[] }).ready(), { code: 'MCPGW_REGISTRY_INVALID_OPTION' }, JSON.stringify(bad))
+    await t.rejects(async () => { await app.register(mcpRegistryApi, { frameAncestors: bad as string[] }).ready() }, { code: 'MCPGW_REGISTRY_INVALID_OPTION' }, JSON.stringify(bad))
     await app.close()
   }
 })
