@@ -117,6 +117,8 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
 const WATCH_SILENCE_MS = 45_000
 /** A watch that ends sooner than this was not the gateway stopping: the re-registration after it backs off. */
 const WATCH_SHORT_MS = 2000
+/** After a watch ends, how long failed registrations retry within a second (a restart's time to listen again). */
+const RESTART_WINDOW_MS = 60_000
 
 const MIN_HEARTBEAT_MS = 1000
 const BASE_BACKOFF_MS = 250
@@ -174,6 +176,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   #watchedInstance: string | null = null
   /** Watches in a row that ended within WATCH_SHORT_MS. */
   #shortWatches = 0
+  /** When the gateway last went away (a watch ended): retries stay within a second for a minute after. */
+  #watchEndedAt: number | null = null
 
   constructor (options: GatewayClientOptions) {
     super()
@@ -318,7 +322,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       }
       this.#lastError = err as Error
       const gatewayCode = gatewayCodeOf(err)
-      const retryInMs = backoffMs(this.#attempt++)
+      const retryInMs = this.#retryDelay(this.#attempt++)
       if (isUnreachable(err)) {
         this.#unreachable(err as Error)
       } else {
@@ -366,12 +370,29 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       .then((outcome) => {
         if (this.#watching === stop) this.#watching = null
         if (stop.signal.aborted || this.#registration === null || this.#closed() || this.#state === 'refused' || outcome === 'unsupported') return
-        this.#shortWatches = Date.now() - since < WATCH_SHORT_MS ? this.#shortWatches + 1 : 0
+        const now = Date.now()
+        if (now - since < WATCH_SHORT_MS) {
+          // The first of a run starts the window; a watch that keeps ending at once (not a
+          // restart: say a proxy cutting it) does not renew it, and backs off as before.
+          if (++this.#shortWatches === 1 && (this.#watchEndedAt === null || now - this.#watchEndedAt >= RESTART_WINDOW_MS)) this.#watchEndedAt = now
+        } else {
+          this.#shortWatches = 0
+          this.#watchEndedAt = now
+        }
         // Soon, not at once: a gateway that is closing may still answer a moment, and the
         // processes it served should not all come back in the same millisecond.
-        this.#schedule(backoffMs(this.#shortWatches))
+        this.#schedule(this.#retryDelay(this.#shortWatches))
       })
       .catch(() => {})
+  }
+
+  /**
+   * The backoff for a retry. Within a minute of the gateway going away (its watch ended), when
+   * it is most likely restarting, at most a second: the server is back soon after it listens.
+   */
+  #retryDelay (attempt: number): number {
+    const restarting = this.#watchEndedAt !== null && Date.now() - this.#watchEndedAt < RESTART_WINDOW_MS
+    return backoffMs(restarting ? Math.min(attempt, 2) : attempt)
   }
 
   #unwatch (): void {

@@ -44,6 +44,44 @@ t.test('an unreachable gateway: one warning and one event however many retries, 
   t.match(JSON.stringify(logger.warnings[0]), /cannot be reached/)
 })
 
+t.test('the gateway went away (its watch ended): the client asks again at least every second while it restarts, and is back at once', async (t) => {
+  let restarting = false
+  let watch: ServerResponse | null = null
+  const tries: number[] = []
+  const server = createHttpServer((req, res) => {
+    req.resume()
+    if (req.url?.startsWith('/register-server/todoodles/watch?') === true && !restarting) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'close' }).write(': watching\n\n')
+      watch = res
+    } else if (req.method === 'POST' && req.url === '/register-server') {
+      if (restarting) {
+        tries.push(Date.now())
+        res.writeHead(502, { connection: 'close' }).end()
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ expiresAt: new Date(Date.now() + 90_000).toISOString(), instanceId: 'instance-0001' }))
+      }
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{}')
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: API_KEY, logger: quietLogger() })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12871 })
+  await eventually(() => watch !== null, { within: 5000, what: 'the watch held open' })
+  restarting = true
+  const wentAway = Date.now()
+  watch!.end()
+  await new Promise((resolve) => setTimeout(resolve, 5000))
+  const gaps = [...tries, Date.now()].map((at, i, all) => at - (i === 0 ? wentAway : all[i - 1]!))
+  t.ok(Math.max(...gaps) <= 1100, `a try at least every second (gaps ${gaps.join(', ')} ms); the usual backoff reaches 2-4 s by the fifth`)
+  restarting = false
+  const back = Date.now()
+  await eventually(() => client.state === 'registered', { within: 1500, what: 'registered again once the gateway answers' })
+  t.pass(`registered ${Date.now() - back} ms after the gateway answered again`)
+})
+
 t.test('the backoff is capped and jittered', async (t) => {
   t.equal(backoffMs(0, () => 0), 125)
   t.equal(backoffMs(0, () => 1), 250)
