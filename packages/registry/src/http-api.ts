@@ -218,38 +218,83 @@ const MAX_WATCHES = 50_000
 /**
  * The registrants' held streams (`GET /register-server/:name/watch`), one per instance. They
  * carry nothing but a comment now and then (so a dead peer shows); their end says this
- * gateway stopped.
+ * gateway stopped. A watch lives while its instance does: one whose instance has not
+ * registered here for a registration's lifetime, or that deregistered, is ended (its
+ * registrant, if alive, registers again and watches anew), so watches never outnumber the
+ * live instances.
  */
 class Watches {
-  readonly #open = new Map<string, FastifyReply>()
+  readonly #open = new Map<string, { reply: FastifyReply, seenAt: number }>()
+  readonly #lifetimeMs: number
+  readonly #now: () => number
   #timer: NodeJS.Timeout | null = null
   #closing = false
 
+  constructor (lifetimeMs: number, now: () => number) {
+    this.#lifetimeMs = lifetimeMs
+    this.#now = now
+  }
+
   /** Holds `reply` open for `instanceId` (ending an older one of it), or says why not. */
-  open (instanceId: string, reply: FastifyReply): 'full' | 'closing' | null {
+  open (instanceId: string, reply: FastifyReply): 'full' | 'closing' | 'gone' | null {
     if (this.#closing) return 'closing'
+    // The caller went away while its ownership was checked: nothing to hold.
+    if (reply.raw.destroyed || reply.request.raw.destroyed) {
+      reply.hijack()
+      return 'gone'
+    }
     const older = this.#open.get(instanceId)
     if (older === undefined && this.#open.size >= MAX_WATCHES) return 'full'
-    older?.raw.end()
+    if (older !== undefined) endWatch(older.reply)
     reply.hijack()
     const raw = reply.raw
     // A connection of its own, never reused: its end is the news.
     raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'close' })
     raw.write(': watching\n\n')
-    this.#open.set(instanceId, reply)
-    raw.on('close', () => { if (this.#open.get(instanceId) === reply) this.#open.delete(instanceId) })
-    this.#timer ??= setInterval(() => { for (const r of this.#open.values()) r.raw.write(':\n\n') }, WATCH_COMMENT_MS).unref()
+    const entry = { reply, seenAt: this.#now() }
+    this.#open.set(instanceId, entry)
+    raw.on('close', () => { if (this.#open.get(instanceId) === entry) this.#open.delete(instanceId) })
+    this.#timer ??= setInterval(() => { this.#tick() }, Math.min(WATCH_COMMENT_MS, Math.ceil(this.#lifetimeMs / 3))).unref()
     return null
+  }
+
+  /** The instance registered (or heartbeat) here: its watch lives on. */
+  seen (instanceId: string): void {
+    const entry = this.#open.get(instanceId)
+    if (entry !== undefined) entry.seenAt = this.#now()
+  }
+
+  /** The instance deregistered: its watch ends. */
+  end (instanceId: string): void {
+    const entry = this.#open.get(instanceId)
+    if (entry === undefined) return
+    this.#open.delete(instanceId)
+    endWatch(entry.reply)
+  }
+
+  #tick (): void {
+    const stale = this.#now() - this.#lifetimeMs
+    for (const [instanceId, entry] of this.#open) {
+      if (entry.seenAt < stale) this.end(instanceId)
+      else entry.reply.raw.write(':\n\n')
+    }
   }
 
   /** The gateway is closing: every watch ends, and none opens again. */
   endAll (): void {
     this.#closing = true
-    for (const reply of this.#open.values()) reply.raw.end()
+    for (const entry of this.#open.values()) endWatch(entry.reply)
     this.#open.clear()
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
   }
+}
+
+/** Ends a watch; a peer that does not read what is left loses its socket a second later. */
+function endWatch (reply: FastifyReply): void {
+  const raw = reply.raw
+  raw.end()
+  if (!raw.socket?.destroyed) setTimeout(() => { raw.destroy() }, 1000).unref()
 }
 
 /** The route handlers, each named for its route. */
@@ -280,6 +325,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       const given = serverSecret(request)
       const secret = given ?? randomBytes(32).toString('base64url')
       const registration = await registry.registerServer({ ...(request.body as Omit<RegisterServerInput, 'secret'>), secret, actor: actorOf(request) })
+      watches.seen(registration.instanceId)
       const answer = {
         ...registrationJson(registration),
         linkOrigin: linkOrigin(request),
@@ -297,6 +343,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       const { instanceId } = request.query as { instanceId: string }
       await registry.assertServerOwner(name, requireServerSecret(request, name), selectorOf(request, instanceId))
       const refusal = watches.open(instanceId, reply)
+      if (refusal === 'gone') return
       if (refusal === 'closing') throw new ApiShuttingDownError()
       if (refusal === 'full') throw new ApiWatchesFullError()
     },
@@ -306,6 +353,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       assertMayActFor(request, name)
       const selector = selectorOf(request, (request.query as { instanceId?: string }).instanceId)
       if (!(await registry.deregisterServer(name, requireServerSecret(request, name), selector, { actor: actorOf(request) }))) throw new NotFoundError('server', name)
+      if (selector.instanceId !== undefined) watches.end(selector.instanceId)
       return reply.code(204).send()
     },
 
@@ -434,7 +482,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
   const quota = opts.quota === false ? null : new SessionQuota({ ...opts.quota, now: registry.options.now })
   // Who calls, for the audit trail: the key apiGuard accepted.
   const actorOf: ActorOf = (request) => actorOfCaller(callerOf(request))
-  const watches = new Watches()
+  const watches = new Watches(registry.options.registrationTtlSeconds * 1000, registry.options.now)
   // Before the server closes: an open stream would hold it, and its end is the news.
   fastify.addHook('preClose', (done) => { watches.endAll(); done() })
   const routes = handlers(registry, linksOf(opts), quota, actorOf, watches)

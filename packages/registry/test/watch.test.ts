@@ -12,10 +12,10 @@ import { SECRET } from './helpers.js'
 const OWNER = 'owner-secret-of-todoodles-0123456789abcdef'
 const OTHER = 'mallory-secret-0123456789abcdef0123456789'
 
-async function gateway (t: Test, options: RegistryApiOptions = {}) {
+async function gateway (t: Test, options: RegistryApiOptions = {}, registrationTtlSeconds?: number) {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(mcpRegistryPlugin, { secret: SECRET })
+  await app.register(mcpRegistryPlugin, { secret: SECRET, ...(registrationTtlSeconds !== undefined && { registrationTtlSeconds }) })
   await app.register(mcpRegistryApi, options)
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, port: (app.server.address() as AddressInfo).port }
@@ -81,6 +81,30 @@ t.test("a watch: its registrant's only, held open with a first comment, one per 
   const closing = app.close()
   await within(2000, 'the watches end when the gateway closes', Promise.all([second.ended, others.ended]))
   await within(5000, 'the gateway closes although watches were open', closing)
+})
+
+t.test('a watch lives while its instance does: ended when it deregisters, or when it stops registering for a lifetime', async (t) => {
+  const { app, port } = await gateway(t, {}, 3)
+  const gone = await register(app, OWNER, 12861)
+  const deregistered = await watch(port, gone.instanceId, OWNER)
+  t.equal(deregistered.res.statusCode, 200)
+  const del = await app.inject({ method: 'DELETE', url: `/register-server/todoodles?instanceId=${gone.instanceId}`, headers: { 'x-mcpgw-server-secret': OWNER } })
+  t.equal(del.statusCode, 204)
+  await within(2000, 'the deregistered instance\'s watch ends', deregistered.ended)
+
+  const live = await register(app, OWNER, 12862)
+  const silent = await register(app, OTHER, 12863)
+  const kept = await watch(port, live.instanceId, OWNER)
+  const dropped = await watch(port, silent.instanceId, OTHER)
+  let keptEnded = false
+  kept.ended.then(() => { keptEnded = true }, () => {})
+  const beating = setInterval(() => { register(app, OWNER, 12862).catch(() => {}) }, 1000)
+  t.teardown(() => clearInterval(beating))
+  const started = Date.now()
+  await within(6000, 'the silent instance\'s watch ends', dropped.ended)
+  t.ok(Date.now() - started >= 2500, `not before its registration's lifetime (3 s): ${Date.now() - started} ms`)
+  t.notOk(keptEnded, 'the one that keeps registering keeps its watch')
+  clearInterval(beating)
 })
 
 t.test('who may frame session pages is told to registrants as configured, and a malformed list is refused at start', async (t) => {
