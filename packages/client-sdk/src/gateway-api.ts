@@ -221,6 +221,8 @@ export class GatewayApi {
         res.on('close', () => done('ended'))
       })
       req.on('error', () => done('ended'))
+      // Like the heartbeat's timer: a watch never keeps the process alive by itself.
+      req.on('socket', (socket) => { socket.unref() })
       quiet(this.#options.timeoutMs)
       if (call.signal?.aborted === true) return done('ended')
       call.signal?.addEventListener('abort', onAbort, { once: true })

@@ -51,7 +51,7 @@ const HELPER = `(() => {
       if (now !== alive || !now) window.dispatchEvent(new CustomEvent('mcpgw:link', { detail: { alive: now, status, code } }))
       alive = now
       if (now) { if (banner !== null) banner.remove(); return }
-      const why = status === 0 ? 'the server cannot be reached' : reasons[code] || (status === 401 || status === 403 || status === 404 ? 'it expired or was revoked' : 'the server answers ' + status)
+      const why = status === 0 ? 'the server cannot be reached' : (Object.hasOwn(reasons, code) && reasons[code]) || (status === 401 || status === 403 || status === 404 ? 'it expired or was revoked' : 'the server answers ' + status)
       say('This page is no longer live: ' + why + '. Ask the assistant for a new link' + (document.title ? ' to ' + document.title : '') + '.')
     })().finally(() => { running = null })
     return running

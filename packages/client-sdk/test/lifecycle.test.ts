@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { IncomingMessage, ServerResponse, createServer as createHttpServer } from 'node:http'
 import { Socket } from 'node:net'
 import { createHash } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import t from 'tap'
 import type { Test } from 'tap'
 import { registrantProof } from '@mcp-gw/protocol'
@@ -80,6 +81,25 @@ t.test('the gateway went away (its watch ended): the client asks again at least 
   const back = Date.now()
   await eventually(() => client.state === 'registered', { within: 1500, what: 'registered again once the gateway answers' })
   t.pass(`registered ${Date.now() - back} ms after the gateway answered again`)
+})
+
+t.test('a registered client holding its watch does not keep the process alive by itself', async (t) => {
+  const gateway = await startGateway(t)
+  const dist = new URL('../dist/index.js', import.meta.url).href
+  const script = `import { createGatewayClient } from ${JSON.stringify(dist)}
+const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: ${JSON.stringify(gateway.url)}, apiKey: ${JSON.stringify(API_KEY)}, logger: { info () {}, warn () {}, debug () {} } })
+await client.register({ host: '127.0.0.1', port: 12872 })
+await new Promise((resolve) => setTimeout(resolve, 300))
+console.log(client.state)`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const deadline = setTimeout(() => { child.kill('SIGKILL') }, 5000)
+  t.teardown(() => { clearTimeout(deadline); child.kill('SIGKILL') })
+  const code = await exited
+  t.equal(out.trim(), 'registered', 'it registered (and its watch was open)')
+  t.equal(code, 0, 'then the process exited on its own, within 5 s')
 })
 
 t.test('the backoff is capped and jittered', async (t) => {
