@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { errorBody } from '@mcp-gw/protocol'
 import type { GatewayClient } from './client.js'
 import { LinkInvalidError } from './errors.js'
 
@@ -84,7 +85,7 @@ export function answerLinkHelper (client: GatewayClient, req: IncomingMessage, r
     res.writeHead(204, { 'cache-control': 'no-store' }).end()
   } else {
     const err = new LinkInvalidError()
-    send(res, 401, { 'content-type': 'application/json' }, JSON.stringify({ statusCode: 401, code: err.code, error: 'Unauthorized', message: err.message }))
+    send(res, 401, { 'content-type': 'application/json' }, JSON.stringify(errorBody(401, err.code, err.message)))
   }
   return true
 }
