@@ -234,6 +234,9 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.match(client.authenticate(fakeRequest('/api/todos', { host: '127.0.0.1:12873', cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
   t.equal(client.authenticate(fakeRequest('/api/todos', { host: 'mybox.lan:12873', cookie: cookie.split(';')[0]! })), null, 'not on a plain-http LAN name, where browsers send no Fetch Metadata')
   t.match(client.authenticate(fakeRequest('/api/todos', { host: 'mybox.lan:12873', 'sec-fetch-site': 'same-origin', cookie: cookie.split(';')[0]! })), { userId: 'bob' }, 'there only with Fetch Metadata (https)')
+  for (const host of ['MYBOX.LAN:12873', 'mybox.lan.:12873', 'localhost.:12873', '127.0.0.1.nip.io:12873', '[::ffff:7f00:1]:12873']) {
+    t.equal(client.authenticate(fakeRequest('/ws', { host, origin: `http://${host.toLowerCase()}`, upgrade: 'websocket', cookie: cookie.split(';')[0]! })), null, `nor a WebSocket handshake on ${host}, even from its own origin`)
+  }
   t.equal(client.authenticate(fakeRequest('/api/todos', { cookie: `mcpgw_direct_12999=${link.token}` })), null, "another port's cookie name")
   t.equal(client.authenticate(fakeRequest('/?token=forged', {})), null)
   const own = cookie.split(';')[0]!
