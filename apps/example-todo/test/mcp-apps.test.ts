@@ -181,10 +181,20 @@ t.test('isolated mode in an MCP Apps host: the session host is framed, its parti
   const page = await browser.newPage()
   await page.goto(host.pageUrl)
   await render(page, content!.text, content!._meta.ui.csp, result)
-  const view = await gatewayFrame(page, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}/$`))
+  const view = await gatewayFrame(page, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}/\\?mcpgw_frame=[\\w-]{43}$`))
   await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
   t.equal(await view.textContent('#user'), 'alice', 'the link was swapped for the cookie inside the frame, and the cookie sent on')
   t.match(JSON.parse(await wsRoundTrip(view)), { items: ['isolated'] }, 'a WebSocket round trip on the session host, inside the host frame')
+
+  // Another app's view in the same host shares the partitioned cookie; it frames the session
+  // host (unseen, as a clickjacking overlay would) without the link, and gets nothing.
+  const sessionOrigin = new URL(view.url()).origin
+  await render(page, `<iframe style="opacity:0.01" src="${sessionOrigin}/"></iframe>`, { frameDomains: [wildcard] }, { content: [] })
+  const overlay = await gatewayFrame(page, new RegExp(`^${sessionOrigin.replace(/\./g, '\\.')}/$`))
+  await overlay.waitForLoadState('domcontentloaded', { timeout: 10_000 })
+  const seen = await overlay.textContent('body', { timeout: 10_000 }) ?? ''
+  t.match(seen, /only through its link/, 'another view in the host: refused with a coded page')
+  t.notMatch(seen, /alice|isolated/, 'and shown nothing of the session')
   await gateway.stop()
 })
 

@@ -21,6 +21,13 @@ export interface WildcardUrl {
 /** The query parameter a session link carries its credential in, once: the gateway swaps it for a cookie. */
 export const SESSION_LINK_PARAM = 'mcpgw_link'
 
+/**
+ * The query parameter that binds a session page framed by another site to the embed its
+ * link made: the gateway adds it when it swaps a link inside such a frame, and a session
+ * page in another site's frame opens only with it (the cookie alone opens nothing there).
+ */
+export const FRAME_TICKET_PARAM = 'mcpgw_frame'
+
 const LABEL_LENGTH = 26
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
 

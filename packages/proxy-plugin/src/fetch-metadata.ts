@@ -35,6 +35,19 @@ export function fetchRefusal (headers: IncomingHttpHeaders, method: string, sess
   return new CrossSiteRequestError()
 }
 
+/**
+ * Whether a request another site (or another session host) started is for a frame rather
+ * than a tab: a navigation (the only such request fetchRefusal lets through) whose
+ * destination is not a top-level document. Read at its strictest: no destination, or any
+ * other spelling, counts as a frame.
+ */
+export function framedByOtherSite (headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site']
+  if (site === undefined || !values(site).some((v) => v === 'cross-site' || v === 'same-site')) return false
+  const dest = values(headers['sec-fetch-dest'] ?? '')
+  return !(dest.length > 0 && dest.every((d) => d === 'document'))
+}
+
 /** A header's values as a browser never sends them but a client may: repeated, comma-joined, in any case. */
 function values (value: string | string[]): string[] {
   return (Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',').map((v) => v.trim()).filter((v) => v !== '')

@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { IDENTITY_HEADERS, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, urlHost } from '@mcp-gw/protocol'
+import { FRAME_TICKET_PARAM, IDENTITY_HEADERS, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { RegistrantProofs } from './authenticator.js'
 import type { NormalizedProxyOptions } from './options.js'
-import { backendPath, parseTarget } from './request-target.js'
+import { backendPath, parseTarget, withoutParam } from './request-target.js'
 
 /**
  * What a backend is told about the request, and what the browser is told about
@@ -160,9 +160,12 @@ const JWT_SHAPED = /[\w%-]{10,}\.[\w%-]{10,}\.[\w%-]*/
  * A Referer naming a page of this session becomes the same page on the backend's
  * own origin, as on a direct connection; one naming any other session (its token
  * in the path) is dropped, so backend B never learns session A's URL. Referers
- * from elsewhere pass, unless they carry something shaped like a token.
+ * from elsewhere pass, unless they carry something shaped like a token; a frame
+ * ticket is taken out of any.
  */
 function rewriteReferer (referer: string, ctx: ForwardContext): string | undefined {
+  // A framed session page's own URL carries its frame ticket: never passed on.
+  if (referer.includes(FRAME_TICKET_PARAM)) referer = withoutFrameTicket(referer)
   // Most Referers name no session at all: skip the URL parse for them (any other spelling
   // of one is caught by its token's shape).
   if (!referer.includes(`${ctx.prefix}/`)) return JWT_SHAPED.test(referer) ? undefined : referer
@@ -181,6 +184,14 @@ function rewriteReferer (referer: string, ctx: ForwardContext): string | undefin
   if (target === null) return JWT_SHAPED.test(referer) ? undefined : referer
   if (target.token !== ctx.token) return undefined
   return backendOrigin(ctx.backend) + backendPath(target, ctx.forwardToken)
+}
+
+function withoutFrameTicket (url: string): string {
+  const hash = url.indexOf('#')
+  const end = hash === -1 ? url.length : hash
+  const query = url.indexOf('?')
+  if (query === -1 || query > end) return url
+  return url.slice(0, query) + withoutParam(url.slice(query, end), FRAME_TICKET_PARAM) + url.slice(end)
 }
 
 // Policies that never send a path to another origin; anything else is replaced.

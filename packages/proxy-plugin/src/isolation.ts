@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http'
-import { SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/protocol'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { FRAME_TICKET_PARAM, SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/protocol'
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { FastifyRequest } from 'fastify'
 import { BadHostError, BadPathError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
-import { canonicalPath, climbs } from './request-target.js'
+import { canonicalPath, climbs, withoutParam } from './request-target.js'
 import type { RequestTarget } from './request-target.js'
 
 /**
@@ -59,6 +60,30 @@ export interface IsolatedTarget extends RequestTarget {
   candidates: string[]
   /** The URL to send the browser to without the credential (when fromLink). */
   cleanUrl: string
+  /** The frame ticket the URL carried (`mcpgw_frame`), if any; never passed on. */
+  frameTicket: string | undefined
+}
+
+/**
+ * The ticket that lets a session page open inside another site's frame: what the link's
+ * swap adds to the URL it sends such a frame to. Keyed by the session's credential, so
+ * only the gateway makes one and only for the embed its link opened; a page elsewhere in
+ * the same host, which shares the frame's partitioned cookie but never saw the link,
+ * cannot. It lives as long as the session (a restored or reloaded frame keeps working).
+ */
+export function frameTicket (token: string, label: string): string {
+  return createHmac('sha256', token).update(`mcpgw-frame:${label}`).digest('base64url')
+}
+
+/** Whether `ticket` is the frame ticket of this credential on this host. */
+export function frameTicketOpens (ticket: string | undefined, token: string, label: string): boolean {
+  if (ticket === undefined || ticket.length !== 43) return false
+  return timingSafeEqual(Buffer.from(ticket), Buffer.from(frameTicket(token, label)))
+}
+
+/** A URL (path and query) with the frame ticket added. */
+export function withFrameTicket (url: string, ticket: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${FRAME_TICKET_PARAM}=${ticket}`
 }
 
 /** Whether a raw request (an upgrade, before Fastify) is for a host under the wildcard domain. */
@@ -119,12 +144,6 @@ function gatewayCookies (header: string | undefined, name: string): string[] {
   return values
 }
 
-function withoutParam (search: string, name: string): string {
-  if (search.length === 0) return ''
-  const kept = search.slice(1).split('&').filter((pair) => pair !== name && !pair.startsWith(`${name}=`))
-  return kept.length === 0 ? '' : `?${kept.join('&')}`
-}
-
 /**
  * Reads a request on a session host: its label, and its credential from the
  * link (first visit) or the gateway's cookie. Throws a coded refusal for a
@@ -169,8 +188,13 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
     if (candidates.length === 0) throw new MissingTokenError()
   }
   const token = candidates[0]!
-  const cleanSearch = linked === undefined ? search : withoutParam(search, SESSION_LINK_PARAM)
+  let frameTicket: string | undefined
+  let cleanSearch = linked === undefined ? search : withoutParam(search, SESSION_LINK_PARAM)
+  if (cleanSearch.includes(FRAME_TICKET_PARAM)) {
+    frameTicket = new URLSearchParams(cleanSearch).get(FRAME_TICKET_PARAM) ?? undefined
+    cleanSearch = withoutParam(cleanSearch, FRAME_TICKET_PARAM)
+  }
   // Never `//host` or `/\\host`: a protocol-relative Location would send the browser to another site.
   const cleanPath = '/' + path.replace(/^[/\\]+/, '')
-  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, candidates, cleanUrl: cleanPath + cleanSearch }
+  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, candidates, cleanUrl: cleanPath + cleanSearch, frameTicket }
 }

@@ -160,3 +160,10 @@ export function serverLogSerializers (prefix: string): { req: (req: LoggedReques
     })
   }
 }
+
+/** A query string (`?a=1&b=2`, or empty) without every `name` parameter. */
+export function withoutParam (search: string, name: string): string {
+  if (search.length === 0) return ''
+  const kept = search.slice(1).split('&').filter((pair) => pair !== name && !pair.startsWith(`${name}=`))
+  return kept.length === 0 ? '' : `?${kept.join('&')}`
+}

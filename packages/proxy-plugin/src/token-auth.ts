@@ -4,11 +4,11 @@ import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
 import { sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
-import { BadPathError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
-import { isolatedTarget, sessionCookieAttributes, sessionCookieName } from './isolation.js'
+import { BadPathError, FrameUnboundError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
+import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
-import { fetchRefusal } from './fetch-metadata.js'
+import { fetchRefusal, framedByOtherSite } from './fetch-metadata.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
@@ -121,6 +121,14 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     if (isolation !== null) {
       // Only a session that opensHost() this host got here (onHostCached, onHostLoaded).
       const onHost = target as IsolatedTarget
+      // In another site's frame the cookie is shared with every page of that site (it is
+      // partitioned by the top-level site, not by frame): there it opens the session only
+      // for the embed the link made, which carries the frame ticket.
+      const framed = framedByOtherSite(request.headers)
+      if (framed && !onHost.fromLink && !frameTicketOpens(onHost.frameTicket, onHost.token, onHost.label)) {
+        done(new FrameUnboundError())
+        return
+      }
       if (audit.enabled) auditOpened(audit, request, session, onHost.fromLink ? 'link' : 'cookie')
       if (onHost.fromLink) {
         // The link's credential, once: swapped for a host-only cookie the page's scripts cannot
@@ -128,7 +136,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         const maxAge = Math.max(1, Math.floor((session.expiresAt - options.now()) / 1000))
         reply.code(303)
           .header('set-cookie', serializeCookie(cookieName, onHost.token, { ...cookieAttributes, maxAge }))
-          .header('location', onHost.cleanUrl)
+          .header('location', framed ? withFrameTicket(onHost.cleanUrl, frameTicket(onHost.token, onHost.label)) : onHost.cleanUrl)
           .header('referrer-policy', 'no-referrer')
           .header('cache-control', 'no-store')
           .send()

@@ -35,7 +35,7 @@ t.test('on a session host, requests other sites or other session hosts start are
   const { host, token } = await gw.session(backend)
   const cookie = `mcpgw_session=${token}`
   const cases: Array<[string, string, Record<string, string>, number]> = [
-    ['GET', '/', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }, 200],
+    ['GET', '/', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }, 200],
     ['GET', '/', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }, 200],
     ['GET', '/api', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' }, 200],
     ['GET', '/api', {}, 200],

@@ -156,6 +156,18 @@ t.test('isolated mode: the session host\'s cookie authenticates, the link is swa
   const cross = await ask(gw.port, { uri: '/api/items', host, headers: { cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' } })
   t.equal(cross.status, 403, 'another site\'s fetch is refused, as by the proxy')
   t.match(cross.body, 'MCPGW_PROXY_CROSS_SITE')
+  // Another site's frame: the link's swap adds the frame ticket, which the edge is told to leave out.
+  const frame = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }
+  const framedSwap = await ask(gw.port, { uri: `/page${link.search}`, host, headers: frame })
+  t.equal(framedSwap.status, 303)
+  const ticketed = String(framedSwap.headers.location)
+  t.match(ticketed, /^\/page\?mcpgw_frame=[\w-]{43}$/)
+  const framed = await ask(gw.port, { uri: ticketed, host, headers: { cookie, ...frame } })
+  t.equal(framed.status, 200, 'the embed the link made')
+  t.equal(framed.headers['x-mcpgw-upstream-path'], '/page', 'the ticket is not the backend\'s')
+  const unbound = await ask(gw.port, { uri: '/page', host, headers: { cookie, ...frame } })
+  t.equal(unbound.status, 403, 'the cookie alone in another site\'s frame, as the proxy refuses it')
+  t.match(unbound.body, 'MCPGW_PROXY_FRAME_UNBOUND')
   const other = await gw.registry.createSession({ userId: 'dan', serverName: 'todo' })
   const wrongHost = await ask(gw.port, { uri: '/', host: `${sessionHostLabel(other.session)}.localhost:${gw.port}`, headers: { cookie } })
   t.equal(wrongHost.status, 403, 'a cookie opens its own host and no other')
