@@ -2,6 +2,7 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
+import { build } from 'esbuild'
 
 /**
  * An MCP Apps host as web hosts build one (SEP-1865, ext-apps' basic-host): the
@@ -29,11 +30,67 @@ export interface AppsHostOptions {
    * basic-host). The sandbox proxy's frame has these and the default's (it must keep its origin).
    */
   sandbox?: string
-  /** Whether the host says `openLinks` and opens what the view asks it to (in a new tab). Default false. */
-  openLinks?: boolean
+  /**
+   * Whether the host says `openLinks` and opens what the view asks it to (in a new tab).
+   * `never-answers` (ext-apps bridge only): says it, and leaves the request unanswered. Default false.
+   */
+  openLinks?: boolean | 'never-answers'
   /** The view's `frame-src`, whatever `frameDomains` asks (a host that ignores them). Default: from `frameDomains`. */
   frameSrc?: string
+  /**
+   * `ext-apps`: the host page speaks through ext-apps' own host side (`AppBridge` and its
+   * `PostMessageTransport`, bundled for the browser) instead of the JSON-RPC written here.
+   * `window.sizes` then lists the heights the view asked for.
+   */
+  bridge?: 'ext-apps'
 }
+
+let extAppsBundle: Promise<string> | undefined
+/** ext-apps' host side for browsers, as `window.ExtApps`. */
+async function extAppsHostScript (): Promise<string> {
+  extAppsBundle ??= build({
+    stdin: {
+      contents: "import { AppBridge, PostMessageTransport } from '@modelcontextprotocol/ext-apps/app-bridge'\nwindow.ExtApps = { AppBridge, PostMessageTransport }",
+      resolveDir: new URL('.', import.meta.url).pathname
+    },
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    logLevel: 'silent'
+  }).then((result) => result.outputFiles[0]!.text)
+  return await extAppsBundle
+}
+
+/** The host page on ext-apps' AppBridge: the same `window.render` and `window.openedLinks`. */
+const BRIDGE_HOST_PAGE = (sandboxOrigin: string, sandbox: string, openLinks: boolean | 'never-answers'): string => `<!doctype html>
+<meta charset="utf-8"><title>host</title>
+<body>
+<script src="/ext-apps.js"></script>
+<script>
+window.openedLinks = []
+window.sizes = []
+window.render = (html, csp, toolResult) => {
+  const frame = document.createElement('iframe')
+  frame.setAttribute('sandbox', '${[...new Set([...SANDBOX.split(' '), ...sandbox.split(' ')])].join(' ')}')
+  frame.style.cssText = 'width:800px;height:600px;border:0'
+  frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))
+  document.body.append(frame)
+  const { AppBridge, PostMessageTransport } = window.ExtApps
+  const bridge = new AppBridge(null, { name: 'ext-apps-host', version: '1' }, ${openLinks ? '{ openLinks: {} }' : '{}'})
+  bridge.onsandboxready = () => bridge.sendSandboxResourceReady({ html, sandbox: '${sandbox}', csp })
+  bridge.oninitialized = () => bridge.sendToolResult(toolResult)
+  bridge.onsizechange = (size) => window.sizes.push(size.height)
+  bridge.onopenlink = async ({ url }) => {
+    window.openedLinks.push(url)
+    if (${openLinks === 'never-answers'}) return await new Promise(() => {})
+    window.open(url, '_blank', 'noopener')
+    return {}
+  }
+  bridge.connect(new PostMessageTransport(frame.contentWindow, frame.contentWindow))
+}
+</script>
+</body>`
 
 const SANDBOX = 'allow-scripts allow-same-origin allow-forms'
 
@@ -135,9 +192,16 @@ export async function startAppsHost (t: Test, options: AppsHostOptions = {}): Pr
     res.end(SANDBOX_PAGE(hostOrigin))
   })
   const sandboxOrigin = `http://sandbox.localhost:${sandboxPort}`
-  const hostPort = await listen(t, (_req, res) => {
+  const bridgeScript = options.bridge === 'ext-apps' ? await extAppsHostScript() : null
+  const hostPort = await listen(t, (req, res) => {
+    if (bridgeScript !== null && req.url === '/ext-apps.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' })
+      res.end(bridgeScript)
+      return
+    }
     res.writeHead(200, { 'content-type': 'text/html' })
-    res.end(HOST_PAGE(sandboxOrigin, sandbox, options.openLinks ?? false))
+    const openLinks = options.openLinks ?? false
+    res.end(bridgeScript === null ? HOST_PAGE(sandboxOrigin, sandbox, openLinks === true) : BRIDGE_HOST_PAGE(sandboxOrigin, sandbox, openLinks))
   })
   hostOrigin = `http://${options.name ?? 'host'}.localhost:${hostPort}`
   return { hostOrigin, sandboxOrigin, pageUrl: `${hostOrigin}/` }

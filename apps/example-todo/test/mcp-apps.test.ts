@@ -80,6 +80,53 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   t.same(strayStdout(), [])
 })
 
+t.test("ext-apps' own host side (AppBridge) renders the shell: the handshake, the size, the live page, and the link through ui/open-link", async (t) => {
+  const host = await startAppsHost(t, { bridge: 'ext-apps', openLinks: true })
+  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+  await callText(mcp, 'add_todo', { text: 'bridged' })
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
+
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  const errors: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
+  await page.goto(host.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  const view = await gatewayFrame(page, new RegExp(`^${gateway.origin}/mcp/`))
+  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  t.equal(await view.textContent('#user'), 'alice', 'the tool result reached the view through the bridge, and the live page opened')
+  t.same(await page.evaluate(() => (window as unknown as { sizes: number[] }).sizes), [600], 'the view asked the bridge for its height')
+
+  const shell = page.frames().find((f) => f.url() === 'about:srcdoc')!
+  const tab = page.context().waitForEvent('page', { timeout: 10_000 })
+  await shell.click('#open')
+  const opened = await tab
+  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'the bridge was asked to open the link')
+  t.equal(await openedSession(opened), 'alice', 'and it opened the live page in a tab')
+  t.same(errors, [], 'no protocol, CSP or console errors')
+})
+
+t.test('a host that says it opens links and never answers: the link is shown to copy within seconds', async (t) => {
+  const host = await startAppsHost(t, { bridge: 'ext-apps', openLinks: 'never-answers' })
+  const gateway = await startGatewayProcess(t)
+  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(host.pageUrl)
+  await render(page, content!.text, content!._meta.ui.csp, result)
+  const shell = await shellFrame(page, /opens in a new tab/)
+  await shell.click('#open')
+  await shell.waitForSelector('#copy', { state: 'visible', timeout: 5000 })
+  t.equal(await shell.inputValue('#copy'), link, 'the link, selected, to copy')
+  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'after the host was asked')
+})
+
 /** The view's own frame: the shell page the host rendered from the resource. */
 async function shellFrame (page: Page, status: RegExp): Promise<Frame> {
   let shell: Frame | undefined

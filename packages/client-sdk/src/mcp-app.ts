@@ -1,13 +1,14 @@
+import { EXTENSION_ID, getUiCapability, registerAppResource, RESOURCE_MIME_TYPE, RESOURCE_URI_META_KEY } from '@modelcontextprotocol/ext-apps/server'
 import type { GatewayClient, SessionLink } from './client.js'
 import { InvalidOptionError } from './errors.js'
+import { SHELL_SCRIPT } from './mcp-app-shell.generated.js'
 
 /** MCP Apps (SEP-1865): the MIME type of a `ui://` resource a host renders. */
-export const MCP_APP_MIME_TYPE = 'text/html;profile=mcp-app'
+export const MCP_APP_MIME_TYPE: 'text/html;profile=mcp-app' = RESOURCE_MIME_TYPE
 /** The client capability (under `extensions`) of hosts that render MCP Apps. */
-export const MCP_APPS_EXTENSION = 'io.modelcontextprotocol/ui'
+export const MCP_APPS_EXTENSION: 'io.modelcontextprotocol/ui' = EXTENSION_ID
 /** Where the session link travels in a tool result: `_meta`, which hosts give the app and not the model. */
 export const LINK_META_KEY = 'mcp-gw/link'
-const PROTOCOL_VERSION = '2026-01-26'
 /** How long a `resources/read` waits for the first registration before answering with what it knows. */
 const READ_WAIT_MS = 2000
 
@@ -67,7 +68,7 @@ export interface McpAppBridge {
 
 /** Whether an MCP client said it renders MCP Apps (its `initialize` capabilities). */
 export function supportsMcpApps (capabilities: { extensions?: Record<string, unknown> } | undefined): boolean {
-  const ui = capabilities?.extensions?.[MCP_APPS_EXTENSION] as { mimeTypes?: unknown } | undefined
+  const ui = getUiCapability(capabilities as never) as { mimeTypes?: unknown } | undefined
   return Array.isArray(ui?.mimeTypes) && ui.mimeTypes.includes(MCP_APP_MIME_TYPE)
 }
 
@@ -81,14 +82,15 @@ function escapeHtml (text: string): string {
 }
 
 /**
- * The shell page: speaks just enough of the MCP Apps postMessage protocol to
- * learn the tool result, then offers the link in a new tab (through the host's
- * `ui/open-link` when it has one) and shows the session's live UI in a nested
- * frame beside it, when the link points at an allowed origin and the page's
- * `frame-ancestors` (as the gateway told the client) lets every frame above it in.
+ * The shell page: ext-apps' App (bundled at build time, see shell/mcp-app-shell.js) learns
+ * the tool result from the host, then the page offers the link in a new tab (through the
+ * host's `ui/open-link` when it has one) and shows the session's live UI in a nested frame
+ * beside it, when the link points at an allowed origin and the page's `frame-ancestors` (as
+ * the gateway told the client) lets every frame above it in.
  */
 function shellHtml (title: string, origins: string[], height: number): string {
-  const config = JSON.stringify({ origins, height, version: PROTOCOL_VERSION, title }).replace(/</g, '\\u003c')
+  // JSON in a script element: `<` escaped, so nothing in it can end the element.
+  const config = JSON.stringify({ origins, height, title }).replace(/</g, '\\u003c')
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -110,116 +112,8 @@ p{margin:1rem}
 <div id="bar" hidden><a id="open" target="_blank" rel="noopener noreferrer">Open in a new tab ↗</a><input id="copy" readonly hidden aria-label="The link"></div>
 <p id="status">Opening…</p>
 <iframe id="ui" title="${escapeHtml(title)}" hidden></iframe>
-<script>
-(() => {
-  const config = ${config}
-  const host = window.parent
-  let nextId = 2
-  let openLinks = false
-  const pending = new Map()
-  const send = (message) => host.postMessage(Object.assign({ jsonrpc: '2.0' }, message), '*')
-  const request = (method, params) => new Promise((resolve) => {
-    const id = nextId++
-    pending.set(id, resolve)
-    send({ id, method, params })
-  })
-  const wildcardOf = (source) => /^(https?:)\\/\\/\\*(\\.[^:/]+)(?::(\\d+))?$/.exec(source)
-  const matches = (url, source) => {
-    const wildcard = wildcardOf(source)
-    if (wildcard === null) return url.origin === source
-    return url.protocol === wildcard[1] && url.hostname.endsWith(wildcard[2]) && url.port === (wildcard[3] || '')
-  }
-  const allowed = (link) => {
-    let url
-    try { url = new URL(link) } catch { return false }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') return false
-    return config.origins.some((origin) => matches(url, origin))
-  }
-  // Whether the browser will show the page in a frame here: every frame above it (this
-  // view included) must be one of its frame-ancestors. Unknown policy: try.
-  const framable = (sources, link) => {
-    if (!Array.isArray(sources)) return true
-    const list = sources.map((s) => String(s).toLowerCase().replace(/\\/$/, ''))
-    const page = new URL(link).origin
-    // The view's own origin: window.origin (a srcdoc view's location says about:srcdoc, opaque).
-    const ancestors = [window.origin].concat(Array.from(location.ancestorOrigins || []))
-    return ancestors.every((origin) => {
-      if (origin === 'null') return false
-      const url = new URL(origin)
-      return list.some((source) => source === "'self'" ? url.origin === page : source !== "'none'" && matches(url, source))
-    })
-  }
-  const reveal = (url) => {
-    const copy = document.getElementById('copy')
-    copy.value = url
-    copy.hidden = false
-    copy.select()
-  }
-  // The host's own policy may refuse the frame whatever frameDomains asked (a host that
-  // ignores them): said, and the link stays one click away.
-  const refused = () => {
-    const frame = document.getElementById('ui')
-    if (frame.hidden) return
-    frame.hidden = true
-    frame.removeAttribute('src')
-    const status = document.getElementById('status')
-    status.textContent = config.title + ' opens in a new tab: this app does not let its views show other pages.'
-    status.hidden = false
-  }
-  document.addEventListener('securitypolicyviolation', (event) => {
-    if (event.effectiveDirective === 'frame-src' || event.effectiveDirective === 'child-src' || event.effectiveDirective === 'default-src') refused()
-  })
-  const show = (result) => {
-    const link = result && result._meta && result._meta[${JSON.stringify(LINK_META_KEY)}]
-    const url = link && typeof link.url === 'string' ? link.url : null
-    const status = document.getElementById('status')
-    if (url === null || !allowed(url)) {
-      status.textContent = url === null ? 'No link in this result.' : 'This link points somewhere this view may not open.'
-      return
-    }
-    const open = document.getElementById('open')
-    open.href = url
-    open.onclick = (event) => {
-      event.preventDefault()
-      const fallback = () => {
-        const tab = window.open(url, '_blank')
-        if (tab) { try { tab.opener = null } catch {} } else reveal(url)
-      }
-      if (!openLinks) return fallback()
-      request('ui/open-link', { url }).then((answer) => { if (answer.error || (answer.result && answer.result.isError)) reveal(url) })
-    }
-    document.getElementById('bar').hidden = false
-    if (!framable(link.frameAncestors, url)) {
-      status.textContent = config.title + ' opens in a new tab: its gateway does not let this app show it here.'
-      return
-    }
-    const frame = document.getElementById('ui')
-    frame.src = url
-    frame.hidden = false
-    status.hidden = true
-  }
-  window.addEventListener('message', (event) => {
-    if (event.source !== host) return
-    const message = event.data
-    if (message === null || typeof message !== 'object' || message.jsonrpc !== '2.0') return
-    if (message.id === 1 && ('result' in message || 'error' in message)) {
-      openLinks = Boolean(message.result && message.result.hostCapabilities && message.result.hostCapabilities.openLinks)
-      send({ method: 'ui/notifications/initialized', params: {} })
-      send({ method: 'ui/notifications/size-changed', params: { height: config.height } })
-      return
-    }
-    if (message.method === undefined && pending.has(message.id)) {
-      const resolve = pending.get(message.id)
-      pending.delete(message.id)
-      return resolve(message)
-    }
-    if (message.method === 'ui/notifications/tool-result') return show(message.params)
-    // Requests this view has nothing to do for (teardown, ping): answered, so the host need not wait.
-    if (message.method !== undefined && message.id !== undefined) send({ id: message.id, result: {} })
-  })
-  send({ id: 1, method: 'ui/initialize', params: { protocolVersion: config.version, appInfo: { name: document.title, version: '1' }, appCapabilities: {} } })
-})()
-</script>
+<script type="application/json" id="mcpgw-config">${config}</script>
+<script>${SHELL_SCRIPT}</script>
 </body>
 </html>
 `
@@ -259,10 +153,11 @@ export function mcpAppBridge (client: GatewayClient, options: McpAppOptions = {}
   return {
     uri,
     // `ui/resourceUri` is the key hosts read before `ui.resourceUri`; both are sent.
-    toolMeta: { ui: { resourceUri: uri }, 'ui/resourceUri': uri },
+    toolMeta: { ui: { resourceUri: uri }, [RESOURCE_URI_META_KEY]: uri },
     read,
     registerResource (server) {
-      server.registerResource(`${client.serverName}-web-ui`, uri, { title, description: `The live web UI of ${client.serverName}`, mimeType: MCP_APP_MIME_TYPE }, async () => {
+      // ext-apps' helper is typed for the MCP SDK's next major; an McpServer of either major fits.
+      registerAppResource(server as never, `${client.serverName}-web-ui`, uri, { title, description: `The live web UI of ${client.serverName}` } as never, async () => {
         // Hosts read (and cache) the resource right after initialize: give the first
         // registration a moment to report where links really point.
         if (options.frameOrigins === undefined && client.state !== 'registered') {
