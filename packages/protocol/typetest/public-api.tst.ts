@@ -7,7 +7,7 @@ import type { ErrorBody, ProvenIdentity } from '@mcp-gw/protocol'
 describe('@mcp-gw/protocol exports', () => {
   test('exactly these values', () => {
     expect<keyof typeof api>().type.toBe<
-      | 'DEFAULT_SCOPES' | 'DEFAULT_SERVER_TYPE' | 'IDENTITY_HEADERS' | 'INCARNATION_HEADER'
+      | 'DEFAULT_SCOPES' | 'DEFAULT_SERVER_TYPE' | 'FRAME_TICKET_PARAM' | 'IDENTITY_HEADERS' | 'INCARNATION_HEADER'
       | 'INCARNATION_PATTERN' | 'INSTANCE_ID_HEADER' | 'INSTANCE_NAME_PATTERN'
       | 'INSTANCE_PROBE_ANSWER_HEADER' | 'INSTANCE_PROBE_HEADER' | 'INSTANCE_PROBE_PATH'
       | 'MAX_ROTATION_PROOFS' | 'PROOF_MAX_SKEW_SECONDS' | 'REGISTRANT_HEADER' | 'REGISTRANT_ROTATION_HEADER'
