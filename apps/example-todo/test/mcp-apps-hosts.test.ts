@@ -3,6 +3,7 @@ import type { Frame, Page } from 'playwright-core'
 import { eventually } from '@mcp-gw/testkit'
 import { startAppsHost } from './apps-host.js'
 import type { AppsHost, AppsHostOptions } from './apps-host.js'
+import { freePort } from '@mcp-gw/testkit'
 import { connectExample, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
 
 /**
@@ -79,5 +80,43 @@ t.test('each MCP Apps host of the README: the live page where the host lets it b
     t.equal(await tab.textContent('#user'), 'alice', `${row.host}: the link opens in a new tab${row.openLinks === true ? ' (the host opened it)' : ''}`)
     await tab.close()
     await page.close()
+  }
+})
+
+t.test("MCP_WEB_UI_FRAME_ANCESTORS='*': a host whose views have an opaque origin (MCP Inspector v2) shows the live page in path mode, the link in isolated mode", async (t) => {
+  const inspector = ROWS.find((row) => row.name === 'inspector')!
+  const host = await startAppsHost(t, inspector)
+  const browser = await launchBrowser(t)
+  const port = await freePort()
+  for (const [mode, env] of [
+    ['path mode', {}],
+    ['isolated mode', { MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_WILDCARD_URL: `http://*.localhost:${port}` }]
+  ] as const) {
+    const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: '*', ...env })
+    const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
+    const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
+    await mcp.callTool({ name: 'add_todo', arguments: { text: mode } })
+    const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
+    const link = new URL(linkOf(result as { _meta?: Record<string, unknown> }))
+    const page = await browser.newPage()
+    const errors: string[] = []
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
+    await page.goto(host.pageUrl)
+    await page.evaluate(([h, c, r]) => (window as unknown as { render: (...a: unknown[]) => void }).render(h, c, r), [content!.text, content!._meta.ui.csp, result] as const)
+    const shell = await shellOf(page)
+    if (mode === 'path mode') {
+      let view: Frame | undefined
+      await eventually(async () => {
+        view = page.frames().find((f) => f.url().startsWith(`${link.origin}/mcp/`))
+        return view !== undefined && await view.evaluate(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1).catch(() => false)
+      }, { within: 10_000, what: `${mode}: the live page inside the opaque view` })
+      t.equal(await view!.textContent('#user'), 'alice', `${mode}: the live page at an opaque origin: its fetches, event stream and WebSocket carry the link's credential`)
+      t.same(errors, [], `${mode}: no CORS or WebSocket errors`)
+    } else {
+      await eventually(async () => /cannot keep its session/.test(await shell.textContent('#status') ?? ''), { within: 10_000, what: `${mode}: the view saying why the link opens in a new tab` })
+      t.equal(await shell.isVisible('#ui'), false, `${mode}: no frame whose page could not work (its cookie cannot reach an opaque origin)`)
+    }
+    await page.close()
+    await gateway.stop()
   }
 })

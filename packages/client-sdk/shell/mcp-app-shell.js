@@ -8,6 +8,8 @@ import { App, PostMessageTransport } from '@modelcontextprotocol/ext-apps/app-wi
 /* global window, document, location, URL */
 
 const LINK_META_KEY = 'mcp-gw/link'
+// An isolated-mode link carries its credential in this parameter (@mcp-gw/protocol's SESSION_LINK_PARAM).
+const SESSION_LINK_PARAM = 'mcpgw_link'
 // A host that says it opens links but never answers: the link is shown after this long.
 const OPEN_LINK_TIMEOUT_MS = 2000
 
@@ -31,6 +33,8 @@ const allowed = (link) => {
 const framable = (sources, link) => {
   if (!Array.isArray(sources)) return true
   const list = sources.map((s) => String(s).toLowerCase().replace(/\/$/, ''))
+  // `*`: the gateway sends no policy, and any page holding the link may frame it.
+  if (list.includes('*')) return true
   const page = new URL(link).origin
   // The view's own origin: window.origin (a srcdoc view's location says about:srcdoc, opaque).
   const ancestors = [window.origin].concat(Array.from(location.ancestorOrigins || []))
@@ -84,6 +88,12 @@ const show = (result) => {
   $('bar').hidden = false
   if (!framable(link.frameAncestors, url)) {
     status.textContent = config.title + ' opens in a new tab: its gateway does not let this app show it here.'
+    return
+  }
+  // A page framed inside an opaque view runs at an opaque origin too (sandboxing is inherited):
+  // an isolated-mode session page, which its cookie authenticates, cannot work there.
+  if (window.origin === 'null' && new URL(url).searchParams.has(SESSION_LINK_PARAM)) {
+    status.textContent = config.title + ' opens in a new tab: this app\'s views cannot keep its session.'
     return
   }
   const frame = $('ui')

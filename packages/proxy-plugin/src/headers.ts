@@ -25,6 +25,12 @@ export interface ForwardContext {
   sessionCookie: string | null
   /** The CSP `frame-ancestors` policy sent with every answer. */
   frameAncestors: string
+  /**
+   * Path mode with frameAncestors `*`: the request came from a page at an opaque origin
+   * (`Origin: null`: a session page inside a sandboxed MCP Apps view inherits the sandbox),
+   * whose answer it may read. Its URL carries the session's credential.
+   */
+  opaqueOrigin: boolean
   /** X-Mcpgw-Registrant (and -Rotation) for this request (null for a registration made without a secret). */
   registrantProof: RegistrantProofs | null
 }
@@ -44,8 +50,19 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     backend: request.mcpBackend!,
     sessionCookie,
     frameAncestors: options.frameAncestors,
+    opaqueOrigin: sessionCookie === null && servesOpaqueOrigins(request.headers, options),
     registrantProof: proofFor(request.mcpBackend!, request.mcpSession!)
   }
+}
+
+/**
+ * Whether a path-mode request comes from a page at an opaque origin that the gateway serves:
+ * only with frameAncestors `*` (the operator let any page holding a link frame it), where a
+ * session page inside a sandboxed view runs at an opaque origin itself. Its requests carry the
+ * session's credential in their URL, so reading their answers needs nothing the link does not give.
+ */
+export function servesOpaqueOrigins (headers: IncomingHttpHeaders, options: Pick<NormalizedProxyOptions, 'frameAncestors'>): boolean {
+  return options.frameAncestors === '' && headers.origin === 'null'
 }
 
 /** The backend's `host:port` (IPv6 in brackets): its Host header, and what forward-auth names. */
@@ -223,7 +240,7 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  * Names are lower case (as Node and undici give them). Returns a new object:
  * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors'>, switching = false): Record<string, string | string[] | number> {
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors' | 'opaqueOrigin'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
   const listed = connectionListed(headers.connection as string | string[] | undefined)
   for (const name of Object.keys(headers)) {
@@ -266,7 +283,8 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     // Who may frame the page: ours beside the backend's policies; a browser enforces every one,
     // so a backend can narrow it but not widen it.
     const policies = out['content-security-policy'] === undefined ? [] : [out['content-security-policy']].flat().map(String)
-    policies.push(ctx.frameAncestors)
+    // Empty: any page holding the link may frame it (frameAncestors `*`): no policy of ours.
+    if (ctx.frameAncestors !== '') policies.push(ctx.frameAncestors)
     // Browsers ignore X-Frame-Options once any frame-ancestors is present: the backend's
     // own refusal is carried over into the policy, or ours would widen it.
     // Repeated (or comma-joined) values count as the strictest of them, as Chromium reads them.
@@ -274,7 +292,14 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     const refusals = xfo === undefined ? [] : [xfo].flat().join(',').toLowerCase().split(',').map((v) => v.trim())
     if (refusals.includes('deny')) policies.push("frame-ancestors 'none'")
     else if (refusals.includes('sameorigin')) policies.push("frame-ancestors 'self'")
-    out['content-security-policy'] = policies.length === 1 ? policies[0]! : policies
+    if (policies.length > 0) out['content-security-policy'] = policies.length === 1 ? policies[0]! : policies
+  }
+
+  if (ctx.opaqueOrigin && !switching) {
+    // The page's own request, from the opaque origin it inherited: readable by it, without credentials.
+    out['access-control-allow-origin'] = 'null'
+    delete out['access-control-allow-credentials']
+    out.vary = out.vary === undefined ? 'Origin' : `${[out.vary].flat().join(', ')}, Origin`
   }
 
   const type = out['content-type']

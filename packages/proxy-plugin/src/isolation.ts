@@ -31,14 +31,14 @@ export interface SessionCookieAttributes {
 
 /**
  * The session cookie's attributes. Host-only, HttpOnly, `SameSite=Lax` by default.
- * When other sites may frame session pages (`frameAncestors` beyond `'self'`, e.g. an
+ * When other sites may frame session pages (`frameAncestors` beyond `'self'`, or `*`, e.g. an
  * MCP Apps host), a Lax cookie would never be sent inside their frame: it is then
  * `SameSite=None; Secure; Partitioned` (CHIPS), so it is sent only under the top-level
  * site whose frame received the link, never to a request another site starts. Secure
  * needs https, or a `*.localhost` wildcard, which browsers treat as secure.
  */
 export function sessionCookieAttributes (wildcard: WildcardUrl, frameAncestors: string): SessionCookieAttributes {
-  const framedElsewhere = frameAncestors.split(' ').slice(1).some((source) => source !== "'self'" && source !== "'none'")
+  const framedElsewhere = frameAncestors === '' || frameAncestors.split(' ').slice(1).some((source) => source !== "'self'" && source !== "'none'")
   const secureContext = wildcard.protocol === 'https' || wildcard.suffix.endsWith('.localhost')
   if (framedElsewhere && secureContext) return { httpOnly: true, path: '/', sameSite: 'none', secure: true, partitioned: true }
   return { httpOnly: true, path: '/', sameSite: 'lax', secure: wildcard.protocol === 'https' }

@@ -48,6 +48,8 @@ export interface ProxyOptions {
    * proxied answer beside whatever the backend sends, so a backend can narrow it and
    * never widen it): `'self'`, `'none'` or sources such as `https://claude.ai` and
    * `https://*.claudemcpcontent.com`. Default `["'self'"]`: the gateway's own pages.
+   * `["*"]`: any page that holds a session's link (no policy sent; for hosts whose views
+   * have an opaque origin, above which browsers refuse every source).
    */
   frameAncestors?: string[]
   /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
@@ -140,12 +142,20 @@ function forwardAuthOption (value: unknown): string | null {
 // A CSP host-source with a scheme: scheme://host[:port], the host possibly `*.`-prefixed.
 const FRAME_SOURCE = /^https?:\/\/(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$/
 
-/** The `frame-ancestors` policy: `'self'`, `'none'` alone, or scheme-qualified host sources. */
+/**
+ * The `frame-ancestors` policy: `'self'`, `'none'` alone, or scheme-qualified host sources.
+ * `*` alone: no policy at all, so any page that holds a session's link may frame it, even
+ * from an opaque origin (a sandboxed view without allow-same-origin), above which browsers
+ * refuse every source, `*` included. Without the link nothing opens: in path mode the link's
+ * token is in the URL, in isolated mode another site's frame needs the link's frame ticket.
+ * An empty string stands for it.
+ */
 export function frameAncestorsPolicy (sources: unknown): string {
   if (sources === undefined) return "frame-ancestors 'self'"
   const fail = (): never => {
-    throw new InvalidOptionError('frameAncestors', "expected a list of 'self', 'none' (alone) or origins such as https://claude.ai and https://*.claudemcpcontent.com")
+    throw new InvalidOptionError('frameAncestors', "expected a list of 'self', 'none' (alone), * (alone: any page holding the link) or origins such as https://claude.ai and https://*.claudemcpcontent.com")
   }
+  if (Array.isArray(sources) && sources.length === 1 && sources[0] === '*') return ''
   if (!Array.isArray(sources) || sources.length === 0) return fail()
   const seen = new Set<string>()
   for (const source of sources) {

@@ -9,10 +9,11 @@ import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes,
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
 import { fetchRefusal, framedByOtherSite } from './fetch-metadata.js'
+import { servesOpaqueOrigins } from './headers.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
-import { edgeMaxAge } from './forward-auth.js'
+import { edgeMaxAge, forwardAuthOf } from './forward-auth.js'
 import type { RequestTarget } from './request-target.js'
 import { auditOpened, auditRefusal } from './audit.js'
 
@@ -114,6 +115,11 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
 
   function admit (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
     const session = request.mcpSession!
+    // (Not for an edge's question: an edge reads any 2xx as "pass", and carries the answer itself.)
+    if (isolation === null && request.method === 'OPTIONS' && servesOpaqueOrigins(request.headers, options) && request.headers['access-control-request-method'] !== undefined && forwardAuthOf(request.raw) === undefined) {
+      answerPreflight(request, reply)
+      return
+    }
     if (!READ_METHODS.has(request.method) && !session.scopes.includes('interact')) {
       done(new ScopeDeniedError(request.method))
       return
@@ -200,6 +206,27 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       admit(request, reply, target, done)
     }, done)
   })
+}
+
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/
+
+/**
+ * A CORS preflight from a session page at an opaque origin (path mode, frameAncestors `*`),
+ * for a session its URL authenticated: allowed, for what it asks that reads as a method and
+ * header names, without credentials (its URL is its credential). The request itself is then
+ * checked like any other (scopes included).
+ */
+function answerPreflight (request: FastifyRequest, reply: FastifyReply): void {
+  const method = request.headers['access-control-request-method']
+  const asked = request.headers['access-control-request-headers']
+  const names = typeof asked === 'string' ? asked.split(',').map((n) => n.trim()).filter((n) => n !== '') : []
+  reply.code(204)
+    .header('access-control-allow-origin', 'null')
+    .header('vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers')
+    .header('access-control-max-age', '600')
+  if (typeof method === 'string' && TOKEN.test(method)) reply.header('access-control-allow-methods', method)
+  if (names.length > 0 && names.length <= 32 && names.every((n) => TOKEN.test(n))) reply.header('access-control-allow-headers', names.join(', '))
+  reply.send()
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Authenticator } from './authenticator.js'
 import type { SessionWatch } from './session-watch.js'
 import { BadGatewayError, BadUpgradeError, GatewayTimeoutError, NoBackendError, OriginDeniedError } from './errors.js'
 import { hangUp, writeSocketError } from './error-reply.js'
-import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders } from './headers.js'
+import { backendHost, forwardContext, rewriteRequestHeaders, rewriteResponseHeaders, servesOpaqueOrigins } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, canonicalPath } from './request-target.js'
 import { isUnderWildcard } from './isolation.js'
@@ -219,7 +219,9 @@ export function attachWebSocketProxy (fastify: FastifyInstance, options: Normali
 
   async function tunnel (request: FastifyRequest, reply: FastifyReply, { socket, head, release }: PendingUpgrade): Promise<void> {
     const req = request.raw
-    if (!originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
+    // A session page at an opaque origin (path mode, frameAncestors `*`) holds its credential in the URL.
+    const opaque = sessionCookie === null && servesOpaqueOrigins(req.headers, options)
+    if (!opaque && !originAllowed(req.headers.origin, [req.headers.host, request.host], options.wsAllowedOrigins)) throw new OriginDeniedError()
     const target = request.mcpTarget!
     const backend = request.mcpBackend!
     const ctx = forwardContext(request, options, sessionCookie, authenticator.proofFor)

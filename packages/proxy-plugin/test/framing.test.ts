@@ -114,11 +114,35 @@ t.test('isolated mode framed by other sites: the session cookie is SameSite=None
   }
 })
 
+t.test('frameAncestors * (any page holding the link): no policy of ours, a backend\'s own refusal still holds, the isolated cookie is partitioned', async (t) => {
+  const backendPort = await startFramableBackend(t)
+  const gw = await startGateway(t, { frameAncestors: ['*'] })
+  await gw.registry.registerServer({ serverName: 'framed', host: '127.0.0.1', port: backendPort })
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'framed' })
+  const page = await rawRequest(gw.port, `/mcp/${token}/`)
+  t.same(policies(page.headers['content-security-policy']), [WIDE], 'only the backend\'s policy')
+  const deny = await rawRequest(gw.port, `/mcp/${token}/deny`)
+  t.same(policies(deny.headers['content-security-policy']), [WIDE, "frame-ancestors 'none'"], 'X-Frame-Options: DENY still refuses every frame')
+  const refused = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers: WS_HEADERS })
+  t.same(policies(refused.headers['content-security-policy']), [WIDE], 'refused upgrade: the same')
+  const plain = await startBackend(t)
+  await gw.registry.registerServer({ serverName: 'plain', host: '127.0.0.1', port: plain.port })
+  const second = await gw.registry.createSession({ userId: 'alice', serverName: 'plain' })
+  const bare = await rawRequest(gw.port, `/mcp/${second.token}/`)
+  t.equal(bare.headers['content-security-policy'], undefined, 'a backend without a policy: none at all')
+
+  const isolated = await startIsolatedGateway(t, { frameAncestors: ['*'] })
+  const session = await isolated.session(plain)
+  const swap = await rawRequest(isolated.port, `/?mcpgw_link=${session.token}`, { headers: { host: session.host } })
+  t.match(swap.headers['set-cookie']![0], /; HttpOnly; Secure; Partitioned; SameSite=None$/, 'isolated mode: the cookie works in other sites\' frames')
+})
+
 t.test('frameAncestors takes sources, never anything that could break out of the header', async (t) => {
   t.equal(validateOptions({}).frameAncestors, "frame-ancestors 'self'")
   t.equal(validateOptions({ frameAncestors: ["'none'"] }).frameAncestors, "frame-ancestors 'none'")
   t.equal(validateOptions({ frameAncestors: ['http://host.localhost:8080', 'HTTPS://A.example/'] }).frameAncestors, 'frame-ancestors http://host.localhost:8080 https://a.example')
-  for (const bad of [[], ['*'], ['https:'], ["'none'", "'self'"], ['https://a.example; script-src *'], ['https://a.example/path'], ['https://a.example,https://b.example'], ['javascript:x'], [42], 'https://a.example']) {
+  t.equal(validateOptions({ frameAncestors: ['*'] }).frameAncestors, '', '* alone: no policy (any page holding the link)')
+  for (const bad of [[], ['*', "'self'"], ["'self'", '*'], ['*', 'https://a.example'], ['*.example'], ['https:'], ["'none'", "'self'"], ['https://a.example; script-src *'], ['https://a.example/path'], ['https://a.example,https://b.example'], ['javascript:x'], [42], 'https://a.example']) {
     t.throws(() => validateOptions({ frameAncestors: bad as never }), { code: 'MCPGW_PROXY_INVALID_OPTION' }, JSON.stringify(bad))
   }
 })
@@ -178,4 +202,42 @@ t.test('while its secret rotates, the gateway also vouches under the previous se
     t.equal(verifyRegistrantProofs(undefined, seen.headers['x-mcpgw-registrant-rotation'], previous, { ...identity, userId: 'bob' }), false)
     t.notMatch(JSON.stringify(seen.headers), /forged/, `${what}: never what a client sent`)
   }
+})
+
+t.test('frameAncestors *, path mode: a session page at an opaque origin (inside a sandboxed view) reads its own answers and opens its WebSocket; nothing more', async (t) => {
+  const backend = await startBackend(t)
+  const open = await startGateway(t, { frameAncestors: ['*'] })
+  const closed = await startGateway(t)
+  for (const gw of [open, closed]) await gw.registry.registerServer({ serverName: 'framed', host: '127.0.0.1', port: backend.port })
+  const opaque = { origin: 'null' }
+  const { token } = await open.registry.createSession({ userId: 'alice', serverName: 'framed' })
+  const preflight = await rawRequest(open.port, `/mcp/${token}/api`, { method: 'OPTIONS', headers: { ...opaque, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-csrf' } })
+  t.equal(preflight.status, 204, 'the preflight is the gateway\'s to answer')
+  t.equal(preflight.headers['access-control-allow-origin'], 'null')
+  t.equal(preflight.headers['access-control-allow-methods'], 'POST')
+  t.equal(preflight.headers['access-control-allow-headers'], 'content-type, x-csrf')
+  t.equal(preflight.headers['access-control-allow-credentials'], undefined, 'never with credentials: the URL is the credential')
+  const odd = await rawRequest(open.port, `/mcp/${token}/api`, { method: 'OPTIONS', headers: { ...opaque, 'access-control-request-method': 'POST\tX', 'access-control-request-headers': 'a b' } })
+  t.same([odd.status, odd.headers['access-control-allow-methods'], odd.headers['access-control-allow-headers']], [204, undefined, undefined], 'what does not read as a method or header names is not echoed')
+  const before = backend.seen.length
+  const get = await rawRequest(open.port, `/mcp/${token}/api`, { headers: opaque })
+  t.equal(get.status, 200)
+  t.equal(get.headers['access-control-allow-origin'], 'null', 'its answer is readable by the page')
+  t.match(String(get.headers.vary), /Origin/)
+  t.equal(backend.seen.length, before + 1, 'the preflights never reached the backend')
+  const ws = await upgradeRequest(open.port, `/mcp/${token}/ws`, { headers: { ...WS_HEADERS, ...opaque } })
+  ws.socket?.destroy()
+  t.equal(ws.status, 101, 'its WebSocket opens')
+
+  const wrong = await rawRequest(open.port, `/mcp/${token.slice(0, -4)}AAAA/api`, { headers: opaque })
+  t.equal(wrong.status, 401)
+  t.equal(wrong.headers['access-control-allow-origin'], undefined, 'a refusal is not readable')
+  const tabbed = await rawRequest(open.port, `/mcp/${token}/api`, { headers: { origin: `http://127.0.0.1:${open.port}` } })
+  t.equal(tabbed.headers['access-control-allow-origin'], undefined, 'any other Origin: as before')
+
+  const other = await closed.registry.createSession({ userId: 'alice', serverName: 'framed' })
+  const plain = await rawRequest(closed.port, `/mcp/${other.token}/api`, { headers: opaque })
+  t.equal(plain.headers['access-control-allow-origin'], undefined, 'without frameAncestors *: no answer is readable from an opaque origin')
+  const refusedWs = await upgradeRequest(closed.port, `/mcp/${other.token}/ws`, { headers: { ...WS_HEADERS, ...opaque } })
+  t.equal(refusedWs.status, 403, 'nor does its WebSocket open')
 })

@@ -114,7 +114,7 @@ export const registerServerSchema = {
         secret: { type: 'string' },
         proofKey: { type: 'string', description: 'What the backend checks X-Mcpgw-Registrant with (see @mcp-gw/protocol verifyRegistrantProof): keep it like the secret' },
         linkOrigin: { type: 'string', description: 'The origin session links point at (`https://*.apps.example.com` in isolated mode): what a page embedding them must allow in `frame-src`' },
-        frameAncestors: { type: 'array', items: { type: 'string' }, description: "Who may frame session pages (CSP `frame-ancestors` sources): with only `'self'` or `'none'`, no other site's view can frame a link" }
+        frameAncestors: { type: 'array', items: { type: 'string' }, description: "Who may frame session pages (CSP `frame-ancestors` sources): with only `'self'` or `'none'`, no other site's view can frame a link; `*` alone: any page that holds the link (no policy is sent)" }
       }
     },
     ...errors
