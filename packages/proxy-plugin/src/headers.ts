@@ -110,10 +110,13 @@ function connectionListed (value: string | string[] | undefined): Set<string> | 
  * -Host and -Prefix; a client's `Forwarded` (RFC 7239) would contradict them.
  */
 function spoofable (name: string): boolean {
-  if (name === 'forwarded') return true
   // CGI, WSGI and PHP read `_` as `-` in header names: `X_MCPGW_USER_ID` is X-Mcpgw-User-Id to them.
   if (name.includes('_')) name = name.replaceAll('_', '-')
-  return name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name.startsWith('x-forwarded-') || name === 'x-real-ip')
+  if (name === 'forwarded' || name === 'remote-user') return true
+  return name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name.startsWith('x-forwarded-') || name === 'x-real-ip' ||
+    // What front proxies and identity-aware proxies tell a backend: the original URL (nginx's
+    // auth_request, IIS, which some frameworks route by) and the logged-in user (oauth2-proxy).
+    name.startsWith('x-original-') || name === 'x-rewrite-url' || name.startsWith('x-auth-request-') || name === 'x-remote-user')
 }
 
 /**
@@ -228,7 +231,12 @@ const SAFE_REFERRER_POLICIES = new Set([
  * client's response by a coding it does not apply: with `Transfer-Encoding: foo`, the
  * client could not tell where the answer ends and would read the next one into it.
  */
-const DROPPED_RESPONSE_HEADERS = new Set(['service-worker-allowed', 'clear-site-data', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'trailer'])
+const DROPPED_RESPONSE_HEADERS = new Set(['service-worker-allowed', 'clear-site-data', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'trailer',
+  // What makes a front proxy act on the backend's behalf: an internal redirect to any location of
+  // its own (nginx's X-Accel-Redirect reaches `internal` locations and the gateway's API; Apache's
+  // and lighttpd's X-Sendfile read files; LiteSpeed's), or its cache and rate for this answer.
+  // X-Accel-Buffering stays: it only says to pass an event stream as it comes (the gateway sets it).
+  'x-accel-redirect', 'x-accel-expires', 'x-accel-limit-rate', 'x-accel-charset', 'x-sendfile', 'x-sendfile2', 'x-lighttpd-send-file', 'x-litespeed-location', 'x-litespeed-cache-control'])
 // A 101 keeps the two headers that make it one.
 const SWITCHING_KEEPS = new Set(['connection', 'upgrade'])
 

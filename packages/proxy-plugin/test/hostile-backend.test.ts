@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
-import { eventually } from '@mcp-gw/testkit'
+import { eventually, FRONT_PROXY_DIRECTIVES } from '@mcp-gw/testkit'
 import { rawRoundTrip, startGateway, upgradeRequest } from './helpers.js'
 
 /**
@@ -22,7 +22,10 @@ const HOSTILE: Record<string, string | string[]> = {
   // A header meant for the backend's hop only, named in its Connection.
   connection: 'x-hop',
   'x-hop': 'secret',
-  'set-cookie': ['a=1; Path=/x; Path =/', 'b=2; PATH=/; Domain=127.0.0.1', 'c=3; path', 'd=4; Domain=.example.com; Path=/y; Secure', 'e=5;Path=/;pAtH=/z;HttpOnly']
+  'set-cookie': ['a=1; Path=/x; Path =/', 'b=2; PATH=/; Domain=127.0.0.1', 'c=3; path', 'd=4; Domain=.example.com; Path=/y; Secure', 'e=5;Path=/;pAtH=/z;HttpOnly'],
+  // What would make a proxy in front of the gateway act for the backend (nginx: an internal
+  // redirect to the gateway's API).
+  ...Object.fromEntries(Object.entries(FRONT_PROXY_DIRECTIVES).map(([name, value]) => [name, value.replace('{{target}}', '/servers')]))
 }
 
 function hostileLines (): string {
@@ -107,6 +110,7 @@ function assertPoliced (t: Test, headers: IncomingHttpHeaders, token: string, la
   t.equal(headers['referrer-policy'], 'same-origin', `${label}: a leaky Referrer-Policy replaced`)
   t.equal(headers.location, `${base}/login`, `${label}: Location kept in the session, however many times it is sent`)
   t.equal(headers['x-hop'], undefined, `${label}: what the backend's Connection names stays on its hop`)
+  t.same(Object.keys(FRONT_PROXY_DIRECTIVES).filter((name) => headers[name] !== undefined), [], `${label}: nothing that makes a front proxy act for the backend`)
   t.same(headers['set-cookie'], [
     `a=1; Path=${base}/`,
     `b=2; Path=${base}/`,

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { SPOOFED_REQUEST_HEADERS } from '@mcp-gw/testkit'
 import { frameworkErrors } from '../src/error-reply.js'
 import { rawExchange, rawRequest, startBackend, startGateway, upgradeRequest } from './helpers.js'
 
@@ -75,6 +76,22 @@ t.test("a client's Forwarded and X-Forwarded-* never reach the backend as the ga
       realIp: undefined,
       user: 'alice'
     }, label)
+  }
+})
+
+t.test("a client's claims of identity or of the original URL, as front proxies send them, never reach the backend", async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const token = await gw.session(backend)
+  const underscored = Object.fromEntries(Object.entries(SPOOFED_REQUEST_HEADERS).map(([name, value]) => [name.replaceAll('-', '_'), value]))
+  for (const [spelling, headers] of [['as sent by proxies', SPOOFED_REQUEST_HEADERS], ['with underscores (CGI reads them as dashes)', underscored]] as const) {
+    const http = JSON.parse((await rawRequest(gw.port, `/mcp/${token}/echo`, { headers })).body).headers
+    const upgrade = await upgradeRequest(gw.port, `/mcp/${token}/ws`, { headers })
+    upgrade.socket?.destroy()
+    const ws = backend.seen.at(-1)!.headers
+    for (const [label, seen] of [['HTTP', http], ['upgrade', ws]] as const) {
+      t.same(Object.keys(headers).filter((name) => seen[name] !== undefined), [], `${label}, ${spelling}`)
+    }
   }
 })
 
