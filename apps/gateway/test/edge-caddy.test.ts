@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, EDGE_KEY, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
@@ -83,6 +83,12 @@ t.test('Caddy + forward-auth, path mode: refusals before any backend byte are th
   t.notOk(cookies.some((c) => /domain\s*=/i.test(c)), 'and no Domain widens them')
   const redirect = await send(port, `/mcp/${viewer}/redirect`, { host })
   t.equal(redirect.headers.location, `/mcp/${viewer}/next`, 'a redirect stays inside the session')
+})
+
+t.test('Caddy + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  await frontProxyPolicyThroughEdge(t, port, `/mcp/${token}`, { host: `127.0.0.1:${port}` }, backend)
 })
 
 t.test('Caddy + forward-auth: revocation within 2.5 s, an open WebSocket included; a re-registered backend is reached at once', async (t) => {

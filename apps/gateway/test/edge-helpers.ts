@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { verifyRegistrantProofs } from '@mcp-gw/protocol'
+import { FRONT_PROXY_DIRECTIVES, SPOOFED_REQUEST_HEADERS } from '@mcp-gw/testkit'
 import { TokenService } from '@mcp-gw/registry'
 import type { Registry } from '@mcp-gw/registry'
 import type { Test } from 'tap'
@@ -62,6 +63,13 @@ export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: 
       res.end('hostile')
       return
     }
+    if (req.url?.startsWith('/accel?to=') === true) {
+      // Asks the proxy in front to serve another location of its own instead (nginx would).
+      const target = decodeURIComponent(req.url.slice('/accel?to='.length))
+      for (const [name, value] of Object.entries(FRONT_PROXY_DIRECTIVES)) res.setHeader(name, value.replace('{{target}}', target))
+      res.end('the backend\'s own body')
+      return
+    }
     if (req.url === '/redirect') {
       res.writeHead(302, { location: '/next' })
       res.end()
@@ -95,12 +103,24 @@ export interface Answer { status: number, headers: IncomingHttpHeaders, body: st
 /** One request on a fresh connection, with exactly these headers (a Host a browser would send for a session host, say). */
 export function send (port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
+    // An edge that never answers, or never ends an answer, fails the test in seconds, not at the runner's timeout.
+    const deadline = setTimeout(() => {
+      // The path without its token: secrets stay out of test output.
+      reject(new Error(`no whole answer to ${method} ${path.replace(/[\w-]{10,}\.[\w-]{10,}\.[\w-]+/g, '<token>')} within 10 s`))
+      req.destroy()
+    }, 10_000)
     const req = request({ host: '127.0.0.1', port, path, method, headers: { accept: 'application/json', ...headers }, agent: false }, (res) => {
       let text = ''
       res.on('data', (c: Buffer) => { text += c.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+      res.on('end', () => {
+        clearTimeout(deadline)
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text })
+      })
     })
-    req.on('error', reject)
+    req.on('error', (err) => {
+      clearTimeout(deadline)
+      reject(err)
+    })
     req.end(body)
   })
 }
@@ -139,6 +159,27 @@ export async function isolatedModeThroughEdge (t: Test, edge: { name: string, po
   t.equal(hostile.headers['clear-site-data'], undefined)
   const domain = edge.emptyDomain ? /domain\s*=\s*[^;\s]/i : /domain\s*=/i
   t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => domain.test(c)), 'no Domain reaches other session hosts')
+  await frontProxyPolicyThroughEdge(t, port, '', { host, cookie }, backend)
+}
+
+/**
+ * The one policy corpus through an edge, as the gateway alone applies it (packages/testkit's
+ * policy corpus): a backend's X-Accel-Redirect and kin are neither acted on (the client gets the
+ * backend's own body, never the edge's auth location or the gateway's API) nor passed on, and a
+ * client's claims of identity or of the original URL never reach the backend. `base` is the
+ * session's path (path mode) or '' (isolated mode); `headers` authenticate the request.
+ */
+export async function frontProxyPolicyThroughEdge (t: Test, port: number, base: string, headers: Record<string, string>, backend: { seen: Seen[] }): Promise<void> {
+  for (const target of ['/_mcpgw_auth', '/servers', '/health']) {
+    const res = await send(port, `${base}/accel?to=${encodeURIComponent(target)}`, headers)
+    t.same([res.status, res.body], [200, 'the backend\'s own body'], `X-Accel-Redirect: ${target} is not followed`)
+    t.same(Object.keys(FRONT_PROXY_DIRECTIVES).filter((name) => res.headers[name] !== undefined), [], 'nor passed on to a proxy in front')
+  }
+  const before = backend.seen.length
+  const res = await send(port, `${base}/echo`, { ...headers, ...SPOOFED_REQUEST_HEADERS })
+  t.equal(res.status, 200)
+  const seen = backend.seen.slice(before).at(-1)!.headers
+  t.same(Object.keys(SPOOFED_REQUEST_HEADERS).filter((name) => seen[name] !== undefined), [], 'a client\'s identity and original-URL claims never reach the backend')
 }
 
 /** The gateway's JWT secrets during a rotation, for the edge tests. */

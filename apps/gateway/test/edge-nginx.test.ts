@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, EDGE_KEY, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
@@ -98,6 +98,25 @@ t.test('nginx + forward-auth, path mode: what a hostile backend sends a browser 
   t.notOk(cookies.some((c) => /domain\s*=\s*[^;\s]/i.test(c)), 'and no Domain widens them')
   const redirect = await send(port, `/mcp/${token}/redirect`)
   t.equal(new URL(String(redirect.headers.location), `http://127.0.0.1:${port}`).href, `http://127.0.0.1:${port}/mcp/${token}/next`, 'a redirect stays inside the session')
+})
+
+t.test('nginx + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  await frontProxyPolicyThroughEdge(t, port, `/mcp/${token}`, {}, backend)
+})
+
+t.test('nginx + forward-auth: the answer cache cannot be primed into a yes for a request the gateway refuses', async (t) => {
+  const { port, gw, backend } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  // Two requests whose key fields, joined with `|`, read the same: a Service Worker script
+  // (refused) and a request whose last field merely ends in "script" (a yes, kept 1 s).
+  const primed = await send(port, `/mcp/${token}/sw.js`, { 'service-worker': '|script' })
+  t.equal(primed.status, 200, 'the priming request is a yes')
+  const before = backend.seen.length
+  const worker = await send(port, `/mcp/${token}/sw.js`, { cookie: '|', 'service-worker': 'script' })
+  t.same([worker.status, JSON.parse(worker.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the worker script is still refused')
+  t.equal(backend.seen.length, before, 'and never reached the backend')
 })
 
 t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
