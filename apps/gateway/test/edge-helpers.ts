@@ -150,6 +150,7 @@ export async function isolatedModeThroughEdge (t: Test, edge: { name: string, po
   t.equal(seen.headers.x_mcpgw_user_id, undefined, 'nor identity headers spelled with underscores (CGI, WSGI and PHP read them as dashes)')
   t.equal(seen.headers.x_forwarded_prefix, undefined)
   t.equal(gateway.metrics.responses['2xx'], 0, `${edge.name} carried the bytes`)
+  t.match([res.headers.vary].flat().join(', '), /Sec-Fetch-Site, Sec-Fetch-Dest/, 'a browser keeps a framed answer apart from the page\'s own')
 
   const cross = await send(port, '/api/items', { host, cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
   t.equal(cross.status, 403, 'another site\'s request is refused')

@@ -31,6 +31,8 @@ export interface ForwardContext {
    * whose answer it may read. Its URL carries the session's credential.
    */
   opaqueOrigin: boolean
+  /** Isolated mode: the request carried a frame ticket, which its page's URL now holds. */
+  frameTicket: boolean
   /** X-Mcpgw-Registrant (and -Rotation) for this request (null for a registration made without a secret). */
   registrantProof: RegistrantProofs | null
 }
@@ -51,6 +53,7 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     sessionCookie,
     frameAncestors: options.frameAncestors,
     opaqueOrigin: sessionCookie === null && servesOpaqueOrigins(request.headers, options),
+    frameTicket: (request.mcpTarget as { frameTicket?: string }).frameTicket !== undefined,
     registrantProof: proofFor(request.mcpBackend!, request.mcpSession!)
   }
 }
@@ -248,7 +251,7 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  * Names are lower case (as Node and undici give them). Returns a new object:
  * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors' | 'opaqueOrigin'>, switching = false): Record<string, string | string[] | number> {
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors' | 'opaqueOrigin' | 'frameTicket'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
   const listed = connectionListed(headers.connection as string | string[] | undefined)
   for (const name of Object.keys(headers)) {
@@ -271,8 +274,9 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     out.location = rewritten.length === 1 ? rewritten[0]! : rewritten
   }
 
-  if (base !== null) {
-    // The token is in every URL under the prefix: it must never travel in a Referer to another site.
+  if (base !== null || ctx.frameTicket) {
+    // The token is in every URL under the prefix (and a framed session page's first URL holds
+    // its frame ticket): it must never travel in a Referer to another site.
     // Browsers apply the last policy they recognise; only a list whose last entry is safe is kept.
     const policy = out['referrer-policy']
     const last = policy === undefined ? undefined : String(policy).split(',').pop()?.trim().toLowerCase()
@@ -301,6 +305,13 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     if (refusals.includes('deny')) policies.push("frame-ancestors 'none'")
     else if (refusals.includes('sameorigin')) policies.push("frame-ancestors 'self'")
     if (policies.length > 0) out['content-security-policy'] = policies.length === 1 ? policies[0]! : policies
+  }
+
+  if (ctx.sessionCookie !== null && !switching) {
+    // On a session host the same URL answers differently inside another site's frame (the frame
+    // ticket, Fetch Metadata): a browser must not answer that frame from what it cached for the
+    // page's own navigation, which would skip the gateway's check.
+    out.vary = out.vary === undefined ? 'Sec-Fetch-Site, Sec-Fetch-Dest' : `${[out.vary].flat().join(', ')}, Sec-Fetch-Site, Sec-Fetch-Dest`
   }
 
   if (ctx.opaqueOrigin && !switching) {

@@ -4,7 +4,7 @@ import { FRAME_TICKET_PARAM, SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/p
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { FastifyRequest } from 'fastify'
 import { BadHostError, BadPathError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
-import { canonicalPath, climbs, withoutParam } from './request-target.js'
+import { canonicalPath, climbs, takeParam } from './request-target.js'
 import type { RequestTarget } from './request-target.js'
 
 /**
@@ -75,9 +75,12 @@ export function frameTicket (token: string, label: string): string {
   return createHmac('sha256', token).update(`mcpgw-frame:${label}`).digest('base64url')
 }
 
+const FRAME_TICKET = /^[A-Za-z0-9_-]{43}$/
+
 /** Whether `ticket` is the frame ticket of this credential on this host. */
 export function frameTicketOpens (ticket: string | undefined, token: string, label: string): boolean {
-  if (ticket === undefined || ticket.length !== 43) return false
+  // Checked for its shape first: timingSafeEqual throws on inputs of different byte lengths.
+  if (ticket === undefined || !FRAME_TICKET.test(ticket)) return false
   return timingSafeEqual(Buffer.from(ticket), Buffer.from(frameTicket(token, label)))
 }
 
@@ -173,9 +176,15 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   if (climbs(path)) throw new BadPathError()
   const search = queryAt === -1 ? '' : canonical.slice(queryAt)
 
+  // Read and removed by one parser, in any spelling a browser decodes: what the gateway reads
+  // and what it passes on never differ. A link given twice is no link.
   let linked: string | undefined
-  if (search.includes(SESSION_LINK_PARAM)) {
-    linked = new URLSearchParams(search).get(SESSION_LINK_PARAM) ?? undefined
+  let rest = search
+  if (search.includes('mcpgw') || search.includes('%')) {
+    const link = takeParam(search, SESSION_LINK_PARAM)
+    if (link.count > 1) throw new MalformedTokenError()
+    linked = link.value
+    rest = link.rest
   }
   // The link is the explicit credential: it wins over any cookie, so a cookie planted by
   // another session host's page can neither block the link nor stand in for it.
@@ -189,10 +198,11 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   }
   const token = candidates[0]!
   let frameTicket: string | undefined
-  let cleanSearch = linked === undefined ? search : withoutParam(search, SESSION_LINK_PARAM)
-  if (cleanSearch.includes(FRAME_TICKET_PARAM)) {
-    frameTicket = new URLSearchParams(cleanSearch).get(FRAME_TICKET_PARAM) ?? undefined
-    cleanSearch = withoutParam(cleanSearch, FRAME_TICKET_PARAM)
+  let cleanSearch = rest
+  if (rest !== search || rest.includes('mcpgw') || rest.includes('%')) {
+    const ticket = takeParam(rest, FRAME_TICKET_PARAM)
+    frameTicket = ticket.value
+    cleanSearch = ticket.rest
   }
   // Never `//host` or `/\\host`: a protocol-relative Location would send the browser to another site.
   const cleanPath = '/' + path.replace(/^[/\\]+/, '')

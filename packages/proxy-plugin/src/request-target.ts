@@ -130,7 +130,7 @@ export function redactUrl (rawUrl: string, prefix: string): string {
     if (eq === -1) return pair
     const name = pair.slice(0, eq).toLowerCase()
     // Named like a credential.
-    return /token|jwt|auth|key|secret|session/.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair
+    return /token|jwt|auth|key|secret|session|mcpgw/.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair
   })
   return `${url.slice(0, queryAt)}?${query.join('&')}`
 }
@@ -161,9 +161,40 @@ export function serverLogSerializers (prefix: string): { req: (req: LoggedReques
   }
 }
 
-/** A query string (`?a=1&b=2`, or empty) without every `name` parameter. */
+/**
+ * Takes every `name` parameter out of a query string (`?a=1&b=2`, or empty), its name read as
+ * URLSearchParams reads it (percent-decoded: `mcpgw%5Flink` is `mcpgw_link`), so what the
+ * gateway reads and what it passes on can never differ. `value`: the one value when there was
+ * exactly one, decoded; `count`: how many there were.
+ */
+export function takeParam (search: string, name: string): { rest: string, value: string | undefined, count: number } {
+  if (search.length === 0) return { rest: '', value: undefined, count: 0 }
+  const kept: string[] = []
+  let value: string | undefined
+  let count = 0
+  for (const pair of search.slice(1).split('&')) {
+    const eq = pair.indexOf('=')
+    const raw = eq === -1 ? pair : pair.slice(0, eq)
+    if (decodeQueryPart(raw) === name) {
+      count++
+      value = decodeQueryPart(eq === -1 ? '' : pair.slice(eq + 1))
+    } else {
+      kept.push(pair)
+    }
+  }
+  return { rest: kept.length === 0 ? '' : `?${kept.join('&')}`, value: count === 1 ? value : undefined, count }
+}
+
+/** A query string without every `name` parameter (in any spelling URLSearchParams reads as it). */
 export function withoutParam (search: string, name: string): string {
-  if (search.length === 0) return ''
-  const kept = search.slice(1).split('&').filter((pair) => pair !== name && !pair.startsWith(`${name}=`))
-  return kept.length === 0 ? '' : `?${kept.join('&')}`
+  return takeParam(search, name).rest
+}
+
+function decodeQueryPart (part: string): string {
+  const spaced = part.replaceAll('+', ' ')
+  try {
+    return decodeURIComponent(spaced)
+  } catch {
+    return spaced
+  }
 }

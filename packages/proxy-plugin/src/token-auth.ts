@@ -113,6 +113,15 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     throw refusal ?? new WrongSessionHostError()
   }
 
+  /** admit() after a store lookup: anything it throws is the request's error, never an unhandled rejection. */
+  function admitLoaded (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
+    try {
+      admit(request, reply, target, done)
+    } catch (err) {
+      done(err as Error)
+    }
+  }
+
   function admit (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
     const session = request.mcpSession!
     // (Not for an edge's question: an edge reads any 2xx as "pass", and carries the answer itself.)
@@ -191,7 +200,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       }
       onHostLoaded(onHost, maxAgeMs).then((session) => {
         request.mcpSession = session
-        admit(request, reply, target, done)
+        admitLoaded(request, reply, target, done)
       }, done)
       return
     }
@@ -203,7 +212,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     }
     sessions.get(target.token, maxAgeMs).then((session) => {
       request.mcpSession = session
-      admit(request, reply, target, done)
+      admitLoaded(request, reply, target, done)
     }, done)
   })
 }

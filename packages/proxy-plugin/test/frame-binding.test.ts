@@ -1,5 +1,6 @@
 import t from 'tap'
 import { rawRequest, startBackend, startIsolatedGateway } from './helpers.js'
+import { frameTicket } from '../src/isolation.js'
 
 /**
  * Isolated mode framed by another site (an MCP Apps host): the session cookie is
@@ -68,4 +69,44 @@ t.test('in another site\'s frame the cookie alone opens nothing: no ticket, a wr
   t.equal(tab.status, 200, 'a top-level tab another site opened: as before')
   const plain = await rawRequest(gw.port, '/', { headers: { host: alice.host, cookie } })
   t.equal(plain.status, 200, 'a client without Fetch Metadata: as before')
+})
+
+t.test('a ticket of any shape is refused with a code, never a crash, on a session the gateway has not cached yet', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startIsolatedGateway(t, { frameAncestors: ["'self'", 'https://host.example'] })
+  const { host, token } = await gw.session(backend)
+  const cookie = `mcpgw_session=${token}`
+  for (const ticket of [`${'A'.repeat(42)}%C3%A9`, '%FF'.repeat(43), `${'A'.repeat(43)}%00`, 'A'.repeat(44)]) {
+    const res = await rawRequest(gw.port, `/?mcpgw_frame=${ticket}`, { headers: { host, cookie, ...FRAME } })
+    t.same([res.status, JSON.parse(res.body).code], [403, 'MCPGW_PROXY_FRAME_UNBOUND'], `ticket ${ticket.slice(-9)}`)
+  }
+  const after = await rawRequest(gw.port, '/', { headers: { host, cookie } })
+  t.equal(after.status, 200, 'the gateway still answers')
+})
+
+t.test('the link and the ticket are read and removed by one parser, in every spelling a browser decodes', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', 'referrer-policy': 'unsafe-url' })
+    res.end(JSON.stringify({ url: req.url }))
+  })
+  const gw = await startIsolatedGateway(t, { frameAncestors: ["'self'", 'https://host.example'] })
+  const { host, token, link } = await gw.session(backend)
+  const label = host.split('.')[0]!
+  const cookie = `mcpgw_session=${token}`
+  const encodedLink = await rawRequest(gw.port, `/?a=1&mcpgw%5Flink=${token}`, { headers: { host } })
+  t.equal(encodedLink.status, 303, 'a percent-encoded link name is the link')
+  t.equal(encodedLink.headers.location, '/?a=1', 'and it is taken out of the URL the browser is sent to')
+  const twice = await rawRequest(gw.port, `/${new URL(link).search}&mcpgw_link=${token}`, { headers: { host } })
+  t.same([twice.status, JSON.parse(twice.body).code], [401, 'MCPGW_PROXY_TOKEN_MALFORMED'], 'a link given twice is no link')
+
+  const ticket = frameTicket(token, label)
+  const framed = await rawRequest(gw.port, `/p?mcpgw%5Fframe=${ticket}&b=2`, { headers: { host, cookie, ...FRAME } })
+  t.equal(framed.status, 200, 'a percent-encoded ticket name is the ticket')
+  t.equal(JSON.parse(framed.body).url, '/p?b=2', 'and the backend never sees it')
+  t.equal(framed.headers['referrer-policy'], 'same-origin', 'the page whose URL holds the ticket never sends it elsewhere in a Referer')
+  t.match(String(framed.headers.vary), /Sec-Fetch-Site, Sec-Fetch-Dest/, 'a browser keeps a framed answer apart from the page\'s own')
+  const doubled = await rawRequest(gw.port, `/p?mcpgw_frame=${ticket}&mcpgw_frame=${ticket}`, { headers: { host, cookie, ...FRAME } })
+  t.equal(doubled.status, 403, 'a ticket given twice is no ticket')
+  const own = await rawRequest(gw.port, '/p', { headers: { host, cookie } })
+  t.equal(own.headers['referrer-policy'], 'unsafe-url', 'a page without a ticket in its URL keeps the backend\'s policy (its own origin)')
 })

@@ -35,6 +35,8 @@ t.test('redactUrl hides the token segment and credential-looking query values', 
   t.equal(redactUrl(`/mcp/${TOKEN}/page?x=1`, '/mcp'), '/mcp/[redacted]/page?x=1')
   t.equal(redactUrl(`/mcp/${TOKEN}?x=1`, '/mcp'), '/mcp/[redacted]?x=1')
   t.equal(redactUrl(`/mcp/${TOKEN}`, '/mcp'), '/mcp/[redacted]')
+  t.equal(redactUrl('/?page=2&mcpgw_frame=U59n1UxPD3cbrpvW4JQ2Rcnr0quItkrAs10pKkFamK0', '/mcp'), '/?page=2&mcpgw_frame=[redacted]', 'a frame ticket is not logged')
+  t.equal(redactUrl('/?mcpgw%5Fframe=U59n1UxPD3cbrpvW4JQ2Rcnr0quItkrAs10pKkFamK0', '/mcp'), '/?mcpgw%5Fframe=[redacted]', 'in any spelling')
   t.equal(redactUrl(`/static/app.css?token=${TOKEN}&v=2`, '/mcp'), '/static/app.css?token=[redacted]&v=2')
   t.equal(redactUrl(`/x?whatever=${TOKEN}`, '/mcp'), '/x?whatever=[redacted]', 'JWT-shaped values, whatever their name')
   t.equal(redactUrl('/x?api_key=abc&page=2', '/mcp'), '/x?api_key=[redacted]&page=2')
