@@ -45,6 +45,14 @@ export interface AppsHostOptions {
   bridge?: 'ext-apps'
 }
 
+/** The host page's script that makes the sandbox proxy's frame, as `frame`, for `render(html, csp, ...)`. */
+function viewFrame (sandboxOrigin: string, sandbox: string): string {
+  return `  const frame = document.createElement('iframe')
+  frame.setAttribute('sandbox', '${[...new Set([...SANDBOX.split(' '), ...sandbox.split(' ')])].join(' ')}')
+  frame.style.cssText = 'width:800px;height:600px;border:0'
+  frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))`
+}
+
 let extAppsBundle: Promise<string> | undefined
 /** ext-apps' host side for browsers, as `window.ExtApps`. */
 async function extAppsHostScript (): Promise<string> {
@@ -71,10 +79,7 @@ const BRIDGE_HOST_PAGE = (sandboxOrigin: string, sandbox: string, openLinks: boo
 window.openedLinks = []
 window.sizes = []
 window.render = (html, csp, toolResult) => {
-  const frame = document.createElement('iframe')
-  frame.setAttribute('sandbox', '${[...new Set([...SANDBOX.split(' '), ...sandbox.split(' ')])].join(' ')}')
-  frame.style.cssText = 'width:800px;height:600px;border:0'
-  frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))
+${viewFrame(sandboxOrigin, sandbox)}
   document.body.append(frame)
   const { AppBridge, PostMessageTransport } = window.ExtApps
   const bridge = new AppBridge(null, { name: 'ext-apps-host', version: '1' }, ${openLinks ? '{ openLinks: {} }' : '{}'})
@@ -101,10 +106,7 @@ const HOST_PAGE = (sandboxOrigin: string, sandbox: string, openLinks: boolean): 
 window.messages = []
 window.openedLinks = []
 window.render = (html, csp, toolResult) => {
-  const frame = document.createElement('iframe')
-  frame.setAttribute('sandbox', '${[...new Set([...SANDBOX.split(' '), ...sandbox.split(' ')])].join(' ')}')
-  frame.style.cssText = 'width:800px;height:600px;border:0'
-  frame.src = '${sandboxOrigin}/sandbox.html?csp=' + encodeURIComponent(JSON.stringify(csp || {}))
+${viewFrame(sandboxOrigin, sandbox)}
   const reply = (message) => frame.contentWindow.postMessage(Object.assign({ jsonrpc: '2.0' }, message), '${sandboxOrigin}')
   window.addEventListener('message', (event) => {
     if (event.source !== frame.contentWindow || event.origin !== '${sandboxOrigin}') return

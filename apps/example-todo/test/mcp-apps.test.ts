@@ -1,7 +1,9 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import type { Frame, Page } from 'playwright-core'
 import { eventually, freePort } from '@mcp-gw/testkit'
 import { startAppsHost } from './apps-host.js'
+import type { AppsHost, AppsHostOptions } from './apps-host.js'
 import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
 
 /**
@@ -37,6 +39,19 @@ async function wsRoundTrip (frame: Frame): Promise<string> {
   }))
 }
 
+/** The host page rendering the view, once its gateway page (`url`) is live with one item; console errors collected. */
+async function liveInHost (t: Test, pageUrl: string, content: { text: string, _meta: { ui: { csp: object } } }, result: unknown, url: RegExp): Promise<{ page: Page, errors: string[], view: Frame }> {
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  const errors: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
+  await page.goto(pageUrl)
+  await render(page, content.text, content._meta.ui.csp, result)
+  const view = await gatewayFrame(page, url)
+  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  return { page, errors, view }
+}
+
 t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, gateway page with its WebSocket', async (t) => {
   const host = await startAppsHost(t)
   const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
@@ -56,14 +71,7 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   t.notMatch(JSON.stringify(result.content), link.split('/')[4]!, 'the token is not in anything the model reads')
   t.notMatch(JSON.stringify(result.content), /\/mcp\//)
 
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage()
-  const errors: string[] = []
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
-  await page.goto(host.pageUrl)
-  await render(page, content!.text, content!._meta.ui.csp, result)
-  const view = await gatewayFrame(page, new RegExp(`^${gateway.origin}/mcp/`))
-  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  const { page, errors, view } = await liveInHost(t, host.pageUrl, content!, result, new RegExp(`^${gateway.origin}/mcp/`))
   t.equal(await view.textContent('#user'), 'alice')
   const shell = page.frames().find((f) => f.url() === 'about:srcdoc')!
   t.equal(await shell.getAttribute('#open', 'href'), link, 'beside the frame, the link in a new tab')
@@ -89,14 +97,7 @@ t.test("ext-apps' own host side (AppBridge) renders the shell: the handshake, th
   const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
   const link = linkOf(result as { _meta?: Record<string, unknown> })
 
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage()
-  const errors: string[] = []
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
-  await page.goto(host.pageUrl)
-  await render(page, content!.text, content!._meta.ui.csp, result)
-  const view = await gatewayFrame(page, new RegExp(`^${gateway.origin}/mcp/`))
-  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
+  const { page, errors, view } = await liveInHost(t, host.pageUrl, content!, result, new RegExp(`^${gateway.origin}/mcp/`))
   t.equal(await view.textContent('#user'), 'alice', 'the tool result reached the view through the bridge, and the live page opened')
   t.same(await page.evaluate(() => (window as unknown as { sizes: number[] }).sizes), [600], 'the view asked the bridge for its height')
 
@@ -109,17 +110,22 @@ t.test("ext-apps' own host side (AppBridge) renders the shell: the handshake, th
   t.same(errors, [], 'no protocol, CSP or console errors')
 })
 
-t.test('a host that says it opens links and never answers: the link is shown to copy within seconds', async (t) => {
-  const host = await startAppsHost(t, { bridge: 'ext-apps', openLinks: 'never-answers' })
+/** A host, a gateway with its default frame policy, the example over stdio: the resource and a tool result with its link. */
+async function linkFromDefaultGateway (t: Test, hostOptions: AppsHostOptions): Promise<{ host: AppsHost, content: { text: string, _meta: { ui: { csp: object } } }, result: unknown, link: string }> {
+  const host = await startAppsHost(t, hostOptions)
   const gateway = await startGatewayProcess(t)
   const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
   const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
   const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
-  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  return { host, content: content!, result, link: linkOf(result as { _meta?: Record<string, unknown> }) }
+}
+
+t.test('a host that says it opens links and never answers: the link is shown to copy within seconds', async (t) => {
+  const { host, content, result, link } = await linkFromDefaultGateway(t, { bridge: 'ext-apps', openLinks: 'never-answers' })
   const browser = await launchBrowser(t)
   const page = await browser.newPage()
   await page.goto(host.pageUrl)
-  await render(page, content!.text, content!._meta.ui.csp, result)
+  await render(page, content.text, content._meta.ui.csp, result)
   const shell = await shellFrame(page, /opens in a new tab/)
   await shell.click('#open')
   await shell.waitForSelector('#copy', { state: 'visible', timeout: 5000 })
@@ -144,18 +150,13 @@ async function openedSession (page: Page): Promise<string | null> {
 }
 
 t.test("the gateway's default frame policy: the view offers the link in a new tab through the host, and frames nothing the browser would refuse", async (t) => {
-  const host = await startAppsHost(t, { openLinks: true })
-  const gateway = await startGatewayProcess(t)
-  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
-  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
-  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
-  const link = linkOf(result as { _meta?: Record<string, unknown> })
+  const { host, content, result, link } = await linkFromDefaultGateway(t, { openLinks: true })
   const browser = await launchBrowser(t)
   const page = await browser.newPage()
   const refused: string[] = []
   page.on('console', (m) => { if (/frame-ancestors/.test(m.text())) refused.push(m.text()) })
   await page.goto(host.pageUrl)
-  await render(page, content!.text, content!._meta.ui.csp, result)
+  await render(page, content.text, content._meta.ui.csp, result)
   const shell = await shellFrame(page, /^Todo list opens in a new tab: its gateway does not let this app show it here\.$/)
   t.equal(await shell.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, 'no frame the browser would refuse')
   t.equal(await shell.getAttribute('#open', 'href'), link, 'the button opens the link')
