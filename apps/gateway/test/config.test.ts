@@ -70,7 +70,7 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     // Behind a proxy every client is loopback: without a key the API would be open.
     ['MCP_WEB_UI_TRUST_PROXY.*MCP_WEB_UI_GATEWAY_API_KEY', { MCP_WEB_UI_TRUST_PROXY: '127.0.0.1' }],
     ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: 'https://claude.ai;script-src' }],
-    ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: '*' }],
+    ['MCP_WEB_UI_FRAME_ANCESTORS', { MCP_WEB_UI_FRAME_ANCESTORS: "'self' *" }],
     ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://apps.example.com' }],
     ['MCP_WEB_UI_WILDCARD_URL', { MCP_WEB_UI_WILDCARD_URL: 'https://*.apps_x.com' }],
     // Rotation: previous values only beside a current one, each long enough, none the current one or twice.
