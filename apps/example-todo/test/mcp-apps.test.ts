@@ -1,10 +1,8 @@
 import t from 'tap'
-import type { Test } from 'tap'
-import type { Frame, Page } from 'playwright-core'
 import { eventually, freePort } from '@mcp-gw/testkit'
 import { startAppsHost } from './apps-host.js'
-import type { AppsHost, AppsHostOptions } from './apps-host.js'
 import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } from './helpers.js'
+import { APPS_CAPABILITIES, gatewayFrame, linkFromDefaultGateway, liveInHost, openedSession, render, shellFrame, wsRoundTrip } from './apps-view.js'
 
 /**
  * The example in an MCP Apps host: a real MCP client (declaring MCP Apps) lists
@@ -14,44 +12,6 @@ import { callText, connectExample, launchBrowser, linkOf, startGatewayProcess } 
  * view, never the model's text; and the gateway lets only the hosts it was told
  * about frame its pages.
  */
-const APPS_CAPABILITIES = { extensions: { 'io.modelcontextprotocol/ui': { mimeTypes: ['text/html;profile=mcp-app'] } } }
-
-async function gatewayFrame (page: Page, url: RegExp): Promise<Frame> {
-  let found: Frame | undefined
-  await eventually(() => {
-    found = page.frames().find((f) => url.test(f.url()))
-    return found !== undefined
-  }, { within: 10_000, what: 'the gateway page framed in the view' })
-  return found!
-}
-
-async function render (page: Page, html: string, csp: object, toolResult: unknown): Promise<void> {
-  await page.evaluate(([h, c, r]) => (window as unknown as { render: (...a: unknown[]) => void }).render(h, c, r), [html, csp, toolResult] as const)
-}
-
-/** A WebSocket round trip from a page: the list on open, `again`, the list again. */
-async function wsRoundTrip (frame: Frame): Promise<string> {
-  return await frame.evaluate(async () => await new Promise<string>((resolve, reject) => {
-    const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
-    let first = true
-    ws.onmessage = (event) => { if (first) { first = false; ws.send('again'); return } resolve(String(event.data)); ws.close() }
-    ws.onerror = () => reject(new Error('websocket failed'))
-  }))
-}
-
-/** The host page rendering the view, once its gateway page (`url`) is live with one item; console errors collected. */
-async function liveInHost (t: Test, pageUrl: string, content: { text: string, _meta: { ui: { csp: object } } }, result: unknown, url: RegExp): Promise<{ page: Page, errors: string[], view: Frame }> {
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage()
-  const errors: string[] = []
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()) })
-  await page.goto(pageUrl)
-  await render(page, content.text, content._meta.ui.csp, result)
-  const view = await gatewayFrame(page, url)
-  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
-  return { page, errors, view }
-}
-
 t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, gateway page with its WebSocket', async (t) => {
   const host = await startAppsHost(t)
   const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
@@ -87,67 +47,6 @@ t.test('an MCP Apps host renders the live UI: ui:// resource, sandboxed shell, g
   t.same(errors, [], 'no CSP or console errors')
   t.same(strayStdout(), [])
 })
-
-t.test("ext-apps' own host side (AppBridge) renders the shell: the handshake, the size, the live page, and the link through ui/open-link", async (t) => {
-  const host = await startAppsHost(t, { bridge: 'ext-apps', openLinks: true })
-  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
-  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
-  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
-  await callText(mcp, 'add_todo', { text: 'bridged' })
-  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
-  const link = linkOf(result as { _meta?: Record<string, unknown> })
-
-  const { page, errors, view } = await liveInHost(t, host.pageUrl, content!, result, new RegExp(`^${gateway.origin}/mcp/`))
-  t.equal(await view.textContent('#user'), 'alice', 'the tool result reached the view through the bridge, and the live page opened')
-  t.same(await page.evaluate(() => (window as unknown as { sizes: number[] }).sizes), [600], 'the view asked the bridge for its height')
-
-  const shell = page.frames().find((f) => f.url() === 'about:srcdoc')!
-  const tab = page.context().waitForEvent('page', { timeout: 10_000 })
-  await shell.click('#open')
-  const opened = await tab
-  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'the bridge was asked to open the link')
-  t.equal(await openedSession(opened), 'alice', 'and it opened the live page in a tab')
-  t.same(errors, [], 'no protocol, CSP or console errors')
-})
-
-/** A host, a gateway with its default frame policy, the example over stdio: the resource and a tool result with its link. */
-async function linkFromDefaultGateway (t: Test, hostOptions: AppsHostOptions): Promise<{ host: AppsHost, content: { text: string, _meta: { ui: { csp: object } } }, result: unknown, link: string }> {
-  const host = await startAppsHost(t, hostOptions)
-  const gateway = await startGatewayProcess(t)
-  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
-  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
-  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
-  return { host, content: content!, result, link: linkOf(result as { _meta?: Record<string, unknown> }) }
-}
-
-t.test('a host that says it opens links and never answers: the link is shown to copy within seconds', async (t) => {
-  const { host, content, result, link } = await linkFromDefaultGateway(t, { bridge: 'ext-apps', openLinks: 'never-answers' })
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage()
-  await page.goto(host.pageUrl)
-  await render(page, content.text, content._meta.ui.csp, result)
-  const shell = await shellFrame(page, /opens in a new tab/)
-  await shell.click('#open')
-  await shell.waitForSelector('#copy', { state: 'visible', timeout: 5000 })
-  t.equal(await shell.inputValue('#copy'), link, 'the link, selected, to copy')
-  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'after the host was asked')
-})
-
-/** The view's own frame: the shell page the host rendered from the resource. */
-async function shellFrame (page: Page, status: RegExp): Promise<Frame> {
-  let shell: Frame | undefined
-  await eventually(async () => {
-    shell = page.frames().find((f) => f.url() === 'about:srcdoc')
-    return shell !== undefined && status.test(await shell.textContent('#status').catch(() => '') ?? '')
-  }, { within: 10_000, what: `the view saying ${String(status)}` })
-  return shell!
-}
-
-/** A page the browser opened, once it shows the session's user. */
-async function openedSession (page: Page): Promise<string | null> {
-  await page.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open', null, { timeout: 10_000 })
-  return await page.textContent('#user')
-}
 
 t.test("the gateway's default frame policy: the view offers the link in a new tab through the host, and frames nothing the browser would refuse", async (t) => {
   const { host, content, result, link } = await linkFromDefaultGateway(t, { openLinks: true })
@@ -244,50 +143,4 @@ t.test('isolated mode in an MCP Apps host: the session host is framed, its parti
   t.match(seen, /only through its link/, 'another view in the host: refused with a coded page')
   t.notMatch(seen, /alice|isolated/, 'and shown nothing of the session')
   await gateway.stop()
-})
-
-t.test('the shell frames only the link origins it was built with', async (t) => {
-  const host = await startAppsHost(t)
-  const gateway = await startGatewayProcess(t, { MCP_WEB_UI_FRAME_ANCESTORS: `${host.hostOrigin} ${host.sandboxOrigin}` })
-  const { mcp } = await connectExample(t, gateway, {}, { capabilities: APPS_CAPABILITIES })
-  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: object } } }>
-  const browser = await launchBrowser(t)
-  for (const [url, expected] of [
-    ['javascript:alert(1)', 'This link points somewhere this view may not open.'],
-    [`${host.hostOrigin}/`, 'This link points somewhere this view may not open.'],
-    [`http://evil.localhost:${gateway.port}/mcp/x/`, 'This link points somewhere this view may not open.'],
-    [`http://127.0.0.1:${gateway.port + 1}/mcp/x/`, 'This link points somewhere this view may not open.'],
-    [`http://127.0.0.1:${gateway.port}@evil.localhost/`, 'This link points somewhere this view may not open.'],
-    [null, 'No link in this result.']
-  ] as const) {
-    const page = await browser.newPage()
-    await page.goto(host.pageUrl)
-    await render(page, content!.text, content!._meta.ui.csp, { content: [], _meta: url === null ? {} : { 'mcp-gw/link': { url } } })
-    let shell: Frame | undefined
-    await eventually(async () => {
-      shell = page.frames().find((f) => f.url() === 'about:srcdoc')
-      return shell !== undefined && (await shell.textContent('#status').catch(() => null)) === expected
-    }, { within: 10_000, what: `the shell refusing ${String(url)}` })
-    t.equal(await shell!.$eval('#ui', (el) => (el as HTMLIFrameElement).getAttribute('src')), null, `${String(url)}: nothing framed`)
-    await page.close()
-  }
-})
-
-t.test('gateway down, fallback on: the MCP Apps view frames the direct link, and its cookie works inside the host frame', async (t) => {
-  const host = await startAppsHost(t)
-  const port = await freePort()
-  const { mcp } = await connectExample(t, null, { MCP_WEB_UI_USE_GATEWAY: 'true', MCP_WEB_UI_GATEWAY_URL: `http://127.0.0.1:${port}`, MCP_WEB_UI_FALLBACK: 'direct' }, { capabilities: APPS_CAPABILITIES })
-  await callText(mcp, 'add_todo', { text: 'offline' })
-  const result = await mcp.callTool({ name: 'open_todo_ui', arguments: {} })
-  const link = linkOf(result as { _meta?: Record<string, unknown> })
-  t.match(link, /^http:\/\/127\.0\.0\.1:1\d{4}\/\?token=/)
-  const [content] = (await mcp.readResource({ uri: 'ui://todoodles/web-ui' })).contents as unknown as Array<{ text: string, _meta: { ui: { csp: { frameDomains: string[] } } } }>
-  t.ok(content!._meta.ui.csp.frameDomains.includes(new URL(link).origin), 'the UI server\'s own origin may be framed too')
-  const browser = await launchBrowser(t)
-  const page = await browser.newPage()
-  await page.goto(host.pageUrl)
-  await render(page, content!.text, content!._meta.ui.csp, result)
-  const view = await gatewayFrame(page, new RegExp(`^${new URL(link).origin}/`))
-  await view.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open' && document.querySelectorAll('#items li').length === 1, null, { timeout: 10_000 })
-  t.match(JSON.parse(await wsRoundTrip(view)), { items: ['offline'] }, 'fetch, SSE and the WebSocket carry the partitioned cookie')
 })
