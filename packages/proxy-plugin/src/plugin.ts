@@ -40,11 +40,13 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
   const metrics = new ProxyMetrics()
   const streams = new StreamSet()
   const tunnelSets: TunnelSet[] = []
+  const openSources: Array<() => Map<string, number>> = []
   await fastify.register(async function mcpGatewayContext (context) {
     await context.register(tokenAuth, shared)
     await context.register(discovery)
     await context.register(streamingProxy, { ...shared, shared: { metrics, streams } })
     tunnelSets.push(context.mcpGateway.tunnels)
+    openSources.push(context.mcpGateway.openBySession)
   }, { prefix: options.prefix })
 
   const wildcard = options.isolation
@@ -59,6 +61,7 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       await context.register(discovery)
       await context.register(streamingProxy, { ...onHosts, shared: { metrics, streams } })
       tunnelSets.push(context.mcpGateway.tunnels)
+      openSources.push(context.mcpGateway.openBySession)
     }, { prefix: ISOLATED_PREFIX })
 
     // Nothing but a session's proxy answers on a session host (not the API, not /metrics, not
@@ -102,7 +105,12 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
     closeAll (code, reason) { for (const set of tunnelSets) set.closeAll(code, reason) },
     destroyAll () { for (const set of tunnelSets) set.destroyAll() }
   }
-  const handle = { authenticator, tunnels, streams, metrics }
+  const openBySession = (): Map<string, number> => {
+    const all = new Map<string, number>()
+    for (const source of openSources) for (const [id, n] of source()) all.set(id, (all.get(id) ?? 0) + n)
+    return all
+  }
+  const handle = { authenticator, tunnels, streams, metrics, openBySession }
   fastify.decorate('mcpGateway', { getter: () => handle })
 
   if (options.assetFallback) {

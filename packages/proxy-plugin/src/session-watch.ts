@@ -51,6 +51,16 @@ export class SessionWatch {
     }
   }
 
+  /** How much is open on each session, by session id (tokens the cache no longer holds are left out). */
+  openBySession (authenticator: Authenticator, into: Map<string, number> = new Map()): Map<string, number> {
+    for (const [token, set] of this.#byToken) {
+      if (set.size === 0) continue
+      const sessionId = authenticator.sessions.peek(token)?.sessionId
+      if (sessionId !== undefined) into.set(sessionId, (into.get(sessionId) ?? 0) + set.size)
+    }
+    return into
+  }
+
   /** Ends everything watched (the server is closing): each gets `refusal` as if its session had ended. */
   cutAll (refusal: Error): void {
     for (const set of this.#byToken.values()) for (const open of [...set]) open.cut(refusal)

@@ -134,7 +134,7 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
     handler: sessionHosts ? proxy : async () => { throw new MissingTokenError() }
   })
 
-  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels: ws.tunnels, streams, metrics })
+  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', { authenticator, tunnels: ws.tunnels, streams, metrics, openBySession: () => watch.openBySession(authenticator) })
 }
 
 /**

@@ -11,6 +11,11 @@ export interface GatewayHandle {
   /** Open Server-Sent Event streams, for metrics and shutdown. */
   streams: StreamSet
   metrics: ProxyMetrics
+  /**
+   * What is open on each session, by session id: WebSocket tunnels, event streams and requests
+   * waiting on their backend (long-polls), which a revocation ends.
+   */
+  openBySession (): Map<string, number>
 }
 
 declare module 'fastify' {
