@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { parseAuditTime, readAuditFiles } from '@mcp-gw/registry'
 import type { AuditEvent, AuditQuery } from '@mcp-gw/registry'
@@ -21,7 +22,9 @@ commands:
   keys revoke        revoke an API key, now or after a grace period
   audit              query the audit trail (who registered, minted, opened, revoked what)
 
-Run 'mcp-gw <command> --help' for a command's options.`,
+Run 'mcp-gw <command> --help' for a command's options; 'mcp-gw --version' for the version.
+The commands that talk to a running gateway use MCP_WEB_UI_GATEWAY_URL, else
+http://127.0.0.1:<MCP_WEB_UI_GATEWAY_PORT, 3082>, with the key in MCP_WEB_UI_GATEWAY_API_KEY.`,
   start: `usage: mcp-gw start
 
 Runs the gateway in the foreground. Configuration comes from the environment:
@@ -78,8 +81,16 @@ function fail (message: string, code = 1): never {
   process.exit(code)
 }
 
+/** The running gateway this command talks to: MCP_WEB_UI_GATEWAY_URL, else this machine's at MCP_WEB_UI_GATEWAY_PORT. */
+function gatewayUrl (env: NodeJS.ProcessEnv = process.env): string {
+  const url = env.MCP_WEB_UI_GATEWAY_URL
+  if (url !== undefined && url !== '') return url.replace(/\/+$/, '')
+  const port = env.MCP_WEB_UI_GATEWAY_PORT
+  return `http://127.0.0.1:${port !== undefined && /^\d{1,5}$/.test(port) ? port : '3082'}`
+}
+
 async function api (method: string, path: string, body?: unknown): Promise<unknown> {
-  const base = (process.env.MCP_WEB_UI_GATEWAY_URL ?? 'http://127.0.0.1:3082').replace(/\/+$/, '')
+  const base = gatewayUrl()
   const key = process.env.MCP_WEB_UI_GATEWAY_API_KEY
   let res: Response
   try {
@@ -117,9 +128,35 @@ async function start (): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 78)
     throw err
   }
-  const app = await buildGateway(config, { prettyLogs: config.debug && process.stdout.isTTY })
-  await app.listen({ port: config.port, host: config.host, ...(config.reusePort && { reusePort: true }) })
-  app.log.info({ store: app.mcpRegistry.store.kind, prefix: config.prefix }, 'mcp-gw listening')
+  const terminal = process.stdout.isTTY === true
+  let app: Awaited<ReturnType<typeof buildGateway>>
+  try {
+    app = await buildGateway(config, { prettyLogs: terminal })
+  } catch (err) {
+    fail(bootError(err as Error & { code?: string }, config.mongoUrl), 69)
+  }
+  try {
+    await app.listen({ port: config.port, host: config.host, ...(config.reusePort && { reusePort: true }) })
+  } catch (err) {
+    await app.close().catch(() => {})
+    fail(listenError(err as Error & { code?: string }, config.host, config.port), 69)
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  const url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+  const mode = config.wildcardUrl === undefined ? 'path mode' : `isolated mode (${config.wildcardUrl})`
+  const store = app.mcpRegistry.store.kind
+  app.log.info({ url, store, mode, prefix: config.prefix, openapi: `${url}/openapi.json` }, 'mcp-gw listening')
+  if (terminal) {
+    process.stderr.write([
+      '',
+      `  mcp-gw is listening on ${url}: ${mode}, ${store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
+      `  API: ${url}/servers, /sessions, /create-session ... (OpenAPI document: ${url}/openapi.json)`,
+      `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and MCP_WEB_UI_GATEWAY_API_KEY'} (the client SDK's README)`,
+      '  Ctrl-C stops it.',
+      ''
+    ].join('\n') + '\n')
+  }
   let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
@@ -132,6 +169,42 @@ async function start (): Promise<void> {
       })
     })
   }
+}
+
+/** A boot failure (the store, most often) in words that say what to check, without credentials. */
+function bootError (err: Error & { code?: string }, mongoUrl: string | undefined): string {
+  const message = err.message
+  if (mongoUrl !== undefined && (/mongo/i.test(err.name) || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|Server selection|getaddrinfo|connect/i.test(message))) {
+    const safe = withoutCredentials(mongoUrl)
+    return `cannot reach the session store (MongoDB at ${safe}): ${scrub(message, mongoUrl)}. Check that it runs and MCP_WEB_UI_MONGO_URL, or unset MCP_WEB_UI_MONGO_URL to use the embedded store.`
+  }
+  return mongoUrl === undefined ? message : scrub(message, mongoUrl)
+}
+
+/** A Mongo URL without the user and password it may carry. */
+function withoutCredentials (url: string): string {
+  return url.replace(/^(mongodb(?:\+srv)?:\/\/)[^@/]*@/, '$1')
+}
+
+/** A message with the URL's credentials (should a driver quote them) taken out. */
+function scrub (message: string, url: string): string {
+  const credentials = /^mongodb(?:\+srv)?:\/\/([^@/]*)@/.exec(url)?.[1]
+  return credentials === undefined || credentials === '' ? message : message.split(credentials).join('[redacted]')
+}
+
+/** Why the gateway could not listen, and what to change. */
+function listenError (err: Error & { code?: string }, host: string, port: number): string {
+  switch (err.code) {
+    case 'EADDRINUSE': return `port ${port} on ${host} is taken (another gateway, or another program, listens there): stop it, or set MCP_WEB_UI_GATEWAY_PORT to a free port`
+    case 'EACCES': return `not allowed to listen on port ${port}: ports below 1024 need privileges; set MCP_WEB_UI_GATEWAY_PORT to 1024 or above`
+    case 'EADDRNOTAVAIL': return `${host} is not an address of this machine: set MCP_WEB_UI_GATEWAY_HOST to one (127.0.0.1, or 0.0.0.0 for every interface)`
+    default: return `cannot listen on ${host}:${port}: ${err.message}`
+  }
+}
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
 /** The fields every row shows; the rest go into `detail`. */
@@ -193,8 +266,17 @@ async function audit (args: string[]): Promise<void> {
 
 async function main (argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    // Nothing asked: the help, where a script sees it is not an answer.
+    process.stderr.write(HELP.main + '\n')
+    process.exit(64)
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP.main + '\n')
+    return
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`mcp-gw ${version()}\n`)
     return
   }
   if (command === 'start') {

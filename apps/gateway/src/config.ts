@@ -154,6 +154,37 @@ function registrantKeys (value: string | undefined): StaticApiKey[] {
   }
 }
 
+interface SchemaError { instancePath: string, keyword: string, params: Record<string, unknown> }
+
+/** What a variable must look like, by example, for a value that does not match its pattern. */
+const PATTERN_HINTS: Record<string, string> = {
+  MCP_WEB_UI_MONGO_URL: 'a mongodb:// or mongodb+srv:// URL, e.g. mongodb://127.0.0.1:27017',
+  MCP_WEB_UI_MONGO_DB_NAME: '1 to 63 letters, digits, _ or -, e.g. mcp_webui',
+  MCP_WEB_UI_PUBLIC_URL: 'the gateway\'s public http(s) URL, e.g. https://gw.mycompany.org',
+  MCP_WEB_UI_WILDCARD_URL: 'a scheme, *. and a domain, with an optional port, e.g. https://*.apps.example.com or http://*.localhost:3082',
+  MCP_WEB_UI_AUDIT: 'off, stdout, mongo or file:/absolute/path'
+}
+
+/**
+ * The schema's refusals in words a newcomer can act on: each variable, what it takes (an
+ * example for patterns, the values for enums), never the value given (it may be a secret).
+ */
+function explainSchemaErrors (err: Error & { errors?: SchemaError[] }): string {
+  if (!Array.isArray(err.errors) || err.errors.length === 0) return err.message.replace(/^env\//, '')
+  return err.errors.map((e) => {
+    const name = e.instancePath.replace(/^\//, '')
+    switch (e.keyword) {
+      case 'pattern': return `${name} must be ${PATTERN_HINTS[name] ?? 'in the documented form'}`
+      case 'enum': return `${name} must be one of ${(e.params.allowedValues as string[]).join(', ')}`
+      case 'type': return `${name} must be ${e.params.type === 'integer' ? 'a whole number' : `a ${String(e.params.type)}`}`
+      case 'minimum': return `${name} must be at least ${String(e.params.limit)}`
+      case 'maximum': return `${name} must be at most ${String(e.params.limit)}`
+      case 'minLength': return `${name} must be at least ${String(e.params.limit)} characters long`
+      default: return `${name} is not valid`
+    }
+  }).join('; ')
+}
+
 /**
  * Reads and checks the environment. A bad value throws a ConfigError naming
  * the variable (never its value: it may be a secret).
@@ -169,8 +200,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   try {
     raw = envSchema({ schema, data, dotenv: false }) as Record<string, unknown>
   } catch (err) {
-    const message = (err as Error).message.replace(/^env\//, '')
-    throw new ConfigError(`invalid configuration: ${message}`)
+    throw new ConfigError(`invalid configuration: ${explainSchemaErrors(err as Error & { errors?: SchemaError[] })}`)
   }
   const config: GatewayConfig = {
     port: raw.MCP_WEB_UI_GATEWAY_PORT as number,

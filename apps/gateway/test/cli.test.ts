@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { eventually, freePort } from '@mcp-gw/testkit'
@@ -6,13 +8,16 @@ import t from 'tap'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
-async function run (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+async function run (args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, CLI]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // A command that hangs fails the test in seconds, not at the runner's timeout.
+  const deadline = setTimeout(() => child.kill('SIGKILL'), 30_000)
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
   const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(deadline)
   return { code, stdout, stderr }
 }
 
@@ -24,6 +29,59 @@ t.test('--help on every command', async (t) => {
   const unknown = await run(['frobnicate'])
   t.equal(unknown.code, 64)
   t.match(unknown.stderr, /unknown command/)
+})
+
+t.test('on the workspace PATH, with --version; alone, the help and a non-zero exit', async (t) => {
+  const shim = fileURLToPath(new URL('../../../node_modules/.bin/mcp-gw', import.meta.url))
+  const version = await run(['--version'], {}, [shim])
+  t.same([version.code, version.stdout], [0, 'mcp-gw 0.0.0\n'], 'the workspace bin pnpm exec runs')
+  const bare = await run([])
+  t.equal(bare.code, 64, 'nothing asked: not a success')
+  t.equal(bare.stdout, '')
+  t.match(bare.stderr, /usage: mcp-gw <command>/)
+})
+
+t.test('boot errors say what to do: a bad value by example or by its values, a taken port, an unreachable store', async (t) => {
+  const wildcard = await run(['start'], { MCP_WEB_UI_WILDCARD_URL: 'https://apps.example.com' })
+  t.equal(wildcard.code, 78)
+  t.match(wildcard.stderr, /MCP_WEB_UI_WILDCARD_URL must be a scheme, \*\. and a domain, with an optional port, e\.g\. https:\/\/\*\.apps\.example\.com/)
+  t.notMatch(wildcard.stderr, /\^https/, 'no regular expression')
+  const both = await run(['start'], { MCP_WEB_UI_ACCESS_LOG: 'yes', MCP_WEB_UI_DRAIN_TIMEOUT_MS: 'soon' })
+  t.match(both.stderr, /MCP_WEB_UI_DRAIN_TIMEOUT_MS must be a whole number/)
+  t.match(both.stderr, /MCP_WEB_UI_ACCESS_LOG must be one of true, false/, 'every bad variable at once, an enum with its values')
+
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())))
+  const takenPort = (taken.address() as AddressInfo).port
+  const busy = await run(['start'], { MCP_WEB_UI_GATEWAY_PORT: String(takenPort) })
+  t.equal(busy.code, 69)
+  t.match(busy.stderr, new RegExp(`port ${takenPort} on 127\\.0\\.0\\.1 is taken .*set MCP_WEB_UI_GATEWAY_PORT to a free port`))
+
+  const closed = await freePort()
+  const store = await run(['start'], { MCP_WEB_UI_GATEWAY_PORT: String(await freePort()), MCP_WEB_UI_MONGO_URL: `mongodb://admin:hunter2-secret@127.0.0.1:${closed}/`, MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123' })
+  t.equal(store.code, 69)
+  t.match(store.stderr, new RegExp(`cannot reach the session store \\(MongoDB at mongodb://127\\.0\\.0\\.1:${closed}/\\).*unset MCP_WEB_UI_MONGO_URL to use the embedded store`))
+  t.notMatch(store.stderr + store.stdout, /hunter2/, 'never the URL\'s password')
+})
+
+t.test('on a terminal: readable lines that say where everything is and how a server registers; Ctrl-C exits 0', async (t) => {
+  const port = await freePort()
+  // A pseudo-terminal, as a person's shell gives it (util-linux script); -e: its exit code is the gateway's.
+  const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123' }, stdio: ['pipe', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let screen = ''
+  child.stdout.on('data', (c: Buffer) => { screen += c.toString() })
+  await eventually(() => screen.includes('Ctrl-C stops it'), { what: 'the start\'s summary on the terminal', within: 15_000, everyMs: 50 })
+  const url = `http://127.0.0.1:${port}`
+  t.match(screen, `mcp-gw is listening on ${url}: path mode, embedded store (forgotten when it stops)`)
+  t.match(screen, `OpenAPI document: ${url}/openapi.json`)
+  t.match(screen, `An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}`)
+  t.notMatch(screen, /\{"level":/, 'log lines for people, not JSON')
+  child.stdin.write('\x03')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0, 'Ctrl-C: a clean stop')
+  t.notMatch(screen, /ERR|Error|failed/, 'and no error lines')
 })
 
 t.test('a bad configuration stops the boot naming the variable', async (t) => {
@@ -50,6 +108,8 @@ t.test('start serves, the client commands talk to it, and SIGTERM exits 0', asyn
   await fetch(`http://127.0.0.1:${port}/register-server`, { method: 'POST', headers, body: JSON.stringify({ serverName: 'todoodles', host: '127.0.0.1', port: 12861 }) })
   const { token } = await (await fetch(`http://127.0.0.1:${port}/create-session`, { method: 'POST', headers, body: JSON.stringify({ userId: 'alice', serverName: 'todoodles' }) })).json()
 
+  const byPort = await run(['servers', 'list'], { MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_GATEWAY_API_KEY: key, MCP_WEB_UI_GATEWAY_URL: '' })
+  t.match(byPort.stdout, /todoodles/, 'without a URL, the gateway on this machine at MCP_WEB_UI_GATEWAY_PORT')
   const servers = await run(['servers', 'list'], env)
   t.equal(servers.code, 0)
   t.match(servers.stdout, /serverName\s+instanceId\s+instance\s+host\s+port\s+protocol\s+since\s+sessions/, 'one row per instance, with its session count')
