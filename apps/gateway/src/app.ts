@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { loadConfig, proxyOptionsOf } from './config.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
+import { dashboard } from './dashboard.js'
 
 export interface BuildOptions {
   /** Where logs go: a pino destination; default stdout. */
@@ -115,11 +116,23 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   await app.register(mcpGateway, proxy)
 
   // Monitoring and the API description are the operator's: registrant keys get 403.
-  const guard = apiGuard(apiKeyringFor(app.mcpRegistry, {
+  const keyring = apiKeyringFor(app.mcpRegistry, {
     ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
     previousApiKeys: config.previousApiKeys,
     apiKeys: config.registrantKeys
-  }), { allowedOrigins: config.corsOrigins, operatorOnly: true })
+  })
+  const guard = apiGuard(keyring, { allowedOrigins: config.corsOrigins, operatorOnly: true })
+  // The operator's page, on this origin only (session hosts and the prefix are the proxy's).
+  await app.register(dashboard, {
+    keyring,
+    staticOperatorKeys: config.apiKey === undefined ? [] : [config.apiKey, ...config.previousApiKeys],
+    openBySession: () => app.mcpGateway.openBySession(),
+    figures: () => {
+      const { metrics, tunnels, streams } = app.mcpGateway
+      return { time: Date.now(), responses: { ...metrics.responses }, latencyBuckets: [...metrics.latencyBuckets], latencyCount: metrics.latencyCount, bucketBoundsMs: metrics.bucketBoundsMs, websockets: tunnels.size, streams: streams.size }
+    },
+    signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw dashboard')
+  })
   app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
   app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4')
