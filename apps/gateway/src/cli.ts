@@ -148,14 +148,14 @@ async function start (): Promise<void> {
   const store = app.mcpRegistry.store.kind
   app.log.info({ url, store, mode, prefix: config.prefix, openapi: `${url}/openapi.json` }, 'mcp-gw listening')
   if (terminal) {
-    process.stderr.write([
-      '',
-      `  mcp-gw is listening on ${url}: ${mode}, ${store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
+    // Through the logger, so it comes after the lines logged before it.
+    app.log.info([
+      `mcp-gw is listening on ${url}: ${mode}, ${store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
+      `  Dashboard: ${url}/dashboard`,
       `  API: ${url}/servers, /sessions, /create-session ... (OpenAPI document: ${url}/openapi.json)`,
       `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and MCP_WEB_UI_GATEWAY_API_KEY'} (the client SDK's README)`,
-      '  Ctrl-C stops it.',
-      ''
-    ].join('\n') + '\n')
+      '  Ctrl-C stops it.'
+    ].join('\n'))
   }
   let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
