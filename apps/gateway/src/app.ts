@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { loadConfig, proxyOptionsOf } from './config.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
-import { dashboard } from './dashboard.js'
+import { buildDashboard } from './dashboard.js'
 
 export interface BuildOptions {
   /** Where logs go: a pino destination; default stdout. */
@@ -122,8 +122,11 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     apiKeys: config.registrantKeys
   })
   const guard = apiGuard(keyring, { allowedOrigins: config.corsOrigins, operatorOnly: true })
-  // The operator's page, on this origin only (session hosts and the prefix are the proxy's).
-  await app.register(dashboard, {
+  // The operator's page: a server of its own, for an origin of its own (the CLI listens it on
+  // MCP_WEB_UI_DASHBOARD_PORT): path-mode session pages share this origin, and their scripts
+  // must never be same-origin with the operator's page.
+  const board = buildDashboard(app, {
+    trustProxy: config.trustProxy,
     keyring,
     staticOperatorKeys: config.apiKey === undefined ? [] : [config.apiKey, ...config.previousApiKeys],
     openBySession: () => app.mcpGateway.openBySession(),
@@ -133,10 +136,19 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     },
     signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw dashboard')
   })
+  app.decorate('mcpDashboard', board)
+  app.addHook('onClose', async () => { await board.close() })
   app.get('/openapi.json', { onRequest: guard, schema: { hide: true } }, async () => app.swagger())
   app.get('/metrics', { onRequest: guard, schema: { summary: 'Prometheus metrics', security: config.apiKey !== undefined ? [{ bearerAuth: [] }] : [] } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4')
     return await renderMetrics(app)
   })
   return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The operator's dashboard: a server of its own, for its own port (see the CLI's start). */
+    mcpDashboard: FastifyInstance
+  }
 }

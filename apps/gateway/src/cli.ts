@@ -29,6 +29,7 @@ http://127.0.0.1:<MCP_WEB_UI_GATEWAY_PORT, 3082>, with the key in MCP_WEB_UI_GAT
 
 Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_GATEWAY_PORT (3082), MCP_WEB_UI_GATEWAY_HOST (127.0.0.1),
+  MCP_WEB_UI_DASHBOARD_PORT (the gateway's port + 1; off: no dashboard),
   MCP_WEB_UI_MONGO_URL (absent: embedded store), MCP_WEB_UI_MONGO_DB_NAME (mcp_webui),
   MCP_WEB_UI_JWT_SECRET, MCP_WEB_UI_JWT_SECRET_PREVIOUS (rotation: earlier secrets, comma-separated),
   MCP_WEB_UI_PROXY_PREFIX (/mcp), MCP_WEB_UI_GATEWAY_API_KEY,
@@ -143,15 +144,32 @@ async function start (): Promise<void> {
   }
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
-  const url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+  const hostPart = config.host.includes(':') ? `[${config.host}]` : config.host
+  const url = config.publicUrl ?? `http://${hostPart}:${port}`
+  // The dashboard on a port of its own: an origin no session page shares.
+  let dashboardUrl: string | null = null
+  if (config.dashboardPort !== 'off') {
+    const wanted = config.dashboardPort ?? (port === 65535 ? 0 : port + 1)
+    try {
+      await app.mcpDashboard.listen({ port: wanted, host: config.host, ...(config.reusePort && { reusePort: true }) })
+      const at = app.mcpDashboard.server.address()
+      dashboardUrl = `http://${hostPart}:${typeof at === 'object' && at !== null ? at.port : wanted}/dashboard`
+    } catch (err) {
+      if (config.dashboardPort !== undefined) {
+        await app.close().catch(() => {})
+        fail(listenError(err as Error & { code?: string }, config.host, wanted).replace('MCP_WEB_UI_GATEWAY_PORT', 'MCP_WEB_UI_DASHBOARD_PORT'), 69)
+      }
+      app.log.warn({ port: wanted }, `the dashboard did not start: ${(err as Error & { code?: string }).code === 'EADDRINUSE' ? 'its port is taken' : (err as Error).message}; set MCP_WEB_UI_DASHBOARD_PORT to a free port (or off)`)
+    }
+  }
   const mode = config.wildcardUrl === undefined ? 'path mode' : `isolated mode (${config.wildcardUrl})`
   const store = app.mcpRegistry.store.kind
-  app.log.info({ url, store, mode, prefix: config.prefix, openapi: `${url}/openapi.json` }, 'mcp-gw listening')
+  app.log.info({ url, store, mode, prefix: config.prefix, openapi: `${url}/openapi.json`, dashboard: dashboardUrl }, 'mcp-gw listening')
   if (terminal) {
     // Through the logger, so it comes after the lines logged before it.
     app.log.info([
       `mcp-gw is listening on ${url}: ${mode}, ${store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
-      `  Dashboard: ${url}/dashboard`,
+      `  Dashboard: ${dashboardUrl ?? 'off (MCP_WEB_UI_DASHBOARD_PORT)'}`,
       `  API: ${url}/servers, /sessions, /create-session ... (OpenAPI document: ${url}/openapi.json)`,
       `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and MCP_WEB_UI_GATEWAY_API_KEY'} (the client SDK's README)`,
       '  Ctrl-C stops it.'

@@ -18,6 +18,8 @@ export type AuditConfig =
 export interface GatewayConfig {
   port: number
   host: string
+  /** The dashboard's port, on `host` (an origin of its own); undefined: the gateway's port + 1; 'off': none. */
+  dashboardPort: number | 'off' | undefined
   mongoUrl: string | undefined
   mongoDbName: string
   jwtSecret: string | undefined
@@ -71,6 +73,7 @@ const schema = {
   properties: {
     MCP_WEB_UI_GATEWAY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3082 },
     MCP_WEB_UI_GATEWAY_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    MCP_WEB_UI_DASHBOARD_PORT: { type: 'string', pattern: '^(off|\\d{1,5})$' },
     MCP_WEB_UI_MONGO_URL: { type: 'string', pattern: '^mongodb(\\+srv)?://' },
     MCP_WEB_UI_MONGO_DB_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'mcp_webui' },
     MCP_WEB_UI_JWT_SECRET: { type: 'string' },
@@ -154,6 +157,13 @@ function registrantKeys (value: string | undefined): StaticApiKey[] {
   }
 }
 
+function dashboardPort (value: string | undefined): number | 'off' | undefined {
+  if (value === undefined || value === 'off') return value
+  const port = Number(value)
+  if (port > 65535) throw new ConfigError('invalid configuration: MCP_WEB_UI_DASHBOARD_PORT must be a port number (0 to 65535), or off')
+  return port
+}
+
 interface SchemaError { instancePath: string, keyword: string, params: Record<string, unknown> }
 
 /** What a variable must look like, by example, for a value that does not match its pattern. */
@@ -162,7 +172,8 @@ const PATTERN_HINTS: Record<string, string> = {
   MCP_WEB_UI_MONGO_DB_NAME: '1 to 63 letters, digits, _ or -, e.g. mcp_webui',
   MCP_WEB_UI_PUBLIC_URL: 'the gateway\'s public http(s) URL, e.g. https://gw.mycompany.org',
   MCP_WEB_UI_WILDCARD_URL: 'a scheme, *. and a domain, with an optional port, e.g. https://*.apps.example.com or http://*.localhost:3082',
-  MCP_WEB_UI_AUDIT: 'off, stdout, mongo or file:/absolute/path'
+  MCP_WEB_UI_AUDIT: 'off, stdout, mongo or file:/absolute/path',
+  MCP_WEB_UI_DASHBOARD_PORT: 'a port number, or off'
 }
 
 /**
@@ -205,6 +216,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const config: GatewayConfig = {
     port: raw.MCP_WEB_UI_GATEWAY_PORT as number,
     host: raw.MCP_WEB_UI_GATEWAY_HOST as string,
+    dashboardPort: dashboardPort(raw.MCP_WEB_UI_DASHBOARD_PORT as string | undefined),
     mongoUrl: raw.MCP_WEB_UI_MONGO_URL as string | undefined,
     mongoDbName: raw.MCP_WEB_UI_MONGO_DB_NAME as string,
     jwtSecret: raw.MCP_WEB_UI_JWT_SECRET as string | undefined,

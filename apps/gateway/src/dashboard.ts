@@ -1,21 +1,23 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { errorBody, isLoopbackHost, isLoopbackIp } from '@mcp-gw/protocol'
 import type { ApiKeyring, SessionRecord, ServerRegistration } from '@mcp-gw/registry'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { DashboardSignInError } from './errors.js'
 
 /**
  * The operator's page: live servers and their instances, sessions and what is open on them,
- * revoke buttons, and live figures. Served on the gateway's own origin at /dashboard (session
- * hosts are routed to the proxy whatever their path, and the prefix is the proxy's), rendered
- * on the server from the registry, with no build step and no script but its own (a nonce).
+ * revoke buttons, and live figures, rendered on the server from the registry (no build step,
+ * no script but its own, by nonce).
  *
- * Who may look: with an operator key configured, whoever exchanges it (a form) for a cookie
+ * On an origin of its own (its own port): never the one that serves path-mode session pages,
+ * whose scripts (any registered server's) would otherwise be same-origin with it, nor a session
+ * host. Who may look: with an operator key configured, whoever exchanges it (a form) for a cookie
  * (HttpOnly, SameSite=Strict, Path=/dashboard, signed with a key derived from the gateway's
  * secret, naming the key, and checked against it on every request: a revoked key's cookie opens
  * nothing); with none, a loopback client, as for the API. Its forms act only for a request its
- * own page started (Fetch Metadata; Origin where a browser sends none), so no other site can
- * make an operator's browser revoke or log in.
+ * own page started (Fetch Metadata; Origin where a browser sends none), and failed sign-ins from
+ * one address are slowed down.
  */
 
 export const DASHBOARD_PATH = '/dashboard'
@@ -64,18 +66,66 @@ function ownPage (request: FastifyRequest): boolean {
   }
 }
 
-function cookieOf (request: FastifyRequest): string | undefined {
+/** Every value of the dashboard's cookie (a page elsewhere on the domain can plant more), at most eight. */
+function cookiesOf (request: FastifyRequest): string[] {
   const header = request.headers.cookie
-  if (header === undefined) return undefined
+  if (header === undefined) return []
+  const values: string[] = []
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
-    if (eq !== -1 && part.slice(0, eq).trim() === COOKIE) return part.slice(eq + 1).trim()
+    if (eq !== -1 && part.slice(0, eq).trim() === COOKIE) values.push(part.slice(eq + 1).trim())
+    if (values.length === 8) break
   }
-  return undefined
+  return values
 }
 
-export async function dashboard (app: FastifyInstance, opts: DashboardOptions): Promise<void> {
-  const registry = app.mcpRegistry
+/** Bidirectional and invisible formatting characters written out (`<U+202E>`), not obeyed. */
+function visible (text: unknown): string {
+  return String(text).replace(/[\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/g, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
+}
+
+/** Text as the operator should read it, isolated from its neighbours' direction. */
+function shown (text: unknown): string {
+  return `<bdi>${escapeHtml(visible(text))}</bdi>`
+}
+
+const MAX_FAILURES = 5
+const FAILURE_WINDOW_MS = 60_000
+
+/** Failed sign-ins by address: after five in a minute, that address waits out the minute. */
+class SignInThrottle {
+  readonly #failures = new Map<string, { count: number, since: number }>()
+
+  blocked (ip: string, now: number): boolean {
+    const entry = this.#failures.get(ip)
+    if (entry === undefined) return false
+    if (now - entry.since > FAILURE_WINDOW_MS) {
+      this.#failures.delete(ip)
+      return false
+    }
+    return entry.count >= MAX_FAILURES
+  }
+
+  fail (ip: string, now: number): void {
+    const entry = this.#failures.get(ip)
+    if (entry === undefined || now - entry.since > FAILURE_WINDOW_MS) {
+      // Bounded: a flood of addresses forgets the oldest.
+      if (this.#failures.size >= 10_000) this.#failures.delete(this.#failures.keys().next().value!)
+      this.#failures.set(ip, { count: 1, since: now })
+    } else {
+      entry.count++
+    }
+  }
+}
+
+/**
+ * The dashboard's own server (listen it on a port of its own): it reads the gateway's registry
+ * and counters, and serves nothing else.
+ */
+export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions & { trustProxy: FastifyServerOptions['trustProxy'] }): FastifyInstance {
+  const app = Fastify({ loggerInstance: gateway.log.child({ component: 'dashboard' }), trustProxy: opts.trustProxy ?? false, disableRequestLogging: true, return503OnClosing: true })
+  const registry = gateway.mcpRegistry
+  const throttle = new SignInThrottle()
   const staticIds = new Set(opts.staticOperatorKeys.map((k) => `static:${createHash('sha256').update(k).digest('hex').slice(0, 12)}`))
 
   /** Who is looking, or null: the cookie's key still works (or a loopback client, with no operator key). */
@@ -84,10 +134,16 @@ export async function dashboard (app: FastifyInstance, opts: DashboardOptions): 
       const relayed = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined || request.headers['x-real-ip'] !== undefined
       return isLoopbackIp(request.ip) && !relayed && isLoopbackHost(request.headers.host) ? { keyId: null } : null
     }
-    const value = cookieOf(request)
-    if (value === undefined) return null
-    const [exp, keyId, mac] = value.split('.')
-    if (exp === undefined || keyId === undefined || mac === undefined || !/^\d{1,12}$/.test(exp) || Number(exp) * 1000 <= Date.now()) return null
+    for (const value of cookiesOf(request)) {
+      const who = await fromCookie(value)
+      if (who !== null) return who
+    }
+    return null
+  }
+
+  async function fromCookie (value: string): Promise<Viewer | null> {
+    const [exp, keyId, mac, ...rest] = value.split('.')
+    if (exp === undefined || keyId === undefined || mac === undefined || rest.length > 0 || !/^\d{1,12}$/.test(exp) || Number(exp) * 1000 <= Date.now()) return null
     const expected = sign(opts.signingKey, `${exp}.${keyId}`)
     if (mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), Buffer.from(expected))) return null
     if (STATIC_KEY_ID.test(keyId)) return staticIds.has(keyId) ? { keyId } : null
@@ -102,7 +158,7 @@ export async function dashboard (app: FastifyInstance, opts: DashboardOptions): 
       .header('content-type', 'text/html; charset=utf-8')
       .header('cache-control', 'no-store')
       .header('x-frame-options', 'DENY')
-      .header('referrer-policy', 'no-referrer')
+      .header('referrer-policy', 'same-origin')
       .header('content-security-policy', `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`)
       .send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -110,7 +166,7 @@ export async function dashboard (app: FastifyInstance, opts: DashboardOptions): 
 <style>
 body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1a1a1a;max-width:80rem}
 h1{font-size:1.3rem;margin:0 0 1rem}h2{font-size:1.05rem;margin:1.5rem 0 .5rem}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top;overflow-wrap:anywhere}
 th{font-weight:600;background:#f5f5f5}td form{margin:0}.muted{color:#666}.ok{color:#17702e}.warn{color:#a35200}
 button{font:inherit;cursor:pointer}.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:1rem}
 .figure{border:1px solid #ddd;border-radius:6px;padding:.5rem .75rem}.figure b{font-size:1.2rem}.figure svg{display:block;width:100%;height:40px}
@@ -148,11 +204,11 @@ button{font:inherit;cursor:pointer}.figures{display:grid;grid-template-columns:r
     const serverRows = [...byName.entries()].map(([name, list]) => list.map((i, n) => {
       // A registrant heartbeats at a third of its lifetime: later than two thirds is a missed beat or two.
       const quiet = now - i.lastHeartbeatAt > (2 * ttlMs) / 3
-      return `<tr>${n === 0 ? `<td rowspan="${list.length}"><b>${escapeHtml(name)}</b></td>` : ''}<td><code>${escapeHtml(i.instanceId)}</code>${i.instance === null ? '' : ` <span class="muted">${escapeHtml(i.instance)}</span>`}</td><td>${escapeHtml(i.protocol)}://${escapeHtml(i.host)}:${i.port}</td><td>${stats.sessions.byInstance[i.instanceId] ?? 0}</td><td class="${quiet ? 'warn' : 'ok'}">${quiet ? 'heartbeat late' : 'healthy'}: last ${since(i.lastHeartbeatAt, now)}, lapses in ${Math.max(0, Math.round((i.expiresAt - now) / 1000))} s</td><td>${since(i.registeredAt, now)}</td></tr>`
+      return `<tr>${n === 0 ? `<td rowspan="${list.length}"><b>${shown(name)}</b></td>` : ''}<td><code>${escapeHtml(i.instanceId)}</code>${i.instance === null ? '' : ` <span class="muted">${shown(i.instance)}</span>`}</td><td>${escapeHtml(i.protocol)}://${escapeHtml(i.host)}:${i.port}</td><td>${stats.sessions.byInstance[i.instanceId] ?? 0}</td><td class="${quiet ? 'warn' : 'ok'}">${quiet ? 'heartbeat late' : 'healthy'}: last ${since(i.lastHeartbeatAt, now)}, lapses in ${Math.max(0, Math.round((i.expiresAt - now) / 1000))} s</td><td>${since(i.registeredAt, now)}</td></tr>`
     }).join('')).join('')
     const users = [...new Set(sessions.map((s) => s.userId))]
-    const sessionRows = sessions.map((s: SessionRecord) => `<tr><td>${escapeHtml(s.userId)}</td><td>${escapeHtml(s.serverName)}</td><td>${escapeHtml(s.scopes.join(', '))}</td><td>${since(s.createdAt, now)}</td><td>${since(s.lastActivityAt, now)}</td><td>${open.get(s.sessionId) ?? 0}</td><td>${Math.max(0, Math.round((s.expiresAt - now) / 60_000))} min</td><td><form method="post" action="${DASHBOARD_PATH}/revoke"><input type="hidden" name="sessionId" value="${escapeHtml(s.sessionId)}"><button aria-label="Revoke ${escapeHtml(s.userId)}'s ${escapeHtml(s.serverName)} session">Revoke</button></form></td></tr>`).join('')
-    const userForms = users.map((u) => `<form method="post" action="${DASHBOARD_PATH}/revoke" style="display:inline"><input type="hidden" name="userId" value="${escapeHtml(u)}"><button>Revoke all of ${escapeHtml(u)}'s sessions</button></form>`).join(' ')
+    const sessionRows = sessions.map((s: SessionRecord) => `<tr><td>${shown(s.userId)}</td><td>${shown(s.serverName)}</td><td>${escapeHtml(s.scopes.join(', '))}</td><td>${since(s.createdAt, now)}</td><td>${since(s.lastActivityAt, now)}</td><td>${open.get(s.sessionId) ?? 0}</td><td>${Math.max(0, Math.round((s.expiresAt - now) / 60_000))} min</td><td><form method="post" action="${DASHBOARD_PATH}/revoke"><input type="hidden" name="sessionId" value="${escapeHtml(s.sessionId)}"><button aria-label="Revoke ${escapeHtml(visible(s.userId))}'s ${escapeHtml(visible(s.serverName))} session">Revoke</button></form></td></tr>`).join('')
+    const userForm = `<form method="post" action="${DASHBOARD_PATH}/revoke" id="revoke-user"><label>Revoke every session of <select name="userId">${users.map((u) => `<option value="${escapeHtml(u)}">${escapeHtml(visible(u))}</option>`).join('')}</select></label> <button>Revoke</button></form>`
     const body = `<header><h1>mcp-gw</h1><span class="muted">${escapeHtml(registry.store.kind)} store · ${who.keyId === null ? 'this machine' : `key ${escapeHtml(who.keyId)}`}${who.keyId === null ? '' : ` · <form method="post" action="${DASHBOARD_PATH}/logout" style="display:inline"><button>Sign out</button></form>`}</span></header>
 ${flash === undefined || !/^\d{1,6}$/.test(flash) ? '' : `<p class="flash" role="status">Revoked ${flash} session${flash === '1' ? '' : 's'}. Open pages, WebSockets and streams on ${flash === '1' ? 'it' : 'them'} end within seconds.</p>`}
 <h2>Live figures</h2>
@@ -165,7 +221,7 @@ ${flash === undefined || !/^\d{1,6}$/.test(flash) ? '' : `<p class="flash" role=
 <h2>Servers <span class="muted">(${stats.servers.live} instance${stats.servers.live === 1 ? '' : 's'})</span></h2>
 ${serverRows === '' ? '<p class="muted">No MCP server is registered. A server registers with MCP_WEB_UI_GATEWAY_URL set to this gateway.</p>' : `<table id="servers"><thead><tr><th>Server</th><th>Instance</th><th>Backend</th><th>Sessions</th><th>Registration</th><th>Since</th></tr></thead><tbody>${serverRows}</tbody></table>`}
 <h2>Sessions <span class="muted">(${stats.sessions.live} live${sessions.length < stats.sessions.live ? `, the newest ${sessions.length} shown` : ''})</span></h2>
-${sessionRows === '' ? '<p class="muted">No live session.</p>' : `<p>${userForms}</p><table id="sessions"><thead><tr><th>User</th><th>Server</th><th>Scopes</th><th>Created</th><th>Last activity</th><th>Open</th><th>Expires in</th><th></th></tr></thead><tbody>${sessionRows}</tbody></table>`}`
+${sessionRows === '' ? '<p class="muted">No live session.</p>' : `${userForm}<table id="sessions"><thead><tr><th>User</th><th>Server</th><th>Scopes</th><th>Created</th><th>Last activity</th><th>Open</th><th>Expires in</th><th></th></tr></thead><tbody>${sessionRows}</tbody></table>`}`
     return page(reply, 200, 'Dashboard', body, FIGURES_SCRIPT)
   })
 
@@ -179,9 +235,15 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `<p>${userForms
 
   app.post(`${DASHBOARD_PATH}/login`, { schema: { hide: true } }, async (request, reply) => {
     if (!ownPage(request)) return page(reply, 403, 'Forbidden', '<h1>mcp-gw</h1><p>Sign in from the dashboard\'s own page.</p>')
+    const now = Date.now()
+    if (throttle.blocked(request.ip, now)) return loginPage(reply, 429, 'Too many wrong keys from this address: try again in a minute.')
     const key = (request.body as { key?: unknown } | undefined)?.key
     const caller = typeof key === 'string' && key.length >= 16 && key.length <= 512 ? await opts.keyring.resolve(key) : null
-    if (caller === null || caller.kind !== 'operator' || caller.keyId === null) return loginPage(reply, 401, 'That is not an operator key of this gateway.')
+    if (caller === null || caller.kind !== 'operator' || caller.keyId === null) {
+      throttle.fail(request.ip, now)
+      request.log.warn({ ip: request.ip }, 'dashboard: a sign-in with a key that is not an operator key')
+      return loginPage(reply, 401, 'That is not an operator key of this gateway.')
+    }
     const exp = Math.floor(Date.now() / 1000) + COOKIE_TTL_SECONDS
     const payload = `${exp}.${caller.keyId}`
     const secure = request.protocol === 'https' ? '; Secure' : ''
@@ -205,6 +267,10 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `<p>${userForms
     const revoked = await registry.revoke(filter, { actor: { kind: who.keyId === null ? 'loopback' : 'operator', keyId: who.keyId }, reason: 'revoked from the dashboard' })
     return reply.code(303).header('location', `${DASHBOARD_PATH}?revoked=${revoked}`).send()
   })
+
+  // Anything else on this origin: the page is one click away.
+  app.setNotFoundHandler(async (request, reply) => request.method === 'GET' && request.url === '/' ? reply.redirect(DASHBOARD_PATH) : reply.code(404).send(errorBody(404, 'MCPGW_NOT_FOUND', `Route ${request.method}:${request.url.split('?')[0]!} not found`)))
+  return app
 }
 
 /** Polls the figures every 2 s and draws the last two minutes of each as a line. */

@@ -76,6 +76,7 @@ t.test('on a terminal: readable lines that say where everything is and how a ser
   const url = `http://127.0.0.1:${port}`
   t.match(screen, `mcp-gw is listening on ${url}: path mode, embedded store (forgotten when it stops)`)
   t.match(screen, `OpenAPI document: ${url}/openapi.json`)
+  t.match(screen, /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/dashboard|off)/, 'where the dashboard is, on a port of its own')
   t.match(screen, `An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}`)
   t.notMatch(screen, /\{"level":/, 'log lines for people, not JSON')
   child.stdin.write('\x03')

@@ -4,6 +4,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { eventually, freePort, launchChromium } from '@mcp-gw/testkit'
 import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { buildGateway } from '../src/app.js'
 import { API_KEY, REGISTRANT, startBackend, startGateway, testConfig } from './helpers.js'
@@ -24,9 +26,16 @@ async function registerAndLink (origin: string, backendPort: number, userId: str
   return (await made.json() as { url: string }).url
 }
 
+/** The dashboard on a port of its own, as `mcp-gw start` listens it: its origin. */
+async function listenDashboard (gw: { app: FastifyInstance }): Promise<string> {
+  await gw.app.mcpDashboard.listen({ port: 0, host: '127.0.0.1' })
+  return `http://127.0.0.1:${(gw.app.mcpDashboard.server.address() as AddressInfo).port}`
+}
+
 t.test('signed in with the operator key: servers, sessions, what is open, live figures; revoke from the page', async (t) => {
   const backend = await startBackend(t)
   const gw = await startGateway(t, { apiKey: API_KEY })
+  const board = await listenDashboard(gw)
   const aliceLink = await registerAndLink(gw.origin, backend.port, 'alice')
   const bobLink = await registerAndLink(gw.origin, backend.port, 'bob')
   // Something open on alice's session: a WebSocket through the gateway.
@@ -38,7 +47,7 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   const browser = await launchChromium()
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } })
-  const first = await page.goto(`${gw.origin}/dashboard`)
+  const first = await page.goto(`${board}/dashboard`)
   t.equal(first?.status(), 401, 'no cookie: the sign-in form')
   t.notMatch(await page.content(), /alice|todoodles/, 'and nothing of the gateway\'s state')
   await page.fill('input[name=key]', 'not-the-operator-key-000')
@@ -80,7 +89,8 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   t.equal(await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 5000))]), 1008, 'and her WebSocket ends within the revocation bound')
   t.equal((await fetch(bobLink)).status, 200)
 
-  await page.click('text=Revoke all of bob\'s sessions')
+  await page.selectOption('#revoke-user select', 'bob')
+  await page.click('#revoke-user button')
   await page.waitForSelector('.flash', { timeout: 10_000 })
   await eventually(async () => (await fetch(bobLink)).status === 401, { within: 3000, what: 'bob\'s link refused within the revocation bound (revoke per user)' })
   t.pass('revoke per user')
@@ -94,15 +104,17 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
 
 t.test('refused: another site\'s form, a registrant key, a forged or stale cookie, the figures without a cookie', async (t) => {
   const gw = await startGateway(t, { apiKey: API_KEY, registrantKeys: [{ key: 'registrant-key-for-todoodles-0123', role: 'registrant', servers: ['todoodles'] }] })
+  const board = await listenDashboard(gw)
   const post = async (path: string, body: string, headers: Record<string, string> = {}): Promise<Response> =>
-    await fetch(`${gw.origin}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers }, body })
+    await fetch(`${board}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', ...headers }, body })
   t.equal((await post('/dashboard/login', `key=${API_KEY}`, { 'sec-fetch-site': 'cross-site' })).status, 403, 'a sign-in another site started')
   t.equal((await post('/dashboard/login', `key=${API_KEY}`, { 'sec-fetch-site': '', origin: 'http://evil.localhost' })).status, 403, 'or one whose Origin is another')
   t.equal((await post('/dashboard/login', 'key=registrant-key-for-todoodles-0123')).status, 401, 'a registrant key is no operator')
   const signedIn = await post('/dashboard/login', `key=${API_KEY}`)
   t.equal(signedIn.status, 303)
   const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!
-  t.equal((await fetch(`${gw.origin}/dashboard`, { headers: { cookie } })).status, 200)
+  t.equal((await fetch(`${board}/dashboard`, { headers: { cookie } })).status, 200)
+  t.equal((await fetch(`${board}/dashboard`, { headers: { cookie: `mcpgw_operator=planted.x.y; ${cookie}` } })).status, 200, 'a cookie planted before the real one locks nobody out')
   const [name, value] = cookie.split('=') as [string, string]
   const [exp, keyId, mac] = value.split('.')
   for (const [what, forged] of [
@@ -111,11 +123,46 @@ t.test('refused: another site\'s form, a registrant key, a forged or stale cooki
     ['expired', `1000.${keyId}.${mac}`],
     ['garbage', 'x.y.z']
   ] as const) {
-    t.equal((await fetch(`${gw.origin}/dashboard`, { headers: { cookie: `${name}=${forged}` } })).status, 401, `a forged cookie: ${what}`)
+    t.equal((await fetch(`${board}/dashboard`, { headers: { cookie: `${name}=${forged}` } })).status, 401, `a forged cookie: ${what}`)
   }
   t.equal((await post('/dashboard/revoke', 'userId=alice', { cookie, 'sec-fetch-site': 'cross-site' })).status, 403, 'a revoke another site started, even with the cookie')
-  t.equal((await fetch(`${gw.origin}/dashboard/figures`)).status, 401)
-  t.equal((await fetch(`${gw.origin}/dashboard/figures`, { headers: { cookie } })).status, 200)
+  t.equal((await fetch(`${board}/dashboard/figures`)).status, 401)
+  t.equal((await fetch(`${board}/dashboard/figures`, { headers: { cookie } })).status, 200)
+  for (let i = 0; i < 5; i++) await post('/dashboard/login', 'key=a-wrong-key-guessed-0000')
+  const throttled = await post('/dashboard/login', `key=${API_KEY}`)
+  t.equal(throttled.status, 429, 'after five wrong keys in a minute, that address waits (even with the right one)')
+})
+
+t.test('on an origin of its own: a path-mode session page, same-origin with the gateway, cannot reach it', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { apiKey: API_KEY })
+  const board = await listenDashboard(gw)
+  const link = await registerAndLink(gw.origin, backend.port, 'mallory')
+  t.not(new URL(board).origin, new URL(link).origin, 'the dashboard\'s origin is not the session pages\'')
+  for (const path of ['/dashboard', '/dashboard/figures']) {
+    const res = await fetch(`${gw.origin}${path}`)
+    t.equal(res.status, 404, `${path}: nothing on the gateway's origin`)
+  }
+  const revoke = await fetch(`${gw.origin}/dashboard/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' }, body: 'userId=mallory' })
+  t.equal(revoke.status, 404)
+  t.equal((await fetch(link)).status, 200, 'nothing was revoked')
+  const onBoard = await fetch(`${board}${new URL(link).pathname}`)
+  t.equal(onBoard.status, 404, 'and no session page is served on the dashboard\'s origin')
+  const root = await fetch(`${board}/`, { redirect: 'manual' })
+  t.equal(root.headers.get('location'), '/dashboard', 'its root leads to the page')
+})
+
+t.test('what a registrant controls is shown as text: markup escaped, direction overrides written out', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t)
+  const board = await listenDashboard(gw)
+  await registerAndLink(gw.origin, backend.port, '<img src=x onerror=alert(1)>')
+  await registerAndLink(gw.origin, backend.port, 'alice\u202Eevil')
+  const html = await (await fetch(`${board}/dashboard`)).text()
+  t.notMatch(html, '<img src=x', 'no markup of theirs')
+  t.match(html, '&#60;img src=x onerror=alert(1)&#62;')
+  t.match(html, '<bdi>alice&#60;U+202E&#62;evil</bdi>', 'the override written out, in its own direction')
+  t.notMatch(html.replace(/value="[^"]*"/g, ''), '\u202E', 'never the raw override where it is displayed (a form value keeps the exact id)')
 })
 
 t.test('never on a session host or under the prefix: there every path is the session\'s backend', async (t) => {
