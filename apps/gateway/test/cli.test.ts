@@ -97,7 +97,7 @@ t.test('a bad configuration stops the boot naming the variable', async (t) => {
 t.test('start serves, the client commands talk to it, and SIGTERM exits 0', async (t) => {
   const port = await freePort()
   const key = 'cli-test-api-key-0123456789'
-  const env = { MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_GATEWAY_API_KEY: key, MCP_WEB_UI_GATEWAY_URL: `http://127.0.0.1:${port}` }
+  const env = { MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_GATEWAY_API_KEY: key, MCP_WEB_UI_GATEWAY_URL: `http://127.0.0.1:${port}`, MCP_WEB_UI_DASHBOARD_PORT: 'off' }
   const child = spawn(process.execPath, [CLI, 'start'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let log = ''

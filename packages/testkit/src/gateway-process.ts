@@ -113,6 +113,9 @@ async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<G
       ...(options.secret !== undefined && { MCP_WEB_UI_JWT_SECRET: options.secret }),
       ...(options.mongoUrl !== undefined && { MCP_WEB_UI_MONGO_URL: options.mongoUrl, MCP_WEB_UI_MONGO_DB_NAME: options.dbName ?? 'mcp_webui' }),
       DEBUG: 'false',
+      // The dashboard's own port (the gateway's + 1 by default) could be a port another test
+      // just picked: off unless a test asks for it.
+      MCP_WEB_UI_DASHBOARD_PORT: 'off',
       ...options.env
     }
   })
