@@ -3,6 +3,7 @@ import { errorBody, isLoopbackHost, isLoopbackIp } from '@mcp-gw/protocol'
 import type { ApiKeyring, SessionRecord, ServerRegistration } from '@mcp-gw/registry'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { sendError } from '@mcp-gw/proxy-plugin'
 import { DashboardSignInError } from './errors.js'
 
 /**
@@ -126,6 +127,8 @@ export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions
   const app = Fastify({ loggerInstance: gateway.log.child({ component: 'dashboard' }), trustProxy: opts.trustProxy ?? false, disableRequestLogging: true, return503OnClosing: true })
   const registry = gateway.mcpRegistry
   const throttle = new SignInThrottle()
+  // A store outage and the like: the gateway's coded answers, never a stack.
+  app.setErrorHandler((err, _request, reply) => sendError(reply, err))
   const staticIds = new Set(opts.staticOperatorKeys.map((k) => `static:${createHash('sha256').update(k).digest('hex').slice(0, 12)}`))
 
   /** Who is looking, or null: the cookie's key still works (or a loopback client, with no operator key). */

@@ -4,4 +4,4 @@ import createError from '@fastify/error'
 export const ConfigError = createError<[string]>('MCPGW_GATEWAY_CONFIG', '%s', 500)
 
 /** The dashboard's figures asked for without its cookie. */
-export const DashboardSignInError = createError('MCPGW_DASHBOARD_SIGN_IN', 'The dashboard\'s figures without its cookie: sign in at /dashboard', 401)
+export const DashboardSignInError = createError<[]>('MCPGW_DASHBOARD_SIGN_IN', 'The dashboard\'s figures without its cookie: sign in at /dashboard', 401)
