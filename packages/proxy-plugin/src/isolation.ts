@@ -178,9 +178,11 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
 
   // Read and removed by one parser, in any spelling a browser decodes: what the gateway reads
   // and what it passes on never differ. A link given twice is no link.
+  // Most queries name neither (no `mcpgw`, nothing percent-encoded): no parse for them.
+  const ours = search.includes('mcpgw') || search.includes('%')
   let linked: string | undefined
   let rest = search
-  if (search.includes('mcpgw') || search.includes('%')) {
+  if (ours) {
     const link = takeParam(search, SESSION_LINK_PARAM)
     if (link.count > 1) throw new MalformedTokenError()
     linked = link.value
@@ -199,7 +201,7 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   const token = candidates[0]!
   let frameTicket: string | undefined
   let cleanSearch = rest
-  if (rest !== search || rest.includes('mcpgw') || rest.includes('%')) {
+  if (ours) {
     const ticket = takeParam(rest, FRAME_TICKET_PARAM)
     frameTicket = ticket.value
     cleanSearch = ticket.rest
