@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { errorBody, isLoopbackHost, isLoopbackIp } from '@mcp-gw/protocol'
 import type { ApiKeyring, SessionRecord, ServerRegistration } from '@mcp-gw/registry'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { sendError } from '@mcp-gw/proxy-plugin'
 import { DashboardSignInError } from './errors.js'
@@ -124,7 +124,7 @@ class SignInThrottle {
  * and counters, and serves nothing else.
  */
 export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions & { trustProxy: FastifyServerOptions['trustProxy'] }): FastifyInstance {
-  const app = Fastify({ loggerInstance: gateway.log.child({ component: 'dashboard' }), trustProxy: opts.trustProxy ?? false, disableRequestLogging: true, return503OnClosing: true })
+  const app = Fastify({ loggerInstance: gateway.log.child({ component: 'dashboard' }), trustProxy: opts.trustProxy ?? false, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true })
   const registry = gateway.mcpRegistry
   const throttle = new SignInThrottle()
   // A store outage and the like: the gateway's coded answers, never a stack.
