@@ -68,10 +68,16 @@ class ChildStdioTransport implements Transport {
   onclose?: () => void
   onerror?: (error: Error) => void
   readonly #buffer = new ReadBuffer()
-  constructor (private readonly child: ChildProcess, private readonly record: (chunk: string) => void) {}
+  readonly #child: ChildProcess
+  readonly #record: (chunk: string) => void
+  constructor (child: ChildProcess, record: (chunk: string) => void) {
+    this.#child = child
+    this.#record = record
+  }
+
   async start (): Promise<void> {
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      this.record(chunk.toString())
+    this.#child.stdout!.on('data', (chunk: Buffer) => {
+      this.#record(chunk.toString())
       this.#buffer.append(chunk)
       for (;;) {
         let message: JSONRPCMessage | null
@@ -85,15 +91,15 @@ class ChildStdioTransport implements Transport {
         this.onmessage?.(message)
       }
     })
-    this.child.once('exit', () => this.onclose?.())
+    this.#child.once('exit', () => this.onclose?.())
   }
 
   async send (message: JSONRPCMessage): Promise<void> {
-    if (this.child.stdin!.writable) this.child.stdin!.write(serializeMessage(message))
+    if (this.#child.stdin!.writable) this.#child.stdin!.write(serializeMessage(message))
   }
 
   async close (): Promise<void> {
-    this.child.stdin!.end()
+    this.#child.stdin!.end()
   }
 }
 

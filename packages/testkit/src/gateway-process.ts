@@ -12,7 +12,13 @@ export class GatewayAdmin {
   /** One registrant secret per server name, as each MCP server keeps its own. */
   readonly #secrets = new Map<string, string>()
 
-  constructor (readonly origin: string, readonly apiKey: string) {}
+  readonly origin: string
+  readonly apiKey: string
+
+  constructor (origin: string, apiKey: string) {
+    this.origin = origin
+    this.apiKey = apiKey
+  }
 
   /** The secret this admin registers `serverName` with (made on first use). */
   secretFor (serverName: string): string {
@@ -116,6 +122,8 @@ async function spawnOnce (options: SpawnGatewayOptions, port: number): Promise<G
       // The dashboard's own port (the gateway's + 1 by default) could be a port another test
       // just picked: off unless a test asks for it.
       MCP_WEB_UI_DASHBOARD_PORT: 'off',
+      // The embedded store in memory: a test that wants it kept names its own data directory.
+      MCP_WEB_UI_DATA_DIR: 'off',
       ...options.env
     }
   })
