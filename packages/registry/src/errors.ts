@@ -32,6 +32,12 @@ export const StoreUnavailableError = createError<Args<[]>>(
   503
 )
 
+export const StoreFileError = createError<Args<[string, string]>>(
+  'MCPGW_REGISTRY_STORE_FILE',
+  'The store file %s cannot be used: %s',
+  500
+)
+
 export const CapacityExceededError = createError<Args<[string, number]>>(
   'MCPGW_REGISTRY_CAPACITY_EXCEEDED',
   'The embedded store holds at most %s %d; raise the limit or use MongoDB',

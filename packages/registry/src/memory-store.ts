@@ -8,6 +8,16 @@ import type {
   ServerRegistration, ServerRegistrationInput, SessionRecord, StatsOptions, SweepResult
 } from './types.js'
 
+/**
+ * One change to the embedded store's records, in the order it was made: a record put (new or
+ * replacing the one with its id) or dropped. What JournalStore writes, one line each.
+ */
+export type StoreChange =
+  | { put: 'session', record: SessionRecord }
+  | { put: 'server', record: ServerRegistration }
+  | { put: 'key', record: ApiKeyRecord }
+  | { drop: 'session' | 'server', id: string }
+
 export interface MemoryStoreOptions {
   /** Live plus not-yet-swept sessions held at most. Default 250000. */
   maxSessions?: number
@@ -25,7 +35,7 @@ export interface MemoryStoreOptions {
  * so a caller holding one sees a consistent snapshot.
  */
 export class MemoryStore implements RegistryStore {
-  readonly kind = 'memory'
+  readonly kind: string = 'memory'
   readonly #byId = new Map<string, SessionRecord>()
   readonly #byJti = new Map<string, SessionRecord>()
   /** By slotOf(session): one live session per key and instance. */
@@ -65,9 +75,9 @@ export class MemoryStore implements RegistryStore {
       await this.sweep(now)
       if (this.#byId.size >= this.#maxSessions) throw new CapacityExceededError('sessions', this.#maxSessions)
     }
-    if (existing !== undefined) this.#deleteSession(existing)
+    if (existing !== undefined) this.#change({ drop: 'session', id: existing.sessionId })
     const session = freezeSession(candidate)
-    this.#putSession(session)
+    this.#change({ put: 'session', record: session })
     return { session, created: true }
   }
 
@@ -103,7 +113,7 @@ export class MemoryStore implements RegistryStore {
       if (!isLive(session, now)) continue
       if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
       if (filter.serverNames !== undefined && !filter.serverNames.includes(session.serverName)) continue
-      this.#putSession(freezeSession({ ...session, revokedAt: now }))
+      this.#change({ put: 'session', record: freezeSession({ ...session, revokedAt: now }) })
       count++
     }
     return count
@@ -112,7 +122,7 @@ export class MemoryStore implements RegistryStore {
   async touchSession (sessionId: string, at: number): Promise<void> {
     const session = this.#byId.get(sessionId)
     if (session !== undefined && at > session.lastActivityAt) {
-      this.#putSession(freezeSession({ ...session, lastActivityAt: at }))
+      this.#change({ put: 'session', record: freezeSession({ ...session, lastActivityAt: at }) })
     }
   }
 
@@ -138,7 +148,7 @@ export class MemoryStore implements RegistryStore {
   }
 
   #putServer (input: ServerRegistrationInput, registeredAt: number, now: number, expiresAt: number): ServerRegistration {
-    const registration: ServerRegistration = Object.freeze({
+    const registration: ServerRegistration = freezeServer({
       serverName: input.serverName,
       ownerHash: input.ownerHash,
       instanceId: input.instanceId,
@@ -147,12 +157,12 @@ export class MemoryStore implements RegistryStore {
       host: input.host,
       port: input.port,
       protocol: input.protocol,
-      metadata: Object.freeze(input.metadata),
+      metadata: input.metadata,
       registeredAt,
       lastHeartbeatAt: now,
       expiresAt
     })
-    this.#servers.set(input.instanceId, registration)
+    this.#change({ put: 'server', record: registration })
     return registration
   }
 
@@ -160,10 +170,12 @@ export class MemoryStore implements RegistryStore {
     const existing = this.#servers.get(instanceId)
     if (existing === undefined) return false
     if (existing.expiresAt <= now) {
-      this.#servers.delete(instanceId)
+      this.#change({ drop: 'server', id: instanceId })
       return false
     }
-    return existing.ownerHash === ownerHash && existing.incarnation === incarnation && this.#servers.delete(instanceId)
+    if (existing.ownerHash !== ownerHash || existing.incarnation !== incarnation) return false
+    this.#change({ drop: 'server', id: instanceId })
+    return true
   }
 
   async findInstance (instanceId: string, now: number): Promise<ServerRegistration | null> {
@@ -206,7 +218,7 @@ export class MemoryStore implements RegistryStore {
 
   async insertApiKey (record: ApiKeyRecord): Promise<void> {
     if (this.#keys.has(record.keyId)) throw new Error('duplicate keyId')
-    this.#keys.set(record.keyId, Object.freeze({ ...record, servers: Object.freeze([...record.servers]) as string[] }))
+    this.#change({ put: 'key', record: freezeKey(record) })
   }
 
   async findApiKey (keyId: string): Promise<ApiKeyRecord | null> {
@@ -220,7 +232,7 @@ export class MemoryStore implements RegistryStore {
   async revokeApiKey (keyId: string, at: number, now: number): Promise<boolean> {
     const key = this.#keys.get(keyId)
     if (key === undefined || !apiKeyIsLive(key, now)) return false
-    this.#keys.set(keyId, Object.freeze(at > now ? { ...key, expiresAt: Math.min(at, key.expiresAt ?? at) } : { ...key, revokedAt: now }))
+    this.#change({ put: 'key', record: freezeKey(at > now ? { ...key, expiresAt: Math.min(at, key.expiresAt ?? at) } : { ...key, revokedAt: now }) })
     return true
   }
 
@@ -228,14 +240,14 @@ export class MemoryStore implements RegistryStore {
     let sessions = 0
     for (const session of this.#byId.values()) {
       if (session.expiresAt <= now) {
-        this.#deleteSession(session)
+        this.#change({ drop: 'session', id: session.sessionId })
         sessions++
       }
     }
     let servers = 0
     for (const [id, registration] of this.#servers) {
       if (registration.expiresAt <= now) {
-        this.#servers.delete(id)
+        this.#change({ drop: 'server', id })
         servers++
       }
     }
@@ -247,6 +259,55 @@ export class MemoryStore implements RegistryStore {
   async close (): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
+  }
+
+  /**
+   * Called with each change just before it is applied; a throw leaves the records as they
+   * were. Nothing here: JournalStore writes the change to its file.
+   */
+  protected record (_change: StoreChange): void {}
+
+  /** Applies a change read back from where `record` kept it, without recording it again. */
+  protected restore (change: StoreChange): void {
+    if ('drop' in change) this.#apply(change)
+    else if (change.put === 'session') this.#apply({ put: 'session', record: freezeSession({ ...change.record, scopes: [...change.record.scopes], metadata: { ...change.record.metadata } }) })
+    else if (change.put === 'server') this.#apply({ put: 'server', record: freezeServer({ ...change.record, metadata: { ...change.record.metadata } }) })
+    else this.#apply({ put: 'key', record: freezeKey(change.record) })
+  }
+
+  /** Every record held now, as the changes that would make it again. */
+  protected * snapshot (): Generator<StoreChange> {
+    for (const record of this.#servers.values()) yield { put: 'server', record }
+    for (const record of this.#keys.values()) yield { put: 'key', record }
+    for (const record of this.#byId.values()) yield { put: 'session', record }
+  }
+
+  /** How many records are held (swept or not). */
+  protected get size (): number {
+    return this.#byId.size + this.#servers.size + this.#keys.size
+  }
+
+  #change (change: StoreChange): void {
+    this.record(change)
+    this.#apply(change)
+  }
+
+  #apply (change: StoreChange): void {
+    if ('drop' in change) {
+      if (change.drop === 'server') this.#servers.delete(change.id)
+      else {
+        const session = this.#byId.get(change.id)
+        if (session !== undefined) this.#deleteSession(session)
+      }
+    } else if (change.put === 'session') {
+      const previous = this.#byId.get(change.record.sessionId)
+      if (previous !== undefined) this.#deleteSession(previous)
+      this.#putSession(change.record)
+    } else if (change.put === 'server') {
+      this.#servers.set(change.record.instanceId, change.record)
+    } else {
+      this.#keys.set(change.record.keyId, change.record)
+    }
   }
 
   #putSession (session: SessionRecord): void {
@@ -291,6 +352,15 @@ function unexpired (session: SessionRecord | undefined, now: number): SessionRec
 
 function maybe<T> (value: T | undefined): T[] {
   return value === undefined ? [] : [value]
+}
+
+function freezeServer (registration: ServerRegistration): ServerRegistration {
+  Object.freeze(registration.metadata)
+  return Object.freeze(registration)
+}
+
+function freezeKey (record: ApiKeyRecord): ApiKeyRecord {
+  return Object.freeze({ ...record, servers: Object.freeze([...record.servers]) as string[] })
 }
 
 function freezeSession (session: SessionRecord): SessionRecord {

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { Db, MongoClient } from 'mongodb'
 import type { AuditSink } from './audit.js'
 import { InvalidOptionError } from './errors.js'
+import { JournalStore } from './journal-store.js'
 import { MongoStore } from './mongo-store.js'
 import { DEFAULT_MONGO_DB_NAME } from './options.js'
 import type { RegistryOptions } from './options.js'
@@ -26,8 +27,13 @@ export interface MongoConnectionOptions {
 }
 
 export interface RegistryPluginOptions extends RegistryOptions {
-  /** Use MongoDB. Without it (and without `store`) the embedded MemoryStore is used. */
+  /** Use MongoDB. Without it (and without `store` or `file`) the embedded MemoryStore is used. */
   mongo?: MongoConnectionOptions
+  /**
+   * The embedded store, kept across restarts in this journal file (JournalStore): one process
+   * per file. Opened at registration, closed with the plugin.
+   */
+  file?: { path: string }
   /** Bring your own store; the plugin does not close it. */
   store?: RegistryStore
   /**
@@ -38,8 +44,8 @@ export interface RegistryPluginOptions extends RegistryOptions {
 }
 
 async function mcpRegistry (fastify: FastifyInstance, options: RegistryPluginOptions): Promise<void> {
-  const { mongo, store: givenStore, audit, ...registryOptions } = options
-  if (mongo !== undefined && givenStore !== undefined) throw new InvalidOptionError('mongo', 'give either mongo or store, not both')
+  const { mongo, store: givenStore, file, audit, ...registryOptions } = options
+  if ([mongo, givenStore, file].filter((o) => o !== undefined).length > 1) throw new InvalidOptionError('mongo', 'give one of mongo, store and file')
   const logger = registryOptions.logger ?? (fastify.log as unknown as Logger)
 
   let store: RegistryStore | undefined = givenStore
@@ -47,6 +53,17 @@ async function mcpRegistry (fastify: FastifyInstance, options: RegistryPluginOpt
   if (mongo !== undefined) {
     store = await openMongoStore(fastify, mongo, logger, registryOptions)
     // The client, when we opened it, is closed by @fastify/mongodb's own onClose.
+    ownsStore = true
+  } else if (file !== undefined) {
+    if (typeof file.path !== 'string' || file.path.length === 0) throw new InvalidOptionError('file.path', 'expected a file path')
+    store = new JournalStore({
+      path: file.path,
+      logger,
+      ...(registryOptions.maxSessions !== undefined && { maxSessions: registryOptions.maxSessions }),
+      ...(registryOptions.maxServers !== undefined && { maxServers: registryOptions.maxServers }),
+      ...(registryOptions.sweepIntervalMs !== undefined && { sweepIntervalMs: registryOptions.sweepIntervalMs }),
+      ...(registryOptions.now !== undefined && { now: registryOptions.now })
+    })
     ownsStore = true
   }
 
