@@ -21,6 +21,26 @@ t.test('on MongoDB, sessions survive a gateway restart', async (t) => {
   t.equal((await second.inject('/ready')).statusCode, 200)
 })
 
+t.test('gateways started at the same instant on a fresh database all come up and share it', async (t) => {
+  const mongo = await startTestMongo()
+  t.teardown(() => mongo.stop())
+  const config = testConfig({ mongoUrl: mongo.url, mongoDbName: mongo.uniqueDbName(), jwtSecret: SECRET })
+  // Each its own client and connections, as separate processes have: they race to make the
+  // collections and indexes.
+  const boots = await Promise.allSettled([1, 2, 3, 4].map(async () => {
+    const app = await buildGateway(config, { logLevel: 'silent' })
+    t.teardown(() => app.close())
+    await app.ready()
+    return app
+  }))
+  t.same(boots.map((b) => b.status === 'rejected' ? String((b.reason as Error).message) : 'up'), ['up', 'up', 'up', 'up'])
+  const apps = boots.flatMap((b) => b.status === 'fulfilled' ? [b.value] : [])
+  const { token } = await apps[0]!.mcpRegistry.createSession({ userId: 'alice', serverName: 'todoodles' })
+  for (const app of apps) t.equal((await app.mcpRegistry.validate(token)).valid, true)
+  const indexes = await apps[1]!.mcpRegistry.store.ping().then(async () => await (apps[1]!.mcpRegistry.store as unknown as { sessions: { listIndexes (): { toArray (): Promise<Array<{ name: string }>> } } }).sessions.listIndexes().toArray())
+  t.ok(indexes.some((i) => i.name === 'jti_unique'), 'the unique indexes are in place')
+})
+
 t.test('/ready turns 503 while MongoDB is down and 200 when it is back', { skip: process.env.MONGO_URL !== undefined && process.env.MONGO_URL !== '' ? 'the server behind MONGO_URL is not ours to stop' : false }, async (t) => {
   const ferret = await startFerretDb()
   t.teardown(() => ferret.stop())

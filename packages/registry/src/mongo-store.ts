@@ -1,4 +1,4 @@
-import { MongoServerError } from 'mongodb'
+import { MongoNetworkError, MongoServerError } from 'mongodb'
 import type { Collection, Db, Filter, IndexDescription, MongoClient } from 'mongodb'
 import { InstanceHeldError, NotServerOwnerError, RegistrationConflictError, SessionConflictError, StoreUnavailableError } from './errors.js'
 import { addressIncarnation, instanceIdOf } from './instances.js'
@@ -93,7 +93,26 @@ export class MongoStore implements RegistryStore {
     return this.#initialized
   }
 
+  /**
+   * Gateways started at once on a fresh database race to create the same collections and
+   * indexes: the loser's request fails (MongoDB: a conflicting index or namespace; FerretDB:
+   * a dropped connection). Every step reads what is there first, so a retry settles on what
+   * the winner made. An unreachable server is not retried here (its selection timeout is the wait).
+   */
   async #init (): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#initOnce()
+        return
+      } catch (err) {
+        if (attempt >= INIT_ATTEMPTS || !(err instanceof MongoServerError || err instanceof MongoNetworkError)) throw err
+        this.#logger?.debug({ store: 'mongo', attempt, err: { code: (err as MongoServerError).code, message: (err as Error).message } }, 'store set-up raced another gateway; trying again')
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.floor(Math.random() * 100)))
+      }
+    }
+  }
+
+  async #initOnce (): Promise<void> {
     await this.#migrateToInstances()
     await ensureIndexes(this.sessions, [
       { key: { jti: 1 }, name: 'jti_unique', unique: true },
@@ -482,6 +501,8 @@ function fromApiKeyDoc (doc: ApiKeyDoc): ApiKeyRecord {
  * Creates the indexes that do not exist yet. MongoDB treats re-creating an
  * existing index as a no-op; FerretDB 1.24 drops the connection instead.
  */
+const INIT_ATTEMPTS = 6
+
 async function ensureIndexes (collection: Collection<SessionDoc> | Collection<ServerDoc> | Collection<ApiKeyDoc>, specs: IndexDescription[]): Promise<void> {
   const existing = new Set((await listIndexesOrNone(collection)).map((i) => i.name))
   const missing = specs.filter((spec) => !existing.has(spec.name))
