@@ -7,6 +7,7 @@ import type { Logger, RegistryPluginOptions } from '@mcp-gw/registry'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { loadConfig, proxyOptionsOf } from './config.js'
+import { journalPath, keptSecret } from './data-dir.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
 import { buildDashboard } from './dashboard.js'
@@ -64,6 +65,9 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
     ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
   }
+  // The embedded store kept in the data directory (port 0 has nothing to come back to).
+  const keep = config.mongoUrl === undefined && config.dataDir !== null && config.port !== 0 ? config.dataDir : null
+  if (keep !== null) registry.file = { path: journalPath(keep, config.port) }
   const audit = config.audit
   if (audit !== null) {
     const logger = app.log as unknown as Logger
@@ -78,9 +82,11 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       // Key ids are fingerprints (secretKeyId), never the secrets: what an operator compares across gateways.
       app.log.info({ signingKid: secretKeyId(config.jwtSecret), previousKids: config.jwtPreviousSecrets.map(secretKeyId) }, 'JWT secret rotation: previous secrets still accepted')
     }
+  } else if (keep !== null) {
+    registry.secret = keptSecret(keep)
   } else {
     registry.secret = randomBytes(32)
-    app.log.warn('MCP_WEB_UI_JWT_SECRET is not set: using a secret generated for this process; sessions end when it stops')
+    app.log.warn('MCP_WEB_UI_JWT_SECRET is not set: using a secret generated for this process; sessions end when it stops (set MCP_WEB_UI_DATA_DIR to keep them)')
   }
   if (config.apiKey === undefined) {
     app.log.warn('MCP_WEB_UI_GATEWAY_API_KEY is not set: the registration and session API answers loopback clients only')
@@ -132,7 +138,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
     openBySession: () => app.mcpGateway.openBySession(),
     figures: () => {
       const { metrics, tunnels, streams } = app.mcpGateway
-      return { time: Date.now(), responses: { ...metrics.responses }, latencyBuckets: [...metrics.latencyBuckets], latencyCount: metrics.latencyCount, bucketBoundsMs: metrics.bucketBoundsMs, websockets: tunnels.size, streams: streams.size }
+      return { time: Date.now(), responses: { ...metrics.responses }, latencyBuckets: [...metrics.latencyBuckets], latencyCount: metrics.latencyCount, bucketBoundsMs: metrics.bucketBoundsMs, websockets: tunnels.size, streams: streams.size, errors: { ...metrics.errors } }
     },
     signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw dashboard')
   })

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { parseAuditTime, readAuditFiles } from '@mcp-gw/registry'
+import { JournalStore, parseAuditTime, readAuditFiles } from '@mcp-gw/registry'
 import type { AuditEvent, AuditQuery } from '@mcp-gw/registry'
 import { buildGateway } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
@@ -31,6 +31,8 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_GATEWAY_PORT (3082), MCP_WEB_UI_GATEWAY_HOST (127.0.0.1),
   MCP_WEB_UI_DASHBOARD_PORT (the gateway's port + 1; off: no dashboard),
   MCP_WEB_UI_MONGO_URL (absent: embedded store), MCP_WEB_UI_MONGO_DB_NAME (mcp_webui),
+  MCP_WEB_UI_DATA_DIR (where the embedded store and its signing secret are kept across
+    restarts: ~/.local/state/mcp-gw, or $XDG_STATE_HOME/mcp-gw; off: in memory only),
   MCP_WEB_UI_JWT_SECRET, MCP_WEB_UI_JWT_SECRET_PREVIOUS (rotation: earlier secrets, comma-separated),
   MCP_WEB_UI_PROXY_PREFIX (/mcp), MCP_WEB_UI_GATEWAY_API_KEY,
   MCP_WEB_UI_GATEWAY_API_KEY_PREVIOUS (rotation: earlier keys, comma-separated),
@@ -134,6 +136,7 @@ async function start (): Promise<void> {
   try {
     app = await buildGateway(config, { prettyLogs: terminal })
   } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 78)
     fail(bootError(err as Error & { code?: string }, config.mongoUrl), 69)
   }
   try {
@@ -164,11 +167,12 @@ async function start (): Promise<void> {
   }
   const mode = config.wildcardUrl === undefined ? 'path mode' : `isolated mode (${config.wildcardUrl})`
   const store = app.mcpRegistry.store.kind
-  app.log.info({ url, store, mode, prefix: config.prefix, openapi: `${url}/openapi.json`, dashboard: dashboardUrl }, 'mcp-gw listening')
+  const kept = app.mcpRegistry.store instanceof JournalStore ? app.mcpRegistry.store.path : null
+  app.log.info({ url, store, ...(kept !== null && { storeFile: kept }), mode, prefix: config.prefix, openapi: `${url}/openapi.json`, dashboard: dashboardUrl }, 'mcp-gw listening')
   if (terminal) {
     // Through the logger, so it comes after the lines logged before it.
     app.log.info([
-      `mcp-gw is listening on ${url}: ${mode}, ${store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
+      `mcp-gw is listening on ${url}: ${mode}, ${kept !== null ? `embedded store, kept in ${kept}` : store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
       `  Dashboard: ${dashboardUrl ?? 'off (MCP_WEB_UI_DASHBOARD_PORT)'}`,
       `  API: ${url}/servers, /sessions, /create-session ... (OpenAPI document: ${url}/openapi.json)`,
       `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and MCP_WEB_UI_GATEWAY_API_KEY'} (the client SDK's README)`,

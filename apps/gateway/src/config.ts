@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { validateOptions as validateProxyOptions } from '@mcp-gw/proxy-plugin'
 import type { McpGatewayOptions } from '@mcp-gw/proxy-plugin'
 import {
@@ -21,6 +22,11 @@ export interface GatewayConfig {
   /** The dashboard's port, on `host` (an origin of its own); undefined: the gateway's port + 1; 'off': none. */
   dashboardPort: number | 'off' | undefined
   mongoUrl: string | undefined
+  /**
+   * Where the embedded store (without MongoDB) keeps its journal and signing secret across
+   * restarts; null: in memory only, forgotten when the process stops.
+   */
+  dataDir: string | null
   mongoDbName: string
   jwtSecret: string | undefined
   /** Earlier JWT secrets, still accepted (rotation): their links verify until they expire; they never sign. */
@@ -75,6 +81,7 @@ const schema = {
     MCP_WEB_UI_GATEWAY_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     MCP_WEB_UI_DASHBOARD_PORT: { type: 'string', pattern: '^(off|\\d{1,5})$' },
     MCP_WEB_UI_MONGO_URL: { type: 'string', pattern: '^mongodb(\\+srv)?://' },
+    MCP_WEB_UI_DATA_DIR: { type: 'string', pattern: '^(off|/.*|[A-Za-z]:[\\\\/].*)$' },
     MCP_WEB_UI_MONGO_DB_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'mcp_webui' },
     MCP_WEB_UI_JWT_SECRET: { type: 'string' },
     MCP_WEB_UI_JWT_SECRET_PREVIOUS: { type: 'string' },
@@ -157,6 +164,18 @@ function registrantKeys (value: string | undefined): StaticApiKey[] {
   }
 }
 
+/**
+ * MCP_WEB_UI_DATA_DIR, or the per-user state directory of the XDG Base Directory spec
+ * ($XDG_STATE_HOME/mcp-gw, else ~/.local/state/mcp-gw); null for off, or when the
+ * environment names no home (a bare environment keeps the store in memory).
+ */
+function dataDir (value: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  if (value === 'off') return null
+  if (value !== undefined) return value
+  const state = env.XDG_STATE_HOME !== undefined && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : env.HOME !== undefined && env.HOME.startsWith('/') ? join(env.HOME, '.local', 'state') : undefined
+  return state === undefined ? null : join(state, 'mcp-gw')
+}
+
 function dashboardPort (value: string | undefined): number | 'off' | undefined {
   if (value === undefined || value === 'off') return value
   const port = Number(value)
@@ -173,7 +192,8 @@ const PATTERN_HINTS: Record<string, string> = {
   MCP_WEB_UI_PUBLIC_URL: 'the gateway\'s public http(s) URL, e.g. https://gw.mycompany.org',
   MCP_WEB_UI_WILDCARD_URL: 'a scheme, *. and a domain, with an optional port, e.g. https://*.apps.example.com or http://*.localhost:3082',
   MCP_WEB_UI_AUDIT: 'off, stdout, mongo or file:/absolute/path',
-  MCP_WEB_UI_DASHBOARD_PORT: 'a port number, or off'
+  MCP_WEB_UI_DASHBOARD_PORT: 'a port number, or off',
+  MCP_WEB_UI_DATA_DIR: 'an absolute directory path, e.g. /var/lib/mcp-gw, or off (the embedded store in memory only)'
 }
 
 /**
@@ -218,6 +238,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     host: raw.MCP_WEB_UI_GATEWAY_HOST as string,
     dashboardPort: dashboardPort(raw.MCP_WEB_UI_DASHBOARD_PORT as string | undefined),
     mongoUrl: raw.MCP_WEB_UI_MONGO_URL as string | undefined,
+    dataDir: dataDir(raw.MCP_WEB_UI_DATA_DIR as string | undefined, env),
     mongoDbName: raw.MCP_WEB_UI_MONGO_DB_NAME as string,
     jwtSecret: raw.MCP_WEB_UI_JWT_SECRET as string | undefined,
     jwtPreviousSecrets: list(raw.MCP_WEB_UI_JWT_SECRET_PREVIOUS as string | undefined),

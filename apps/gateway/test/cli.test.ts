@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { eventually, freePort, within } from '@mcp-gw/testkit'
 import t from 'tap'
@@ -9,7 +10,8 @@ import t from 'tap'
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
 async function run (args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, CLI]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // The embedded store in memory unless a test names a data directory: nothing written under $HOME.
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { env: { ...process.env, MCP_WEB_UI_DATA_DIR: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   // A command that hangs fails the test in seconds, not at the runner's timeout.
   const deadline = setTimeout(() => child.kill('SIGKILL'), 30_000)
   let stdout = ''
@@ -49,6 +51,9 @@ t.test('boot errors say what to do: a bad value by example or by its values, a t
   const both = await run(['start'], { MCP_WEB_UI_ACCESS_LOG: 'yes', MCP_WEB_UI_DRAIN_TIMEOUT_MS: 'soon' })
   t.match(both.stderr, /MCP_WEB_UI_DRAIN_TIMEOUT_MS must be a whole number/)
   t.match(both.stderr, /MCP_WEB_UI_ACCESS_LOG must be one of true, false/, 'every bad variable at once, an enum with its values')
+  const relative = await run(['start'], { MCP_WEB_UI_DATA_DIR: 'state' })
+  t.equal(relative.code, 78)
+  t.match(relative.stderr, /MCP_WEB_UI_DATA_DIR must be an absolute directory path, e\.g\. \/var\/lib\/mcp-gw, or off/)
 
   const taken = createServer()
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
@@ -68,7 +73,8 @@ t.test('boot errors say what to do: a bad value by example or by its values, a t
 t.test('on a terminal: readable lines that say where everything is and how a server registers; Ctrl-C exits 0', async (t) => {
   const port = await freePort()
   // A pseudo-terminal, as a person's shell gives it (util-linux script); -e: its exit code is the gateway's.
-  const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123' }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const dataDir = join(t.testdir(), 'state')
+  const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123', MCP_WEB_UI_DATA_DIR: dataDir }, stdio: ['pipe', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let screen = ''
   child.stdout.on('data', (c: Buffer) => { screen += c.toString() })
@@ -77,7 +83,7 @@ t.test('on a terminal: readable lines that say where everything is and how a ser
     .catch((err: Error) => { throw new Error(`${err.message}; the screen so far:\n${screen}`) })
   t.equal(child.exitCode, null, `the gateway runs (the screen: ${screen})`)
   const url = `http://127.0.0.1:${port}`
-  t.match(screen, `mcp-gw is listening on ${url}: path mode, embedded store (forgotten when it stops)`)
+  t.match(screen, `mcp-gw is listening on ${url}: path mode, embedded store, kept in ${join(dataDir, `store-${port}.journal`)}`)
   t.match(screen, `OpenAPI document: ${url}/openapi.json`)
   t.match(screen, /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/dashboard|off)/, 'where the dashboard is, on a port of its own')
   t.match(screen, `An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}`)
@@ -101,7 +107,7 @@ t.test('start serves, the client commands talk to it, and SIGTERM exits 0', asyn
   const port = await freePort()
   const key = 'cli-test-api-key-0123456789'
   const env = { MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_GATEWAY_API_KEY: key, MCP_WEB_UI_GATEWAY_URL: `http://127.0.0.1:${port}`, MCP_WEB_UI_DASHBOARD_PORT: 'off' }
-  const child = spawn(process.execPath, [CLI, 'start'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'start'], { env: { ...process.env, MCP_WEB_UI_DATA_DIR: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let log = ''
   child.stdout.on('data', (c: Buffer) => { log += c.toString() })
