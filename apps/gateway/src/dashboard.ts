@@ -221,6 +221,7 @@ ${flash === undefined || !/^\d{1,6}$/.test(flash) ? '' : `<p class="flash" role=
 <div class="figure"><span>Errors/s (4xx · 5xx)</span> <b id="f-err">…</b><svg id="c-err" viewBox="0 0 60 40" preserveAspectRatio="none"></svg></div>
 <div class="figure"><span>Open WebSockets · streams</span> <b id="f-open">…</b><svg id="c-open" viewBox="0 0 60 40" preserveAspectRatio="none"></svg></div>
 </div>
+<table id="errors"><caption>Coded answers on session traffic, last two minutes</caption><thead><tr><th>Code</th><th>Count</th></tr></thead><tbody><tr><td colspan="2" class="muted">None.</td></tr></tbody></table>
 <h2>Servers <span class="muted">(${stats.servers.live} instance${stats.servers.live === 1 ? '' : 's'})</span></h2>
 ${serverRows === '' ? '<p class="muted">No MCP server is registered. A server registers with MCP_WEB_UI_GATEWAY_URL set to this gateway.</p>' : `<table id="servers"><thead><tr><th>Server</th><th>Instance</th><th>Backend</th><th>Sessions</th><th>Registration</th><th>Since</th></tr></thead><tbody>${serverRows}</tbody></table>`}
 <h2>Sessions <span class="muted">(${stats.sessions.live} live${sessions.length < stats.sessions.live ? `, the newest ${sessions.length} shown` : ''})</span></h2>
@@ -280,6 +281,25 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `${userForm}<ta
 const FIGURES_SCRIPT = `
 const points = { rps: [], p99: [], err: [], open: [] }
 let last = null
+/** Each poll's new coded answers, by code, for the last two minutes. */
+const errorWindows = []
+const drawErrors = () => {
+  const total = {}
+  for (const w of errorWindows) for (const [code, n] of Object.entries(w)) total[code] = (total[code] ?? 0) + n
+  const rows = Object.entries(total).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
+  const body = document.querySelector('#errors tbody')
+  body.replaceChildren(...(rows.length === 0 ? [Object.assign(document.createElement('tr'), { innerHTML: '<td colspan="2" class="muted">None.</td>' })] : rows.map(([code, n]) => {
+    const tr = document.createElement('tr')
+    const c = document.createElement('td')
+    const k = document.createElement('code')
+    k.textContent = code
+    c.append(k)
+    const v = document.createElement('td')
+    v.textContent = String(n)
+    tr.append(c, v)
+    return tr
+  })))
+}
 const draw = (id, values) => {
   const svg = document.getElementById('c-' + id)
   const max = Math.max(1, ...values)
@@ -311,6 +331,11 @@ const tick = async () => {
     document.getElementById('f-p99').textContent = '≤ ' + values.p99 + ' ms'
     document.getElementById('f-err').textContent = err4.toFixed(1) + ' · ' + err5.toFixed(1)
     document.getElementById('f-open').textContent = now.websockets + ' · ' + now.streams
+    const fresh = {}
+    for (const [code, n] of Object.entries(now.errors)) fresh[code] = n - (last.errors[code] ?? 0)
+    errorWindows.push(fresh)
+    if (errorWindows.length > 60) errorWindows.shift()
+    drawErrors()
   }
   last = now
 }

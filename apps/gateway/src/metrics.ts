@@ -22,6 +22,8 @@ export async function renderMetrics (app: FastifyInstance): Promise<string> {
     line('mcpgw_proxy_duration_ms', 'histogram', 'Time to finish proxied responses, in milliseconds.',
       [...buckets.map(([l, v]) => [l, v] as [string, number])]).replace(/^(mcpgw_proxy_duration_ms)\{/gm, '$1_bucket{') +
       `mcpgw_proxy_duration_ms_sum ${metrics.latencySumMs}\nmcpgw_proxy_duration_ms_count ${metrics.latencyCount}\n`,
+    line('mcpgw_proxy_errors_total', 'counter', 'The gateway\'s own coded answers on session traffic (refusals, backend failures), by MCPGW_ code.',
+      Object.entries(metrics.errors).map(([code, n]) => [`{code="${code}"}`, n])),
     line('mcpgw_forward_auth_answers_total', 'counter', 'Forward-auth answers to an edge proxy: allowed (2xx), or refused or redirected.',
       Object.entries(metrics.forwardAuthAnswers).map(([result, n]) => [`{result="${result}"}`, n])),
     line('mcpgw_websockets_open', 'gauge', 'Open proxied WebSockets.', [['', tunnels.size]]),

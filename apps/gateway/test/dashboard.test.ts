@@ -73,6 +73,10 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   for (let i = 0; i < 20; i++) await fetch(`${aliceLink}page-${i}`)
   await eventually(async () => Number(await page.getAttribute('#c-rps', 'data-points') ?? '0') >= 2, { within: 10_000, what: 'two points on the requests/s chart' })
   t.match(await page.textContent('#f-open'), /^1 · 0$/, 'open WebSockets and streams')
+  // Refusals show up by their code.
+  for (let i = 0; i < 3; i++) await fetch(`${gw.origin}/mcp/not-a-token/`)
+  await eventually(async () => /MCPGW_PROXY_TOKEN_MALFORMED\s*3/.test(await page.textContent('#errors') ?? ''), { within: 10_000, what: 'the refusals counted by code on the page' })
+  t.pass('coded answers by code')
   if (process.env.MCPGW_UPDATE_SCREENSHOTS === '1') {
     // The README's picture of the page: MCPGW_UPDATE_SCREENSHOTS=1 refreshes it.
     await mkdir(SCREENSHOTS, { recursive: true })

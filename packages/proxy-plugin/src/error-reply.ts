@@ -13,6 +13,9 @@ export type GatewayErrorBody = ErrorBody
 // from undici's parser once the answer has started: the backend failed, not us.
 const UPSTREAM_PROTOCOL = /^(HPE_|UND_ERR_)/
 
+/** Set on a response the gateway answered with a coded error: what the metrics count by code. */
+export const ANSWERED_CODE = Symbol('mcpgw.answeredCode')
+
 export function errorBody (err: unknown): GatewayErrorBody {
   const raw = err as { code?: unknown, name?: unknown } | null
   if (raw?.name === 'HTTPParserError' || (typeof raw?.code === 'string' && UPSTREAM_PROTOCOL.test(raw.code))) err = new BadGatewayError()
@@ -44,6 +47,7 @@ function errorPage (body: GatewayErrorBody): string {
 /** JSON when the client accepts it, else a small HTML page. */
 export function sendError (reply: FastifyReply, err: unknown): FastifyReply {
   const body = errorBody(err)
+  ;(reply.raw as { [ANSWERED_CODE]?: string })[ANSWERED_CODE] = body.code
   reply.code(body.statusCode).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('x-content-type-options', 'nosniff')
   if (wantsJson(reply.request.headers.accept)) return reply.type('application/json; charset=utf-8').send(body)
   return reply.type('text/html; charset=utf-8').send(errorPage(body))

@@ -15,6 +15,13 @@ export class ProxyMetrics {
   /** Forward-auth answers: requests an edge let through, and those it was told to refuse or redirect. */
   readonly forwardAuthAnswers = { allowed: 0, refused: 0 }
 
+  /** The gateway's own coded answers on session traffic (refusals, backend failures), by MCPGW_ code. */
+  readonly errors: Record<string, number> = Object.create(null)
+
+  error (code: string): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1
+  }
+
   forwardAuth (statusCode: number): void {
     if (statusCode < 300) this.forwardAuthAnswers.allowed++
     else this.forwardAuthAnswers.refused++

@@ -10,6 +10,7 @@ import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { backendPath, redactUrl } from './request-target.js'
 import { contextOptions } from './token-auth.js'
 import { ProxyMetrics, StreamSet } from './metrics.js'
+import { ANSWERED_CODE } from './error-reply.js'
 import { SessionWatch } from './session-watch.js'
 import { attachWebSocketProxy, pendingUpgrade } from './ws-proxy.js'
 import { sessionCookieName } from './isolation.js'
@@ -64,6 +65,8 @@ async function streamingProxyPlugin (fastify: FastifyInstance, opts: StreamingPr
   fastify.addHook('onResponse', function count (request, reply, done) {
     if (forwardAuthOf(request.raw) !== undefined) metrics.forwardAuth(reply.statusCode)
     else if (request.mcpBackend !== null) metrics.observe(reply.statusCode, reply.elapsedTime)
+    const code = (reply.raw as { [ANSWERED_CODE]?: string })[ANSWERED_CODE]
+    if (code !== undefined) metrics.error(code)
     done()
   })
 
