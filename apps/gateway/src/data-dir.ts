@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { MIN_SECRET_BYTES } from '@mcp-gw/registry'
+import { ensurePrivateDirectory, MIN_SECRET_BYTES } from '@mcp-gw/registry'
 import { ConfigError } from './errors.js'
 
 /** The embedded store's journal for a gateway on `port`: one file per port, so two local gateways never share one. */
@@ -15,7 +15,7 @@ export function journalPath (dataDir: string, port: number): string {
  */
 export function keptSecret (dataDir: string): Buffer {
   const path = join(dataDir, 'secret')
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  ensurePrivateDirectory(dataDir)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const secret = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64url')

@@ -1,4 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { StoreFileError, StoreUnavailableError } from './errors.js'
 import { MemoryStore } from './memory-store.js'
@@ -38,6 +40,11 @@ export class JournalStore extends MemoryStore {
   #fd: number | null = null
   /** Lines in the file; compared with the live records to decide a rewrite. */
   #lines = 0
+  /**
+   * A write failed part-way (a full disk): the file may end in a partial line. Nothing is
+   * appended after it until a rewrite from memory succeeds.
+   */
+  #broken = false
 
   constructor (options: JournalStoreOptions) {
     super(options)
@@ -55,18 +62,39 @@ export class JournalStore extends MemoryStore {
 
   protected override record (change: StoreChange): void {
     if (this.#fd === null) throw new StoreUnavailableError({ cause: new Error('the journal store is not open: call init() first') })
+    if (this.#broken) this.#recover()
     try {
       // One write(2) for a line of any usual size; a short write continues where it stopped.
       writeAll(this.#fd, `${JSON.stringify(change)}\n`)
     } catch (err) {
+      // The change is not applied; the file may hold part of its line. Rewritten from memory
+      // now if the disk allows, else before the next write.
+      this.#broken = true
+      try { this.#recover() } catch {}
       throw new StoreUnavailableError({ cause: err })
     }
     this.#lines++
   }
 
+  #recover (): void {
+    try {
+      this.#compact()
+      this.#broken = false
+    } catch (err) {
+      throw new StoreUnavailableError({ cause: err })
+    }
+  }
+
   override async sweep (now: number): Promise<SweepResult> {
     const swept = await super.sweep(now)
-    if (this.#fd !== null && this.#lines - this.size > this.#compactAfter) this.#compact()
+    if (this.#fd !== null && (this.#broken || this.#lines - this.size > this.#compactAfter)) {
+      try {
+        this.#compact()
+        this.#broken = false
+      } catch (err) {
+        this.#logger?.warn({ path: this.path, err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } }, 'store journal: the rewrite failed; the journal keeps growing until one succeeds')
+      }
+    }
     return swept
   }
 
@@ -76,14 +104,14 @@ export class JournalStore extends MemoryStore {
     try { fsyncSync(this.#fd) } catch {}
     closeSync(this.#fd)
     this.#fd = null
-    try { unlinkSync(this.#lockPath) } catch {}
+    if (readText(this.#lockPath) === this.#lockText) try { unlinkSync(this.#lockPath) } catch {}
     openHere.delete(resolve(this.path))
   }
 
   #open (): void {
     const here = resolve(this.path)
     if (openHere.has(here)) throw new StoreFileError(this.path, 'this process has it open already; one store per file')
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 })
+    ensurePrivateDirectory(dirname(this.path))
     this.#lock()
     try {
       this.#load()
@@ -95,27 +123,55 @@ export class JournalStore extends MemoryStore {
     openHere.add(here)
   }
 
-  /** Takes `<path>.lock`, or fails naming the live process that holds it. */
+  /**
+   * Takes `<path>.lock` (`<pid> <host>`, written whole aside and linked into place), or fails
+   * naming the process that holds it. A lock of a process that is gone on this host is moved
+   * aside (atomically, so of two starters only one takes it over) and taken.
+   */
   #lock (): void {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(this.#lockPath, 'wx', 0o600)
-        writeSync(fd, `${process.pid}\n`)
-        closeSync(fd)
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreFileError(this.path, (err as Error).message, { cause: err })
+    const tmp = `${this.#lockPath}.${process.pid}.${randomBytes(6).toString('hex')}`
+    writeFileSync(tmp, this.#lockText, { mode: 0o600, flag: 'wx' })
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          linkSync(tmp, this.#lockPath)
+          return
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreFileError(this.path, (err as Error).message, { cause: err })
+        }
+        const held = readText(this.#lockPath)
+        this.#refuseIfHeld(held)
+        // Gone: moved aside, then checked again (another starter may have taken it meanwhile).
+        const aside = `${tmp}.stale`
+        try { renameSync(this.#lockPath, aside) } catch { continue }
+        const moved = readText(aside)
+        if (moved !== held) {
+          try { linkSync(aside, this.#lockPath) } catch {}
+          rmSync(aside, { force: true })
+          this.#refuseIfHeld(moved)
+        }
+        rmSync(aside, { force: true })
       }
-      // Our own pid in it: left by an earlier process that had it (pids are reused), since no
-      // store of this process has the file open (checked before).
-      const holder = Number.parseInt(readText(this.#lockPath), 10)
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
-        throw new StoreFileError(this.path, `process ${holder} holds it (${this.#lockPath}); one gateway per file: give this one another data directory or port, or delete the lock file if that process is not a gateway`)
-      }
-      // Left by a process that is gone: taken over.
-      try { unlinkSync(this.#lockPath) } catch {}
+      throw new StoreFileError(this.path, `could not take ${this.#lockPath}`)
+    } finally {
+      rmSync(tmp, { force: true })
     }
-    throw new StoreFileError(this.path, `could not take ${this.#lockPath}`)
+  }
+
+  /** Fails when `lock` names a live process: on this host, any other than ours; on another host, any. */
+  #refuseIfHeld (lock: string): void {
+    const [pidText, host = ''] = lock.trim().split(' ')
+    const pid = Number.parseInt(pidText ?? '', 10)
+    if (!Number.isInteger(pid) || pid <= 0) return
+    const sameHost = host === hostname()
+    // Our own pid on this host: left by an earlier process (pids are reused), since no store
+    // of this process has the file open (checked before).
+    if (sameHost && (pid === process.pid || !isRunning(pid))) return
+    throw new StoreFileError(this.path, `process ${pid}${sameHost ? '' : ` on ${host}`} holds it (${this.#lockPath}); one gateway per file: give this one another data directory or port, or delete the lock file if that process is not a gateway`)
+  }
+
+  get #lockText (): string {
+    return `${process.pid} ${hostname()}\n`
   }
 
   #load (): void {
@@ -129,23 +185,25 @@ export class JournalStore extends MemoryStore {
     const complete = text.lastIndexOf('\n') + 1
     const lines = text.slice(0, complete).split('\n')
     lines.pop()
-    if (lines.length > 0 && lines[0] !== HEADER) {
-      throw new StoreFileError(this.path, `it is not a journal this version reads (first line: ${JSON.stringify(lines[0]!.slice(0, 80))})`)
+    if ((lines.length > 0 && lines[0] !== HEADER) || (lines.length === 0 && !`${HEADER}\n`.startsWith(text))) {
+      throw new StoreFileError(this.path, `it is not a journal this version reads (it begins ${JSON.stringify(text.slice(0, 60))}); move it aside to start afresh`)
     }
-    let unreadable = 0
+    // Only a write cut short can leave a bad line, and only at the end: one anywhere else is
+    // damage, and skipping it could bring back what it revoked. Refused; the file is left as it is.
     for (let i = 1; i < lines.length; i++) {
       const change = parseChange(lines[i]!)
-      if (change === null) unreadable++
-      else this.restore(change)
+      if (change === null) throw new StoreFileError(this.path, `line ${i + 1} is unreadable (damaged on disk?); move the file aside to start afresh, or repair that line`)
+      this.restore(change)
     }
     if (complete < text.length) this.#logger?.warn({ path: this.path, bytes: text.length - complete }, 'store journal: dropped an incomplete last line (a write cut short when the process stopped)')
-    if (unreadable > 0) this.#logger?.warn({ path: this.path, lines: unreadable }, 'store journal: skipped unreadable lines')
   }
 
   /** Writes the live records to `<path>.tmp`, fsyncs it and renames it over the journal. */
   #compact (): void {
     const tmp = `${this.path}.tmp`
-    const fd = openSync(tmp, 'w', 0o600)
+    // Never one left by someone else (or a link): made afresh, ours alone.
+    rmSync(tmp, { force: true })
+    const fd = openSync(tmp, 'wx', 0o600)
     let lines = 1
     try {
       const chunk: string[] = [HEADER]
@@ -164,9 +222,24 @@ export class JournalStore extends MemoryStore {
     }
     renameSync(tmp, this.path)
     syncDirectory(dirname(this.path))
+    // The new descriptor first: a failed open keeps the old one (on the old file) usable.
+    const next = openSync(this.path, 'a', 0o600)
     if (this.#fd !== null) closeSync(this.#fd)
-    this.#fd = openSync(this.path, 'a', 0o600)
+    this.#fd = next
     this.#lines = lines
+  }
+}
+
+/**
+ * Makes `path` (0700) or checks it: a directory of this user that no one else may write, so
+ * nobody else can plant or swap the files kept in it (where the platform has uids).
+ */
+export function ensurePrivateDirectory (path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 })
+  const stat = lstatSync(path)
+  if (!stat.isDirectory()) throw new StoreFileError(path, 'it is not a directory')
+  if (typeof process.getuid === 'function' && (stat.uid !== process.getuid() || (stat.mode & 0o022) !== 0)) {
+    throw new StoreFileError(path, `the directory must be owned by this user and writable by no one else (it is mode ${(stat.mode & 0o777).toString(8)}, uid ${stat.uid}); chmod 700 it, or choose another`)
   }
 }
 

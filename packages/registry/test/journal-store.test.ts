@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
-import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { eventually, within } from '@mcp-gw/testkit'
 import t from 'tap'
@@ -13,7 +15,7 @@ const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n')
 
 t.test('JournalStore passes the store contract', async (t) => {
   storeContract(t, async (t) => {
-    const store = new JournalStore({ path: join(t.testdir(), 'store.journal'), now: fakeClock().now })
+    const store = new JournalStore({ path: join(t.testdir(), 'state', 'store.journal'), now: fakeClock().now })
     t.teardown(() => store.close())
     return store
   })
@@ -25,7 +27,7 @@ t.test('JournalStore passes the store contract', async (t) => {
  */
 t.test('everything the contract checks survives a reopen after every call', async (t) => {
   storeContract(t, async (t, clock) => {
-    const path = join(t.testdir(), 'store.journal')
+    const path = join(t.testdir(), 'state', 'store.journal')
     const store = reopening(path, clock)
     t.teardown(() => store.close())
     return store
@@ -59,7 +61,7 @@ function reopening (path: string, clock: FakeClock): RegistryStore {
 
 t.test('a restart keeps sessions, revocations, rotations, deregistrations and keys', async (t) => {
   const clock = fakeClock()
-  const path = join(t.testdir(), 'store.journal')
+  const path = join(t.testdir(), 'state', 'store.journal')
   const first = new JournalStore({ path, now: clock.now })
   await first.init()
   const registry = makeRegistry(first, clock)
@@ -89,7 +91,7 @@ t.test('a restart keeps sessions, revocations, rotations, deregistrations and ke
 
 t.test('expired records are not brought back, and the file is rewritten to the live ones', async (t) => {
   const clock = fakeClock()
-  const path = join(t.testdir(), 'store.journal')
+  const path = join(t.testdir(), 'state', 'store.journal')
   const store = new JournalStore({ path, now: clock.now })
   await store.init()
   const registry = makeRegistry(store, clock)
@@ -108,7 +110,7 @@ t.test('expired records are not brought back, and the file is rewritten to the l
 
 t.test('a cut-short last line is dropped with a warning; the rest loads and appends continue cleanly', async (t) => {
   const clock = fakeClock()
-  const path = join(t.testdir(), 'store.journal')
+  const path = join(t.testdir(), 'state', 'store.journal')
   const store = new JournalStore({ path, now: clock.now })
   await store.init()
   const registry = makeRegistry(store, clock)
@@ -133,16 +135,46 @@ t.test('a cut-short last line is dropped with a warning; the rest loads and appe
 })
 
 t.test('a file that is not a journal is refused, never overwritten', async (t) => {
-  const path = join(t.testdir(), 'store.journal')
-  writeFileSync(path, 'my notes\n')
-  const store = new JournalStore({ path })
-  await t.rejects(store.init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /not a journal this version reads/ })
-  t.equal(readFileSync(path, 'utf8'), 'my notes\n')
+  const dir = join(t.testdir(), 'state')
+  mkdirSync(dir, { mode: 0o700 })
+  const path = join(dir, 'store.journal')
+  for (const notes of ['no newline at all', 'my notes\n']) {
+    writeFileSync(path, notes)
+    await t.rejects(new JournalStore({ path }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /not a journal this version reads/ })
+    t.equal(readFileSync(path, 'utf8'), notes)
+  }
   t.notOk(existsSync(`${path}.lock`), 'no lock is left behind')
 })
 
+t.test('a damaged line before the end is refused (skipping it could undo a revocation); the file is left as it was', async (t) => {
+  const clock = fakeClock()
+  const path = join(t.testdir(), 'state', 'store.journal')
+  const store = new JournalStore({ path, now: clock.now })
+  await store.init()
+  const registry = makeRegistry(store, clock)
+  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
+  await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+  await registry.revoke({ userId: 'alice' })
+  await store.close()
+  const damaged = readFileSync(path, 'utf8').split('\n')
+  damaged[damaged.length - 2] = damaged[damaged.length - 2]!.replace('"put"', '"p\u0000t"')
+  damaged.push('{"drop":"server","id":"x"}', '')
+  writeFileSync(path, damaged.join('\n'))
+  const before = readFileSync(path, 'utf8')
+  await t.rejects(new JournalStore({ path, now: clock.now }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /line \d+ is unreadable/ })
+  t.equal(readFileSync(path, 'utf8'), before)
+})
+
+t.test('a directory others may write is refused: they could plant or swap the files', { skip: typeof process.getuid !== 'function' && 'no uids' }, async (t) => {
+  const dir = join(t.testdir(), 'shared')
+  mkdirSync(dir)
+  chmodSync(dir, 0o777)
+  await t.rejects(new JournalStore({ path: join(dir, 'store.journal') }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /writable by no one else \(it is mode 777/ })
+  t.notOk(existsSync(join(dir, 'store.journal.lock')))
+})
+
 t.test('one process per file: a live holder refuses the next, a dead one\'s lock is taken over', async (t) => {
-  const path = join(t.testdir(), 'store.journal')
+  const path = join(t.testdir(), 'state', 'store.journal')
   const first = new JournalStore({ path })
   await first.init()
   await t.rejects(new JournalStore({ path }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /this process has it open already/ })
@@ -162,11 +194,15 @@ t.test('one process per file: a live holder refuses the next, a dead one\'s lock
   // A gateway killed with SIGKILL leaves its lock: the pid of a process that is gone.
   const dead = spawn(process.execPath, ['-e', ''])
   await within(5000, 'a short-lived process exiting', new Promise((resolve) => dead.once('exit', resolve)))
-  writeFileSync(`${path}.lock`, `${dead.pid!}\n`)
+  writeFileSync(`${path}.lock`, `${dead.pid!} ${hostname()}\n`)
   const next = new JournalStore({ path })
   await next.init()
-  t.teardown(() => next.close())
-  t.equal(readFileSync(`${path}.lock`, 'utf8').trim(), String(process.pid))
+  t.equal(readFileSync(`${path}.lock`, 'utf8').trim(), `${process.pid} ${hostname()}`)
+  await next.close()
+  t.notOk(existsSync(`${path}.lock`), 'closed: the lock goes')
+  // A holder on another host (a shared volume) cannot be checked: refused.
+  writeFileSync(`${path}.lock`, '4242 another-host\n')
+  await t.rejects(new JournalStore({ path }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /process 4242 on another-host holds it/ })
 })
 
 t.test('the file and its directory are the owner\'s alone', { skip: process.platform === 'win32' && 'POSIX modes' }, async (t) => {
@@ -180,7 +216,7 @@ t.test('the file and its directory are the owner\'s alone', { skip: process.plat
 
 t.test('reads write nothing; activity writes are the registry\'s throttled ones; stale lines are compacted', async (t) => {
   const clock = fakeClock()
-  const path = join(t.testdir(), 'store.journal')
+  const path = join(t.testdir(), 'state', 'store.journal')
   const store = new JournalStore({ path, now: clock.now, compactAfter: 50 })
   await store.init()
   t.teardown(() => store.close())
@@ -239,4 +275,49 @@ t.test('SIGKILL mid-write loses nothing acknowledged and never leaves a file tha
     await reader.close()
     t.equal(missing, 0, `round ${round}: all ${acked + 1} acknowledged sessions are back`)
   }
+})
+
+/**
+ * A full disk, made with a file-size limit (RLIMIT_FSIZE, which Node meets as EFBIG after a
+ * short write): the write that does not fit fails with 503 and leaves no part of its line,
+ * so the next write is a whole line of its own and every acknowledged change reads back.
+ */
+t.test('a write cut short by a full disk fails whole: nothing of it stays for the next write to join', { skip: process.platform === 'win32' && 'ulimit' }, async (t) => {
+  const path = join(t.testdir(), 'state', 'store.journal')
+  const registryDist = new URL('../dist/index.js', import.meta.url).href
+  const script = `
+    const { readFileSync, statSync } = await import('node:fs')
+    const { JournalStore } = await import(${JSON.stringify(registryDist)})
+    const store = new JournalStore({ path: ${JSON.stringify(path)} })
+    await store.init()
+    const now = Date.now()
+    const record = (i, pad) => ({ sessionId: 's' + i, jti: 'j' + i, sessionKey: 'u' + i + ':todoodles:mcp-webui', userId: 'u' + i, serverName: 'todoodles', serverType: 'mcp-webui', instanceId: 'i1', ownerHash: null, scopes: ['view'], metadata: { pad: 'x'.repeat(pad) }, createdAt: now, lastActivityAt: now, expiresAt: now + 3600000, revokedAt: null })
+    let i = 0
+    while (statSync(${JSON.stringify(path)}).size < 56000) await store.createSession(record(i++, 100), { rotate: false, now })
+    let failed = null
+    try { await store.createSession(record(i, 20000), { rotate: false, now }) } catch (err) { failed = err.code }
+    const whole = readFileSync(${JSON.stringify(path)}, 'utf8').endsWith('\\n')
+    await store.createSession(record(i + 1, 10), { rotate: false, now })
+    await store.close()
+    process.stdout.write(JSON.stringify({ acked: i, failed, whole }))
+  `
+  const child = spawn('bash', ['-c', `ulimit -f 64 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  const [code] = await within(20_000, 'the writer under a 64 KiB file-size limit', once(child, 'exit')) as [number | null]
+  t.equal(code, 0, `the writer ran to its end (${err.slice(-500)})`)
+  const { acked, failed, whole } = JSON.parse(out) as { acked: number, failed: string | null, whole: boolean }
+  t.equal(failed, 'MCPGW_REGISTRY_STORE_UNAVAILABLE', 'the write that did not fit failed')
+  t.ok(whole, 'the journal ends with a whole line right after the failure')
+  const reader = new JournalStore({ path })
+  await reader.init()
+  t.teardown(() => reader.close())
+  const now = Date.now()
+  let missing = 0
+  for (let i = 0; i < acked; i++) if (await reader.findSessionById(`s${i}`, now) === null) missing++
+  t.equal(missing, 0, `all ${acked} sessions written before are back`)
+  t.equal(await reader.findSessionById(`s${acked}`, now), null, 'the failed one is not')
+  t.ok(await reader.findSessionById(`s${acked + 1}`, now), 'the write after the failure is read back')
 })
