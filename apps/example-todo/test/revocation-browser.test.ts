@@ -51,3 +51,23 @@ t.test('the page tells its user when its link died (revoked, or a gateway that r
   await page.evaluate(async () => { await (window as unknown as { mcpgw: { check: () => Promise<void> } }).mcpgw.check() })
   t.match(await page.textContent('#mcpgw-link'), /^This page is no longer live: it expired or was revoked\. Ask the assistant for a new link/, 'back up, but the link is gone with the old store')
 })
+
+t.test('a gateway that answers 503 while it restarts: the page says it cannot be reached, and recovers by itself', async (t) => {
+  const gateway = await startGatewayProcess(t)
+  const { mcp } = await connectExample(t, gateway)
+  const browser = await launchBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(linkOf(await callText(mcp, 'open_todo_ui')))
+  await page.waitForFunction("document.getElementById('ws-state')?.textContent === 'open'", null, { timeout: 10_000 })
+  // The check lands while the gateway drains (what a page's check meets during a restart).
+  const draining = async (route: { fulfill: (r: object) => Promise<void> }): Promise<void> => {
+    await route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ statusCode: 503, code: 'MCPGW_PROXY_SHUTTING_DOWN', error: 'Service Unavailable', message: 'The gateway is shutting down; try again shortly' }) })
+  }
+  await page.route('**/.well-known/mcp-gw/link', draining)
+  await page.evaluate(async () => { await (window as unknown as { mcpgw: { check: () => Promise<void> } }).mcpgw.check() })
+  t.match(await page.textContent('#mcpgw-link'), /^This page is no longer live: the server cannot be reached\./, 'a restart is not "the server answers 503"')
+  await page.unroute('**/.well-known/mcp-gw/link', draining)
+  // Back: the page checks again soon by itself (well before its 15-s round) and the banner goes.
+  await page.waitForFunction(() => document.getElementById('mcpgw-link') === null || !document.getElementById('mcpgw-link')!.isConnected, null, { timeout: 8000 })
+  t.pass('the banner went once the gateway answered again')
+})

@@ -9,11 +9,14 @@ export const LINK_HELPER_PATH = '/.well-known/mcp-gw/link.js'
 export const LINK_CHECK_PATH = '/.well-known/mcp-gw/link'
 /** How often an open, visible page checks its link. */
 const CHECK_EVERY_MS = 15_000
+/** How soon it checks again while the gateway cannot be reached (down, or restarting: 502, 503, 504). */
+const RECHECK_UNREACHABLE_MS = 3000
 
 /**
  * The browser helper: checks the page's link now and then (every 15 s while the page is
  * shown, when it is shown again, when the browser is back online, and whenever the page
- * calls `mcpgw.check()`, e.g. when its WebSocket closes). When the link no longer opens the
+ * calls `mcpgw.check()`, e.g. when its WebSocket closes; every 3 s while the gateway cannot be
+ * reached or answers 502-504, as it does while it restarts). When the link no longer opens the
  * UI (revoked, expired, a gateway that forgot it, a server that stopped) a banner says so
  * and how to get a new one, and `mcpgw:link` fires on window with `{ alive, status, code }`;
  * the banner goes once the link works again. Every URL is relative to the page, so it works
@@ -25,6 +28,8 @@ const HELPER = `(() => {
   let banner = null
   let alive = true
   let running = null
+  /** At most one pending re-check, however often the page calls check(). */
+  let recheck = null
   const say = (text) => {
     if (banner === null) {
       banner = document.createElement('div')
@@ -52,7 +57,11 @@ const HELPER = `(() => {
       if (now !== alive || !now) window.dispatchEvent(new CustomEvent('mcpgw:link', { detail: { alive: now, status, code } }))
       alive = now
       if (now) { if (banner !== null) banner.remove(); return }
-      const why = status === 0 ? 'the server cannot be reached' : (Object.hasOwn(reasons, code) && reasons[code]) || (status === 401 || status === 403 || status === 404 ? 'it expired or was revoked' : 'the server answers ' + status)
+      const known = Object.hasOwn(reasons, code) && reasons[code]
+      // Down, or answering for a moment while it restarts: said as such, and checked again soon.
+      const unreachable = !known && (status === 0 || status === 502 || status === 503 || status === 504)
+      if (unreachable && recheck === null) recheck = setTimeout(() => { recheck = null; check() }, ${RECHECK_UNREACHABLE_MS})
+      const why = unreachable ? 'the server cannot be reached' : known || (status === 401 || status === 403 || status === 404 ? 'it expired or was revoked' : 'the server answers ' + status)
       say('This page is no longer live: ' + why + '. Ask the assistant for a new link' + (document.title ? ' to ' + document.title : '') + '.')
     })().finally(() => { running = null })
     return running
