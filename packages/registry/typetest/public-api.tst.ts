@@ -15,11 +15,11 @@ describe('@mcp-gw/registry exports', () => {
       | 'DEFAULT_MAX_SESSION_TTL_SECONDS' | 'DEFAULT_MONGO_DB_NAME' | 'DEFAULT_REGISTRATION_TTL_SECONDS'
       | 'DEFAULT_SCOPES' | 'DEFAULT_SERVER_SELECTION_TIMEOUT_MS' | 'DEFAULT_SERVER_TYPE'
       | 'DEFAULT_SESSION_BURST' | 'DEFAULT_SESSION_RATE_PER_SECOND' | 'DEFAULT_SESSION_TTL_SECONDS'
-      | 'DEFAULT_SWEEP_INTERVAL_MS' | 'FileAuditSink' | 'MAX_METADATA_BYTES' | 'MAX_SCOPES'
+      | 'DEFAULT_SWEEP_INTERVAL_MS' | 'FileAuditSink' | 'JournalStore' | 'MAX_METADATA_BYTES' | 'MAX_SCOPES'
       | 'MAX_USER_ID_LENGTH' | 'MIN_API_KEY_LENGTH' | 'MIN_SECRET_BYTES' | 'MemoryAuditSink' | 'MemoryStore'
       | 'MongoAuditSink' | 'MongoStore' | 'Registry' | 'SCOPE_PATTERN' | 'SERVER_NAME_PATTERN'
       | 'SERVER_SECRET_HEADER' | 'SESSION_LINK_PARAM' | 'SessionQuota' | 'StreamAuditSink' | 'TokenService'
-      | 'apiGuard' | 'apiKeyringFor' | 'auditText' | 'auditUserAgent' | 'default' | 'errors'
+      | 'apiGuard' | 'apiKeyringFor' | 'auditText' | 'auditUserAgent' | 'default' | 'ensurePrivateDirectory' | 'errors'
       | 'mcpRegistryApi' | 'mcpRegistryPlugin' | 'parseAuditTime' | 'parseStaticRegistrantKeys'
       | 'parseWildcardUrl' | 'readAuditFiles' | 'secretKeyId' | 'sessionHostLabel' | 'sessionHostOf'
       | 'sessionLink' | 'sessionOrigin' | 'validateOptions'
@@ -37,6 +37,8 @@ describe('registering the registry in a Fastify app', () => {
   test('the plugin and the API take their options, and refuse ill-typed ones', () => {
     expect(app.register).type.toBeCallableWith(mcpRegistryPlugin, { secret: 'x'.repeat(32) })
     expect(app.register).type.toBeCallableWith(mcpRegistryPlugin, { secret: 'x'.repeat(32), mongo: { url: 'mongodb://127.0.0.1:27017' } })
+    expect(app.register).type.toBeCallableWith(mcpRegistryPlugin, { secret: 'x'.repeat(32), file: { path: '/var/lib/mcp-gw/store.journal' } })
+    expect(app.register).type.not.toBeCallableWith(mcpRegistryPlugin, { secret: 'x'.repeat(32), file: '/var/lib/mcp-gw/store.journal' })
     expect(app.register).type.not.toBeCallableWith(mcpRegistryPlugin, { secret: 32 })
     expect(app.register).type.toBeCallableWith(mcpRegistryApi, { apiKey: 'k'.repeat(32) })
     expect<RegistryPluginOptions>().type.toBeAssignableFrom({ secret: 'x'.repeat(32) })
