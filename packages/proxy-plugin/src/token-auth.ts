@@ -28,6 +28,12 @@ export interface TokenAuthOptions extends ProxyOptions {
 
 // A session without `interact` may read: GET and HEAD (WebSocket and SSE start as GET).
 const READ_METHODS = new Set(['GET', 'HEAD'])
+/**
+ * Headers by which a backend framework (Express method-override, Symfony, Jersey, ASP.NET
+ * and kin) takes a GET for the method they name: on a session without interact, a request
+ * carrying one is refused, here and in forward-auth verdicts alike.
+ */
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
 
 export function resolveRegistry (fastify: FastifyInstance, registry: Registry | undefined): Registry {
   const found = registry ?? (fastify.hasDecorator('mcpRegistry') ? fastify.mcpRegistry : undefined)
@@ -129,9 +135,16 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       answerPreflight(request, reply)
       return
     }
-    if (!READ_METHODS.has(request.method) && !session.scopes.includes('interact')) {
-      done(new ScopeDeniedError(request.method))
-      return
+    if (!session.scopes.includes('interact')) {
+      if (!READ_METHODS.has(request.method)) {
+        done(new ScopeDeniedError(request.method))
+        return
+      }
+      const override = METHOD_OVERRIDE_HEADERS.find((name) => request.headers[name] !== undefined)
+      if (override !== undefined) {
+        done(new ScopeDeniedError(`${request.method} with ${override}`))
+        return
+      }
     }
     if (isolation !== null) {
       // Only a session that opensHost() this host got here (onHostCached, onHostLoaded).

@@ -62,8 +62,17 @@ t.test('scopes: without interact, only GET and HEAD', async (t) => {
     t.equal((await res.json()).code, 'MCPGW_PROXY_SCOPE_DENIED')
   }
   t.equal(backend.seen.filter((r) => r.method !== 'GET' && r.method !== 'HEAD').length, 0)
+  // A GET a backend framework would take for the method it names: refused, never forwarded.
+  const before = backend.seen.length
+  for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+    const res = await fetch(`${gw.origin}/mcp/${viewer}/list`, { headers: { [name]: 'DELETE' } })
+    t.equal(res.status, 403, `a view session's GET with ${name}`)
+    t.equal((await res.json()).code, 'MCPGW_PROXY_SCOPE_DENIED')
+  }
+  t.equal(backend.seen.length, before, 'none reached the backend')
   const editor = await gw.session(backend, { userId: 'editor' })
   t.equal((await fetch(`${gw.origin}/mcp/${editor}/list`, { method: 'POST', body: '{}' })).status, 200)
+  t.equal((await fetch(`${gw.origin}/mcp/${editor}/list`, { method: 'POST', headers: { 'X-HTTP-Method-Override': 'DELETE' }, body: '{}' })).status, 200, 'an interact session\'s override passes')
 })
 
 t.test('errors are JSON for API clients and a small HTML page for browsers', async (t) => {
