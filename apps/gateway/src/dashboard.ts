@@ -23,6 +23,8 @@ import { DashboardSignInError } from './errors.js'
 
 export const DASHBOARD_PATH = '/dashboard'
 const COOKIE = 'mcpgw_operator'
+/** Sign-outs remembered at most (each until its cookie's expiry): a bound on what a flood of sign-ins and -outs holds. */
+const MAX_SIGNED_OUT = 100_000
 const COOKIE_TTL_SECONDS = 8 * 3600
 const STATIC_KEY_ID = /^static:[0-9a-f]{12}$/
 
@@ -129,6 +131,8 @@ export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions
   const throttle = new SignInThrottle()
   // A store outage and the like: the gateway's coded answers, never a stack.
   app.setErrorHandler((err, _request, reply) => sendError(reply, err))
+  /** Sign-ins ended by a sign-out, by nonce, until their cookie would have expired anyway. */
+  const signedOut = new Map<string, number>()
   const staticIds = new Set(opts.staticOperatorKeys.map((k) => `static:${createHash('sha256').update(k).digest('hex').slice(0, 12)}`))
 
   /** Who is looking, or null: the cookie's key still works (or a loopback client, with no operator key). */
@@ -144,11 +148,22 @@ export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions
     return null
   }
 
-  async function fromCookie (value: string): Promise<Viewer | null> {
-    const [exp, keyId, mac, ...rest] = value.split('.')
-    if (exp === undefined || keyId === undefined || mac === undefined || rest.length > 0 || !/^\d{1,12}$/.test(exp) || Number(exp) * 1000 <= Date.now()) return null
-    const expected = sign(opts.signingKey, `${exp}.${keyId}`)
+  /**
+   * The cookie's fields when its signature holds and it has not expired: `<exp>.<keyId>.<nonce>`.
+   * The nonce names this sign-in, so a sign-out can end it (copies included).
+   */
+  function signedCookie (value: string): { exp: number, keyId: string, nonce: string } | null {
+    const [exp, keyId, nonce, mac, ...rest] = value.split('.')
+    if (exp === undefined || keyId === undefined || nonce === undefined || mac === undefined || rest.length > 0 || !/^\d{1,12}$/.test(exp) || Number(exp) * 1000 <= Date.now()) return null
+    const expected = sign(opts.signingKey, `${exp}.${keyId}.${nonce}`)
     if (mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), Buffer.from(expected))) return null
+    return { exp: Number(exp) * 1000, keyId, nonce }
+  }
+
+  async function fromCookie (value: string): Promise<Viewer | null> {
+    const cookie = signedCookie(value)
+    if (cookie === null || signedOut.has(cookie.nonce)) return null
+    const { keyId } = cookie
     if (STATIC_KEY_ID.test(keyId)) return staticIds.has(keyId) ? { keyId } : null
     const record = await registry.findApiKey(keyId)
     if (record === null || record.role !== 'operator' || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= Date.now())) return null
@@ -249,7 +264,7 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `${userForm}<ta
       return loginPage(reply, 401, 'That is not an operator key of this gateway.')
     }
     const exp = Math.floor(Date.now() / 1000) + COOKIE_TTL_SECONDS
-    const payload = `${exp}.${caller.keyId}`
+    const payload = `${exp}.${caller.keyId}.${randomBytes(12).toString('base64url')}`
     const secure = request.protocol === 'https' ? '; Secure' : ''
     return reply.code(303)
       .header('set-cookie', `${COOKIE}=${payload}.${sign(opts.signingKey, payload)}; Path=${DASHBOARD_PATH}; HttpOnly; SameSite=Strict; Max-Age=${COOKIE_TTL_SECONDS}${secure}`)
@@ -259,6 +274,13 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `${userForm}<ta
 
   app.post(`${DASHBOARD_PATH}/logout`, { schema: { hide: true } }, async (request, reply) => {
     if (!ownPage(request)) return page(reply, 403, 'Forbidden', '<h1>mcp-gw</h1><p>Sign out from the dashboard\'s own page.</p>')
+    // The sign-in ends here, not only in this browser: a copy of the cookie opens nothing more.
+    const now = Date.now()
+    for (const [nonce, exp] of signedOut) if (exp <= now) signedOut.delete(nonce)
+    for (const value of cookiesOf(request)) {
+      const cookie = signedCookie(value)
+      if (cookie !== null && signedOut.size < MAX_SIGNED_OUT) signedOut.set(cookie.nonce, cookie.exp)
+    }
     return reply.code(303).header('set-cookie', `${COOKIE}=; Path=${DASHBOARD_PATH}; HttpOnly; SameSite=Strict; Max-Age=0`).header('location', DASHBOARD_PATH).send()
   })
 

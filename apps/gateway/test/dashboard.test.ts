@@ -120,12 +120,13 @@ t.test('refused: another site\'s form, a registrant key, a forged or stale cooki
   t.equal((await fetch(`${board}/dashboard`, { headers: { cookie } })).status, 200)
   t.equal((await fetch(`${board}/dashboard`, { headers: { cookie: `mcpgw_operator=planted.x.y; ${cookie}` } })).status, 200, 'a cookie planted before the real one locks nobody out')
   const [name, value] = cookie.split('=') as [string, string]
-  const [exp, keyId, mac] = value.split('.')
+  const [exp, keyId, nonce, mac] = value.split('.')
   for (const [what, forged] of [
-    ['another expiry', `${Number(exp) + 3600}.${keyId}.${mac}`],
-    ['another key', `${exp}.static:000000000000.${mac}`],
-    ['expired', `1000.${keyId}.${mac}`],
-    ['garbage', 'x.y.z']
+    ['another expiry', `${Number(exp) + 3600}.${keyId}.${nonce}.${mac}`],
+    ['another key', `${exp}.static:000000000000.${nonce}.${mac}`],
+    ['another sign-in', `${exp}.${keyId}.AAAAAAAAAAAAAAAA.${mac}`],
+    ['expired', `1000.${keyId}.${nonce}.${mac}`],
+    ['garbage', 'x.y.z.w']
   ] as const) {
     t.equal((await fetch(`${board}/dashboard`, { headers: { cookie: `${name}=${forged}` } })).status, 401, `a forged cookie: ${what}`)
   }
@@ -135,6 +136,10 @@ t.test('refused: another site\'s form, a registrant key, a forged or stale cooki
   for (let i = 0; i < 5; i++) await post('/dashboard/login', 'key=a-wrong-key-guessed-0000')
   const throttled = await post('/dashboard/login', `key=${API_KEY}`)
   t.equal(throttled.status, 429, 'after five wrong keys in a minute, that address waits (even with the right one)')
+  // Signing out ends the sign-in itself: a copy of its cookie (another tab, a leaked header) opens nothing more.
+  t.equal((await post('/dashboard/logout', '', { cookie })).status, 303)
+  t.equal((await fetch(`${board}/dashboard/figures`, { headers: { cookie } })).status, 401, 'a copy of a signed-out cookie is refused')
+  t.equal((await fetch(`${board}/dashboard`, { headers: { cookie } })).status, 401)
 })
 
 t.test('on an origin of its own: a path-mode session page, same-origin with the gateway, cannot reach it', async (t) => {
