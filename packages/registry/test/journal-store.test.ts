@@ -5,13 +5,27 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { eventually, within } from '@mcp-gw/testkit'
 import t from 'tap'
+import type { Test } from 'tap'
 import { JournalStore } from '../src/journal-store.js'
+import type { JournalStoreOptions } from '../src/journal-store.js'
+import type { Registry } from '../src/registry.js'
 import type { RegistryStore } from '../src/types.js'
 import { fakeClock, makeRegistry } from './helpers.js'
 import type { FakeClock } from './helpers.js'
 import { storeContract } from './store-contract.js'
 
 const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0)
+
+/** A journal in a fresh directory of its own, a registry on it, and todoodles registered. */
+async function journalWithServer (t: Test, options: Partial<JournalStoreOptions> = {}): Promise<{ clock: FakeClock, path: string, store: JournalStore, registry: Registry }> {
+  const clock = fakeClock()
+  const path = join(t.testdir(), 'state', 'store.journal')
+  const store = new JournalStore({ path, now: clock.now, ...options })
+  await store.init()
+  const registry = makeRegistry(store, clock)
+  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
+  return { clock, path, store, registry }
+}
 
 t.test('JournalStore passes the store contract', async (t) => {
   storeContract(t, async (t) => {
@@ -90,12 +104,7 @@ t.test('a restart keeps sessions, revocations, rotations, deregistrations and ke
 })
 
 t.test('expired records are not brought back, and the file is rewritten to the live ones', async (t) => {
-  const clock = fakeClock()
-  const path = join(t.testdir(), 'state', 'store.journal')
-  const store = new JournalStore({ path, now: clock.now })
-  await store.init()
-  const registry = makeRegistry(store, clock)
-  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
+  const { clock, path, store, registry } = await journalWithServer(t)
   const short = await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 10 })
   const long = await registry.createSession({ userId: 'bob', serverName: 'todoodles', ttlSeconds: 3600 })
   await store.close()
@@ -109,12 +118,7 @@ t.test('expired records are not brought back, and the file is rewritten to the l
 })
 
 t.test('a cut-short last line is dropped with a warning; the rest loads and appends continue cleanly', async (t) => {
-  const clock = fakeClock()
-  const path = join(t.testdir(), 'state', 'store.journal')
-  const store = new JournalStore({ path, now: clock.now })
-  await store.init()
-  const registry = makeRegistry(store, clock)
-  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
+  const { clock, path, store, registry } = await journalWithServer(t)
   const alice = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
   await store.close()
   appendFileSync(path, '{"put":"session","record":{"sessionId":"half-writ')
@@ -147,12 +151,7 @@ t.test('a file that is not a journal is refused, never overwritten', async (t) =
 })
 
 t.test('a damaged line before the end is refused (skipping it could undo a revocation); the file is left as it was', async (t) => {
-  const clock = fakeClock()
-  const path = join(t.testdir(), 'state', 'store.journal')
-  const store = new JournalStore({ path, now: clock.now })
-  await store.init()
-  const registry = makeRegistry(store, clock)
-  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
+  const { clock, path, store, registry } = await journalWithServer(t)
   await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
   await registry.revoke({ userId: 'alice' })
   await store.close()
@@ -215,13 +214,8 @@ t.test('the file and its directory are the owner\'s alone', { skip: process.plat
 })
 
 t.test('reads write nothing; activity writes are the registry\'s throttled ones; stale lines are compacted', async (t) => {
-  const clock = fakeClock()
-  const path = join(t.testdir(), 'state', 'store.journal')
-  const store = new JournalStore({ path, now: clock.now, compactAfter: 50 })
-  await store.init()
+  const { clock, path, store, registry } = await journalWithServer(t, { compactAfter: 50 })
   t.teardown(() => store.close())
-  const registry = makeRegistry(store, clock)
-  await registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100 })
   const alice = await registry.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 7 * 86_400 })
   const before = statSync(path).size
   for (let i = 0; i < 100; i++) await registry.validate(alice.token)
