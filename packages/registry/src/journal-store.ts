@@ -28,7 +28,7 @@ const openHere = new Set<string>()
  * change it was writing, and the file never holds more than one incomplete line, at its
  * end, which the next open drops. The file is rewritten (written aside, fsynced, renamed
  * over) at open and when stale lines outgrow the live records. One process at a time:
- * `<path>.lock` holds the owner's pid.
+ * `<path>.lock` holds the owner's pid and host.
  */
 export class JournalStore extends MemoryStore {
   override readonly kind: string = 'file'
@@ -36,7 +36,6 @@ export class JournalStore extends MemoryStore {
   readonly #lockPath: string
   readonly #logger: Logger | undefined
   readonly #compactAfter: number
-  readonly #clock: () => number
   #fd: number | null = null
   /** Lines in the file; compared with the live records to decide a rewrite. */
   #lines = 0
@@ -52,7 +51,6 @@ export class JournalStore extends MemoryStore {
     this.#lockPath = `${options.path}.lock`
     this.#logger = options.logger
     this.#compactAfter = options.compactAfter ?? DEFAULT_COMPACT_AFTER
-    this.#clock = options.now ?? Date.now
   }
 
   override async init (): Promise<void> {
@@ -207,7 +205,7 @@ export class JournalStore extends MemoryStore {
     let lines = 1
     try {
       const chunk: string[] = [HEADER]
-      const now = this.#clock()
+      const now = this.now()
       for (const change of this.snapshot()) {
         // Lapsed sessions and registrations are not written again (memory drops them at the next sweep).
         if ('put' in change && change.put !== 'key' && change.record.expiresAt <= now) continue

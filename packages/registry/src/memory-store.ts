@@ -49,20 +49,21 @@ export class MemoryStore implements RegistryStore {
   readonly #maxSessions: number
   readonly #maxServers: number
   readonly #sweepIntervalMs: number
-  readonly #now: () => number
+  /** The store's clock (`options.now`), for what a subclass decides by time. */
+  protected readonly now: () => number
   #timer: NodeJS.Timeout | null = null
 
   constructor (options: MemoryStoreOptions = {}) {
     this.#maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS
     this.#maxServers = options.maxServers ?? DEFAULT_MAX_SERVERS
     this.#sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
-    this.#now = options.now ?? Date.now
+    this.now = options.now ?? Date.now
   }
 
   async init (): Promise<void> {
     if (this.#timer !== null) return
-    // sweep() on this store never rejects: it only walks Maps.
-    this.#timer = setInterval(() => { this.sweep(this.#now()).catch(() => {}) }, this.#sweepIntervalMs)
+    // sweep() here only walks Maps; JournalStore's logs its own failures.
+    this.#timer = setInterval(() => { this.sweep(this.now()).catch(() => {}) }, this.#sweepIntervalMs)
     this.#timer.unref()
   }
 
