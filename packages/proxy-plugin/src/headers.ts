@@ -108,13 +108,21 @@ function connectionListed (value: string | string[] | undefined): Set<string> | 
 }
 
 /**
+ * A (lowercase) header name as a backend may read it: CGI, WSGI and PHP read `_` as `-`,
+ * so `X_MCPGW_USER_ID` is X-Mcpgw-User-Id to them. Every rule on a client's header names
+ * matches this form.
+ */
+export function asBackendsReadIt (name: string): string {
+  return name.includes('_') ? name.replaceAll('_', '-') : name
+}
+
+/**
  * Whatever a client sent under these names is dropped: a backend must not take it
  * as something the gateway said. The gateway sets its own X-Forwarded-For, -Proto,
  * -Host and -Prefix; a client's `Forwarded` (RFC 7239) would contradict them.
  */
 function spoofable (name: string): boolean {
-  // CGI, WSGI and PHP read `_` as `-` in header names: `X_MCPGW_USER_ID` is X-Mcpgw-User-Id to them.
-  if (name.includes('_')) name = name.replaceAll('_', '-')
+  name = asBackendsReadIt(name)
   if (name === 'forwarded' || name === 'remote-user') return true
   return name.startsWith('x-') && (name.startsWith('x-mcpgw-') || name.startsWith('x-forwarded-') || name === 'x-real-ip' ||
     // What front proxies and identity-aware proxies tell a backend: the original URL (nginx's

@@ -9,7 +9,7 @@ import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes,
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
 import { fetchRefusal, framedByOtherSite } from './fetch-metadata.js'
-import { servesOpaqueOrigins } from './headers.js'
+import { asBackendsReadIt, servesOpaqueOrigins } from './headers.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
 import { parseTarget } from './request-target.js'
@@ -33,7 +33,7 @@ const READ_METHODS = new Set(['GET', 'HEAD'])
  * and kin) takes a GET for the method they name: on a session without interact, a request
  * carrying one is refused, here and in forward-auth verdicts alike.
  */
-const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
+const METHOD_OVERRIDE_HEADERS = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 
 export function resolveRegistry (fastify: FastifyInstance, registry: Registry | undefined): Registry {
   const found = registry ?? (fastify.hasDecorator('mcpRegistry') ? fastify.mcpRegistry : undefined)
@@ -140,7 +140,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         done(new ScopeDeniedError(request.method))
         return
       }
-      const override = METHOD_OVERRIDE_HEADERS.find((name) => request.headers[name] !== undefined)
+      const override = Object.keys(request.headers).find((name) => METHOD_OVERRIDE_HEADERS.has(asBackendsReadIt(name)))
       if (override !== undefined) {
         done(new ScopeDeniedError(`${request.method} with ${override}`))
         return

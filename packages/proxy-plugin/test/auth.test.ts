@@ -64,7 +64,7 @@ t.test('scopes: without interact, only GET and HEAD', async (t) => {
   t.equal(backend.seen.filter((r) => r.method !== 'GET' && r.method !== 'HEAD').length, 0)
   // A GET a backend framework would take for the method it names: refused, never forwarded.
   const before = backend.seen.length
-  for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+  for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X_HTTP_Method_Override', 'x_method-override']) {
     const res = await fetch(`${gw.origin}/mcp/${viewer}/list`, { headers: { [name]: 'DELETE' } })
     t.equal(res.status, 403, `a view session's GET with ${name}`)
     t.equal((await res.json()).code, 'MCPGW_PROXY_SCOPE_DENIED')

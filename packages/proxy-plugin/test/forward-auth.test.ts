@@ -89,6 +89,7 @@ t.test('path mode: refusals are the proxy\'s own coded answers, and only the edg
     ['a bad token', { uri: '/mcp/abc.def.ghi/x', host }, 401, 'MCPGW_PROXY_TOKEN_MALFORMED'],
     ['a POST on a view-only session', { method: 'POST', uri: `/mcp/${viewer}/api`, host }, 403, 'MCPGW_PROXY_SCOPE_DENIED'],
     ['a method override on a view-only session', { uri: `/mcp/${viewer}/api`, host, headers: { 'x-http-method-override': 'DELETE' } }, 403, 'MCPGW_PROXY_SCOPE_DENIED'],
+    ['a method override spelled with _ on a view-only session', { uri: `/mcp/${viewer}/api`, host, headers: { x_http_method: 'DELETE' } }, 403, 'MCPGW_PROXY_SCOPE_DENIED'],
     ['a Service Worker script', { uri: `/mcp/${viewer}/sw.js`, host, headers: { 'service-worker': 'script' } }, 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'],
     ['a WebSocket from another origin', { uri: `/mcp/${viewer}/ws`, host, headers: { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', origin: 'https://evil.example' } }, 403, 'MCPGW_PROXY_ORIGIN_DENIED'],
     ['a path that climbs', { uri: `/mcp/${viewer}/../../admin`, host }, 400, 'MCPGW_PROXY_BAD_PATH']
