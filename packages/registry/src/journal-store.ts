@@ -268,14 +268,18 @@ function readText (path: string): string {
   }
 }
 
-/** True when a process with this pid exists (EPERM: it exists, as another user's). */
+/**
+ * True when a process with this pid runs (EPERM: it exists, as another user's). A zombie (a
+ * killed gateway its parent has not reaped yet, Linux's /proc says so) does not.
+ */
 function isRunning (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+  const stat = readText(`/proc/${pid}/stat`)
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
 }
 
 /** The rename is durable once the directory entry is: fsync the directory (where the platform allows it). */

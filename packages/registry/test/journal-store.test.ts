@@ -199,6 +199,21 @@ t.test('one process per file: a live holder refuses the next, a dead one\'s lock
   t.equal(readFileSync(`${path}.lock`, 'utf8').trim(), `${process.pid} ${hostname()}`)
   await next.close()
   t.notOk(existsSync(`${path}.lock`), 'closed: the lock goes')
+  // Killed and not reaped yet (a zombie, as right after a SIGKILL): gone, its lock taken over.
+  if (process.platform === 'linux') {
+    const parent = spawn('sh', ['-c', 'sleep 30 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    t.teardown(() => { parent.kill('SIGKILL') })
+    const [chunk] = await within(5000, 'the child\'s pid', once(parent.stdout, 'data')) as [Buffer]
+    const zombie = Number(chunk.toString().trim())
+    process.kill(zombie, 'SIGKILL')
+    await eventually(() => /\) Z/.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')), { within: 5000, what: 'the killed child turning zombie' })
+    writeFileSync(`${path}.lock`, `${zombie} ${hostname()}\n`)
+    const after = new JournalStore({ path })
+    await after.init()
+    await after.close()
+    t.pass('a zombie\'s lock is taken over')
+    parent.kill('SIGKILL')
+  }
   // A holder on another host (a shared volume) cannot be checked: refused.
   writeFileSync(`${path}.lock`, '4242 another-host\n')
   await t.rejects(new JournalStore({ path }).init(), { code: 'MCPGW_REGISTRY_STORE_FILE', message: /process 4242 on another-host holds it/ })
