@@ -41,6 +41,7 @@ Runs the gateway in the foreground. Configuration comes from the environment:
   MCP_WEB_UI_TRUST_PROXY, MCP_WEB_UI_DRAIN_TIMEOUT_MS (10000),
   MCP_WEB_UI_HEADERS_TIMEOUT_MS (30000), MCP_WEB_UI_MAX_CONNECTIONS (0: no cap),
   MCP_WEB_UI_MAX_BODY_BYTES (1 GiB; 0: no cap), MCP_WEB_UI_ACCESS_LOG (false),
+  MCP_WEB_UI_LOG_FORMAT (pretty on a terminal, json otherwise),
   MCP_WEB_UI_REUSE_PORT (false; with a Mongo store, several processes on one port),
   MCP_WEB_UI_FORWARD_AUTH_KEY (forward-auth for nginx, Caddy, Traefik, Envoy),
   MCP_WEB_UI_AUDIT (off; stdout, file:/path or mongo: the audit trail),
@@ -131,7 +132,8 @@ async function start (): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 78)
     throw err
   }
-  const terminal = process.stdout.isTTY === true
+  // Lines for people on a terminal (or when asked for), JSON for log collectors.
+  const terminal = config.logFormat === undefined ? process.stdout.isTTY === true : config.logFormat === 'pretty'
   let app: Awaited<ReturnType<typeof buildGateway>>
   try {
     app = await buildGateway(config, { prettyLogs: terminal })

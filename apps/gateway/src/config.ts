@@ -54,6 +54,8 @@ export interface GatewayConfig {
   debug: boolean
   /** One log line per request (Fastify's request logging). Off by default, on with DEBUG. */
   accessLog: boolean
+  /** Log lines for people (pino-pretty) or JSON; undefined: for people on a terminal, JSON otherwise. */
+  logFormat: 'pretty' | 'json' | undefined
   drainTimeoutMs: number
   /** A client must send its complete request headers within this; slow or silent connections are closed. */
   headersTimeoutMs: number
@@ -103,6 +105,7 @@ const schema = {
     MCP_WEB_UI_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
     MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
+    MCP_WEB_UI_LOG_FORMAT: { type: 'string', enum: ['pretty', 'json'] },
     MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string' },
     MCP_WEB_UI_AUDIT: { type: 'string', pattern: '^(off|stdout|mongo|file:/.+)$' },
@@ -257,6 +260,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
     debug: raw.DEBUG === 'true',
     accessLog: raw.MCP_WEB_UI_ACCESS_LOG === undefined ? raw.DEBUG === 'true' : raw.MCP_WEB_UI_ACCESS_LOG === 'true',
+    logFormat: raw.MCP_WEB_UI_LOG_FORMAT as 'pretty' | 'json' | undefined,
     drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number,
     headersTimeoutMs: raw.MCP_WEB_UI_HEADERS_TIMEOUT_MS as number,
     maxConnections: raw.MCP_WEB_UI_MAX_CONNECTIONS as number,

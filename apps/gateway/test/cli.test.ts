@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
@@ -6,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { eventually, freePort, within } from '@mcp-gw/testkit'
 import t from 'tap'
+import type { Test } from 'tap'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
@@ -70,28 +72,82 @@ t.test('boot errors say what to do: a bad value by example or by its values, a t
   t.notMatch(store.stderr + store.stdout, /hunter2/, 'never the URL\'s password')
 })
 
-t.test('on a terminal: readable lines that say where everything is and how a server registers; Ctrl-C exits 0', async (t) => {
+/** Starts `mcp-gw start` with `command` around it; resolves once the start's summary is on its screen. */
+async function startForPeople (t: Test, command: string[], env: Record<string, string>): Promise<{ child: ChildProcessWithoutNullStreams, screen: () => string, port: number, dataDir: string }> {
   const port = await freePort()
-  // A pseudo-terminal, as a person's shell gives it (util-linux script); -e: its exit code is the gateway's.
   const dataDir = join(t.testdir(), 'state')
-  const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123', MCP_WEB_UI_DATA_DIR: dataDir }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123', MCP_WEB_UI_DATA_DIR: dataDir, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let screen = ''
   child.stdout.on('data', (c: Buffer) => { screen += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { screen += c.toString() })
   // A loaded CI machine starts pino-pretty's worker slowly: the deadline is generous, and a miss shows the screen.
-  await eventually(() => screen.includes('Ctrl-C stops it') || child.exitCode !== null, { what: 'the start\'s summary on the terminal', within: 30_000, everyMs: 50 })
+  await eventually(() => screen.includes('Ctrl-C stops it') || child.exitCode !== null, { what: 'the start\'s summary on the screen', within: 30_000, everyMs: 50 })
     .catch((err: Error) => { throw new Error(`${err.message}; the screen so far:\n${screen}`) })
   t.equal(child.exitCode, null, `the gateway runs (the screen: ${screen})`)
+  return { child, screen: () => screen, port, dataDir }
+}
+
+t.test('lines for people: where everything is and how a server registers; SIGINT (Ctrl-C) exits 0', async (t) => {
+  const { child, screen, port, dataDir } = await startForPeople(t, [process.execPath, CLI, 'start'], { MCP_WEB_UI_LOG_FORMAT: 'pretty' })
   const url = `http://127.0.0.1:${port}`
-  t.match(screen, `mcp-gw is listening on ${url}: path mode, embedded store, kept in ${join(dataDir, `store-${port}.journal`)}`)
-  t.match(screen, `OpenAPI document: ${url}/openapi.json`)
-  t.match(screen, /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/dashboard|off)/, 'where the dashboard is, on a port of its own')
-  t.match(screen, `An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}`)
-  t.notMatch(screen, /\{"level":/, 'log lines for people, not JSON')
+  t.match(screen(), `mcp-gw is listening on ${url}: path mode, embedded store, kept in ${join(dataDir, `store-${port}.journal`)}`)
+  t.match(screen(), `OpenAPI document: ${url}/openapi.json`)
+  t.match(screen(), /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/dashboard|off)/, 'where the dashboard is, on a port of its own')
+  t.match(screen(), `An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}`)
+  t.notMatch(screen(), /\{"level":/, 'log lines for people, not JSON')
+  child.kill('SIGINT')
+  const [code] = await within(15_000, 'the gateway exiting on SIGINT', once(child, 'exit')) as [number | null]
+  t.equal(code, 0, `a clean stop (the screen: ${screen()})`)
+  t.notMatch(screen(), /ERR|Error|failed|Deprecation|Warning/, `no error or warning lines (the screen: ${screen()})`)
+})
+
+// A pseudo-terminal, as a person's shell gives it (util-linux script; -e: its exit code is the
+// gateway's). Where this machine can make none, the test says so and is counted as skipped.
+const ptyProbe = spawnSync('script', ['-qec', 'true', '/dev/null'], { stdio: 'ignore', timeout: 10_000 })
+const noPty = ptyProbe.status === 0 ? false : `no pseudo-terminal here (script exited ${String(ptyProbe.status)}${ptyProbe.error === undefined ? '' : `: ${ptyProbe.error.message}`})`
+
+t.test('on a terminal, lines for people without being asked; Ctrl-C exits 0', { skip: noPty }, async (t) => {
+  const { child, screen, port } = await startForPeople(t, ['script', '-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], {})
+  t.match(screen(), `mcp-gw is listening on http://127.0.0.1:${port}: path mode`)
+  t.notMatch(screen(), /\{"level":/, 'log lines for people, not JSON')
   child.stdin.write('\x03')
   const [code] = await within(15_000, 'the gateway exiting on Ctrl-C', once(child, 'exit')) as [number | null]
-  t.equal(code, 0, `Ctrl-C: a clean stop (the screen: ${screen})`)
-  t.notMatch(screen, /ERR|Error|failed|Deprecation|Warning/, 'and no error or warning lines')
+  t.equal(code, 0, `Ctrl-C: a clean stop (the screen: ${screen()})`)
+})
+
+t.test('the dashboard\'s port taken: the gateway says so, serves on, and stops cleanly', async (t) => {
+  // The dashboard defaults to the gateway's port + 1: another program there must not stop the gateway.
+  const taken = createServer()
+  let port = 0
+  for (let tries = 0; port === 0 && tries < 20; tries++) {
+    const candidate = await freePort()
+    if (candidate === 65535) continue
+    port = await new Promise<number>((resolve) => {
+      taken.once('error', () => resolve(0))
+      taken.listen(candidate + 1, '127.0.0.1', () => resolve(candidate))
+    })
+  }
+  t.not(port, 0, 'a free port whose next port could be taken')
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())))
+  const child = spawn(process.execPath, [CLI, 'start'], { env: { ...process.env, MCP_WEB_UI_DATA_DIR: 'off', MCP_WEB_UI_GATEWAY_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let log = ''
+  child.stdout.on('data', (c: Buffer) => { log += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { log += c.toString() })
+  await eventually(() => log.includes('"msg":"mcp-gw listening"') || child.exitCode !== null, { what: 'the gateway listening', within: 15_000, everyMs: 50 })
+  t.match(log, 'the dashboard did not start: its port is taken; set MCP_WEB_UI_DASHBOARD_PORT to a free port (or off)')
+  t.match(log, /"dashboard":null/, 'its start line says there is no dashboard')
+  // It serves on, past the moment a late error of the dashboard's listener would have stopped it.
+  for (let i = 0; i < 5; i++) {
+    t.equal(await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0), 200, `it serves (${i + 1}/5; the log: ${log})`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  t.equal(child.exitCode, null, 'still running')
+  child.kill('SIGTERM')
+  const [code] = await within(15_000, 'the gateway exiting on SIGTERM', once(child, 'exit')) as [number | null]
+  t.equal(code, 0, `a clean stop (the log: ${log})`)
+  t.notMatch(log, /Unhandled|EADDRINUSE|shutdown failed/, 'no crash and no failed stop')
 })
 
 t.test('a bad configuration stops the boot naming the variable', async (t) => {

@@ -44,6 +44,8 @@ t.test('every variable is read', async (t) => {
   t.match(loadConfig({}), { headersTimeoutMs: 30_000, maxConnections: 0, maxBodyBytes: 1024 ** 3 }, 'limits by default')
   t.equal(loadConfig({ MCP_WEB_UI_ACCESS_LOG: 'true' }).accessLog, true)
   t.equal(loadConfig({ DEBUG: 'true', MCP_WEB_UI_ACCESS_LOG: 'false' }).accessLog, false, 'an explicit setting wins over DEBUG')
+  t.equal(loadConfig({}).logFormat, undefined, 'the log format follows the terminal unless set')
+  t.equal(loadConfig({ MCP_WEB_UI_LOG_FORMAT: 'json' }).logFormat, 'json')
   t.equal(loadConfig({ MCP_WEB_UI_TRUST_PROXY: 'true', MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20) }).trustProxy, true)
   t.equal(loadConfig({ MCP_WEB_UI_WILDCARD_URL: 'http://*.localhost:3082' }).wildcardUrl, 'http://*.localhost:3082')
   t.equal(loadConfig({ MCP_WEB_UI_GATEWAY_PORT: '' }).port, 3082, 'empty means unset')
@@ -63,6 +65,7 @@ t.test('a bad value stops the boot with a message naming the variable, never its
     ['MCP_WEB_UI_JWT_SECRET', { MCP_WEB_UI_MONGO_URL: 'mongodb://db:27017' }],
     ['MCP_WEB_UI_DRAIN_TIMEOUT_MS', { MCP_WEB_UI_DRAIN_TIMEOUT_MS: '-1' }],
     ['MCP_WEB_UI_ACCESS_LOG', { MCP_WEB_UI_ACCESS_LOG: 'yes' }],
+    ['MCP_WEB_UI_LOG_FORMAT', { MCP_WEB_UI_LOG_FORMAT: 'text' }],
     ['MCP_WEB_UI_HEADERS_TIMEOUT_MS', { MCP_WEB_UI_HEADERS_TIMEOUT_MS: '5' }],
     ['MCP_WEB_UI_MAX_BODY_BYTES', { MCP_WEB_UI_MAX_BODY_BYTES: '-1' }],
     // A hop count trusts any client that sends enough X-Forwarded-For entries.
