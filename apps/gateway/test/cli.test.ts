@@ -104,11 +104,14 @@ t.test('lines for people: where everything is and how a server registers; SIGINT
 
 // A pseudo-terminal, as a person's shell gives it (util-linux script; -e: its exit code is the
 // gateway's). Where this machine can make none, the test says so and is counted as skipped.
+// script runs the command through $SHELL -c: `exec` makes the gateway the terminal's only
+// process, as an interactive shell's job is. Without it dash (the /bin/sh script falls back to
+// when SHELL is unset) stays in the foreground group, takes the Ctrl-C too and exits 130.
 const ptyProbe = spawnSync('script', ['-qec', 'true', '/dev/null'], { stdio: 'ignore', timeout: 10_000 })
 const noPty = ptyProbe.status === 0 ? false : `no pseudo-terminal here (script exited ${String(ptyProbe.status)}${ptyProbe.error === undefined ? '' : `: ${ptyProbe.error.message}`})`
 
 t.test('on a terminal, lines for people without being asked; Ctrl-C exits 0', { skip: noPty }, async (t) => {
-  const { child, screen, port } = await startForPeople(t, ['script', '-qfec', `${process.execPath} ${CLI} start`, '/dev/null'], {})
+  const { child, screen, port } = await startForPeople(t, ['script', '-qfec', `exec '${process.execPath}' '${CLI}' start`, '/dev/null'], { SHELL: '/bin/sh' })
   t.match(screen(), `mcp-gw is listening on http://127.0.0.1:${port}: path mode`)
   t.notMatch(screen(), /\{"level":/, 'log lines for people, not JSON')
   child.stdin.write('\x03')
