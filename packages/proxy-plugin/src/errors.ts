@@ -39,5 +39,6 @@ export const BadRequestError = createError<Args<[]>>('MCPGW_PROXY_BAD_REQUEST', 
 export const RouteNotFoundError = createError<Args<[string, string]>>('MCPGW_NOT_FOUND', 'Route %s:%s not found', 404, Error, NO_STACK)
 export const ServiceWorkerRefusedError = createError<Args<[]>>('MCPGW_PROXY_SERVICE_WORKER_REFUSED', 'Service Workers are not served through this gateway: one would outlive its session', 403, Error, NO_STACK)
 export const ForwardAuthDeniedError = createError<Args<[]>>('MCPGW_PROXY_FORWARD_AUTH_DENIED', 'Forward-auth requests need the edge key and the original method, URI and Host', 403, Error, NO_STACK)
+export const EndedListError = createError<Args<[]>>('MCPGW_PROXY_FORWARD_AUTH_BAD_LIST', 'An edge asks which sessions ended with text/plain: up to 1000 session tokens, one per line', 400, Error, NO_STACK)
 export const FrameUnboundError = createError<Args<[]>>('MCPGW_PROXY_FRAME_UNBOUND', 'In another site\'s frame, a session page opens only through its link: open the link again', 403, Error, NO_STACK)
 export const CrossSiteRequestError = createError<Args<[]>>('MCPGW_PROXY_CROSS_SITE', 'Another site started this request: only navigations reach a session from elsewhere', 403, Error, NO_STACK)

@@ -1,7 +1,9 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BadUpgradeError, OriginDeniedError } from './errors.js'
+import type { Authenticator } from './authenticator.js'
+import { errorBody } from './error-reply.js'
+import { BadUpgradeError, EndedListError, OriginDeniedError } from './errors.js'
 import { backendHost, rewriteRequestHeaders } from './headers.js'
 import type { ForwardContext } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
@@ -34,6 +36,21 @@ export const FORWARD_AUTH_KEY_HEADER = 'x-mcpgw-forward-auth-key'
  * against the store that much sooner, so a revocation still bites within its bound.
  */
 export const EDGE_CACHE_HEADER = 'x-mcpgw-edge-cache-ms'
+
+/**
+ * Where an edge that carries event streams and long-polls asks which of the sessions it
+ * carries them for have ended (revoked, expired, unknown), so it can end them too: POST, the
+ * edge key, `text/plain` with one session token per line (at most MAX_ENDED_TOKENS). The answer
+ * is `text/plain`, one line per ended session: its line number (from 0) and the coded refusal a
+ * new request would get, as JSON (`3 {"statusCode":401,"code":"MCPGW_PROXY_TOKEN_REVOKED",...}`),
+ * for the edge to answer with; nothing for sessions still live, or when
+ * the store cannot say (its outage grace holds, as for the gateway's own streams). The tokens
+ * never come back: the edge matches lines by number.
+ */
+export const FORWARD_AUTH_ENDED_PATH = '/_mcpgw/forward-auth/ended'
+export const MAX_ENDED_TOKENS = 1000
+// A session token is a JWT: well under this, whatever its claims.
+const MAX_TOKEN_LENGTH = 4096
 
 /** The answer's headers, for the edge to use. */
 export const VERDICT_HEADERS = {
@@ -92,6 +109,33 @@ function original (req: IncomingMessage, forwarded: string, orig: string | null)
   return a ?? b
 }
 
+/** Whether the request carries the edge key, once (compared in constant time). */
+export function edgeKeyMatches (req: IncomingMessage, expected: Buffer): boolean {
+  const given = one(req, FORWARD_AUTH_KEY_HEADER)
+  return typeof given === 'string' && Buffer.byteLength(given) === expected.length && timingSafeEqual(Buffer.from(given), expected)
+}
+
+/**
+ * The answer to FORWARD_AUTH_ENDED_PATH for `body` (the tokens, one per line): each session
+ * is looked up as a request on it would be (the session cache, revalidated within its bound).
+ */
+export async function endedSessions (authenticator: Authenticator, body: unknown): Promise<string> {
+  if (typeof body !== 'string') throw new EndedListError()
+  const tokens = body.split('\n')
+  if (tokens.at(-1) === '') tokens.pop()
+  if (tokens.length > MAX_ENDED_TOKENS || tokens.some((token) => token.length === 0 || token.length > MAX_TOKEN_LENGTH)) throw new EndedListError()
+  const lines: string[] = []
+  await Promise.all(tokens.map(async (token, i) => {
+    try {
+      await authenticator.sessions.get(token.trim())
+    } catch (err) {
+      // A refusal of the session itself; the store being away is not one.
+      if ((err as { statusCode?: number }).statusCode === 401) lines[i] = `${i} ${JSON.stringify(errorBody(err))}\n`
+    }
+  }))
+  return lines.join('')
+}
+
 /**
  * For `rewriteUrl`: a forward-auth request that carries the edge's key becomes
  * the request it asks about; anything else is left alone (the forward-auth path
@@ -102,8 +146,7 @@ export function forwardAuthRewrite (key: string): (req: IncomingMessage) => void
   return function mcpForwardAuthRewrite (req) {
     const url = req.url ?? '/'
     if (!url.startsWith(FORWARD_AUTH_PATH) || (url.length > FORWARD_AUTH_PATH.length && url.charCodeAt(FORWARD_AUTH_PATH.length) !== 63 /* ? */)) return
-    const given = one(req, FORWARD_AUTH_KEY_HEADER)
-    if (typeof given !== 'string' || Buffer.byteLength(given) !== expected.length || !timingSafeEqual(Buffer.from(given), expected)) return
+    if (!edgeKeyMatches(req, expected)) return
     const headers = req.headers
     const method = original(req, 'x-forwarded-method', 'x-original-method')
     const uri = original(req, 'x-forwarded-uri', 'x-original-uri')

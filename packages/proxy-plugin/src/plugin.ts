@@ -8,8 +8,8 @@ import type { ProxyOptions } from './options.js'
 import { streamingProxy } from './streaming-proxy.js'
 import { resolveRegistry, tokenAuth } from './token-auth.js'
 import { sessionHostOf } from '@mcp-gw/protocol'
-import { ForwardAuthDeniedError, RouteNotFoundError, UnknownSessionHostError } from './errors.js'
-import { FORWARD_AUTH_KEY_HEADER, FORWARD_AUTH_PATH } from './forward-auth.js'
+import { EndedListError, ForwardAuthDeniedError, RouteNotFoundError, UnknownSessionHostError } from './errors.js'
+import { edgeKeyMatches, endedSessions, FORWARD_AUTH_ENDED_PATH, FORWARD_AUTH_KEY_HEADER, FORWARD_AUTH_PATH, MAX_ENDED_TOKENS } from './forward-auth.js'
 import { checkServerOptions } from './server-options.js'
 import { expectationFailed, sendError } from './error-reply.js'
 import { redactUrl } from './request-target.js'
@@ -97,6 +97,23 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
         }
         throw new ForwardAuthDeniedError()
       }
+    })
+    // An edge that carries event streams and long-polls asks which of their sessions ended.
+    const key = Buffer.from(options.forwardAuthKey)
+    await fastify.register(async function mcpForwardAuthEnded (context) {
+      // Its own parser: whatever the host app parses text/plain into, this route reads a string.
+      context.removeAllContentTypeParsers()
+      context.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: MAX_ENDED_TOKENS * 4097 }, (_request, body, done) => { done(null, body) })
+      context.addContentTypeParser('*', (_request, _payload, done) => { done(new EndedListError()) })
+      context.route({
+        method: 'POST',
+        url: FORWARD_AUTH_ENDED_PATH,
+        handler: async function mcpForwardAuthEnded (request, reply) {
+          if (!edgeKeyMatches(request.raw, key)) throw new ForwardAuthDeniedError()
+          const answer = await endedSessions(authenticator, request.body)
+          return await reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(answer)
+        }
+      })
     })
   }
 

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net'
 import { MemoryStore, Registry } from '@mcp-gw/registry'
 import { parseWildcardUrl } from '@mcp-gw/registry'
 import { sessionHostLabel, sessionLink } from '@mcp-gw/protocol'
-import { gatewayRewriteUrl, mcpGateway, FORWARD_AUTH_PATH } from '../src/index.js'
+import { gatewayRewriteUrl, mcpGateway, FORWARD_AUTH_ENDED_PATH, FORWARD_AUTH_PATH } from '../src/index.js'
 import { clientErrorHandler, frameworkErrors } from '../src/error-reply.js'
-import { freePort } from '@mcp-gw/testkit'
+import { eventually, freePort } from '@mcp-gw/testkit'
 import { SECRET, startBackend } from './helpers.js'
 
 const KEY = 'edge-key-0123456789abcdef'
@@ -205,4 +205,56 @@ t.test('the original request is read from one spelling, once: repeated or disagr
   }
   const agreeing = await raw([['x-original-method', 'GET'], ['x-forwarded-method', 'GET'], ['x-forwarded-uri', `/mcp/${viewer}/api`], ['x-original-uri', `/mcp/${viewer}/api`]])
   t.equal(agreeing.status, 200, 'both spellings saying the same thing are fine')
+})
+
+/** POSTs `body` to the ended-sessions path as an edge would. */
+async function askEnded (port: number, body: string, headers: Record<string, string> = { 'content-type': 'text/plain', 'x-mcpgw-forward-auth-key': KEY }): Promise<Answer> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: FORWARD_AUTH_ENDED_PATH, method: 'POST', headers: { accept: 'application/json', ...headers } }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+t.test('an edge carrying streams learns which of their sessions ended, by line number, with the refusal to give', async (t) => {
+  const { port, registry } = await start(t, false)
+  const live = await registry.createSession({ userId: 'alice', serverName: 'todo' })
+  const revoked = await registry.createSession({ userId: 'bob', serverName: 'todo' })
+  const forged = `${live.token.slice(0, -4)}AAAA`
+  // Seen by the gateway before the revocation, as a stream's session is.
+  t.equal((await ask(port, { uri: `/mcp/${revoked.token}/events`, host: `127.0.0.1:${port}` })).status, 200)
+  await registry.revoke({ sessionId: revoked.session.sessionId })
+
+  let answer: Answer | undefined
+  await eventually(async () => {
+    answer = await askEnded(port, `${live.token}\n${revoked.token}\n${forged}\n`)
+    return answer.body.includes('\n2 ') && answer.body.includes('1 ')
+  }, { what: 'the revocation seen (the session cache revalidates within its bound)', within: 5000 })
+  t.equal(answer!.status, 200)
+  t.match(answer!.headers['content-type'], /^text\/plain/)
+  t.equal(answer!.headers['cache-control'], 'no-store')
+  const lines = answer!.body.trimEnd().split('\n').sort()
+  t.equal(lines.length, 2, 'the live session is not listed')
+  t.match(JSON.parse(lines[0]!.slice(2)), { statusCode: 401, code: 'MCPGW_PROXY_TOKEN_REVOKED' }, 'line 1: revoked, with the refusal a request would get')
+  t.match(JSON.parse(lines[1]!.slice(2)), { statusCode: 401, code: 'MCPGW_PROXY_TOKEN_BAD_SIGNATURE' }, 'line 2: never a session of this gateway')
+  t.notMatch(answer!.body, live.token.split('.')[2]!, 'no token comes back')
+
+  const noKey = await askEnded(port, live.token, { 'content-type': 'text/plain' })
+  t.same([noKey.status, JSON.parse(noKey.body).code], [403, 'MCPGW_PROXY_FORWARD_AUTH_DENIED'], 'only the edge with the key is answered')
+  const wrongKey = await askEnded(port, live.token, { 'content-type': 'text/plain', 'x-mcpgw-forward-auth-key': `${KEY.slice(0, -1)}x` })
+  t.equal(wrongKey.status, 403, 'nor with another key')
+  for (const [what, body, type] of [
+    ['JSON', JSON.stringify([live.token]), 'application/json'],
+    ['an empty line', `${live.token}\n\n${live.token}`, 'text/plain'],
+    ['1001 tokens', `${live.token}\n`.repeat(1001), 'text/plain'],
+    ['a line longer than a token can be', 'x'.repeat(5000), 'text/plain']
+  ] as const) {
+    const bad = await askEnded(port, body, { 'content-type': type, 'x-mcpgw-forward-auth-key': KEY })
+    t.same([bad.status, JSON.parse(bad.body).code], [400, 'MCPGW_PROXY_FORWARD_AUTH_BAD_LIST'], `${what}: a coded 400`)
+  }
+  t.equal((await askEnded(port, `${live.token}\n`.repeat(1000))).status, 200, '1000 tokens are answered')
 })
