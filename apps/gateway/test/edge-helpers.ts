@@ -40,8 +40,9 @@ export interface Seen { method: string, url: string, headers: IncomingHttpHeader
  * A hostile backend that records every request it gets: JSON echo, an event stream,
  * headers no backend may send a browser, a cookie and a redirect of its own, WebSocket echo.
  */
-export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: Seen[], stop: () => Promise<void> }> {
+export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: Seen[], connections: () => number, openStreams: () => number, stop: () => Promise<void> }> {
   const seen: Seen[] = []
+  let streams = 0
   const server = createServer((req, res) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     if (req.url === '/events') {
@@ -53,13 +54,28 @@ export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: 
       }, 20)
       return
     }
+    if (req.url === '/forever') {
+      // An event stream that ends only when its client or proxy goes (one event every 100 ms).
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+      let n = 0
+      streams++
+      const tick = setInterval(() => res.write(`data: ${++n}\n\n`), 100)
+      res.on('close', () => { clearInterval(tick); streams-- })
+      return
+    }
+    if (req.url?.startsWith('/poll?ms=') === true) {
+      // A long-poll: the answer comes after the given time.
+      const timer = setTimeout(() => res.end('{"polled":true}'), Number(req.url.slice('/poll?ms='.length)))
+      res.on('close', () => clearTimeout(timer))
+      return
+    }
     if (req.url === '/hostile') {
       res.setHeader('service-worker-allowed', '/')
       res.setHeader('clear-site-data', '"*"')
       res.setHeader('referrer-policy', 'unsafe-url')
       res.setHeader('x-frame-options', 'DENY')
       // Browsers trim attribute names: `Path =/` is Path=/, `Domain =x` is Domain=x.
-      res.setHeader('set-cookie', ['pref=dark; Path=/; Domain=127.0.0.1', 'deep=1; Path=/settings', 'spaced=1; Path =/; Domain =127.0.0.1'])
+      res.setHeader('set-cookie', ['pref=dark; Path=/; Domain=127.0.0.1', 'deep=1; Path=/settings', 'spaced=1; Path =/; Domain =127.0.0.1', 'tabbed=1; Path\t=/; Domain\t=127.0.0.1'])
       res.end('hostile')
       return
     }
@@ -84,6 +100,8 @@ export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: 
     ws.on('error', () => ws.terminate())
     ws.on('message', (data, binary) => ws.send(data, { binary }))
   })
+  let connections = 0
+  server.on('connection', () => { connections++ })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   let stopped = false
   const stop = async (): Promise<void> => {
@@ -95,7 +113,25 @@ export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: 
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
   t.teardown(stop)
-  return { port: (server.address() as AddressInfo).port, seen, stop }
+  return { port: (server.address() as AddressInfo).port, seen, connections: () => connections, openStreams: () => streams, stop }
+}
+
+/**
+ * A Set-Cookie's Path and Domain as a browser reads them (RFC 6265 5.2: attributes split on
+ * `;`, names trimmed of spaces and tabs and matched without case, the last one counting; a
+ * Path not starting with `/` is the default, an empty Domain is ignored).
+ */
+export function cookieScope (cookie: string): { path: string | null, domain: string | null } {
+  let path: string | null = null
+  let domain: string | null = null
+  for (const part of cookie.split(';').slice(1)) {
+    const eq = part.indexOf('=')
+    const name = (eq === -1 ? part : part.slice(0, eq)).replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase()
+    const value = eq === -1 ? '' : part.slice(eq + 1).replace(/^[ \t]+|[ \t]+$/g, '')
+    if (name === 'path') path = value.startsWith('/') ? value : null
+    if (name === 'domain') domain = value === '' ? null : value
+  }
+  return { path, domain }
 }
 
 export interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
@@ -129,10 +165,10 @@ export function send (port: number, path: string, headers: Record<string, string
  * Isolated mode through an edge, asserted the same way for every edge: the link is swapped
  * for a cookie (the backend hearing nothing of it), the cookie authenticates and never reaches
  * the backend, spoofed identity headers in any spelling do not pass, the edge carried the bytes,
- * another site's request is refused, and what a hostile backend sends is policed. `emptyDomain`:
- * the edge blanks a cookie's Domain (nginx) rather than removing it (an empty one is ignored).
+ * another site's request is refused, and what a hostile backend sends is policed (a Domain read
+ * as a browser reads it: nginx blanks one rather than removing it, and an empty one is ignored).
  */
-export async function isolatedModeThroughEdge (t: Test, edge: { name: string, port: number, host: string, token: string, emptyDomain: boolean }, gateway: { metrics: { responses: Record<string, number> } }, backend: { seen: Seen[] }): Promise<void> {
+export async function isolatedModeThroughEdge (t: Test, edge: { name: string, port: number, host: string, token: string }, gateway: { metrics: { responses: Record<string, number> } }, backend: { seen: Seen[] }): Promise<void> {
   const { port, host } = edge
   const swap = await send(port, `/?mcpgw_link=${edge.token}`, { host })
   t.equal(swap.status, 303, 'the link\'s credential is swapped for a cookie')
@@ -158,8 +194,9 @@ export async function isolatedModeThroughEdge (t: Test, edge: { name: string, po
   const hostile = await send(port, '/hostile', { host, cookie })
   t.equal(hostile.headers['service-worker-allowed'], undefined)
   t.equal(hostile.headers['clear-site-data'], undefined)
-  const domain = edge.emptyDomain ? /domain\s*=\s*[^;\s]/i : /domain\s*=/i
-  t.notOk(([hostile.headers['set-cookie']].flat() as string[]).some((c) => domain.test(c)), 'no Domain reaches other session hosts')
+  const widened = ([hostile.headers['set-cookie']].flat() as string[]).filter((c) => cookieScope(c).domain !== null).map((c) => c.split('=')[0])
+  // nginx's proxy_cookie_domain does not read `Domain<TAB>=` (the gap docs/edge/README.md states).
+  t.same(widened, edge.name === 'nginx' ? ['tabbed'] : [], edge.name === 'nginx' ? 'no Domain reaches other session hosts but one spelled `Domain<TAB>=`, which plain nginx cannot read' : 'no Domain reaches other session hosts, in any spelling')
   await frontProxyPolicyThroughEdge(t, port, '', { host, cookie }, backend)
 }
 

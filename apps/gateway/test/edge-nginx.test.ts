@@ -1,14 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { eventually, freePort, startFerretDb, startNginx } from '@mcp-gw/testkit'
+import { eventually, freePort, NGINX_LUA_MODULES, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
@@ -22,136 +23,246 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
     .replaceAll('{{key}}', EDGE_KEY)
     .replaceAll('{{cache_dir}}', cacheDir)
     .replaceAll('{{session_hosts}}', sessionHosts)
-  const nginx = await startNginx({ http, port })
+  const nginx = await startNginx({ http, port, modules: file.includes('pooled') ? NGINX_LUA_MODULES : [] })
   t.teardown(() => nginx.stop())
   return nginx.port
 }
 
-async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
-  return await behindEdge(t, overrides, async (gatewayPort) => await edge(t, 'nginx/path-mode.conf', gatewayPort, await freePort()))
+/** An event stream through the edge: how many events came, and when it ended (resolves then). */
+function openStream (port: number, path: string): { events: () => number, ended: Promise<number> } {
+  let events = 0
+  const ended = new Promise<number>((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream' }, agent: false }, (res) => {
+      res.on('data', (c: Buffer) => { events += c.toString().split('\n\n').length - 1 })
+      res.on('close', () => resolve(Date.now()))
+    })
+    req.on('error', () => resolve(Date.now()))
+    req.end()
+  })
+  return { events: () => events, ended }
 }
 
-t.test('nginx + forward-auth, path mode: nginx carries the bytes, the gateway only answers who may go where', async (t) => {
-  const { port, gw, backend } = await pathMode(t)
-  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  const metrics = gw.app.mcpGateway.metrics
+const PATH_MODE_FILES = ['nginx/path-mode.conf', 'nginx/path-mode-pooled.conf']
 
-  const res = await send(port, `/mcp/${token}/api/items?x=1`, { cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-registrant-rotation': 'spoofed', 'x-mcpgw-user-id': 'mallory', 'x-mcpgw-scopes': 'admin' })
-  t.equal(res.status, 200)
-  const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
-  t.equal(seen.url, '/api/items?x=1', 'the backend gets its own path')
-  t.equal(seen.headers.host, `127.0.0.1:${backend.port}`)
-  t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
-  t.equal(seen.headers['x-mcpgw-scopes'], 'view,interact')
-  t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
-  t.equal(seen.headers['x-mcpgw-instance-id'], session.instanceId, 'and the instance the session belongs to')
-  t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/, 'with the registrant proof')
-  t.equal(seen.headers['x-mcpgw-registrant-rotation'], undefined, 'no rotation proofs from a gateway with one secret, nor a client\'s own')
-  t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
-  t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
-  t.equal(metrics.responses['2xx'], 0, 'not one byte through Node: no response proxied by the gateway')
-  t.ok(metrics.forwardAuthAnswers.allowed >= 1, 'it answered the edge\'s question')
+// Every path-mode test runs against both shipped path-mode configurations: the plain one and
+// the one that pools backend connections with the Lua module.
+for (const file of PATH_MODE_FILES) {
+  t.test(file, async (t) => {
+    async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
+      return await behindEdge(t, overrides, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort()))
+    }
 
-  // Event streams pass event by event.
-  const events = await send(port, `/mcp/${token}/events`, { accept: 'text/event-stream' })
-  t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n')
-})
+    t.test('nginx + forward-auth, path mode: nginx carries the bytes, the gateway only answers who may go where', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      const metrics = gw.app.mcpGateway.metrics
 
-t.test('nginx + forward-auth, path mode: auth before any backend byte, for HTTP and WebSocket; refusals are the gateway\'s coded answers', async (t) => {
-  const { port, gw, backend } = await pathMode(t)
-  const viewer = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'], serverSecret: REGISTRANT_SECRET })).token
-  const cases: Array<[string, string, Record<string, string>, string, number, string]> = [
-    ['no token', '/mcp/', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_MISSING'],
-    ['a forged token', '/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/api', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_BAD_SIGNATURE'],
-    ['a POST on a view-only session', `/mcp/${viewer}/api`, { 'content-type': 'application/json' }, 'POST', 403, 'MCPGW_PROXY_SCOPE_DENIED'],
-    ['a Service Worker script', `/mcp/${viewer}/sw.js`, { 'service-worker': 'script' }, 'GET', 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED']
-  ]
-  for (const [what, path, headers, method, status, code] of cases) {
-    const res = await send(port, path, headers, method, method === 'POST' ? '{"a":1}' : undefined)
-    t.equal(res.status, status, what)
-    t.match(res.body, `"code":"${code}"`, `${what}: the gateway's code`)
-  }
-  // A WebSocket with a forged token is refused before the backend hears of it.
-  const refused = await new Promise<number>((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
-    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
-    ws.on('open', () => { resolve(101); ws.close() })
-    ws.on('error', () => {})
+      const res = await send(port, `/mcp/${token}/api/items?x=1`, { cookie: 'theirs=1; mcpgw_direct_9=x', 'x-mcpgw-registrant-rotation': 'spoofed', 'x-mcpgw-user-id': 'mallory', 'x-mcpgw-scopes': 'admin' })
+      t.equal(res.status, 200)
+      const seen = JSON.parse(res.body) as { url: string, headers: Record<string, string> }
+      t.equal(seen.url, '/api/items?x=1', 'the backend gets its own path')
+      t.equal(seen.headers.host, `127.0.0.1:${backend.port}`)
+      t.equal(seen.headers['x-mcpgw-user-id'], 'alice', 'the gateway\'s identity, never the client\'s')
+      t.equal(seen.headers['x-mcpgw-scopes'], 'view,interact')
+      t.equal(seen.headers['x-mcpgw-session-id'], session.sessionId)
+      t.equal(seen.headers['x-mcpgw-instance-id'], session.instanceId, 'and the instance the session belongs to')
+      t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/, 'with the registrant proof')
+      t.equal(seen.headers['x-mcpgw-registrant-rotation'], undefined, 'no rotation proofs from a gateway with one secret, nor a client\'s own')
+      t.equal(seen.headers['x-forwarded-prefix'], `/mcp/${token}`)
+      t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
+      t.equal(metrics.responses['2xx'], 0, 'not one byte through Node: no response proxied by the gateway')
+      t.ok(metrics.forwardAuthAnswers.allowed >= 1, 'it answered the edge\'s question')
+
+      // Event streams pass event by event.
+      const events = await send(port, `/mcp/${token}/events`, { accept: 'text/event-stream' })
+      t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n')
+    })
+
+    t.test('nginx + forward-auth, path mode: auth before any backend byte, for HTTP and WebSocket; refusals are the gateway\'s coded answers', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const viewer = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'], serverSecret: REGISTRANT_SECRET })).token
+      const cases: Array<[string, string, Record<string, string>, string, number, string]> = [
+        ['no token', '/mcp/', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_MISSING'],
+        ['a forged token', '/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/api', {}, 'GET', 401, 'MCPGW_PROXY_TOKEN_BAD_SIGNATURE'],
+        ['a POST on a view-only session', `/mcp/${viewer}/api`, { 'content-type': 'application/json' }, 'POST', 403, 'MCPGW_PROXY_SCOPE_DENIED'],
+        ['a Service Worker script', `/mcp/${viewer}/sw.js`, { 'service-worker': 'script' }, 'GET', 403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED']
+      ]
+      for (const [what, path, headers, method, status, code] of cases) {
+        const res = await send(port, path, headers, method, method === 'POST' ? '{"a":1}' : undefined)
+        t.equal(res.status, status, what)
+        t.match(res.body, `"code":"${code}"`, `${what}: the gateway's code`)
+      }
+      // A WebSocket with a forged token is refused before the backend hears of it.
+      const refused = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
+        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+        ws.on('open', () => { resolve(101); ws.close() })
+        ws.on('error', () => {})
+      })
+      t.equal(refused, 401, 'a WebSocket with a forged token: 401')
+      t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
+    })
+
+    t.test('nginx + forward-auth, path mode: what a hostile backend sends a browser is policed by nginx as by the gateway', async (t) => {
+      const { port, gw } = await pathMode(t)
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      const res = await send(port, `/mcp/${token}/hostile`)
+      t.equal(res.body, 'hostile')
+      t.equal(res.headers['service-worker-allowed'], undefined, 'no Service-Worker-Allowed')
+      t.equal(res.headers['clear-site-data'], undefined, 'no Clear-Site-Data')
+      t.equal(res.headers['referrer-policy'], 'same-origin', 'the token never leaves in a Referer')
+      const csp = [res.headers['content-security-policy']].flat().join(', ')
+      t.match(csp, "frame-ancestors 'self'")
+      t.match(csp, "frame-ancestors 'none'", 'the backend\'s X-Frame-Options: DENY kept as frame-ancestors')
+      const cookies = [res.headers['set-cookie']].flat() as string[]
+      const paths = cookies.map((c) => cookieScope(c).path?.replace(token, '<token>'))
+      const widened = cookies.filter((c) => cookieScope(c).domain !== null).map((c) => c.split('=')[0])
+      if (file.includes('pooled')) {
+        t.same(paths, ['/mcp/<token>/', '/mcp/<token>/settings', '/mcp/<token>/', '/mcp/<token>/'], 'cookies live under the session\'s prefix, in any spelling')
+        t.same(widened, [], 'and no Domain widens them')
+      } else {
+        // The known gap docs/edge/README.md states: proxy_cookie_path and proxy_cookie_domain do
+        // not read an attribute name followed by a tab, which browsers trim.
+        t.same(paths, ['/mcp/<token>/', '/mcp/<token>/settings', '/mcp/<token>/', '/'], 'cookies live under the session\'s prefix, but for `Path<TAB>=/`, which plain nginx cannot read')
+        t.same(widened, ['tabbed'], 'and only `Domain<TAB>=` widens one')
+      }
+      const redirect = await send(port, `/mcp/${token}/redirect`)
+      t.equal(new URL(String(redirect.headers.location), `http://127.0.0.1:${port}`).href, `http://127.0.0.1:${port}/mcp/${token}/next`, 'a redirect stays inside the session')
+    })
+
+    t.test('nginx + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      await frontProxyPolicyThroughEdge(t, port, `/mcp/${token}`, {}, backend)
+    })
+
+    t.test('nginx + forward-auth: the answer cache cannot be primed into a yes for a request the gateway refuses', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      // Two requests whose key fields, joined with `|`, read the same: a Service Worker script
+      // (refused) and a request whose last field merely ends in "script" (a yes, kept 1 s).
+      const primed = await send(port, `/mcp/${token}/sw.js`, { 'service-worker': '|script' })
+      t.equal(primed.status, 200, 'the priming request is a yes')
+      const before = backend.seen.length
+      const worker = await send(port, `/mcp/${token}/sw.js`, { cookie: '|', 'service-worker': 'script' })
+      t.same([worker.status, JSON.parse(worker.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the worker script is still refused')
+      t.equal(backend.seen.length, before, 'and never reached the backend')
+    })
+
+    t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
+      const { port, gw } = await pathMode(t)
+      const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      // Warm the edge's cache with a yes.
+      t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
+      t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
+      ws.send('ping')
+      t.equal(await echoed, 'ping', 'the WebSocket works through nginx')
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+
+      await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
+      const revokedAt = Date.now()
+      await eventually(async () => (await send(port, `/mcp/${token}/api`)).status === 401, { what: 'the revoked session refused through nginx', within: 2500, everyMs: 50 })
+      const refusedAfter = Date.now() - revokedAt
+      t.ok(refusedAfter <= 2500, `refused ${refusedAfter} ms after the revocation`)
+      const code = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 2500 - (Date.now() - revokedAt) + 200).unref())])
+      t.equal(code, 1008, `the open WebSocket was closed (1008) ${Date.now() - revokedAt} ms after the revocation`)
+    })
+
+    t.test('nginx + forward-auth: a backend that re-registers on a new port is reached at once', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      t.equal((JSON.parse((await send(port, `/mcp/${token}/api`)).body) as { port: number }).port, backend.port)
+      await backend.stop()
+      const moved = await startEdgeBackend(t)
+      await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: moved.port, secret: REGISTRANT_SECRET })
+      const res = await send(port, `/mcp/${token}/api`)
+      t.equal(res.status, 200, 'no error while nginx still holds the old answer: the gateway carries that request')
+      t.equal((JSON.parse(res.body) as { port: number }).port, moved.port, 'answered by the backend on its new port')
+    })
+
+    t.test('nginx + forward-auth: connections to the backend, and a backend registered by host name', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      const requests = 40
+      const before = backend.connections()
+      for (let i = 0; i < requests; i++) t.equal((await send(port, `/mcp/${token}/api?n=${i}`)).status, 200)
+      const opened = backend.connections() - before
+      if (file.includes('pooled')) {
+        t.ok(opened <= 2, `${requests} requests, each from a new client connection, over ${opened} backend connection(s): the pool is used`)
+      } else {
+        // Why the pooled configuration exists: an upstream named in a variable has no pool.
+        t.equal(opened, requests, `the plain configuration opens a backend connection per request (${opened} for ${requests})`)
+      }
+      t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'all of them carried by nginx')
+
+      // The pool takes IP addresses; a backend registered by name is reached through the gateway.
+      await gw.app.mcpRegistry.registerServer({ serverName: 'named', host: 'localhost', port: backend.port, secret: REGISTRANT_SECRET })
+      const named = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'named', serverSecret: REGISTRANT_SECRET })).token
+      const res = await send(port, `/mcp/${named}/api?named=1`)
+      t.equal(res.status, 200, 'a backend registered as localhost answers')
+      t.equal((JSON.parse(res.body) as { url: string }).url, '/api?named=1')
+      t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 1, 'carried by the gateway')
+    })
+
+    if (file.includes('pooled')) {
+      t.test('nginx + Lua: an event stream and a long-poll nginx carries end when their session is revoked', async (t) => {
+        const { port, gw, backend } = await pathMode(t)
+        const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+        const stream = openStream(port, `/mcp/${token}/forever`)
+        await eventually(() => stream.events() >= 3, { what: 'events through nginx', within: 5000 })
+        const poll = send(port, `/mcp/${token}/poll?ms=4000`)
+        await eventually(() => backend.openStreams() === 1 && backend.seen.some((s) => s.url.startsWith('/poll')), { what: 'the long-poll at the backend', within: 5000 })
+        t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'both carried by nginx, not the gateway')
+
+        await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
+        const revokedAt = Date.now()
+        const eventsAtRevocation = stream.events()
+        const ended = await within(6000, 'the stream ended by nginx', stream.ended)
+        const endedAfter = ended - revokedAt
+        // The gateway's bound (2.25 s), the edge's question every 0.5 s, the stream's next event (0.1 s).
+        t.ok(endedAfter <= 3000, `the event stream ended ${endedAfter} ms after the revocation (${stream.events() - eventsAtRevocation} events in between)`)
+        const polled = await poll
+        t.same([polled.status, JSON.parse(polled.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the long-poll\'s answer, come after the revocation, is the gateway\'s refusal')
+        t.notMatch(polled.body, 'polled', 'and nothing of the backend\'s')
+        await eventually(() => backend.openStreams() === 0, { what: 'the backend\'s stream closed too', within: 3000 })
+        const again = await send(port, `/mcp/${token}/api`)
+        t.same([again.status, JSON.parse(again.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'and a new request is refused')
+      })
+    }
+
+    t.test('nginx + forward-auth: with the store down, sessions checked lately keep working and others get the gateway\'s 503', {
+      skip: process.env.MONGO_URL !== undefined && process.env.MONGO_URL !== '' ? 'the server behind MONGO_URL is not ours to stop' : false
+    }, async (t) => {
+      const ferret = await startFerretDb()
+      t.teardown(() => ferret.stop())
+      const backend = await startEdgeBackend(t)
+      const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, mongoUrl: ferret.url, jwtSecret: 'edge-store-down-secret-0123456789abcdef' })
+      await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
+      const port = await edge(t, file, gw.port, await freePort())
+      const used = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
+      const unused = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
+      t.equal((await send(port, `/mcp/${used}/api`)).status, 200)
+
+      await ferret.pause()
+      const known = await send(port, `/mcp/${used}/api?down=1`)
+      t.equal(known.status, 200, 'a session checked within the grace period keeps working')
+      const unknown = await send(port, `/mcp/${unused}/api`)
+      t.equal(unknown.status, 503, 'one never checked cannot be')
+      t.match(unknown.body, '"code":"MCPGW_PROXY_STORE_UNAVAILABLE"')
+      await ferret.start()
+      await eventually(async () => (await send(port, `/mcp/${unused}/api`)).status === 200, { what: 'the store back', within: 10_000 })
+      t.pass('and it works once the store is back')
+    })
+
+    t.test('nginx + forward-auth while the gateway\'s secret rotates: the backend gets the rotation proofs too', async (t) => {
+      const { port, gw } = await pathMode(t, { jwtSecret: ROTATION_SECRETS.current, jwtPreviousSecrets: [ROTATION_SECRETS.previous] })
+      await rotationProofsThroughEdge(t, port, gw.app.mcpRegistry, REGISTRANT_SECRET)
+    })
   })
-  t.equal(refused, 401, 'a WebSocket with a forged token: 401')
-  t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
-})
-
-t.test('nginx + forward-auth, path mode: what a hostile backend sends a browser is policed by nginx as by the gateway', async (t) => {
-  const { port, gw } = await pathMode(t)
-  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  const res = await send(port, `/mcp/${token}/hostile`)
-  t.equal(res.body, 'hostile')
-  t.equal(res.headers['service-worker-allowed'], undefined, 'no Service-Worker-Allowed')
-  t.equal(res.headers['clear-site-data'], undefined, 'no Clear-Site-Data')
-  t.equal(res.headers['referrer-policy'], 'same-origin', 'the token never leaves in a Referer')
-  const csp = [res.headers['content-security-policy']].flat().join(', ')
-  t.match(csp, "frame-ancestors 'self'")
-  t.match(csp, "frame-ancestors 'none'", 'the backend\'s X-Frame-Options: DENY kept as frame-ancestors')
-  const cookies = [res.headers['set-cookie']].flat() as string[]
-  t.same(cookies.map((c) => /path\s*=\s*([^;]*)/i.exec(c)?.[1]), [`/mcp/${token}/`, `/mcp/${token}/settings`, `/mcp/${token}/`], 'cookies live under the session\'s prefix, in any spelling')
-  t.notOk(cookies.some((c) => /domain\s*=\s*[^;\s]/i.test(c)), 'and no Domain widens them')
-  const redirect = await send(port, `/mcp/${token}/redirect`)
-  t.equal(new URL(String(redirect.headers.location), `http://127.0.0.1:${port}`).href, `http://127.0.0.1:${port}/mcp/${token}/next`, 'a redirect stays inside the session')
-})
-
-t.test('nginx + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {
-  const { port, gw, backend } = await pathMode(t)
-  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  await frontProxyPolicyThroughEdge(t, port, `/mcp/${token}`, {}, backend)
-})
-
-t.test('nginx + forward-auth: the answer cache cannot be primed into a yes for a request the gateway refuses', async (t) => {
-  const { port, gw, backend } = await pathMode(t)
-  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  // Two requests whose key fields, joined with `|`, read the same: a Service Worker script
-  // (refused) and a request whose last field merely ends in "script" (a yes, kept 1 s).
-  const primed = await send(port, `/mcp/${token}/sw.js`, { 'service-worker': '|script' })
-  t.equal(primed.status, 200, 'the priming request is a yes')
-  const before = backend.seen.length
-  const worker = await send(port, `/mcp/${token}/sw.js`, { cookie: '|', 'service-worker': 'script' })
-  t.same([worker.status, JSON.parse(worker.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the worker script is still refused')
-  t.equal(backend.seen.length, before, 'and never reached the backend')
-})
-
-t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
-  const { port, gw } = await pathMode(t)
-  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  // Warm the edge's cache with a yes.
-  t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
-  t.equal((await send(port, `/mcp/${token}/api`)).status, 200)
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
-  ws.send('ping')
-  t.equal(await echoed, 'ping', 'the WebSocket works through nginx')
-  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
-
-  await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
-  const revokedAt = Date.now()
-  await eventually(async () => (await send(port, `/mcp/${token}/api`)).status === 401, { what: 'the revoked session refused through nginx', within: 2500, everyMs: 50 })
-  const refusedAfter = Date.now() - revokedAt
-  t.ok(refusedAfter <= 2500, `refused ${refusedAfter} ms after the revocation`)
-  const code = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 2500 - (Date.now() - revokedAt) + 200).unref())])
-  t.equal(code, 1008, `the open WebSocket was closed (1008) ${Date.now() - revokedAt} ms after the revocation`)
-})
-
-t.test('nginx + forward-auth: a backend that re-registers on a new port is reached at once', async (t) => {
-  const { port, gw, backend } = await pathMode(t)
-  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-  t.equal((JSON.parse((await send(port, `/mcp/${token}/api`)).body) as { port: number }).port, backend.port)
-  await backend.stop()
-  const moved = await startEdgeBackend(t)
-  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: moved.port, secret: REGISTRANT_SECRET })
-  const res = await send(port, `/mcp/${token}/api`)
-  t.equal(res.status, 200, 'no error while nginx still holds the old answer: the gateway carries that request')
-  t.equal((JSON.parse(res.body) as { port: number }).port, moved.port, 'answered by the backend on its new port')
-})
+}
 
 t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, the cookie authenticates, other sites are refused', async (t) => {
   const backend = await startEdgeBackend(t)
@@ -163,34 +274,5 @@ t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, t
   const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
   const host = `${sessionHostLabel(session)}.localhost:${port}`
 
-  await isolatedModeThroughEdge(t, { name: 'nginx', port, host, token, emptyDomain: true }, gw.app.mcpGateway, backend)
-})
-
-t.test('nginx + forward-auth: with the store down, sessions checked lately keep working and others get the gateway\'s 503', {
-  skip: process.env.MONGO_URL !== undefined && process.env.MONGO_URL !== '' ? 'the server behind MONGO_URL is not ours to stop' : false
-}, async (t) => {
-  const ferret = await startFerretDb()
-  t.teardown(() => ferret.stop())
-  const backend = await startEdgeBackend(t)
-  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, mongoUrl: ferret.url, jwtSecret: 'edge-store-down-secret-0123456789abcdef' })
-  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
-  const port = await edge(t, 'nginx/path-mode.conf', gw.port, await freePort())
-  const used = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
-  const unused = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
-  t.equal((await send(port, `/mcp/${used}/api`)).status, 200)
-
-  await ferret.pause()
-  const known = await send(port, `/mcp/${used}/api?down=1`)
-  t.equal(known.status, 200, 'a session checked within the grace period keeps working')
-  const unknown = await send(port, `/mcp/${unused}/api`)
-  t.equal(unknown.status, 503, 'one never checked cannot be')
-  t.match(unknown.body, '"code":"MCPGW_PROXY_STORE_UNAVAILABLE"')
-  await ferret.start()
-  await eventually(async () => (await send(port, `/mcp/${unused}/api`)).status === 200, { what: 'the store back', within: 10_000 })
-  t.pass('and it works once the store is back')
-})
-
-t.test('nginx + forward-auth while the gateway\'s secret rotates: the backend gets the rotation proofs too', async (t) => {
-  const { port, gw } = await pathMode(t, { jwtSecret: ROTATION_SECRETS.current, jwtPreviousSecrets: [ROTATION_SECRETS.previous] })
-  await rotationProofsThroughEdge(t, port, gw.app.mcpRegistry, REGISTRANT_SECRET)
+  await isolatedModeThroughEdge(t, { name: 'nginx', port, host, token }, gw.app.mcpGateway, backend)
 })
