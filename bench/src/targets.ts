@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Child } from './proc.js'
 import { spawnServer, waitForOk } from './proc.js'
-import { freePort, NGINX_PATH, spawnGateway as spawnGatewayProcess, startCaddy, startNginx as startTestkitNginx } from '@mcp-gw/testkit'
+import { freePort, NGINX_LUA_MODULES, NGINX_PATH, spawnGateway as spawnGatewayProcess, startCaddy, startNginx as startTestkitNginx } from '@mcp-gw/testkit'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import type { GatewayAdmin, GatewayProcess } from '@mcp-gw/testkit'
@@ -118,21 +118,21 @@ export interface EdgeTarget extends Target {
  * gateway (embedded store). `cache`: nginx keeps yeses 1 s (the snippet as shipped); off,
  * every request is a question to the gateway.
  */
-export async function startEdge (backend: Backend, edge: 'nginx' | 'Caddy', cache: boolean): Promise<EdgeTarget> {
+export async function startEdge (backend: Backend, edge: 'nginx' | 'nginx pooled' | 'Caddy', cache: boolean): Promise<EdgeTarget> {
   const gateway = await spawnGateway({ secret: randomBytes(32).toString('hex'), env: { MCP_WEB_UI_FORWARD_AUTH_KEY: EDGE_KEY, MCP_WEB_UI_TRUST_PROXY: '127.0.0.1' } })
   const session = await withSession(backend, '', gateway, [gateway])
   const token = new URL(session.base).pathname.split('/')[2]!
   let edgeProcess: { port: number, pid: number, stop: () => Promise<void> }
-  if (edge === 'nginx') {
+  if (edge !== 'Caddy') {
     // On tmpfs where there is one, as an operator would put a cache of one-second entries.
     const cacheDir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'mcpgw-bench-cache-'))
-    let http = (await edgeSnippet('nginx/path-mode.conf'))
+    let http = (await edgeSnippet(edge === 'nginx' ? 'nginx/path-mode.conf' : 'nginx/path-mode-pooled.conf'))
       .replaceAll('{{listen}}', '127.0.0.1:{{port}} backlog=4096')
       .replaceAll('{{gateway}}', `127.0.0.1:${gateway.port}`)
       .replaceAll('{{key}}', EDGE_KEY)
       .replaceAll('{{cache_dir}}', cacheDir)
     if (!cache) http = http.replace('    proxy_cache mcpgw_auth;\n', '').replace('    proxy_set_header X-Mcpgw-Edge-Cache-Ms 2000;\n', '')
-    const nginx = await startTestkitNginx({ http, connections: 19990, logLevel: 'error' })
+    const nginx = await startTestkitNginx({ http, connections: 19990, logLevel: 'error', modules: edge === 'nginx' ? [] : NGINX_LUA_MODULES })
     edgeProcess = { ...nginx, stop: async () => { await nginx.stop(); await rm(cacheDir, { recursive: true, force: true }) } }
   } else {
     const port = await freePort()
@@ -142,7 +142,7 @@ export async function startEdge (backend: Backend, edge: 'nginx' | 'Caddy', cach
     })
   }
   return {
-    name: `${edge} + forward-auth${edge === 'nginx' ? (cache ? ' (cache on)' : ' (cache off)') : ''}`,
+    name: `${edge === 'nginx pooled' ? 'nginx + Lua pool' : edge} + forward-auth${edge === 'Caddy' ? '' : (cache ? ' (cache on)' : ' (cache off)')}`,
     base: `http://127.0.0.1:${edgeProcess.port}/mcp/${token}/`,
     pids: [edgeProcess.pid, gateway.pid],
     edgePid: edgeProcess.pid,
