@@ -137,7 +137,7 @@ export function cookieScope (cookie: string): { path: string | null, domain: str
 export interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
 
 /** One request on a fresh connection, with exactly these headers (a Host a browser would send for a session host, say). */
-export function send (port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Answer> {
+export function send (port: number, path: string, headers: Record<string, string | string[]> = {}, method = 'GET', body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // An edge that never answers, or never ends an answer, fails the test in seconds, not at the runner's timeout.
     const deadline = setTimeout(() => {
