@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
@@ -63,12 +63,7 @@ t.test('Caddy + forward-auth, path mode: refusals before any backend byte are th
   }
   const slash = await send(port, `/mcp/${viewer}`, { host })
   t.equal(slash.status, 308, 'the gateway\'s redirect, relayed')
-  const refused = await new Promise<number>((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
-    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
-    ws.on('open', () => { resolve(101); ws.close() })
-    ws.on('error', () => {})
-  })
+  const refused = await forgedWebSocketStatus(port)
   t.equal(refused, 401, 'a WebSocket with a forged token: 401')
   t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
 

@@ -11,7 +11,7 @@ import type { Registry } from '@mcp-gw/registry'
 import type { Test } from 'tap'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { WebSocketServer } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 
 export const EDGE_KEY = 'edge-test-forward-auth-key-0123456789'
 export const REGISTRANT_SECRET = 'edge-test-registrant-secret-0123456789'
@@ -132,6 +132,16 @@ export function cookieScope (cookie: string): { path: string | null, domain: str
     if (name === 'domain') domain = value === '' ? null : value
   }
   return { path, domain }
+}
+
+/** The status an edge answers a WebSocket handshake with a forged token (101 if it opened). */
+export async function forgedWebSocketStatus (port: number): Promise<number> {
+  return await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.on('open', () => { resolve(101); ws.close() })
+    ws.on('error', () => {})
+  })
 }
 
 export interface Answer { status: number, headers: IncomingHttpHeaders, body: string }

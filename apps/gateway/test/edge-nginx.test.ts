@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
@@ -93,12 +93,7 @@ for (const file of PATH_MODE_FILES) {
         t.match(res.body, `"code":"${code}"`, `${what}: the gateway's code`)
       }
       // A WebSocket with a forged token is refused before the backend hears of it.
-      const refused = await new Promise<number>((resolve) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl/ws`)
-        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
-        ws.on('open', () => { resolve(101); ws.close() })
-        ws.on('error', () => {})
-      })
+      const refused = await forgedWebSocketStatus(port)
       t.equal(refused, 401, 'a WebSocket with a forged token: 401')
       t.equal(backend.seen.length, 0, 'the backend saw nothing of any of it')
     })
