@@ -39,5 +39,8 @@ export const FRONT_PROXY_DIRECTIVES: Readonly<Record<string, string>> = {
   'x-accel-limit-rate': '1',
   'x-sendfile': '/etc/passwd',
   'x-lighttpd-send-file': '/etc/passwd',
-  'x-litespeed-location': '{{target}}'
+  'x-litespeed-location': '{{target}}',
+  'x-accel-charset': 'koi8-r',
+  'x-sendfile2': '/etc/passwd 0-',
+  'x-litespeed-cache-control': 'public, max-age=3600'
 }
