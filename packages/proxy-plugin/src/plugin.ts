@@ -108,8 +108,9 @@ async function mcpGatewayPlugin (fastify: FastifyInstance, opts: McpGatewayOptio
       context.route({
         method: 'POST',
         url: FORWARD_AUTH_ENDED_PATH,
+        // The key before the body: no one else gets a byte of it read.
+        onRequest: (request, _reply, done) => { done(edgeKeyMatches(request.raw, key) ? undefined : new ForwardAuthDeniedError()) },
         handler: async function mcpForwardAuthEnded (request, reply) {
-          if (!edgeKeyMatches(request.raw, key)) throw new ForwardAuthDeniedError()
           const answer = await endedSessions(authenticator, request.body)
           return await reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(answer)
         }

@@ -247,6 +247,8 @@ t.test('an edge carrying streams learns which of their sessions ended, by line n
   t.same([noKey.status, JSON.parse(noKey.body).code], [403, 'MCPGW_PROXY_FORWARD_AUTH_DENIED'], 'only the edge with the key is answered')
   const wrongKey = await askEnded(port, live.token, { 'content-type': 'text/plain', 'x-mcpgw-forward-auth-key': `${KEY.slice(0, -1)}x` })
   t.equal(wrongKey.status, 403, 'nor with another key')
+  const noKeyJson = await askEnded(port, '{}', { 'content-type': 'application/json' })
+  t.equal(noKeyJson.status, 403, 'the key is checked before the body is read')
   for (const [what, body, type] of [
     ['JSON', JSON.stringify([live.token]), 'application/json'],
     ['an empty line', `${live.token}\n\n${live.token}`, 'text/plain'],
