@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { eventually, freePort, NGINX_LUA_MODULES, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
@@ -14,7 +15,7 @@ import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
 // placeholders are filled in.
-async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = ''): Promise<number> {
+async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = '', extraHttp = ''): Promise<number> {
   const cacheDir = await mkdtemp(join(tmpdir(), 'mcpgw-edge-cache-'))
   t.teardown(() => rm(cacheDir, { recursive: true, force: true }))
   const http = (await snippet(file))
@@ -22,7 +23,7 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
     .replaceAll('{{gateway}}', `127.0.0.1:${gatewayPort}`)
     .replaceAll('{{key}}', EDGE_KEY)
     .replaceAll('{{cache_dir}}', cacheDir)
-    .replaceAll('{{session_hosts}}', sessionHosts)
+    .replaceAll('{{session_hosts}}', sessionHosts) + extraHttp
   const nginx = await startNginx({ http, port, modules: file.includes('pooled') ? NGINX_LUA_MODULES : [] })
   t.teardown(() => nginx.stop())
   return nginx.port
@@ -152,6 +153,13 @@ for (const file of PATH_MODE_FILES) {
       const twice = await send(port, `/mcp/${token}/worker.js`, { 'service-worker': ['x', 'script'] })
       t.same([twice.status, JSON.parse(twice.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the same with `Service-Worker: script` beside it is refused, not answered from the cache')
       t.equal(backend.seen.length, before + 1, 'and never reached the backend')
+      // More headers than the key reads (100): the one that decides comes after them.
+      t.equal((await send(port, `/mcp/${token}/worker.js`)).status, 200, 'a plain request for it is a yes (kept)')
+      const padding = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-pad-${i}`, '1']))
+      // (Host first: Node would add it last, where a truncated read would miss it and change the key.)
+      const padded = await send(port, `/mcp/${token}/worker.js`, { host: `127.0.0.1:${port}`, ...padding, 'service-worker': 'script' })
+      t.same([padded.status, JSON.parse(padded.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], '`Service-Worker: script` after 100 other headers is refused too')
+      t.equal(backend.seen.length, before + 2, 'and never reached the backend')
     })
 
     t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
@@ -213,6 +221,37 @@ for (const file of PATH_MODE_FILES) {
     })
 
     if (file.includes('pooled')) {
+      t.test('nginx + Lua: an IPv6 backend is pooled; requests handed to the gateway are counted out', async (t) => {
+        // What each worker counts open (the sessions it asks the gateway about), read through a
+        // server of the test's own beside the shipped snippet.
+        const countPort = await freePort()
+        const counter = `\nserver { listen 127.0.0.1:${countPort}; location / { content_by_lua_block { local n = 0; for _, v in pairs(package.loaded.mcpgw_edge.open) do n = n + v end; ngx.say(n) } } }\n`
+        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort(), '', counter))
+        const counted = async (): Promise<number> => Number((await send(countPort, '/')).body)
+
+        const v6 = createServer((_req, res) => res.end('v6'))
+        let v6Connections = 0
+        v6.on('connection', () => { v6Connections++ })
+        await new Promise<void>((resolve) => v6.listen(0, '::1', resolve))
+        t.teardown(() => new Promise<void>((resolve) => { v6.closeAllConnections(); v6.close(() => resolve()) }))
+        await gw.app.mcpRegistry.registerServer({ serverName: 'six', host: '::1', port: (v6.address() as AddressInfo).port, secret: REGISTRANT_SECRET })
+        const six = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'six', serverSecret: REGISTRANT_SECRET })).token
+        for (let i = 0; i < 5; i++) t.equal((await send(port, `/mcp/${six}/api?i=${i}`)).body, 'v6')
+        t.equal(v6Connections, 1, 'five requests to a backend on ::1 over one pooled connection')
+        t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'carried by nginx')
+
+        // A backend that resets every connection: nginx hands the request to the gateway.
+        const reset = createServer()
+        reset.on('connection', (socket) => socket.destroy())
+        await new Promise<void>((resolve) => reset.listen(0, '127.0.0.1', resolve))
+        t.teardown(() => new Promise<void>((resolve) => reset.close(() => resolve())))
+        await gw.app.mcpRegistry.registerServer({ serverName: 'reset', host: '127.0.0.1', port: (reset.address() as AddressInfo).port, secret: REGISTRANT_SECRET })
+        const broken = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'reset', serverSecret: REGISTRANT_SECRET })).token
+        const res = await send(port, `/mcp/${broken}/api`)
+        t.same([res.status, JSON.parse(res.body).code], [502, 'MCPGW_PROXY_BAD_GATEWAY'], 'the gateway\'s coded 502')
+        t.equal(await counted(), 0, 'nothing stays counted open: the ended-sessions poll has nothing left to ask')
+      })
+
       t.test('nginx + Lua: an event stream and a long-poll nginx carries end when their session is revoked', async (t) => {
         const { port, gw, backend } = await pathMode(t)
         const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
