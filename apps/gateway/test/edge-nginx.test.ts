@@ -144,6 +144,17 @@ for (const file of PATH_MODE_FILES) {
       t.same([worker.status, JSON.parse(worker.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the worker script is still refused')
       t.equal(backend.seen.length, before, 'and never reached the backend')
 
+      // A view session's GET is a yes; the same GET with a method override is refused, and a
+      // kept yes must not answer it (frameworks would take it for the method it names).
+      const viewer = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', scopes: ['view'], serverSecret: REGISTRANT_SECRET })).token
+      t.equal((await send(port, `/mcp/${viewer}/api/items`)).status, 200, 'a view session\'s GET is a yes (kept)')
+      const seenBefore = backend.seen.length
+      for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+        const overridden = await send(port, `/mcp/${viewer}/api/items`, { [name]: 'DELETE' })
+        t.same([overridden.status, JSON.parse(overridden.body).code], [403, 'MCPGW_PROXY_SCOPE_DENIED'], `the same GET with ${name}: DELETE is refused, not answered from the cache`)
+      }
+      t.equal(backend.seen.length, seenBefore, 'and never reached the backend')
+
       // A header sent twice: nginx 1.22's $http_ variables see the first value, the gateway every
       // one. The pooled configuration keys on every value; the plain ones cannot (no browser
       // repeats these headers; docs/edge/README.md says so).
@@ -152,14 +163,14 @@ for (const file of PATH_MODE_FILES) {
       t.equal(harmless.status, 200, 'a request with a harmless Service-Worker value is a yes')
       const twice = await send(port, `/mcp/${token}/worker.js`, { 'service-worker': ['x', 'script'] })
       t.same([twice.status, JSON.parse(twice.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], 'the same with `Service-Worker: script` beside it is refused, not answered from the cache')
-      t.equal(backend.seen.length, before + 1, 'and never reached the backend')
+      t.equal(backend.seen.length, seenBefore + 1, 'and never reached the backend')
       // More headers than the key reads (100): the one that decides comes after them.
       t.equal((await send(port, `/mcp/${token}/worker.js`)).status, 200, 'a plain request for it is a yes (kept)')
       const padding = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-pad-${i}`, '1']))
       // (Host first: Node would add it last, where a truncated read would miss it and change the key.)
       const padded = await send(port, `/mcp/${token}/worker.js`, { host: `127.0.0.1:${port}`, ...padding, 'service-worker': 'script' })
       t.same([padded.status, JSON.parse(padded.body).code], [403, 'MCPGW_PROXY_SERVICE_WORKER_REFUSED'], '`Service-Worker: script` after 100 other headers is refused too')
-      t.equal(backend.seen.length, before + 2, 'and never reached the backend')
+      t.equal(backend.seen.length, seenBefore + 2, 'and never reached the backend')
     })
 
     t.test('nginx + forward-auth: revocation bites within 2.5 s for new requests and for an open WebSocket, whatever nginx keeps', async (t) => {
