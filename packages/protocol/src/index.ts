@@ -155,7 +155,26 @@ export function verifyInstanceProbe (answer: unknown, proofKey: string, challeng
  */
 export const INSTANCE_ID_HEADER = 'x-mcpgw-instance-id'
 
-export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', INSTANCE_ID_HEADER, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER] as const
+/**
+ * On a session bound to a person (share level owner or authenticated): who is logged in, as
+ * the gateway maps them (the userId MCP servers use), percent-encoded. Only the gateway sets it.
+ */
+export const LOGIN_USER_HEADER = 'x-mcpgw-login-user'
+
+export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcpgw-server-type', 'x-mcpgw-scopes', INSTANCE_ID_HEADER, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, LOGIN_USER_HEADER] as const
+
+/**
+ * Who may open a session's link, from the narrowest: `owner`, only the logged-in person
+ * the gateway maps to the session's userId; `authenticated`, anyone logged in to the
+ * gateway; `link`, whoever holds the link (a bearer credential, the default).
+ */
+export const SHARE_LEVELS = Object.freeze(['owner', 'authenticated', 'link'] as const)
+export type ShareLevel = typeof SHARE_LEVELS[number]
+
+/** Whether `level` lets in no more people than `cap`. */
+export function shareLevelWithin (level: ShareLevel, cap: ShareLevel): boolean {
+  return SHARE_LEVELS.indexOf(level) <= SHARE_LEVELS.indexOf(cap)
+}
 
 /** The server type of a session when none is given. */
 export const DEFAULT_SERVER_TYPE = 'mcp-webui'

@@ -1,4 +1,4 @@
-import { INCARNATION_HEADER, SERVER_SECRET_HEADER } from '@mcp-gw/protocol'
+import { INCARNATION_HEADER, SERVER_SECRET_HEADER, SHARE_LEVELS } from '@mcp-gw/protocol'
 // The patterns and limits are validate-input's (one home per rule); the schemas only refer to them.
 import { ID_PATTERN, INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, MAX_SCOPES, MAX_USER_ID_LENGTH, SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
 
@@ -64,6 +64,7 @@ export const sessionSchema = {
     serverType: { type: 'string' },
     instanceId: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
+    shareLevel: { type: 'string', enum: [...SHARE_LEVELS] },
     createdAt: iso,
     expiresAt: iso,
     lastActivityAt: iso
@@ -72,7 +73,7 @@ export const sessionSchema = {
 
 export const issuedSchema = {
   type: 'object',
-  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, created: { type: 'boolean' } }
+  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, shareLevel: { type: 'string', enum: [...SHARE_LEVELS] }, created: { type: 'boolean' } }
 } as const
 
 const serverParams = { type: 'object', properties: { serverName } } as const
@@ -155,6 +156,7 @@ export const createSessionSchema = {
       ttlSeconds: { type: 'integer', minimum: 1 },
       scopes: { type: 'array', minItems: 1, maxItems: MAX_SCOPES, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
       rotate: { type: 'boolean' },
+      shareLevel: { type: 'string', enum: [...SHARE_LEVELS], description: 'Who may open the link: owner (only the logged-in person mapped to userId), authenticated (anyone logged in), link (whoever holds it). Default: the gateway\'s MCP_WEB_UI_MAX_SHARE_LEVEL (link); a wider one than that is refused.' },
       metadata,
       instanceId
     }

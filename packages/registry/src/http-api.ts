@@ -154,6 +154,7 @@ function sessionJson (s: SessionRecord): Record<string, unknown> {
     serverType: s.serverType,
     instanceId: s.instanceId,
     scopes: s.scopes,
+    shareLevel: s.shareLevel ?? 'link',
     createdAt: new Date(s.createdAt).toISOString(),
     expiresAt: new Date(s.expiresAt).toISOString(),
     lastActivityAt: new Date(s.lastActivityAt).toISOString()
@@ -380,6 +381,7 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
         expiresAt: new Date(issued.session.expiresAt).toISOString(),
         sessionKey: issued.session.sessionKey,
         sessionId: issued.session.sessionId,
+        shareLevel: issued.session.shareLevel ?? 'link',
         created: issued.created
       }
     },

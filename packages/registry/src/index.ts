@@ -41,5 +41,7 @@ export {
 } from './validate-input.js'
 export type * from './types.js'
 export { DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
+export { SHARE_LEVELS, shareLevelWithin } from '@mcp-gw/protocol'
+export type { ShareLevel } from '@mcp-gw/protocol'
 export { parseWildcardUrl, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin, SESSION_LINK_PARAM } from './session-host.js'
 export type { WildcardUrl } from './session-host.js'

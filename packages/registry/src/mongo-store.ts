@@ -542,6 +542,7 @@ function toSessionDoc (s: SessionRecord): SessionDoc {
     serverType: s.serverType,
     sessionKey: s.sessionKey,
     scopes: [...s.scopes],
+    ...(s.shareLevel !== undefined && { shareLevel: s.shareLevel }),
     createdAt: new Date(s.createdAt),
     expiresAt: new Date(s.expiresAt),
     lastActivityAt: new Date(s.lastActivityAt),
@@ -577,6 +578,8 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
     serverType: d.serverType,
     sessionKey: d.sessionKey,
     scopes: d.scopes,
+    // Absent on link sessions and on records written before share levels.
+    ...(d.shareLevel !== undefined && d.shareLevel !== null && { shareLevel: d.shareLevel }),
     createdAt: d.createdAt.getTime(),
     expiresAt: d.expiresAt.getTime(),
     lastActivityAt: d.lastActivityAt.getTime(),

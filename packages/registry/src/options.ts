@@ -1,4 +1,5 @@
-import { DEFAULT_SCOPES, DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
+import { DEFAULT_SCOPES, DEFAULT_SERVER_TYPE, SHARE_LEVELS } from '@mcp-gw/protocol'
+import type { ShareLevel } from '@mcp-gw/protocol'
 import { DEFAULT_ALLOWED_BACKENDS } from './backend-policy.js'
 import { InvalidOptionError } from './errors.js'
 import type { TokenKey } from './tokens.js'
@@ -38,6 +39,17 @@ export interface RegistryOptions {
   defaultScopes?: string[]
   /** serverType when none is given. Default `mcp-webui`. */
   defaultServerType?: string
+  /**
+   * Whether the proxy in front can tell who is logged in (a login at the gateway, or an
+   * identity-aware edge). Without it, only `link` sessions are created: an `owner` or
+   * `authenticated` one would open for no one. Default false.
+   */
+  logins?: boolean
+  /**
+   * The widest share level a session may have (the operator's cap), and the level of a
+   * session created without one. Below `link` it needs `logins`. Default `link`.
+   */
+  maxShareLevel?: ShareLevel
   /** A registration lives this long after its last heartbeat. Default 90. */
   registrationTtlSeconds?: number
   /** At most one activity write per session per this many ms. Default 30000. */
@@ -69,6 +81,8 @@ export interface NormalizedRegistryOptions {
   readonly maxSessionTtlSeconds: number
   readonly defaultScopes: readonly string[]
   readonly defaultServerType: string
+  readonly logins: boolean
+  readonly maxShareLevel: ShareLevel
   readonly registrationTtlSeconds: number
   readonly activityThrottleMs: number
   readonly sweepIntervalMs: number
@@ -139,6 +153,11 @@ export function validateOptions (options: RegistryOptions = {}): NormalizedRegis
     }
   }
   if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
+  if (options.logins !== undefined && typeof options.logins !== 'boolean') throw new InvalidOptionError('logins', 'expected a boolean')
+  const logins = options.logins === true
+  const maxShareLevel = options.maxShareLevel ?? 'link'
+  if (!SHARE_LEVELS.includes(maxShareLevel)) throw new InvalidOptionError('maxShareLevel', `expected one of ${SHARE_LEVELS.join(', ')}`)
+  if (maxShareLevel !== 'link' && !logins) throw new InvalidOptionError('maxShareLevel', `${maxShareLevel} needs logins: nothing in front of the registry tells who is logged in, so no one could open a session`)
   return Object.freeze({
     secret: options.secret,
     previousSecrets: previousSecretsOption(options.previousSecrets),
@@ -149,6 +168,8 @@ export function validateOptions (options: RegistryOptions = {}): NormalizedRegis
     sessionTtlSeconds,
     maxSessionTtlSeconds,
     defaultScopes,
+    logins,
+    maxShareLevel,
     defaultServerType,
     registrationTtlSeconds: positiveInt('registrationTtlSeconds', options.registrationTtlSeconds, DEFAULT_REGISTRATION_TTL_SECONDS),
     activityThrottleMs: nonNegativeInt('activityThrottleMs', options.activityThrottleMs, DEFAULT_ACTIVITY_THROTTLE_MS),

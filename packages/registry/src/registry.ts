@@ -1,4 +1,5 @@
 import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
+import type { ShareLevel } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import { assertKeyServers, assertLabel, isKeyId, MAX_KEY_SERVERS, newApiKey } from './api-keys.js'
 import { actorFields, Audit, auditText } from './audit.js'
@@ -17,7 +18,7 @@ import type {
   SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
-  assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes,
+  assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes, assertShareLevel,
   assertServerName, assertLimit, assertSessionKey, assertTtlSeconds, assertUserId
 } from './validate-input.js'
 
@@ -40,6 +41,8 @@ export interface CreateSessionInput {
   ttlSeconds?: number
   /** Default `['view', 'interact']`. */
   scopes?: string[]
+  /** Who may open the link (see SHARE_LEVELS). Default: the registry's `maxShareLevel` (`link`). */
+  shareLevel?: ShareLevel
   metadata?: Record<string, unknown>
   /** Replace a live session for the same key instead of returning it. */
   rotate?: boolean
@@ -216,6 +219,7 @@ export class Registry {
     const serverType = input.serverType === undefined ? this.options.defaultServerType : assertServerName(input.serverType, 'serverType')
     const ttlSeconds = input.ttlSeconds === undefined ? this.options.sessionTtlSeconds : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
     const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
+    const shareLevel = input.shareLevel === undefined ? this.options.maxShareLevel : assertShareLevel(input.shareLevel, this.options.maxShareLevel, this.options.logins)
     const metadata = assertMetadata(input.metadata)
     if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
     const owner = input.serverSecret === undefined ? null : await this.assertServerOwner(serverName, input.serverSecret, input.instance)
@@ -235,6 +239,8 @@ export class Registry {
       serverType,
       sessionKey: sessionKeyOf(userId, serverName, serverType),
       scopes,
+      // Absent for link (as on records written before share levels).
+      ...(shareLevel !== 'link' && { shareLevel }),
       createdAt: now,
       expiresAt: exp * 1000,
       lastActivityAt: now,
@@ -261,6 +267,7 @@ export class Registry {
         serverType: s.serverType,
         instanceId: s.instanceId,
         scopes: s.scopes,
+        shareLevel: s.shareLevel ?? 'link',
         ttlSeconds,
         expiresAt: new Date(s.expiresAt).toISOString(),
         ...(input.rotate === true && { rotate: true })
@@ -712,8 +719,10 @@ export class Registry {
 }
 
 /** What the store keeps of a registrant's secret: its SHA-256, never the secret. */
-/** Whether a live session differs from what a call explicitly asked for: other scopes, or a longer life. */
+/** Whether a live session differs from what a call asked for: other scopes or share level, or a longer life. */
 function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input: CreateSessionInput): boolean {
+  // The level is always compared: a cap lowered since, or a level asked, must not hand back a wider link.
+  if ((live.shareLevel ?? 'link') !== (asked.shareLevel ?? 'link')) return true
   if (input.scopes !== undefined && (live.scopes.length !== asked.scopes.length || live.scopes.some((s) => !asked.scopes.includes(s)))) return true
   return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
 }

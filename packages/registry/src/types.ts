@@ -1,3 +1,4 @@
+import type { ShareLevel } from '@mcp-gw/protocol'
 import type { Registry } from './registry.js'
 
 export type Protocol = 'http' | 'https'
@@ -13,6 +14,8 @@ export interface SessionRecord {
   /** `userId:serverName:serverType`: at most one live session per key. */
   sessionKey: string
   scopes: string[]
+  /** Who may open its link (see SHARE_LEVELS); absent (records written before share levels): `link`. */
+  shareLevel?: ShareLevel
   createdAt: number
   expiresAt: number
   lastActivityAt: number

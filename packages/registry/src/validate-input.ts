@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
-import { INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, SERVER_NAME_PATTERN } from '@mcp-gw/protocol'
+import { INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, SERVER_NAME_PATTERN, SHARE_LEVELS, shareLevelWithin } from '@mcp-gw/protocol'
+import type { ShareLevel } from '@mcp-gw/protocol'
 import { InvalidArgumentError } from './errors.js'
 import type { Protocol } from './types.js'
 
@@ -177,4 +178,15 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
+}
+
+/** A session's share level: one of SHARE_LEVELS, within the operator's cap, and only where someone can log in. */
+export function assertShareLevel (value: unknown, cap: ShareLevel, logins: boolean): ShareLevel {
+  if (typeof value !== 'string' || !(SHARE_LEVELS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError('shareLevel', `expected one of ${SHARE_LEVELS.join(', ')}`)
+  }
+  const level = value as ShareLevel
+  if (!shareLevelWithin(level, cap)) throw new InvalidArgumentError('shareLevel', `${level} is wider than this gateway allows (at most ${cap})`)
+  if (level !== 'link' && !logins) throw new InvalidArgumentError('shareLevel', `${level} needs a login at the gateway, and this gateway has none configured`)
+  return level
 }

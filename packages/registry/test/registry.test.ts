@@ -140,3 +140,37 @@ t.test('asking for fewer scopes or a shorter life than the live session has gets
   t.ok(short.session.expiresAt <= clock.now() + 60_000 + 1000, 'a 60-s link lives 60 s')
   t.equal((await registry.createSession({ userId: 'alice', serverName: 'todoodles', scopes: ['view'], ttlSeconds: 3600 })).token, short.token, 'a longer life asked of a live session: the live one (it grants less)')
 })
+
+t.test('share levels: capped by the operator, only where someone can log in, never widened on reuse', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  await store.init()
+  // No login in front: a link bound to a person would open for no one.
+  const plain = makeRegistry(store, clock)
+  await t.rejects(plain.createSession({ userId: 'alice', serverName: 'todoodles', shareLevel: 'owner' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /owner needs a login at the gateway/ })
+  await t.rejects(plain.createSession({ userId: 'alice', serverName: 'todoodles', shareLevel: 'everyone' as 'link' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /expected one of owner, authenticated, link/ })
+  t.throws(() => makeRegistry(store, clock, { maxShareLevel: 'owner' }), { code: 'MCPGW_REGISTRY_INVALID_OPTION', message: /owner needs logins/ })
+
+  // A cap of owner: sessions made without a level are bound to their user; wider ones are refused.
+  const capped = makeRegistry(store, clock, { logins: true, maxShareLevel: 'owner' })
+  const dflt = await capped.createSession({ userId: 'alice', serverName: 'todoodles' })
+  t.equal(dflt.session.shareLevel, 'owner', 'the cap is the default')
+  await t.rejects(capped.createSession({ userId: 'alice', serverName: 'todoodles', shareLevel: 'link' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /link is wider than this gateway allows \(at most owner\)/ })
+  await t.rejects(capped.createSession({ userId: 'alice', serverName: 'todoodles', shareLevel: 'authenticated' }), { message: /wider than this gateway allows/ })
+
+  // Under a wider cap, the live session is handed back only at the level asked.
+  const open = makeRegistry(store, clock, { logins: true })
+  const link = await open.createSession({ userId: 'carol', serverName: 'todoodles', shareLevel: 'link' })
+  const bound = await open.createSession({ userId: 'carol', serverName: 'todoodles', shareLevel: 'owner' })
+  t.equal(bound.created, true, 'asked for owner: a new session, never the bearer link')
+  t.equal((await open.validate(link.token)).valid, false, 'the bearer link it replaced is revoked')
+  const again = await open.createSession({ userId: 'carol', serverName: 'todoodles' })
+  t.equal(again.created, true, 'asked for the default (link) while an owner session lives: a new one at the level asked')
+  t.equal(again.session.shareLevel, undefined)
+  // The cap lowered since (a restart with MCP_WEB_UI_MAX_SHARE_LEVEL=owner): the live bearer link is not handed back.
+  const lowered = makeRegistry(store, clock, { logins: true, maxShareLevel: 'owner' })
+  const afterCap = await lowered.createSession({ userId: 'carol', serverName: 'todoodles' })
+  t.equal(afterCap.created, true)
+  t.equal(afterCap.session.shareLevel, 'owner')
+})

@@ -38,6 +38,18 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     }
   })
 
+  t.test('a session keeps its share level, as the store reads it back', async (t) => {
+    const { registry } = await setup(t, { logins: true })
+    const owner = await registry.createSession({ userId: 'alice', serverName: 'todoodles', shareLevel: 'owner' })
+    t.equal(owner.session.shareLevel, 'owner')
+    const read = await registry.validate(owner.token)
+    t.equal(read.valid && read.session.shareLevel, 'owner', 'validated: the store kept it')
+    const link = await registry.createSession({ userId: 'bob', serverName: 'todoodles' })
+    const linkRead = await registry.validate(link.token)
+    t.equal(linkRead.valid && (linkRead.session.shareLevel ?? 'link'), 'link', 'none asked: a bearer link, as before')
+    t.equal((await registry.listSessions({ serverName: 'todoodles' })).find((s) => s.userId === 'alice')?.shareLevel, 'owner', 'listed with it')
+  })
+
   t.test('the same key returns the live session and the same token', async (t) => {
     const { registry } = await setup(t)
     const first = await registry.createSession({ userId: 'alice', serverName: 'todoodles', metadata: { theme: 'dark' } })

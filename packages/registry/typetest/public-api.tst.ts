@@ -18,11 +18,11 @@ describe('@mcp-gw/registry exports', () => {
       | 'DEFAULT_SWEEP_INTERVAL_MS' | 'FileAuditSink' | 'JournalStore' | 'MAX_METADATA_BYTES' | 'MAX_SCOPES'
       | 'MAX_USER_ID_LENGTH' | 'MIN_API_KEY_LENGTH' | 'MIN_SECRET_BYTES' | 'MemoryAuditSink' | 'MemoryStore'
       | 'MongoAuditSink' | 'MongoStore' | 'Registry' | 'SCOPE_PATTERN' | 'SERVER_NAME_PATTERN'
-      | 'SERVER_SECRET_HEADER' | 'SESSION_LINK_PARAM' | 'SessionQuota' | 'StreamAuditSink' | 'TokenService'
+      | 'SERVER_SECRET_HEADER' | 'SESSION_LINK_PARAM' | 'SHARE_LEVELS' | 'SessionQuota' | 'StreamAuditSink' | 'TokenService'
       | 'apiGuard' | 'apiKeyringFor' | 'auditText' | 'auditUserAgent' | 'default' | 'ensurePrivateDirectory' | 'errors'
       | 'mcpRegistryApi' | 'mcpRegistryPlugin' | 'parseAuditTime' | 'parseStaticRegistrantKeys'
       | 'parseWildcardUrl' | 'readAuditFiles' | 'secretKeyId' | 'sessionHostLabel' | 'sessionHostOf'
-      | 'sessionLink' | 'sessionOrigin' | 'validateOptions'
+      | 'sessionLink' | 'sessionOrigin' | 'shareLevelWithin' | 'validateOptions'
     >()
   })
 
