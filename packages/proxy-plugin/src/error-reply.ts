@@ -35,12 +35,13 @@ export function wantsJson (accept: string | undefined): boolean {
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
-function errorPage (body: GatewayErrorBody): string {
+function errorPage (body: GatewayErrorBody, signOutPath?: string): string {
   const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>${body.statusCode} ${esc(body.error)}</title></head>` +
     `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
     (body.statusCode === 401 ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
     (body.code === 'MCPGW_PROXY_NO_BACKEND' ? '<p>The MCP server that made this link is not running any more. Ask the assistant to open the UI again for a new link.</p>' : '') +
+    (signOutPath !== undefined ? `<form method="post" action="${esc(signOutPath)}"><button type="submit">Log out</button> to open it as someone else.</form>` : '') +
     `<p><code>${esc(body.code)}</code></p></body></html>\n`
 }
 
@@ -50,7 +51,8 @@ export function sendError (reply: FastifyReply, err: unknown): FastifyReply {
   ;(reply.raw as { [ANSWERED_CODE]?: string })[ANSWERED_CODE] = body.code
   reply.code(body.statusCode).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('x-content-type-options', 'nosniff')
   if (wantsJson(reply.request.headers.accept)) return reply.type('application/json; charset=utf-8').send(body)
-  return reply.type('text/html; charset=utf-8').send(errorPage(body))
+  const signOutPath = (err as { signOutPath?: unknown } | null)?.signOutPath
+  return reply.type('text/html; charset=utf-8').send(errorPage(body, typeof signOutPath === 'string' ? signOutPath : undefined))
 }
 
 /** The same answer written straight to a socket (an upgrade that never became a WebSocket). */

@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { FRAME_TICKET_PARAM, IDENTITY_HEADERS, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, urlHost } from '@mcp-gw/protocol'
+import { FRAME_TICKET_PARAM, IDENTITY_HEADERS, LOGIN_USER_HEADER, REGISTRANT_HEADER, REGISTRANT_ROTATION_HEADER, urlHost } from '@mcp-gw/protocol'
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import type { RegistrantProofs } from './authenticator.js'
+import type { LoggedInPerson } from './logins.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, parseTarget, withoutParam } from './request-target.js'
 
@@ -35,6 +36,8 @@ export interface ForwardContext {
   frameTicket: boolean
   /** X-Mcpgw-Registrant (and -Rotation) for this request (null for a registration made without a secret). */
   registrantProof: RegistrantProofs | null
+  /** Who is logged in, on a session bound to a person; null otherwise. */
+  person: LoggedInPerson | null
 }
 
 export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => RegistrantProofs | null): ForwardContext {
@@ -54,7 +57,8 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     frameAncestors: options.frameAncestors,
     opaqueOrigin: sessionCookie === null && servesOpaqueOrigins(request.headers, options),
     frameTicket: (request.mcpTarget as { frameTicket?: string }).frameTicket !== undefined,
-    registrantProof: proofFor(request.mcpBackend!, request.mcpSession!)
+    registrantProof: proofFor(request.mcpBackend!, request.mcpSession!),
+    person: request.mcpPerson
   }
 }
 
@@ -87,8 +91,10 @@ export function backendOrigin (backend: ServerRegistration): string {
  */
 export { IDENTITY_HEADERS }
 
-/** Cookies of mcp-gw itself: `mcpgw_session`, `__Host-mcpgw`, `mcpgw_direct_<port>`. */
-const OWN_COOKIE = /^\s*(__Host-mcpgw|mcpgw_[A-Za-z0-9_]*)\s*=/
+/** Cookies of mcp-gw itself: `mcpgw_session`, `__Host-mcpgw`, `mcpgw_direct_<port>`, `[__Host-]mcpgw_login[_state]`. */
+const OWN_COOKIE = /^\s*(__Host-mcpgw[A-Za-z0-9_]*|mcpgw_[A-Za-z0-9_]*)\s*=/
+/** The same names in any case, for what a backend sets (refused whatever the case, as before). */
+const OWN_COOKIE_ANY_CASE = new RegExp(OWN_COOKIE.source, 'i')
 
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend, which
 // undici would refuse or frame differently (Transfer-Encoding: it chunks a body itself).
@@ -178,6 +184,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-mcpgw-server-type'] = ctx.session.serverType
   out['x-mcpgw-scopes'] = ctx.session.scopes.join(',')
   out['x-mcpgw-instance-id'] = ctx.session.instanceId
+  if (ctx.person !== null) out[LOGIN_USER_HEADER] = encodeURIComponent(ctx.person.userId)
   if (ctx.registrantProof !== null) {
     out[REGISTRANT_HEADER] = ctx.registrantProof.proof
     if (ctx.registrantProof.rotation !== null) out[REGISTRANT_ROTATION_HEADER] = ctx.registrantProof.rotation
@@ -294,8 +301,9 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
   const setCookie = out['set-cookie']
   if (setCookie !== undefined) {
     let cookies = Array.isArray(setCookie) ? setCookie : [String(setCookie)]
-    // A backend never sets the gateway's own cookie on a session host.
-    if (ctx.sessionCookie !== null) cookies = cookies.filter((c) => cookieName(c) !== ctx.sessionCookie!.toLowerCase())
+    // A backend never sets the gateway's own cookies: a session host's, a login's (which it could
+    // otherwise plant, its own person's, in a victim's browser).
+    cookies = cookies.filter((c) => !OWN_COOKIE_ANY_CASE.test(c))
     out['set-cookie'] = cookies.map((c) => scopeCookie(c, base))
   }
 
@@ -335,11 +343,6 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
     out['x-accel-buffering'] = 'no'
   }
   return out
-}
-
-function cookieName (cookie: string): string {
-  const eq = cookie.indexOf('=')
-  return (eq === -1 ? '' : cookie.slice(0, eq)).trim().toLowerCase()
 }
 
 function rewriteLocation (location: string, base: string, backend: ServerRegistration): string {

@@ -2,6 +2,8 @@ import { readWildcardUrl } from '@mcp-gw/protocol'
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { Registry } from '@mcp-gw/registry'
 import { InvalidOptionError } from './errors.js'
+import { loginsOption } from './logins.js'
+import type { LoginSource } from './logins.js'
 
 export const DEFAULT_PREFIX = '/mcp'
 /** Revocation reaches every cached session within this bound. */
@@ -81,6 +83,13 @@ export interface ProxyOptions {
    * the close finishes within this bound. Default 10000.
    */
   drainTimeoutMs?: number
+  /**
+   * Who is logged in, for sessions created with share level `owner` (only the person whose
+   * userId is the session's) or `authenticated` (anyone logged in): without a login such a
+   * session's link opens nothing, and a browser loading a page is sent to log in. Path mode
+   * only for now. Default none: only `link` sessions open.
+   */
+  logins?: LoginSource
   /** Clock, epoch ms. */
   now?: () => number
 }
@@ -104,6 +113,7 @@ export interface NormalizedProxyOptions {
   /** The edge's forward-auth key; null when forward-auth is off. */
   readonly forwardAuthKey: string | null
   readonly drainTimeoutMs: number
+  readonly logins: LoginSource | null
   readonly now: () => number
 }
 
@@ -199,6 +209,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
   }
   if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
   const revalidateMs = int('revalidateMs', options.revalidateMs, DEFAULT_REVALIDATE_MS, 0)
+  const isolation = isolationOption(options.isolation)
   return Object.freeze({
     prefix,
     revalidateMs,
@@ -213,9 +224,10 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     frameAncestors: frameAncestorsPolicy(options.frameAncestors),
     assetFallback: bool('assetFallback', options.assetFallback, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
-    isolation: isolationOption(options.isolation),
+    isolation,
     forwardAuthKey: forwardAuthOption(options.forwardAuth),
     drainTimeoutMs: int('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS, 0),
+    logins: loginsOption(options.logins, isolation !== null),
     now: options.now ?? Date.now
   })
 }

@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
 import { sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
-import { BadPathError, FrameUnboundError, InvalidOptionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
+import { BadPathError, FrameUnboundError, InvalidOptionError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
+import { isPageNavigation } from './logins.js'
 import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
@@ -62,6 +63,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   const authenticator = opts.authenticator ?? new Authenticator(resolveRegistry(fastify, opts.registry), options)
   const sessions = authenticator.sessions
   const isolation = opts.sessionHosts === true ? options.isolation : null
+  const logins = options.logins
   if (opts.sessionHosts === true && isolation === null) throw new InvalidOptionError('isolation', 'session hosts need isolation.wildcardUrl')
   const cookieName = isolation === null ? '' : sessionCookieName(isolation)
   const cookieAttributes = isolation === null ? null : sessionCookieAttributes(isolation, options.frameAncestors)
@@ -83,6 +85,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
   fastify.decorate('mcpAuthenticator', authenticator)
   fastify.decorateRequest('mcpSession', null)
   fastify.decorateRequest('mcpTarget', null)
+  fastify.decorateRequest('mcpPerson', null)
   const audit = authenticator.registry.audit
   fastify.setErrorHandler((err, request, reply) => {
     if (audit.enabled) auditRefusal(audit, request, err)
@@ -134,6 +137,25 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     if (isolation === null && request.method === 'OPTIONS' && servesOpaqueOrigins(request.headers, options) && request.headers['access-control-request-method'] !== undefined && forwardAuthOf(request.raw) === undefined) {
       answerPreflight(request, reply)
       return
+    }
+    const level = session.shareLevel ?? 'link'
+    if (level !== 'link') {
+      // Bound to a person: the link alone opens nothing (here for pages, WebSocket upgrades,
+      // event streams and forward-auth questions alike, all of which pass this hook).
+      const person = logins === null ? null : logins.personOf(request)
+      if (person === null) {
+        if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) {
+          logins.askLogin(request, reply, request.raw.url ?? '/')
+          return
+        }
+        done(new LoginRequiredError())
+        return
+      }
+      if (level === 'owner' && person.userId !== session.userId) {
+        done(Object.assign(new NotYourSessionError(person.label), logins!.signOutPath === undefined ? {} : { signOutPath: logins!.signOutPath }))
+        return
+      }
+      request.mcpPerson = person
     }
     if (!session.scopes.includes('interact')) {
       if (!READ_METHODS.has(request.method)) {

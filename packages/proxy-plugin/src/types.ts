@@ -1,5 +1,6 @@
 import type { ServerRegistration, SessionRecord } from '@mcp-gw/registry'
 import type { Authenticator } from './authenticator.js'
+import type { LoggedInPerson } from './logins.js'
 import type { ProxyMetrics, StreamSet } from './metrics.js'
 import type { RequestTarget } from './request-target.js'
 import type { TunnelSet } from './ws-proxy.js'
@@ -24,6 +25,8 @@ declare module 'fastify' {
     mcpSession: SessionRecord | null
     /** The live backend of that session's server, set by discovery. */
     mcpBackend: ServerRegistration | null
+    /** Who is logged in, set by token-auth for sessions bound to a person (share level owner or authenticated). */
+    mcpPerson: LoggedInPerson | null
     /** Internal: the parsed gateway URL. Holds the token; never log it. */
     mcpTarget: RequestTarget | null
   }

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { MemoryStore, Registry, parseWildcardUrl, sessionHostLabel, sessionLink } from '@mcp-gw/registry'
 import { freePort } from '@mcp-gw/testkit'
-import type { RegistryStore } from '@mcp-gw/registry'
+import type { RegistryOptions, RegistryStore, ShareLevel } from '@mcp-gw/registry'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
@@ -101,16 +101,16 @@ export interface Gateway {
   origin: string
   port: number
   /** Registers `serverName` at the backend and returns a session token for `userId`. */
-  session: (backend: Backend | null, options?: { userId?: string, serverName?: string, scopes?: string[], ttlSeconds?: number }) => Promise<string>
+  session: (backend: Backend | null, options?: { userId?: string, serverName?: string, scopes?: string[], ttlSeconds?: number, shareLevel?: ShareLevel }) => Promise<string>
 }
 
 export async function startGateway (
   t: Test,
-  options: Partial<McpGatewayOptions> & { fastify?: FastifyServerOptions, store?: RegistryStore, now?: () => number, beforeGateway?: (app: FastifyInstance) => void, previousSecrets?: string[] } = {}
+  options: Partial<McpGatewayOptions> & { fastify?: FastifyServerOptions, store?: RegistryStore, now?: () => number, beforeGateway?: (app: FastifyInstance) => void, previousSecrets?: string[], registryOptions?: RegistryOptions } = {}
 ): Promise<Gateway> {
-  const { fastify: fastifyOptions, store: givenStore, beforeGateway, previousSecrets, ...proxyOptions } = options
+  const { fastify: fastifyOptions, store: givenStore, beforeGateway, previousSecrets, registryOptions, ...proxyOptions } = options
   const store = givenStore ?? new MemoryStore(options.now !== undefined ? { now: options.now } : {})
-  const registry = new Registry({ secret: SECRET, store, ...(options.now !== undefined && { now: options.now }), ...(previousSecrets !== undefined && { previousSecrets }) })
+  const registry = new Registry({ secret: SECRET, store, ...(options.now !== undefined && { now: options.now }), ...(previousSecrets !== undefined && { previousSecrets }), ...registryOptions })
   await registry.init()
   const app = Fastify({ logger: false, ...fastifyOptions })
   t.teardown(async () => {
@@ -135,7 +135,8 @@ export async function startGateway (
         userId: opts.userId ?? 'alice',
         serverName,
         ...(opts.scopes !== undefined && { scopes: opts.scopes }),
-        ...(opts.ttlSeconds !== undefined && { ttlSeconds: opts.ttlSeconds })
+        ...(opts.ttlSeconds !== undefined && { ttlSeconds: opts.ttlSeconds }),
+        ...(opts.shareLevel !== undefined && { shareLevel: opts.shareLevel })
       })
       return token
     }

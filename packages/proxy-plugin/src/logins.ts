@@ -1,0 +1,48 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidOptionError } from './errors.js'
+
+/** A person logged in to the gateway, as the host's login (or an identity-aware edge) vouches. */
+export interface LoggedInPerson {
+  /** The person as MCP servers name users: what an `owner` session's userId is compared with. */
+  userId: string
+  /** What to show the person about themselves (an email, a name); userId when there is nothing else. */
+  label: string
+}
+
+/**
+ * Who is logged in, for sessions whose share level is `owner` or `authenticated`: the host
+ * app's login (the gateway's OIDC login, say). `link` sessions never ask it.
+ */
+export interface LoginSource {
+  /** The person this request's login names, or null: read from a signed cookie or header, so synchronous. */
+  personOf (request: FastifyRequest): LoggedInPerson | null
+  /**
+   * Answers a browser's page navigation that carries no login, typically by sending it to
+   * log in and back to `returnTo` (the request's path and query, which in path mode holds
+   * the session's token: keep it out of every URL). Without it such a request gets 401.
+   */
+  askLogin?: (request: FastifyRequest, reply: FastifyReply, returnTo: string) => void
+  /** Where a logged-in person signs out (a POST form's action), shown on the 403 page. */
+  signOutPath?: string
+}
+
+export function loginsOption (value: unknown, isolated: boolean): LoginSource | null {
+  if (value === undefined) return null
+  const source = value as Partial<LoginSource> | null
+  if (typeof source?.personOf !== 'function' || (source.askLogin !== undefined && typeof source.askLogin !== 'function') ||
+    (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !source.signOutPath.startsWith('/')))) {
+    throw new InvalidOptionError('logins', 'expected { personOf(request), askLogin?(request, reply, returnTo), signOutPath? }')
+  }
+  // A session host is an origin of its own: the host's login cookie never reaches it (not built yet).
+  if (isolated) throw new InvalidOptionError('logins', 'logins work in path mode only for now: leave isolation off, or logins')
+  return source as LoginSource
+}
+
+/** Whether a request is a browser loading a page (which can be sent to log in), not a script's fetch. */
+export function isPageNavigation (request: FastifyRequest): boolean {
+  if (request.method !== 'GET') return false
+  const mode = request.headers['sec-fetch-mode']
+  if (mode !== undefined) return mode === 'navigate'
+  const accept = request.headers.accept
+  return typeof accept === 'string' && accept.includes('text/html')
+}

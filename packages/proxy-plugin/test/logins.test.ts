@@ -1,0 +1,105 @@
+import t from 'tap'
+import type { FastifyRequest } from 'fastify'
+import { validateOptions } from '../src/options.js'
+import type { LoggedInPerson, LoginSource } from '../src/logins.js'
+import { rawRequest, startBackend, startGateway, upgradeRequest } from './helpers.js'
+
+/**
+ * The plugin's side of links bound to a person: whatever login the host app has (the gateway's
+ * OIDC login is tested end to end in apps/gateway), the proxy asks it who is logged in on every
+ * request, page, script fetch and WebSocket upgrade alike, for sessions whose share level is
+ * owner or authenticated. Here the host's login is a cookie naming a person, as a LoginSource.
+ */
+const PEOPLE: Record<string, LoggedInPerson> = {
+  alice: { userId: 'alice', label: 'alice@example.test' },
+  bob: { userId: 'bob', label: 'bob@example.test' }
+}
+
+function testLogins (asked: string[]): LoginSource {
+  return {
+    personOf: (request: FastifyRequest) => PEOPLE[/(?:^|;\s*)mcpgw_test_login=(\w+)/.exec(request.headers.cookie ?? '')?.[1] ?? ''] ?? null,
+    askLogin: (_request, reply, returnTo) => {
+      asked.push(returnTo)
+      reply.code(302).header('location', '/login-here').send()
+    },
+    signOutPath: '/log-out'
+  }
+}
+
+const NAVIGATE = { 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document', accept: 'text/html' }
+
+t.test('an owner session opens for its person only; an authenticated one for anyone logged in; a link for whoever holds it', async (t) => {
+  const asked: string[] = []
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { logins: testLogins(asked), registryOptions: { logins: true } })
+  const owner = await gw.session(backend, { userId: 'alice', shareLevel: 'owner' })
+  const anyone = await gw.session(backend, { userId: 'carol', serverName: 'notes', shareLevel: 'authenticated' })
+  const link = await gw.session(backend, { userId: 'dave', serverName: 'board' })
+
+  // No login: a page is sent to log in (the path, token included, handed to the host's login
+  // only), a script's request is refused with a code. The backend hears of neither.
+  const page = await rawRequest(gw.port, `/mcp/${owner}/todos?list=1`, { headers: NAVIGATE })
+  t.equal(page.status, 302)
+  t.equal(page.headers.location, '/login-here')
+  t.same(asked, [`/mcp/${owner}/todos?list=1`], 'the login is told where to come back to')
+  const fetched = await rawRequest(gw.port, `/mcp/${owner}/api/todos`, { headers: { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'same-origin' } })
+  t.equal(fetched.status, 401)
+  t.equal(JSON.parse(fetched.body).code, 'MCPGW_PROXY_LOGIN_REQUIRED')
+  const posted = await rawRequest(gw.port, `/mcp/${owner}/api/todos`, { method: 'POST', headers: NAVIGATE })
+  t.equal(posted.status, 401, 'a POST is never sent to log in (its body would be lost): refused')
+  t.equal(backend.seen.length, 0)
+
+  // Logged in as someone else: 403, saying who is logged in and offering to log out.
+  const asBob = { ...NAVIGATE, cookie: 'mcpgw_test_login=bob' }
+  const refused = await rawRequest(gw.port, `/mcp/${owner}/`, { headers: asBob })
+  t.equal(refused.status, 403)
+  t.match(refused.body, /You are logged in as bob@example\.test/)
+  t.match(refused.body, /<form method="post" action="\/log-out">/)
+  t.match(refused.body, /MCPGW_PROXY_NOT_YOUR_SESSION/)
+  t.notMatch(refused.body, /alice/, 'nothing about whose session it is')
+  const refusedJson = await rawRequest(gw.port, `/mcp/${owner}/api`, { headers: { cookie: 'mcpgw_test_login=bob', accept: 'application/json' } })
+  t.equal(JSON.parse(refusedJson.body).code, 'MCPGW_PROXY_NOT_YOUR_SESSION')
+  t.equal(backend.seen.length, 0)
+
+  // Its person: through, and the backend is told who is logged in, without the login cookie.
+  const asAlice = await rawRequest(gw.port, `/mcp/${owner}/whoami`, { headers: { cookie: 'mcpgw_test_login=alice; theme=dark', accept: 'application/json' } })
+  t.equal(asAlice.status, 200)
+  const seen = JSON.parse(asAlice.body) as { headers: Record<string, string> }
+  t.equal(seen.headers['x-mcpgw-login-user'], 'alice')
+  t.equal(seen.headers['x-mcpgw-user-id'], 'alice')
+  t.equal(seen.headers.cookie, 'theme=dark', 'the host\'s login cookie (mcpgw_*) never reaches a backend')
+
+  // authenticated: anyone logged in, the backend told who.
+  const bobOnNotes = await rawRequest(gw.port, `/mcp/${anyone}/`, { headers: { cookie: 'mcpgw_test_login=bob', accept: 'application/json' } })
+  t.equal(bobOnNotes.status, 200)
+  t.equal((JSON.parse(bobOnNotes.body) as { headers: Record<string, string> }).headers['x-mcpgw-login-user'], 'bob')
+  t.equal((await rawRequest(gw.port, `/mcp/${anyone}/`, { headers: { accept: 'application/json' } })).status, 401, 'and no one who is not')
+
+  // link: as before, and a client cannot claim a login the gateway did not see.
+  const bearer = await rawRequest(gw.port, `/mcp/${link}/`, { headers: { accept: 'application/json', 'x-mcpgw-login-user': 'alice' } })
+  t.equal(bearer.status, 200)
+  t.equal((JSON.parse(bearer.body) as { headers: Record<string, string> }).headers['x-mcpgw-login-user'], undefined)
+})
+
+t.test('a WebSocket of an owner session opens for its person only', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true } })
+  const owner = await gw.session(backend, { userId: 'alice', shareLevel: 'owner' })
+  const none = await upgradeRequest(gw.port, `/mcp/${owner}/ws`, { headers: { accept: 'application/json' } })
+  t.equal(none.status, 401)
+  t.equal(JSON.parse(none.body).code, 'MCPGW_PROXY_LOGIN_REQUIRED')
+  const bob = await upgradeRequest(gw.port, `/mcp/${owner}/ws`, { headers: { cookie: 'mcpgw_test_login=bob', accept: 'application/json' } })
+  t.equal(bob.status, 403)
+  t.equal(JSON.parse(bob.body).code, 'MCPGW_PROXY_NOT_YOUR_SESSION')
+  t.equal(backend.seen.length, 0, 'neither reached the backend')
+  const alice = await upgradeRequest(gw.port, `/mcp/${owner}/ws`, { headers: { cookie: 'mcpgw_test_login=alice' } })
+  t.equal(alice.status, 101)
+  alice.socket?.destroy()
+})
+
+t.test('logins are checked as options: a LoginSource, and path mode only for now', async (t) => {
+  t.throws(() => validateOptions({ logins: {} as LoginSource }), { code: 'MCPGW_PROXY_INVALID_OPTION', message: /personOf/ })
+  t.throws(() => validateOptions({ logins: { personOf: () => null, signOutPath: 'https://elsewhere' } }), { code: 'MCPGW_PROXY_INVALID_OPTION' })
+  t.throws(() => validateOptions({ logins: { personOf: () => null }, isolation: { wildcardUrl: 'http://*.localhost:3082' } }), { code: 'MCPGW_PROXY_INVALID_OPTION', message: /path mode only/ })
+  t.equal(validateOptions({}).logins, null)
+})
