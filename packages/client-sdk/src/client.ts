@@ -24,6 +24,13 @@ export interface RegisterInput {
 export interface SessionOptions {
   ttlSeconds?: number
   scopes?: string[]
+  /**
+   * Who may open the link: `owner` (only the person logged in to the gateway as this userId),
+   * `authenticated` (anyone logged in to it), `link` (whoever holds it). Default: the gateway's
+   * `MCP_WEB_UI_MAX_SHARE_LEVEL` (`link` unless the operator lowered it). `owner` and
+   * `authenticated` need a gateway with a login, and are never answered with a direct link.
+   */
+  shareLevel?: 'owner' | 'authenticated' | 'link'
   /** Replace a live session for the same user instead of returning it. */
   rotate?: boolean
 }
@@ -452,8 +459,11 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
   async createSession (userId: string, sessionOptions: SessionOptions = {}): Promise<SessionLink> {
     if (this.#state === 'closed') throw new ClosedError()
     if (typeof userId !== 'string' || userId.length === 0) throw new InvalidOptionError('userId', 'expected a non-empty string')
+    const personBound = sessionOptions.shareLevel !== undefined && sessionOptions.shareLevel !== 'link'
     if (this.mode === 'direct') {
       if (this.#registration === null) throw new NotRegisteredError()
+      // A direct link is a bearer link: never one for a session bound to a person.
+      if (personBound) throw new InvalidOptionError('shareLevel', `${String(sessionOptions.shareLevel)} needs the gateway's login; a direct link opens for whoever holds it`)
       return this.#directLink(userId, sessionOptions)
     }
     if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
@@ -484,7 +494,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     } catch (caught) {
       // Said with the whole bound, not what was left of it for the last call.
       const err = caught instanceof GatewayTimeoutError ? new GatewayTimeoutError(this.#options.gatewayUrl, bound, { cause: caught }) : caught
-      if (!this.#options.fallback || !isUnreachable(err) || this.#registration === null || !directLinksWork(this.#registration)) throw err
+      if (!this.#options.fallback || personBound || !isUnreachable(err) || this.#registration === null || !directLinksWork(this.#registration)) throw err
       const wasRegistered = this.#state === 'registered'
       this.#unreachable(err as Error)
       // Registered a moment ago, unreachable (or too slow) now: the loop finds out the rest.
@@ -500,6 +510,7 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(this.#options.serverType !== undefined && { serverType: this.#options.serverType }),
       ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
+      ...(sessionOptions.shareLevel !== undefined && { shareLevel: sessionOptions.shareLevel }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }, this.#callOptions(timeoutMs))

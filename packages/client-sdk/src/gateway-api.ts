@@ -57,6 +57,7 @@ export interface CreateSessionBody {
   serverType?: string
   ttlSeconds?: number
   scopes?: string[]
+  shareLevel?: 'owner' | 'authenticated' | 'link'
   rotate?: boolean
   instanceId?: string
 }

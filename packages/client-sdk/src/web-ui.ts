@@ -1,4 +1,4 @@
-import { DEFAULT_SERVER_TYPE } from '@mcp-gw/protocol'
+import { DEFAULT_SERVER_TYPE, LOGIN_USER_HEADER } from '@mcp-gw/protocol'
 import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -108,6 +108,11 @@ export interface GatewayIdentity {
   sessionId: string
   serverType: string
   scopes: string[]
+  /**
+   * On a session bound to a person (share level owner or authenticated): who is logged in to
+   * the gateway (X-Mcpgw-Login-User), as the gateway maps people to user ids. Absent otherwise.
+   */
+  loginUser?: string
 }
 
 /**
@@ -130,10 +135,18 @@ export function gatewayIdentity (headers: IncomingHttpHeaders): GatewayIdentity 
   } catch {
     return null
   }
+  let loginUser: string | undefined
+  try {
+    const login = one(LOGIN_USER_HEADER)
+    loginUser = login === undefined ? undefined : decodeURIComponent(login)
+  } catch {
+    return null
+  }
   return {
     userId,
     sessionId,
     serverType: one('x-mcpgw-server-type') ?? DEFAULT_SERVER_TYPE,
-    scopes: (one('x-mcpgw-scopes') ?? '').split(',').filter((s) => s.length > 0)
+    scopes: (one('x-mcpgw-scopes') ?? '').split(',').filter((s) => s.length > 0),
+    ...(loginUser !== undefined && { loginUser })
   }
 }

@@ -296,3 +296,33 @@ t.test('startWebUI binds a Fastify app by its server', async (t) => {
   t.same(await (await fetch(`http://127.0.0.1:${ui.port}/`, { headers: { 'x-forwarded-prefix': '/mcp/t.o.k' } })).json(), { base: '/mcp/t.o.k/' })
   await ui.close()
 })
+
+t.test('shareLevel: asked of the gateway, and never answered with a direct (bearer) link', async (t) => {
+  const { freePort } = await import('@mcp-gw/testkit')
+  const gw = await startGateway(t, 0, 3, { registry: { logins: true } })
+  const client = createGatewayClient({ serverName: 'todoodles', gatewayUrl: gw.url, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct' })
+  t.teardown(() => client.close())
+  await client.register({ host: '127.0.0.1', port: 12871 })
+  const owner = await client.createSession('alice', { shareLevel: 'owner' })
+  const read = await gw.app.mcpRegistry.validate(owner.token)
+  t.equal(read.valid && read.session.shareLevel, 'owner', 'the gateway made an owner session')
+  // A gateway without a login refuses it: said as the gateway's refusal.
+  const plain = await startGateway(t)
+  const plainClient = createGatewayClient({ serverName: 'todoodles', gatewayUrl: plain.url, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct' })
+  t.teardown(() => plainClient.close())
+  await plainClient.register({ host: '127.0.0.1', port: 12872 })
+  await t.rejects(plainClient.createSession('alice', { shareLevel: 'owner' }), { code: 'MCPGW_SDK_REQUEST_FAILED' })
+  // The gateway gone, with the direct fallback on: an owner link fails, a bearer one falls back.
+  const gone = createGatewayClient({ serverName: 'todoodles', gatewayUrl: `http://127.0.0.1:${await freePort()}`, apiKey: API_KEY, logger: quietLogger(), fallback: 'direct', registerTimeoutMs: 300 })
+  t.teardown(() => gone.close())
+  const ui = await startWebUI((_req, res) => res.end('ui'), { portRange: [12000, 13000], client: gone })
+  t.teardown(() => ui.close())
+  await t.rejects(gone.createSession('alice', { shareLevel: 'owner' }), { code: 'MCPGW_SDK_GATEWAY_UNREACHABLE' })
+  t.equal((await gone.createSession('alice', { shareLevel: 'link' })).via, 'direct')
+  // Direct mode: no gateway, no login: refused, never a bearer link.
+  const direct = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger() })
+  const directUi = await startWebUI((_req, res) => res.end('ui'), { portRange: [12000, 13000], client: direct })
+  t.teardown(() => directUi.close())
+  await t.rejects(direct.createSession('alice', { shareLevel: 'authenticated' }), { code: 'MCPGW_SDK_INVALID_OPTION', message: /authenticated needs the gateway's login/ })
+  t.equal(gatewayIdentity({ 'x-mcpgw-user-id': 'alice', 'x-mcpgw-session-id': 's', 'x-mcpgw-login-user': 'bob%40example.test' })?.loginUser, 'bob@example.test', 'who is logged in, on a session bound to a person')
+})
