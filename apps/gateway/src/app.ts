@@ -11,6 +11,7 @@ import { journalPath, keptSecret } from './data-dir.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
 import { buildDashboard } from './dashboard.js'
+import { gatewayLogin } from './login.js'
 
 export interface BuildOptions {
   /** Where logs go: a pino destination; default stdout. */
@@ -63,6 +64,9 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
 
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
+    // Sessions bound to a person need someone to tell who is logged in: the gateway's login.
+    logins: config.oidc !== null,
+    maxShareLevel: config.maxShareLevel,
     ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
   }
   // The embedded store kept in the data directory (port 0 has nothing to come back to).
@@ -119,7 +123,11 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       proxyPrefix: config.prefix
     })
   })
-  await app.register(mcpGateway, proxy)
+  // The login (with MCP_WEB_UI_OIDC_ISSUER): its routes on this origin, its answer to "who is this?" for the proxy.
+  const logins = config.oidc === null
+    ? undefined
+    : gatewayLogin(app, { oidc: config.oidc, publicUrl: config.publicUrl!, prefix: config.prefix, signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw login') })
+  await app.register(mcpGateway, { ...proxy, ...(logins !== undefined && { logins }) })
 
   // Monitoring and the API description are the operator's: registrant keys get 403.
   const keyring = apiKeyringFor(app.mcpRegistry, {

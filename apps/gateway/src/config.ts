@@ -1,11 +1,13 @@
 import { join } from 'node:path'
+import { isLoopbackHost } from '@mcp-gw/protocol'
 import { validateOptions as validateProxyOptions } from '@mcp-gw/proxy-plugin'
 import type { McpGatewayOptions } from '@mcp-gw/proxy-plugin'
 import {
   DEFAULT_MAX_SESSIONS_PER_SERVER, DEFAULT_SESSION_BURST, DEFAULT_SESSION_RATE_PER_SECOND, MIN_API_KEY_LENGTH, MIN_SECRET_BYTES,
   parseStaticRegistrantKeys
 } from '@mcp-gw/registry'
-import type { StaticApiKey } from '@mcp-gw/registry'
+import { SHARE_LEVELS } from '@mcp-gw/registry'
+import type { ShareLevel, StaticApiKey } from '@mcp-gw/registry'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
 
@@ -72,6 +74,23 @@ export interface GatewayConfig {
   forwardAuthKey: string | undefined
   /** The audit trail's sink; null: off. */
   audit: AuditConfig | null
+  /** A login at the gateway against an OpenID provider (MCP_WEB_UI_OIDC_*); null: none. */
+  oidc: OidcConfig | null
+  /** The widest share level a session may have, and the level of one created without any. */
+  maxShareLevel: ShareLevel
+}
+
+/** The gateway's OpenID Connect login (authorization code flow with PKCE). */
+export interface OidcConfig {
+  issuer: string
+  clientId: string
+  /** Absent: a public client (PKCE alone). */
+  clientSecret: string | undefined
+  scopes: string
+  /** The ID token (or userinfo) claim that names a person as MCP servers name users: sub, email, preferred_username... */
+  userClaim: string
+  /** How long a login lasts before the browser goes through the provider again (silently, while the provider's own session lasts). */
+  loginSeconds: number
 }
 
 export { ConfigError }
@@ -112,6 +131,13 @@ const schema = {
     MCP_WEB_UI_AUDIT_FILE_MAX_BYTES: { type: 'integer', minimum: 4096, default: 10 * 1024 * 1024 },
     MCP_WEB_UI_AUDIT_FILE_KEEP: { type: 'integer', minimum: 0, maximum: 100, default: 5 },
     MCP_WEB_UI_AUDIT_RETENTION_DAYS: { type: 'integer', minimum: 1, maximum: 3650, default: 30 },
+    MCP_WEB_UI_OIDC_ISSUER: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$' },
+    MCP_WEB_UI_OIDC_CLIENT_ID: { type: 'string', minLength: 1 },
+    MCP_WEB_UI_OIDC_CLIENT_SECRET: { type: 'string', minLength: 1 },
+    MCP_WEB_UI_OIDC_SCOPES: { type: 'string', pattern: '(^|\\s)openid(\\s|$)', default: 'openid email profile' },
+    MCP_WEB_UI_OIDC_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'sub' },
+    MCP_WEB_UI_LOGIN_HOURS: { type: 'number', exclusiveMinimum: 0, maximum: 720, default: 8 },
+    MCP_WEB_UI_MAX_SHARE_LEVEL: { type: 'string', enum: [...SHARE_LEVELS] },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -196,7 +222,10 @@ const PATTERN_HINTS: Record<string, string> = {
   MCP_WEB_UI_WILDCARD_URL: 'a scheme, *. and a domain, with an optional port, e.g. https://*.apps.example.com or http://*.localhost:3082',
   MCP_WEB_UI_AUDIT: 'off, stdout, mongo or file:/absolute/path',
   MCP_WEB_UI_DASHBOARD_PORT: 'a port number, or off',
-  MCP_WEB_UI_DATA_DIR: 'an absolute directory path, e.g. /var/lib/mcp-gw, or off (the embedded store in memory only)'
+  MCP_WEB_UI_DATA_DIR: 'an absolute directory path, e.g. /var/lib/mcp-gw, or off (the embedded store in memory only)',
+  MCP_WEB_UI_OIDC_ISSUER: 'the OpenID provider\'s issuer URL, e.g. https://accounts.google.com or https://keycloak.example.com/realms/main',
+  MCP_WEB_UI_OIDC_SCOPES: 'space-separated scopes including openid, e.g. openid email profile',
+  MCP_WEB_UI_OIDC_USER_CLAIM: 'a claim name such as sub, email or preferred_username'
 }
 
 /**
@@ -267,7 +296,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     maxBodyBytes: raw.MCP_WEB_UI_MAX_BODY_BYTES as number,
     reusePort: raw.MCP_WEB_UI_REUSE_PORT === 'true',
     forwardAuthKey: raw.MCP_WEB_UI_FORWARD_AUTH_KEY as string | undefined,
-    audit: auditConfig(raw)
+    audit: auditConfig(raw),
+    oidc: oidcConfig(raw),
+    maxShareLevel: (raw.MCP_WEB_UI_MAX_SHARE_LEVEL as ShareLevel | undefined) ?? 'link'
   }
   for (const origin of config.corsOrigins) {
     if (origin === '*') throw new ConfigError('invalid configuration: MCP_WEB_UI_CORS_ORIGINS may not contain *; list the origins')
@@ -308,6 +339,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
     throw new ConfigError(`invalid configuration: MCP_WEB_UI_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
   }
+  checkLogins(config)
   checkPrevious('MCP_WEB_UI_JWT_SECRET', config.jwtSecret, config.jwtPreviousSecrets, MIN_SECRET_BYTES, 'bytes')
   checkPrevious('MCP_WEB_UI_GATEWAY_API_KEY', config.apiKey, config.previousApiKeys, 16, 'characters')
   return config
@@ -347,4 +379,40 @@ export function reusePortSupported (version = process.versions.node, platform: s
   const [major = 0, minor = 0] = version.split('.').map(Number)
   const recent = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
   return recent && ['linux', 'freebsd', 'openbsd', 'netbsd', 'dragonfly'].includes(platform)
+}
+
+function oidcConfig (raw: Record<string, unknown>): OidcConfig | null {
+  const issuer = raw.MCP_WEB_UI_OIDC_ISSUER as string | undefined
+  const clientId = raw.MCP_WEB_UI_OIDC_CLIENT_ID as string | undefined
+  if (issuer === undefined) {
+    if (clientId !== undefined || raw.MCP_WEB_UI_OIDC_CLIENT_SECRET !== undefined) throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_CLIENT_ID and _SECRET need MCP_WEB_UI_OIDC_ISSUER')
+    return null
+  }
+  if (clientId === undefined) throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_OIDC_CLIENT_ID (the client registered for the gateway at the provider)')
+  return {
+    issuer,
+    clientId,
+    clientSecret: raw.MCP_WEB_UI_OIDC_CLIENT_SECRET as string | undefined,
+    scopes: (raw.MCP_WEB_UI_OIDC_SCOPES as string).trim().split(/\s+/).join(' '),
+    userClaim: raw.MCP_WEB_UI_OIDC_USER_CLAIM as string,
+    loginSeconds: Math.round((raw.MCP_WEB_UI_LOGIN_HOURS as number) * 3600)
+  }
+}
+
+/** A login needs a fixed address to come back to, and an issuer reached over https (or on this machine). */
+function checkLogins (config: GatewayConfig): void {
+  if (config.maxShareLevel !== 'link' && config.oidc === null) {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_MAX_SHARE_LEVEL=${config.maxShareLevel} needs a login at the gateway (MCP_WEB_UI_OIDC_ISSUER): without one, no one could open a session`)
+  }
+  if (config.oidc === null) return
+  if (config.publicUrl === undefined) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_PUBLIC_URL: the provider sends browsers back to <public url>/_mcpgw/login/callback, registered as the client\'s redirect URI')
+  }
+  if (config.wildcardUrl !== undefined) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER works in path mode only for now: leave MCP_WEB_UI_WILDCARD_URL unset')
+  }
+  const issuer = new URL(config.oidc.issuer)
+  if (issuer.protocol === 'http:' && !isLoopbackHost(issuer.host)) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER must be an https URL (http only for a provider on this machine, such as a test one on 127.0.0.1)')
+  }
 }

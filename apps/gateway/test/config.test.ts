@@ -123,3 +123,34 @@ t.test('rotation: the previous JWT secrets and API keys, comma-separated', async
   t.match(loadConfig({}), { jwtPreviousSecrets: [], previousApiKeys: [] }, 'none by default')
   t.same(loadConfig({ MCP_WEB_UI_JWT_SECRET: 'c'.repeat(32), MCP_WEB_UI_JWT_SECRET_PREVIOUS: '' }).jwtPreviousSecrets, [], 'empty means unset')
 })
+
+t.test('the login (MCP_WEB_UI_OIDC_*) and the share-level cap', async (t) => {
+  const login = {
+    MCP_WEB_UI_PUBLIC_URL: 'https://gw.example.com',
+    MCP_WEB_UI_OIDC_ISSUER: 'https://keycloak.example.com/realms/main',
+    MCP_WEB_UI_OIDC_CLIENT_ID: 'mcp-gw',
+    MCP_WEB_UI_OIDC_CLIENT_SECRET: 'client-secret-0123456789abcdef'
+  }
+  t.same(loadConfig(login).oidc, { issuer: 'https://keycloak.example.com/realms/main', clientId: 'mcp-gw', clientSecret: 'client-secret-0123456789abcdef', scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 8 * 3600 })
+  t.match(loadConfig({ ...login, MCP_WEB_UI_OIDC_USER_CLAIM: 'email', MCP_WEB_UI_OIDC_SCOPES: ' openid  email ', MCP_WEB_UI_LOGIN_HOURS: '0.5', MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }), { oidc: { userClaim: 'email', scopes: 'openid email', loginSeconds: 1800 }, maxShareLevel: 'owner' })
+  t.same([loadConfig({}).oidc, loadConfig({}).maxShareLevel], [null, 'link'], 'off by default: bearer links, as before')
+  t.equal(loadConfig({ ...login, MCP_WEB_UI_OIDC_ISSUER: 'http://127.0.0.1:9999', MCP_WEB_UI_OIDC_CLIENT_SECRET: '' }).oidc?.clientSecret, undefined, 'a provider on this machine over http; a public client')
+  const cases: Array<[RegExp, Record<string, string>]> = [
+    [/MCP_WEB_UI_MAX_SHARE_LEVEL=owner needs a login at the gateway/, { MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }],
+    [/MCP_WEB_UI_MAX_SHARE_LEVEL must be one of owner, authenticated, link/, { MCP_WEB_UI_MAX_SHARE_LEVEL: 'everyone' }],
+    [/MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_OIDC_CLIENT_ID/, { ...login, MCP_WEB_UI_OIDC_CLIENT_ID: '' }],
+    [/MCP_WEB_UI_OIDC_CLIENT_ID and _SECRET need MCP_WEB_UI_OIDC_ISSUER/, { MCP_WEB_UI_OIDC_CLIENT_ID: 'mcp-gw' }],
+    [/MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_PUBLIC_URL/, { ...login, MCP_WEB_UI_PUBLIC_URL: '' }],
+    [/MCP_WEB_UI_OIDC_ISSUER must be an https URL/, { ...login, MCP_WEB_UI_OIDC_ISSUER: 'http://keycloak.example.com/realms/main' }],
+    [/MCP_WEB_UI_OIDC_ISSUER must be the OpenID provider's issuer URL/, { ...login, MCP_WEB_UI_OIDC_ISSUER: 'keycloak.example.com' }],
+    [/MCP_WEB_UI_OIDC_ISSUER works in path mode only/, { ...login, MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com' }],
+    [/MCP_WEB_UI_OIDC_SCOPES must be space-separated scopes including openid/, { ...login, MCP_WEB_UI_OIDC_SCOPES: 'email profile' }],
+    [/MCP_WEB_UI_LOGIN_HOURS must be at most 720/, { ...login, MCP_WEB_UI_LOGIN_HOURS: '1000' }]
+  ]
+  for (const [message, env] of cases) {
+    const err = (() => { try { loadConfig(env); return null } catch (e) { return e as Error } })()
+    t.type(err, ConfigError, JSON.stringify(Object.keys(env)))
+    t.match(err?.message, message)
+    t.notMatch(err?.message ?? '', /client-secret-0123456789abcdef/, 'never the client secret')
+  }
+})

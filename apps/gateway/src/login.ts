@@ -1,0 +1,244 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { LoggedInPerson, LoginSource } from '@mcp-gw/proxy-plugin'
+import { sendError } from '@mcp-gw/proxy-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import * as oidc from 'openid-client'
+import type { OidcConfig } from './config.js'
+import { LoginFailedError, LoginUnavailableError } from './errors.js'
+
+/**
+ * The gateway's login: OpenID Connect's authorization code flow with PKCE, through
+ * openid-client (discovery, the token exchange and the ID token's checks are its own).
+ *
+ * A person who opens a link bound to a person (share level owner or authenticated) without a
+ * login is sent to the provider at once; where they came from waits in a short-lived signed
+ * cookie on the gateway's host, so no URL the provider sees (nor a Referer) holds the link.
+ * Back at /_mcpgw/login/callback, the ID token's `userClaim` (from userinfo where the ID token
+ * lacks it) becomes the login cookie: HttpOnly, SameSite=Lax, Secure under https, signed with
+ * a key derived from the gateway's secret, never passed to a backend (an mcpgw_ cookie). It
+ * lasts `loginSeconds`; after that the browser goes through the provider again, which answers
+ * at once while its own session lasts (the refresh). Logging out ends the cookie and every
+ * copy of it on this process.
+ */
+
+export const LOGIN_PATH = '/_mcpgw/login'
+export const LOGIN_CALLBACK_PATH = '/_mcpgw/login/callback'
+export const LOGOUT_PATH = '/_mcpgw/logout'
+
+const STATE_TTL_SECONDS = 600
+/** Logouts remembered at most (each until its cookie's expiry). */
+const MAX_LOGGED_OUT = 100_000
+/** Cookie values looked at, at most (a page elsewhere on the domain can plant more). */
+const MAX_COOKIES = 8
+
+export interface GatewayLoginOptions {
+  oidc: OidcConfig
+  /** The gateway's public URL: the provider sends browsers back to <publicUrl>/_mcpgw/login/callback. */
+  publicUrl: string
+  /** Where session links live (a login's return address must be under it, or `/`). */
+  prefix: string
+  /** A key for the cookies' signatures, derived from the gateway's secret. */
+  signingKey: string
+  /** Discovery and token requests time out after this (ms). Default 10000. */
+  timeoutMs?: number
+}
+
+interface LoginCookie { person: LoggedInPerson, exp: number, nonce: string }
+interface LoginState { verifier: string, state: string, nonce: string, returnTo: string, exp: number }
+
+/** What a signed cookie's value says, or null: `<base64url JSON>.<HMAC>`, its purpose in the MAC. */
+function unsign (key: string, purpose: string, value: string): unknown {
+  const dot = value.lastIndexOf('.')
+  if (dot <= 0) return null
+  const payload = value.slice(0, dot)
+  const mac = Buffer.from(value.slice(dot + 1))
+  const expected = Buffer.from(macOf(key, purpose, payload))
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return null
+  try {
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+  } catch {
+    return null
+  }
+}
+
+function signed (key: string, purpose: string, value: unknown): string {
+  const payload = Buffer.from(JSON.stringify(value)).toString('base64url')
+  return `${payload}.${macOf(key, purpose, payload)}`
+}
+
+function macOf (key: string, purpose: string, payload: string): string {
+  return createHmac('sha256', key).update(`mcp-gw ${purpose}\0${payload}`).digest('base64url')
+}
+
+/** Every value of cookie `name` in a request, at most MAX_COOKIES. */
+function cookieValues (request: FastifyRequest, name: string): string[] {
+  const header = request.headers.cookie
+  if (header === undefined || !header.includes(name)) return []
+  const values: string[] = []
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue
+    values.push(pair.slice(eq + 1).trim())
+    if (values.length === MAX_COOKIES) break
+  }
+  return values
+}
+
+/** A return address the gateway may send a browser to after login: a session page under the prefix, or `/`. */
+export function safeReturnTo (value: unknown, prefix: string): string {
+  if (typeof value !== 'string' || value.length > 4096) return '/'
+  // Never `//host` or `/\host` (another site), nothing outside the prefix.
+  if (!value.startsWith(prefix + '/') || /[\\\s]/.test(value)) return '/'
+  return value
+}
+
+/**
+ * Registers the login routes on the gateway's API origin and returns the proxy's LoginSource.
+ * The provider's metadata is discovered on first use (and again after a failure), so a
+ * provider that is down delays logins, never the gateway's start.
+ */
+export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): LoginSource {
+  const https = opts.publicUrl.startsWith('https:')
+  // __Host-: no sibling subdomain can plant one; mcpgw_ names are never passed to a backend either way.
+  const cookieName = https ? '__Host-mcpgw_login' : 'mcpgw_login'
+  const stateName = https ? '__Host-mcpgw_login_state' : 'mcpgw_login_state'
+  const secure = https ? '; Secure' : ''
+  const redirectUri = new URL(LOGIN_CALLBACK_PATH, opts.publicUrl.endsWith('/') ? opts.publicUrl : opts.publicUrl + '/').href
+  const loggedOut = new Map<string, number>()
+  const issuer = new URL(opts.oidc.issuer)
+  let discovered: Promise<oidc.Configuration> | null = null
+
+  function provider (): Promise<oidc.Configuration> {
+    discovered ??= oidc.discovery(issuer, opts.oidc.clientId, opts.oidc.clientSecret, undefined, {
+      timeout: Math.ceil((opts.timeoutMs ?? 10_000) / 1000),
+      // Plain http only for a provider on this machine (the configuration allows nothing else).
+      ...(issuer.protocol === 'http:' && { execute: [oidc.allowInsecureRequests] })
+    }).catch((err: unknown) => {
+      discovered = null
+      app.log.error({ issuer: issuer.origin, err: { message: (err as Error).message } }, 'OpenID provider discovery failed')
+      throw new LoginUnavailableError({ cause: err })
+    })
+    return discovered
+  }
+
+  function personOf (request: FastifyRequest): LoggedInPerson | null {
+    const now = Math.floor(Date.now() / 1000)
+    for (const value of cookieValues(request, cookieName)) {
+      const cookie = unsign(opts.signingKey, 'login', value) as LoginCookie | null
+      if (cookie === null || typeof cookie.exp !== 'number' || cookie.exp <= now || loggedOut.has(cookie.nonce)) continue
+      if (typeof cookie.person?.userId !== 'string' || typeof cookie.person.label !== 'string') continue
+      return cookie.person
+    }
+    return null
+  }
+
+  async function startLogin (reply: FastifyReply, returnTo: string): Promise<FastifyReply> {
+    const config = await provider()
+    const verifier = oidc.randomPKCECodeVerifier()
+    const state: LoginState = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce(), returnTo, exp: Math.floor(Date.now() / 1000) + STATE_TTL_SECONDS }
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: opts.oidc.scopes,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state: state.state,
+      nonce: state.nonce
+    })
+    return await reply.code(302)
+      .header('set-cookie', `${stateName}=${signed(opts.signingKey, 'login state', state)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${STATE_TTL_SECONDS}${secure}`)
+      .header('location', url.href)
+      // Where the browser was (a link, in path mode) never reaches the provider.
+      .header('referrer-policy', 'no-referrer')
+      .header('cache-control', 'no-store')
+      .send()
+  }
+
+  async function finishLogin (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const config = await provider()
+    const now = Math.floor(Date.now() / 1000)
+    const state = cookieValues(request, stateName).map((v) => unsign(opts.signingKey, 'login state', v) as LoginState | null).find((s): s is LoginState => s !== null && typeof s.exp === 'number' && s.exp > now)
+    if (state === undefined) throw new LoginFailedError('this login started too long ago, or in another browser: open the link again')
+    const query = request.raw.url!.slice(request.raw.url!.indexOf('?'))
+    let claims: Record<string, unknown>
+    try {
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(redirectUri + (query.startsWith('?') ? query : '')), {
+        pkceCodeVerifier: state.verifier,
+        expectedState: state.state,
+        expectedNonce: state.nonce,
+        idTokenExpected: true
+      })
+      claims = { ...tokens.claims() }
+      // Providers that keep the ID token small (only `sub`) give the rest from userinfo.
+      if ((claims[opts.oidc.userClaim] === undefined || labelOf(claims) === undefined) && typeof tokens.access_token === 'string') {
+        claims = { ...(await oidc.fetchUserInfo(config, tokens.access_token, claims.sub as string)), ...claims }
+      }
+    } catch (err) {
+      // The provider's reasons are logged (they name no secret); the browser gets a code.
+      request.log.warn({ err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'login refused')
+      throw new LoginFailedError('the identity provider did not confirm the login: open the link again')
+    }
+    const userId = claims[opts.oidc.userClaim]
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) {
+      throw new LoginFailedError(`the identity provider gave no ${opts.oidc.userClaim} for this person (MCP_WEB_UI_OIDC_USER_CLAIM)`)
+    }
+    const label = labelOf(claims) ?? userId
+    const cookie: LoginCookie = { person: { userId, label }, exp: now + opts.oidc.loginSeconds, nonce: randomBytes(12).toString('base64url') }
+    request.log.info({ loginUser: userId }, 'logged in')
+    return await reply.code(303)
+      .header('set-cookie', [
+        `${cookieName}=${signed(opts.signingKey, 'login', cookie)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${opts.oidc.loginSeconds}${secure}`,
+        `${stateName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`
+      ])
+      .header('location', safeReturnTo(state.returnTo, opts.prefix))
+      .header('referrer-policy', 'no-referrer')
+      .header('cache-control', 'no-store')
+      .send()
+  }
+
+  app.register(async function gatewayLoginRoutes (context) {
+    context.setErrorHandler((err, _request, reply) => sendError(reply, err))
+    // The log-out button is a form: its (empty) body is read and set aside.
+    context.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_request, _body, done) => { done(null, {}) })
+    context.get(LOGIN_PATH, { schema: { hide: true } }, async (request, reply) => {
+      return await startLogin(reply, safeReturnTo((request.query as { return?: unknown }).return, opts.prefix))
+    })
+    context.get(LOGIN_CALLBACK_PATH, { schema: { hide: true } }, finishLogin)
+    context.post(LOGOUT_PATH, { schema: { hide: true } }, async (request, reply) => {
+      // A form on another site cannot log a person out (a nuisance, but theirs to choose).
+      const site = request.headers['sec-fetch-site']
+      if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new LoginFailedError('log out from the gateway\'s own pages')
+      const now = Math.floor(Date.now() / 1000)
+      for (const value of cookieValues(request, cookieName)) {
+        const cookie = unsign(opts.signingKey, 'login', value) as LoginCookie | null
+        if (cookie !== null && typeof cookie.exp === 'number' && cookie.exp > now && loggedOut.size < MAX_LOGGED_OUT) loggedOut.set(cookie.nonce, cookie.exp)
+      }
+      for (const [nonce, exp] of loggedOut) if (exp <= now) loggedOut.delete(nonce)
+      const ended = await provider().then((config) => config.serverMetadata().end_session_endpoint, () => undefined)
+      reply.code(200)
+        .header('set-cookie', `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`)
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .type('text/html; charset=utf-8')
+      return '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged out</title></head><body><h1>Logged out of mcp-gw</h1>' +
+        (ended === undefined ? '' : `<p><a href="${escapeAttribute(oidc.buildEndSessionUrl(await provider(), { client_id: opts.oidc.clientId }).href)}">Log out of your identity provider too</a></p>`) +
+        '</body></html>\n'
+    })
+  })
+
+  return {
+    personOf,
+    askLogin (request, reply, returnTo) {
+      startLogin(reply, safeReturnTo(returnTo, opts.prefix)).catch((err: unknown) => { sendError(reply, err) })
+    },
+    signOutPath: LOGOUT_PATH
+  }
+}
+
+/** What to show a person about themselves: their email, user name or name, as the provider says. */
+function labelOf (claims: Record<string, unknown>): string | undefined {
+  return [claims.email, claims.preferred_username, claims.name].find((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 256)
+}
+
+function escapeAttribute (text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}

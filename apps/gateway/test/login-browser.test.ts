@@ -1,0 +1,154 @@
+import { createServer } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { freePort, launchChromium, startTestIdp, within } from '@mcp-gw/testkit'
+import type { Page } from '@mcp-gw/testkit'
+import t from 'tap'
+import type { Test } from 'tap'
+import { WebSocketServer } from 'ws'
+import { buildGateway } from '../src/app.js'
+import { testConfig } from './helpers.js'
+
+/**
+ * Links bound to a person, as browsers live them: the gateway logs people in through a real
+ * OpenID provider (oidc-provider on 127.0.0.1, its own login and consent pages), and a link
+ * made with share level owner opens for its person only, authenticated for anyone logged in.
+ */
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>todo</title></head>
+<body><h1 id="status">loading</h1><p id="echo"></p><p id="event"></p>
+<script>
+document.getElementById('status').textContent = 'script ran'
+const ws = new WebSocket(location.href.replace(/^http/, 'ws') + 'ws')
+ws.onopen = () => ws.send('round trip')
+ws.onmessage = (e) => { document.getElementById('echo').textContent = 'echo: ' + e.data }
+const events = new EventSource('events')
+events.onmessage = (e) => { document.getElementById('event').textContent = 'event: ' + e.data; events.close() }
+</script></body></html>`
+
+interface Seen { url: string, headers: IncomingHttpHeaders }
+
+/** A backend with a page that opens a WebSocket and an event stream; it records what reaches it. */
+async function startApp (t: Test): Promise<{ port: number, seen: Seen[] }> {
+  const seen: Seen[] = []
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', headers: req.headers })
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(`data: hello ${decodeURIComponent(String(req.headers['x-mcpgw-login-user']))}\n\n`)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(PAGE)
+  })
+  const wss = new WebSocketServer({ server })
+  wss.on('connection', (ws, req) => {
+    seen.push({ url: req.url ?? '', headers: req.headers })
+    ws.on('message', (data) => ws.send(data.toString()))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
+  return { port: (server.address() as AddressInfo).port, seen }
+}
+
+/** Logs in on the test provider's pages as `who` (its login form, then its consent page), from wherever the gateway sent the page. */
+async function logIn (page: Page, issuer: string, who: string): Promise<void> {
+  const atProvider = (url: URL): boolean => url.href.startsWith(issuer)
+  await page.waitForURL(atProvider, { timeout: 10_000 })
+  const loginPage = page.url()
+  await page.fill('input[name=login]', who)
+  await page.fill('input[name=password]', 'any password')
+  await Promise.all([page.waitForURL((url) => url.href !== loginPage, { timeout: 10_000 }), page.click('button[type=submit]')])
+  // Consent, the first time this person uses the client; then back to the gateway.
+  if (atProvider(new URL(page.url()))) await Promise.all([page.waitForURL((url) => !atProvider(url), { timeout: 10_000 }), page.click('button[type=submit]')])
+}
+
+t.test('an owner link opens after its person logs in, and for no one else; an authenticated one for anyone logged in', async (t) => {
+  const port = await freePort()
+  const publicUrl = `http://gw.localhost:${port}`
+  const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
+  t.teardown(() => idp.close())
+  const app = await buildGateway(testConfig({
+    port,
+    publicUrl,
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
+  }), { logLevel: 'silent' })
+  t.teardown(() => app.close())
+  await app.listen({ port, host: '127.0.0.1' })
+  const todo = await startApp(t)
+  const secret = 'todo-registrant-secret-0123456789abcdef'
+  await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
+  const link = async (userId: string, shareLevel: string): Promise<string> => {
+    const res = await fetch(`http://127.0.0.1:${port}/create-session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
+      body: JSON.stringify({ userId, serverName: 'todo', shareLevel, serverType: `ui-${shareLevel}` })
+    })
+    const body = await res.json() as { url: string, shareLevel: string }
+    t.equal(body.shareLevel, shareLevel, `the API says the link's share level (${shareLevel})`)
+    return body.url.replace('http://127.0.0.1', 'http://gw.localhost')
+  }
+  const alicesLink = await link('alice', 'owner')
+  const teamLink = await link('carol', 'authenticated')
+  const token = new URL(alicesLink).pathname.split('/')[2]!
+
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+
+  // Alice, not logged in: sent to the provider, with the link in no URL or Referer it sees.
+  const aliceContext = await browser.newContext()
+  const alice = await aliceContext.newPage()
+  const toProvider: string[] = []
+  alice.on('request', (request) => {
+    if (request.url().startsWith(idp.issuer)) toProvider.push(`${request.url()} ${request.headers().referer ?? ''}`)
+  })
+  await alice.goto(alicesLink)
+  await logIn(alice, idp.issuer, 'alice')
+  await alice.waitForFunction(() => document.getElementById('echo')?.textContent !== '' && document.getElementById('event')?.textContent !== '', null, { timeout: 10_000 })
+  t.equal(alice.url(), alicesLink, 'back at the page the link named')
+  t.equal(await alice.textContent('#echo'), 'echo: round trip', 'its WebSocket opened')
+  t.equal(await alice.textContent('#event'), 'event: hello alice', 'its event stream opened, and the backend was told who is logged in')
+  t.ok(toProvider.length > 0)
+  t.notOk(toProvider.some((line) => line.includes(token)), 'the provider never saw the link')
+  const cookies = await aliceContext.cookies(publicUrl)
+  const login = cookies.find((c) => c.name === 'mcpgw_login')
+  t.ok(login !== undefined && login.httpOnly && login.sameSite === 'Lax', 'an HttpOnly, SameSite=Lax login cookie on the gateway\'s host')
+  t.equal(await alice.evaluate(() => document.cookie), '', 'out of the page\'s scripts\' reach')
+  t.notOk(todo.seen.some((s) => String(s.headers.cookie ?? '').includes('mcpgw')), 'no backend request carried a gateway cookie')
+  t.notMatch(await alice.evaluate(async () => await (await fetch('/_mcpgw/whoami')).text()), /alice@example\.test/, 'no route tells a page\'s scripts who is logged in')
+
+  // Bob, logged in as himself, with Alice's link: the 403 page, and nothing reaches the backend.
+  const bobContext = await browser.newContext()
+  const bob = await bobContext.newPage()
+  const before = todo.seen.length
+  const first = await bob.goto(alicesLink)
+  t.ok(first?.url().startsWith(idp.issuer), 'a logged-out browser is sent to log in')
+  await logIn(bob, idp.issuer, 'bob')
+  await bob.waitForSelector('h1', { timeout: 10_000 })
+  t.match(await bob.textContent('body'), /You are logged in as bob@example\.test, and this link opens only for the person it was made for/)
+  t.match(await bob.textContent('body'), /MCPGW_PROXY_NOT_YOUR_SESSION/)
+  const fromBob = await bob.evaluate(async (path) => {
+    const opened = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + path + 'ws')
+      ws.onopen = () => resolve('open')
+      ws.onerror = () => resolve('refused')
+    })
+    return [opened, (await fetch(path + 'events')).status]
+  }, new URL(alicesLink).pathname)
+  t.same(fromBob, ['refused', 403], 'his browser opens neither her WebSocket nor her event stream')
+  t.equal(todo.seen.length, before, 'the backend heard nothing from Bob')
+
+  // The same Bob opens the team's link (authenticated): in, as himself.
+  await bob.goto(teamLink)
+  await bob.waitForFunction(() => document.getElementById('event')?.textContent !== '', null, { timeout: 10_000 })
+  t.equal(await bob.textContent('#event'), 'event: hello bob')
+
+  // He logs out from the 403 page: the cookie is gone, and a copy of it opens nothing.
+  const copy = (await bobContext.cookies(publicUrl)).find((c) => c.name === 'mcpgw_login')!
+  await bob.goto(alicesLink)
+  await bob.click('button[type=submit]')
+  await bob.waitForSelector('text=Logged out of mcp-gw', { timeout: 10_000 })
+  t.notOk((await bobContext.cookies(publicUrl)).some((c) => c.name === 'mcpgw_login'), 'logged out: no login cookie')
+  const replayed = await within(5000, 'the replayed cookie\'s answer', fetch(`http://127.0.0.1:${port}/mcp/${new URL(teamLink).pathname.split('/')[2]!}/`, { headers: { cookie: `mcpgw_login=${copy.value}`, accept: 'application/json' } }))
+  t.equal(replayed.status, 401, 'a copy of the logged-out cookie is refused')
+  t.equal((await replayed.json() as { code: string }).code, 'MCPGW_PROXY_LOGIN_REQUIRED')
+})
