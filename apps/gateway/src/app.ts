@@ -11,6 +11,7 @@ import { journalPath, keptSecret } from './data-dir.js'
 import type { GatewayConfig } from './config.js'
 import { renderMetrics } from './metrics.js'
 import { buildDashboard } from './dashboard.js'
+import { composeLogins, edgeLogin } from './edge-login.js'
 import { gatewayLogin } from './login.js'
 
 export interface BuildOptions {
@@ -65,7 +66,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   const registry: RegistryPluginOptions = {
     ...(config.allowedBackends !== undefined && { allowedBackends: config.allowedBackends }),
     // Sessions bound to a person need someone to tell who is logged in: the gateway's login.
-    logins: config.oidc !== null,
+    logins: config.oidc !== null || config.edgeLogin !== null,
     maxShareLevel: config.maxShareLevel,
     ...(config.mongoUrl !== undefined && { mongo: { url: config.mongoUrl, dbName: config.mongoDbName } })
   }
@@ -123,10 +124,12 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
       proxyPrefix: config.prefix
     })
   })
-  // The login (with MCP_WEB_UI_OIDC_ISSUER): its routes on this origin, its answer to "who is this?" for the proxy.
-  const logins = config.oidc === null
-    ? undefined
-    : gatewayLogin(app, { oidc: config.oidc, publicUrl: config.publicUrl!, prefix: config.prefix, signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw login') })
+  // Who is logged in, for links bound to a person: the gateway's own login (MCP_WEB_UI_OIDC_ISSUER,
+  // with its routes on this origin), and what an identity-aware proxy in front says (MCP_WEB_UI_LOGIN_*).
+  const logins = composeLogins(
+    config.oidc === null ? undefined : gatewayLogin(app, { oidc: config.oidc, publicUrl: config.publicUrl!, prefix: config.prefix, signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw login') }),
+    config.edgeLogin === null ? undefined : edgeLogin(config.edgeLogin, config.trustProxy)
+  )
   await app.register(mcpGateway, { ...proxy, ...(logins !== undefined && { logins }) })
 
   // Monitoring and the API description are the operator's: registrant keys get 403.

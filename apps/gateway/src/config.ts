@@ -76,8 +76,24 @@ export interface GatewayConfig {
   audit: AuditConfig | null
   /** A login at the gateway against an OpenID provider (MCP_WEB_UI_OIDC_*); null: none. */
   oidc: OidcConfig | null
+  /** Who is logged in as an identity-aware proxy in front says (MCP_WEB_UI_LOGIN_*); null: none. */
+  edgeLogin: EdgeLoginConfig | null
   /** The widest share level a session may have, and the level of one created without any. */
   maxShareLevel: ShareLevel
+}
+
+/** An identity-aware proxy in front (oauth2-proxy, Pomerium, Cloudflare Access). Header names in lower case. */
+export interface EdgeLoginConfig {
+  /** A header naming the person (X-Auth-Request-Email, X-Forwarded-Email), believed from MCP_WEB_UI_TRUST_PROXY peers only. */
+  header: string | undefined
+  /** A header carrying a signed assertion (X-Pomerium-Jwt-Assertion, Cf-Access-Jwt-Assertion). */
+  jwtHeader: string | undefined
+  /** Where the proxy publishes its signing keys. */
+  jwksUrl: string | undefined
+  jwtIssuer: string | undefined
+  jwtAudience: string | undefined
+  /** The assertion's claim that names the person as MCP servers name users. */
+  jwtUserClaim: string
 }
 
 /** The gateway's OpenID Connect login (authorization code flow with PKCE). */
@@ -138,6 +154,12 @@ const schema = {
     MCP_WEB_UI_OIDC_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'sub' },
     MCP_WEB_UI_LOGIN_HOURS: { type: 'number', exclusiveMinimum: 0, maximum: 720, default: 8 },
     MCP_WEB_UI_MAX_SHARE_LEVEL: { type: 'string', enum: [...SHARE_LEVELS] },
+    MCP_WEB_UI_LOGIN_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    MCP_WEB_UI_LOGIN_JWT_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    MCP_WEB_UI_LOGIN_JWKS_URL: { type: 'string', pattern: '^https?://[^/?#]+(/[^#]*)?$' },
+    MCP_WEB_UI_LOGIN_JWT_ISSUER: { type: 'string', minLength: 1 },
+    MCP_WEB_UI_LOGIN_JWT_AUDIENCE: { type: 'string', minLength: 1 },
+    MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'email' },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -225,7 +247,11 @@ const PATTERN_HINTS: Record<string, string> = {
   MCP_WEB_UI_DATA_DIR: 'an absolute directory path, e.g. /var/lib/mcp-gw, or off (the embedded store in memory only)',
   MCP_WEB_UI_OIDC_ISSUER: 'the OpenID provider\'s issuer URL, e.g. https://accounts.google.com or https://keycloak.example.com/realms/main',
   MCP_WEB_UI_OIDC_SCOPES: 'space-separated scopes including openid, e.g. openid email profile',
-  MCP_WEB_UI_OIDC_USER_CLAIM: 'a claim name such as sub, email or preferred_username'
+  MCP_WEB_UI_OIDC_USER_CLAIM: 'a claim name such as sub, email or preferred_username',
+  MCP_WEB_UI_LOGIN_HEADER: 'a header name, e.g. X-Auth-Request-Email',
+  MCP_WEB_UI_LOGIN_JWT_HEADER: 'a header name, e.g. X-Pomerium-Jwt-Assertion or Cf-Access-Jwt-Assertion',
+  MCP_WEB_UI_LOGIN_JWKS_URL: 'the proxy\'s JWKS URL, e.g. https://auth.example.com/.well-known/pomerium/jwks.json',
+  MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: 'a claim name such as email or sub'
 }
 
 /**
@@ -298,6 +324,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     forwardAuthKey: raw.MCP_WEB_UI_FORWARD_AUTH_KEY as string | undefined,
     audit: auditConfig(raw),
     oidc: oidcConfig(raw),
+    edgeLogin: edgeLoginConfig(raw),
     maxShareLevel: (raw.MCP_WEB_UI_MAX_SHARE_LEVEL as ShareLevel | undefined) ?? 'link'
   }
   for (const origin of config.corsOrigins) {
@@ -401,8 +428,16 @@ function oidcConfig (raw: Record<string, unknown>): OidcConfig | null {
 
 /** A login needs a fixed address to come back to, and an issuer reached over https (or on this machine). */
 function checkLogins (config: GatewayConfig): void {
-  if (config.maxShareLevel !== 'link' && config.oidc === null) {
-    throw new ConfigError(`invalid configuration: MCP_WEB_UI_MAX_SHARE_LEVEL=${config.maxShareLevel} needs a login at the gateway (MCP_WEB_UI_OIDC_ISSUER): without one, no one could open a session`)
+  if (config.maxShareLevel !== 'link' && config.oidc === null && config.edgeLogin === null) {
+    throw new ConfigError(`invalid configuration: MCP_WEB_UI_MAX_SHARE_LEVEL=${config.maxShareLevel} needs a login at the gateway (MCP_WEB_UI_OIDC_ISSUER) or from the proxy in front (MCP_WEB_UI_LOGIN_HEADER, MCP_WEB_UI_LOGIN_JWT_HEADER): without one, no one could open a session`)
+  }
+  const edge = config.edgeLogin
+  if (edge?.header !== undefined && config.trustProxy === false) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_HEADER needs MCP_WEB_UI_TRUST_PROXY: the header is believed only from the proxies listed there (anyone else could send it)')
+  }
+  if (edge?.jwksUrl !== undefined) {
+    const jwks = new URL(edge.jwksUrl)
+    if (jwks.protocol === 'http:' && !isLoopbackHost(jwks.host)) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWKS_URL must be an https URL (http only on this machine)')
   }
   if (config.oidc === null) return
   if (config.publicUrl === undefined) {
@@ -411,8 +446,29 @@ function checkLogins (config: GatewayConfig): void {
   if (config.wildcardUrl !== undefined) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER works in path mode only for now: leave MCP_WEB_UI_WILDCARD_URL unset')
   }
+  const gateway = new URL(config.publicUrl)
+  if (gateway.protocol === 'http:' && !isLoopbackHost(gateway.host)) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER needs an https MCP_WEB_UI_PUBLIC_URL (http only on this machine): the login cookie must be Secure and __Host-')
+  }
   const issuer = new URL(config.oidc.issuer)
   if (issuer.protocol === 'http:' && !isLoopbackHost(issuer.host)) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER must be an https URL (http only for a provider on this machine, such as a test one on 127.0.0.1)')
   }
+}
+
+function edgeLoginConfig (raw: Record<string, unknown>): EdgeLoginConfig | null {
+  const lower = (name: string): string | undefined => (raw[name] as string | undefined)?.toLowerCase()
+  const header = lower('MCP_WEB_UI_LOGIN_HEADER')
+  const jwtHeader = lower('MCP_WEB_UI_LOGIN_JWT_HEADER')
+  const jwksUrl = raw.MCP_WEB_UI_LOGIN_JWKS_URL as string | undefined
+  const jwtAudience = raw.MCP_WEB_UI_LOGIN_JWT_AUDIENCE as string | undefined
+  const jwtIssuer = raw.MCP_WEB_UI_LOGIN_JWT_ISSUER as string | undefined
+  if (jwtHeader === undefined) {
+    if (jwksUrl !== undefined || jwtAudience !== undefined || jwtIssuer !== undefined) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWKS_URL, _JWT_AUDIENCE and _JWT_ISSUER need MCP_WEB_UI_LOGIN_JWT_HEADER')
+    if (header === undefined) return null
+  } else if (jwksUrl === undefined || jwtAudience === undefined) {
+    throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWT_HEADER needs MCP_WEB_UI_LOGIN_JWKS_URL (the proxy\'s signing keys) and MCP_WEB_UI_LOGIN_JWT_AUDIENCE (what its assertions for this gateway name as aud)')
+  }
+  if (header !== undefined && header === jwtHeader) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_HEADER and MCP_WEB_UI_LOGIN_JWT_HEADER name the same header')
+  return { header, jwtHeader, jwksUrl, jwtIssuer, jwtAudience, jwtUserClaim: raw.MCP_WEB_UI_LOGIN_JWT_USER_CLAIM as string }
 }

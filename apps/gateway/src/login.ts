@@ -26,8 +26,8 @@ export const LOGIN_CALLBACK_PATH = '/_mcpgw/login/callback'
 export const LOGOUT_PATH = '/_mcpgw/logout'
 
 const STATE_TTL_SECONDS = 600
-/** Logouts remembered at most (each until its cookie's expiry). */
-const MAX_LOGGED_OUT = 100_000
+/** Logouts, and login states used, remembered at most (each until it would have expired). */
+const MAX_REMEMBERED = 100_000
 /** Cookie values looked at, at most (a page elsewhere on the domain can plant more). */
 const MAX_COOKIES = 8
 
@@ -105,6 +105,8 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
   const secure = https ? '; Secure' : ''
   const redirectUri = new URL(LOGIN_CALLBACK_PATH, opts.publicUrl.endsWith('/') ? opts.publicUrl : opts.publicUrl + '/').href
   const loggedOut = new Map<string, number>()
+  /** States whose callback came, until they expire: a callback is answered once. */
+  const usedStates = new Map<string, number>()
   const issuer = new URL(opts.oidc.issuer)
   let discovered: Promise<oidc.Configuration> | null = null
 
@@ -123,13 +125,24 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
 
   function personOf (request: FastifyRequest): LoggedInPerson | null {
     const now = Math.floor(Date.now() / 1000)
+    let found: LoggedInPerson | null = null
     for (const value of cookieValues(request, cookieName)) {
       const cookie = unsign(opts.signingKey, 'login', value) as LoginCookie | null
       if (cookie === null || typeof cookie.exp !== 'number' || cookie.exp <= now || loggedOut.has(cookie.nonce)) continue
       if (typeof cookie.person?.userId !== 'string' || typeof cookie.person.label !== 'string') continue
-      return cookie.person
+      // Two logins of different people (one planted at a longer path by a page on this origin,
+      // whose cookie the browser sends first): no one, rather than whichever came first.
+      if (found !== null && found.userId !== cookie.person.userId) return null
+      found = cookie.person
     }
-    return null
+    return found
+  }
+
+  /** Forgets what has expired; true when there is room for one more. */
+  function roomIn (entries: Map<string, number>, now: number): boolean {
+    if (entries.size < MAX_REMEMBERED) return true
+    for (const [key, exp] of entries) if (exp <= now) entries.delete(key)
+    return entries.size < MAX_REMEMBERED
   }
 
   async function startLogin (reply: FastifyReply, returnTo: string): Promise<FastifyReply> {
@@ -154,10 +167,15 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
   }
 
   async function finishLogin (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // A provider sends the browser back from its own site. A callback a page of this origin
+    // started (a session page of any MCP server, in path mode) is someone's login planted on
+    // the visitor: refused.
+    if (request.headers['sec-fetch-site'] === 'same-origin') throw new LoginFailedError('a login comes back from the identity provider, not from a page of this gateway')
     const config = await provider()
     const now = Math.floor(Date.now() / 1000)
     const state = cookieValues(request, stateName).map((v) => unsign(opts.signingKey, 'login state', v) as LoginState | null).find((s): s is LoginState => s !== null && typeof s.exp === 'number' && s.exp > now)
-    if (state === undefined) throw new LoginFailedError('this login started too long ago, or in another browser: open the link again')
+    if (state === undefined || usedStates.has(state.state)) throw new LoginFailedError('this login started too long ago, or in another browser: open the link again')
+    if (roomIn(usedStates, now)) usedStates.set(state.state, state.exp)
     const query = request.raw.url!.slice(request.raw.url!.indexOf('?'))
     let claims: Record<string, unknown>
     try {
@@ -180,6 +198,11 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     const userId = claims[opts.oidc.userClaim]
     if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) {
       throw new LoginFailedError(`the identity provider gave no ${opts.oidc.userClaim} for this person (MCP_WEB_UI_OIDC_USER_CLAIM)`)
+    }
+    // An address the provider has not verified names whoever typed it in (an account made with
+    // someone else's address): never the person an owner link was made for.
+    if (opts.oidc.userClaim === 'email' && claims.email_verified !== true) {
+      throw new LoginFailedError('the identity provider has not verified this person\'s email address, which names them here (MCP_WEB_UI_OIDC_USER_CLAIM=email)')
     }
     const label = labelOf(claims) ?? userId
     const cookie: LoginCookie = { person: { userId, label }, exp: now + opts.oidc.loginSeconds, nonce: randomBytes(12).toString('base64url') }
@@ -210,9 +233,8 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
       const now = Math.floor(Date.now() / 1000)
       for (const value of cookieValues(request, cookieName)) {
         const cookie = unsign(opts.signingKey, 'login', value) as LoginCookie | null
-        if (cookie !== null && typeof cookie.exp === 'number' && cookie.exp > now && loggedOut.size < MAX_LOGGED_OUT) loggedOut.set(cookie.nonce, cookie.exp)
+        if (cookie !== null && typeof cookie.exp === 'number' && cookie.exp > now && roomIn(loggedOut, now)) loggedOut.set(cookie.nonce, cookie.exp)
       }
-      for (const [nonce, exp] of loggedOut) if (exp <= now) loggedOut.delete(nonce)
       const ended = await provider().then((config) => config.serverMetadata().end_session_endpoint, () => undefined)
       reply.code(200)
         .header('set-cookie', `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`)

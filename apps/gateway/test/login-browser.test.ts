@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { freePort, launchChromium, startTestIdp, within } from '@mcp-gw/testkit'
-import type { Page } from '@mcp-gw/testkit'
+import type { BrowserContext, Page } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocketServer } from 'ws'
@@ -62,7 +62,17 @@ async function logIn (page: Page, issuer: string, who: string): Promise<void> {
   if (atProvider(new URL(page.url()))) await Promise.all([page.waitForURL((url) => !atProvider(url), { timeout: 10_000 }), page.click('button[type=submit]')])
 }
 
-t.test('an owner link opens after its person logs in, and for no one else; an authenticated one for anyone logged in', async (t) => {
+interface LoginGateway {
+  port: number
+  publicUrl: string
+  idp: Awaited<ReturnType<typeof startTestIdp>>
+  todo: Awaited<ReturnType<typeof startApp>>
+  /** A link for userId at this share level (a server type each, so each is its own session). */
+  link: (userId: string, shareLevel: string) => Promise<string>
+}
+
+/** The gateway with its OIDC login against the test provider, a todo server registered, links by the API. */
+async function startLoginGateway (t: Test, userClaim: string): Promise<LoginGateway> {
   const port = await freePort()
   const publicUrl = `http://gw.localhost:${port}`
   const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
@@ -70,7 +80,7 @@ t.test('an owner link opens after its person logs in, and for no one else; an au
   const app = await buildGateway(testConfig({
     port,
     publicUrl,
-    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim, loginSeconds: 3600 }
   }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   await app.listen({ port, host: '127.0.0.1' })
@@ -87,6 +97,11 @@ t.test('an owner link opens after its person logs in, and for no one else; an au
     t.equal(body.shareLevel, shareLevel, `the API says the link's share level (${shareLevel})`)
     return body.url.replace('http://127.0.0.1', 'http://gw.localhost')
   }
+  return { port, publicUrl, idp, todo, link }
+}
+
+t.test('an owner link opens after its person logs in, and for no one else; an authenticated one for anyone logged in', async (t) => {
+  const { port, publicUrl, idp, todo, link } = await startLoginGateway(t, 'sub')
   const alicesLink = await link('alice', 'owner')
   const teamLink = await link('carol', 'authenticated')
   const token = new URL(alicesLink).pathname.split('/')[2]!
@@ -124,7 +139,7 @@ t.test('an owner link opens after its person logs in, and for no one else; an au
   t.ok(first?.url().startsWith(idp.issuer), 'a logged-out browser is sent to log in')
   await logIn(bob, idp.issuer, 'bob')
   await bob.waitForSelector('h1', { timeout: 10_000 })
-  t.match(await bob.textContent('body'), /You are logged in as bob@example\.test, and this link opens only for the person it was made for/)
+  t.match(await bob.textContent('body'), /You are logged in as someone other than the person this link was made for/)
   t.match(await bob.textContent('body'), /MCPGW_PROXY_NOT_YOUR_SESSION/)
   const fromBob = await bob.evaluate(async (path) => {
     const opened = await new Promise<string>((resolve) => {
@@ -151,4 +166,71 @@ t.test('an owner link opens after its person logs in, and for no one else; an au
   const replayed = await within(5000, 'the replayed cookie\'s answer', fetch(`http://127.0.0.1:${port}/mcp/${new URL(teamLink).pathname.split('/')[2]!}/`, { headers: { cookie: `mcpgw_login=${copy.value}`, accept: 'application/json' } }))
   t.equal(replayed.status, 401, 'a copy of the logged-out cookie is refused')
   t.equal((await replayed.json() as { code: string }).code, 'MCPGW_PROXY_LOGIN_REQUIRED')
+})
+
+t.test('a hostile page cannot log a visitor in as someone else, two logins are none, and an unverified email names no one', async (t) => {
+  const { port, publicUrl, idp, link } = await startLoginGateway(t, 'email')
+  const alicesLink = await link('alice@example.test', 'owner')
+  const malloryPage = await link('mallory', 'link')
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+  const loginCookie = async (context: BrowserContext): Promise<string | undefined> => (await context.cookies(publicUrl)).find((c) => c.name === 'mcpgw_login')?.value
+
+  // Mallory (bob at the provider) gets a callback URL of his own and the state cookie it needs:
+  // he keeps the cookie's value and takes it out of his browser, so the gateway refuses his
+  // callback before it redeems the code (both stay good for one use).
+  const mallory = await browser.newContext()
+  const stopped = await mallory.newPage()
+  await stopped.goto(alicesLink)
+  await stopped.waitForURL((url) => url.href.startsWith(idp.issuer), { timeout: 10_000 })
+  const state = (await mallory.cookies(publicUrl)).find((c) => c.name === 'mcpgw_login_state')!.value
+  await mallory.clearCookies({ name: 'mcpgw_login_state' })
+  await logIn(stopped, idp.issuer, 'bob')
+  const callback = stopped.url()
+  t.match(callback, /\/_mcpgw\/login\/callback\?code=/)
+
+  // Vera, logged out, opens Mallory's (bearer) page; it plants his state and sends her to his callback.
+  const vera = await browser.newContext()
+  const page = await vera.newPage()
+  await page.goto(malloryPage)
+  await page.evaluate(({ value, url }) => {
+    document.cookie = `mcpgw_login_state=${value}; path=/`
+    location.href = url
+  }, { value: state, url: callback })
+  await page.waitForSelector('text=MCPGW_LOGIN_FAILED', { timeout: 10_000 })
+  t.match(await page.textContent('body'), /a login comes back from the identity provider, not from a page of this gateway/)
+  t.equal(await loginCookie(vera), undefined, 'she is not logged in as Mallory')
+
+  // A callback is answered once: his own, replayed with the same state, is refused by the gateway itself.
+  await mallory.addCookies([{ name: 'mcpgw_login_state', value: state, url: publicUrl }])
+  await stopped.goto(callback)
+  const bobs = (await loginCookie(mallory))!
+  t.ok(bobs, 'the first use logs him in')
+  await mallory.clearCookies()
+  await mallory.addCookies([{ name: 'mcpgw_login_state', value: state, url: publicUrl }])
+  await stopped.goto(callback)
+  t.match(await stopped.textContent('body'), /this login started too long ago, or in another browser/)
+  t.equal(await loginCookie(mallory), undefined)
+
+  // Alice logs in; a second login cookie (bob's, as a page could plant at a longer path) makes her no one.
+  const aliceContext = await browser.newContext()
+  const alice = await aliceContext.newPage()
+  await alice.goto(alicesLink)
+  await logIn(alice, idp.issuer, 'alice')
+  await alice.waitForFunction(() => document.getElementById('event')?.textContent !== '', null, { timeout: 10_000 })
+  const alices = (await loginCookie(aliceContext))!
+  const token = new URL(alicesLink).pathname.split('/')[2]!
+  const ask = async (cookie: string): Promise<string> => {
+    const res = await fetch(`http://127.0.0.1:${port}/mcp/${token}/`, { headers: { cookie, accept: 'application/json' } })
+    return res.status === 200 ? 'open' : ((await res.json()) as { code: string }).code
+  }
+  t.equal(await ask(`mcpgw_login=${bobs}; mcpgw_login=${alices}`), 'MCPGW_PROXY_LOGIN_REQUIRED', 'two people\'s logins: no one (never the first one sent)')
+  t.equal(await ask(`mcpgw_login=${alices}; mcpgw_login=${alices}`), 'open', 'the same login twice: her')
+
+  // Eve signed up at the provider with alice's address, never verified: no login as alice.
+  const eve = await (await browser.newContext()).newPage()
+  await eve.goto(alicesLink)
+  await logIn(eve, idp.issuer, 'eve')
+  await eve.waitForSelector('text=MCPGW_LOGIN_FAILED', { timeout: 10_000 })
+  t.match(await eve.textContent('body'), /has not verified this person's email address/)
 })

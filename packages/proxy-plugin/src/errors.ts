@@ -43,5 +43,8 @@ export const EndedListError = createError<Args<[]>>('MCPGW_PROXY_FORWARD_AUTH_BA
 export const FrameUnboundError = createError<Args<[]>>('MCPGW_PROXY_FRAME_UNBOUND', 'In another site\'s frame, a session page opens only through its link: open the link again', 403, Error, NO_STACK)
 export const CrossSiteRequestError = createError<Args<[]>>('MCPGW_PROXY_CROSS_SITE', 'Another site started this request: only navigations reach a session from elsewhere', 403, Error, NO_STACK)
 export const LoginRequiredError = createError<Args<[]>>('MCPGW_PROXY_LOGIN_REQUIRED', 'This link opens only for a person logged in to the gateway: log in, then open it again', 401, Error, NO_STACK)
-/** An `owner` session's link, opened by someone logged in as another person. Names who is logged in, never the owner. */
-export const NotYourSessionError = createError<Args<[string]>>('MCPGW_PROXY_NOT_YOUR_SESSION', 'You are logged in as %s, and this link opens only for the person it was made for', 403, Error, NO_STACK)
+/**
+ * An `owner` session's link, opened by someone logged in as another person. Names neither: in
+ * path mode any MCP server's page shares the gateway's origin and could read it.
+ */
+export const NotYourSessionError = createError<Args<[]>>('MCPGW_PROXY_NOT_YOUR_SESSION', 'You are logged in as someone other than the person this link was made for: log out to open it as them', 403, Error, NO_STACK)

@@ -93,8 +93,12 @@ export { IDENTITY_HEADERS }
 
 /** Cookies of mcp-gw itself: `mcpgw_session`, `__Host-mcpgw`, `mcpgw_direct_<port>`, `[__Host-]mcpgw_login[_state]`. */
 const OWN_COOKIE = /^\s*(__Host-mcpgw[A-Za-z0-9_]*|mcpgw_[A-Za-z0-9_]*)\s*=/
-/** The same names in any case, for what a backend sets (refused whatever the case, as before). */
-const OWN_COOKIE_ANY_CASE = new RegExp(OWN_COOKIE.source, 'i')
+/**
+ * The same names in any case, for what a backend sets (refused whatever the case, as before),
+ * and behind a bare `=` (a nameless cookie whose value is `mcpgw_login=...`, which a browser
+ * would send back as that).
+ */
+const OWN_COOKIE_ANY_CASE = /^\s*(=\s*)?(__Host-mcpgw[A-Za-z0-9_]*|mcpgw_[A-Za-z0-9_]*)\s*=/i
 
 // Hop-by-hop headers (RFC 9110 7.6.1) the client meant for us, not for the backend, which
 // undici would refuse or frame differently (Transfer-Encoding: it chunks a body itself).

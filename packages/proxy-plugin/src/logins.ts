@@ -14,8 +14,11 @@ export interface LoggedInPerson {
  * app's login (the gateway's OIDC login, say). `link` sessions never ask it.
  */
 export interface LoginSource {
-  /** The person this request's login names, or null: read from a signed cookie or header, so synchronous. */
-  personOf (request: FastifyRequest): LoggedInPerson | null
+  /**
+   * The person this request's login names, or null: read from a signed cookie or header (return
+   * it at once), or from something to verify first, such as an edge's signed assertion (a promise).
+   */
+  personOf (request: FastifyRequest): LoggedInPerson | null | Promise<LoggedInPerson | null>
   /**
    * Answers a browser's page navigation that carries no login, typically by sending it to
    * log in and back to `returnTo` (the request's path and query, which in path mode holds
@@ -24,17 +27,24 @@ export interface LoginSource {
   askLogin?: (request: FastifyRequest, reply: FastifyReply, returnTo: string) => void
   /** Where a logged-in person signs out (a POST form's action), shown on the 403 page. */
   signOutPath?: string
+  /**
+   * Whether it can tell who is logged in on a session host (isolated mode) too: true for a login
+   * an edge in front of every host vouches for (a header, a signed assertion); not for a
+   * cookie on the gateway's own host. Default false: with isolation, such a source is refused.
+   */
+  onSessionHosts?: boolean
 }
 
 export function loginsOption (value: unknown, isolated: boolean): LoginSource | null {
   if (value === undefined) return null
   const source = value as Partial<LoginSource> | null
   if (typeof source?.personOf !== 'function' || (source.askLogin !== undefined && typeof source.askLogin !== 'function') ||
-    (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !source.signOutPath.startsWith('/')))) {
-    throw new InvalidOptionError('logins', 'expected { personOf(request), askLogin?(request, reply, returnTo), signOutPath? }')
+    (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !source.signOutPath.startsWith('/'))) ||
+    (source.onSessionHosts !== undefined && typeof source.onSessionHosts !== 'boolean')) {
+    throw new InvalidOptionError('logins', 'expected { personOf(request), askLogin?(request, reply, returnTo), signOutPath?, onSessionHosts? }')
   }
-  // A session host is an origin of its own: the host's login cookie never reaches it (not built yet).
-  if (isolated) throw new InvalidOptionError('logins', 'logins work in path mode only for now: leave isolation off, or logins')
+  // A session host is an origin of its own: a login cookie of the gateway's host never reaches it.
+  if (isolated && source.onSessionHosts !== true) throw new InvalidOptionError('logins', 'this login works in path mode only (a session host never sees the gateway\'s login cookie): leave isolation off, or use a login an edge vouches for on every host (onSessionHosts)')
   return source as LoginSource
 }
 

@@ -129,8 +129,8 @@ export function redactUrl (rawUrl: string, prefix: string): string {
     const eq = pair.indexOf('=')
     if (eq === -1) return pair
     const name = pair.slice(0, eq).toLowerCase()
-    // Named like a credential.
-    return /token|jwt|auth|key|secret|session|mcpgw/.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair
+    // Named like a credential (an OAuth callback's code and state too).
+    return /token|jwt|auth|key|secret|session|mcpgw|^code$|^state$/.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair
   })
   return `${url.slice(0, queryAt)}?${query.join('&')}`
 }

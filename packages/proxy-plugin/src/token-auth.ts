@@ -6,6 +6,7 @@ import { sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
 import { BadPathError, FrameUnboundError, InvalidOptionError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
 import { isPageNavigation } from './logins.js'
+import type { LoggedInPerson } from './logins.js'
 import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
@@ -142,21 +143,36 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     if (level !== 'link') {
       // Bound to a person: the link alone opens nothing (here for pages, WebSocket upgrades,
       // event streams and forward-auth questions alike, all of which pass this hook).
-      const person = logins === null ? null : logins.personOf(request)
-      if (person === null) {
-        if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) {
-          logins.askLogin(request, reply, request.raw.url ?? '/')
-          return
-        }
-        done(new LoginRequiredError())
+      const found = logins === null ? null : logins.personOf(request)
+      if (found instanceof Promise) {
+        found.then((person) => {
+          if (personAdmits(request, reply, session, person, done)) admitScoped(request, reply, target, done)
+        }).catch(done)
         return
       }
-      if (level === 'owner' && person.userId !== session.userId) {
-        done(Object.assign(new NotYourSessionError(person.label), logins!.signOutPath === undefined ? {} : { signOutPath: logins!.signOutPath }))
-        return
-      }
-      request.mcpPerson = person
+      if (!personAdmits(request, reply, session, found, done)) return
     }
+    admitScoped(request, reply, target, done)
+  }
+
+  /** Whether the logged-in person (or none) may open this session; answers or refuses the request when not. */
+  function personAdmits (request: FastifyRequest, reply: FastifyReply, session: SessionRecord, person: LoggedInPerson | null, done: HookHandlerDoneFunction): boolean {
+    if (person === null) {
+      if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) logins.askLogin(request, reply, request.raw.url ?? '/')
+      else done(new LoginRequiredError())
+      return false
+    }
+    if (session.shareLevel === 'owner' && person.userId !== session.userId) {
+      done(Object.assign(new NotYourSessionError(), logins!.signOutPath === undefined ? {} : { signOutPath: logins!.signOutPath }))
+      return false
+    }
+    request.mcpPerson = person
+    return true
+  }
+
+  /** The rest of admit(), once the person (if the session needs one) is known. */
+  function admitScoped (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
+    const session = request.mcpSession!
     if (!session.scopes.includes('interact')) {
       if (!READ_METHODS.has(request.method)) {
         done(new ScopeDeniedError(request.method))

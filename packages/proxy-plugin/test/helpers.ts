@@ -283,14 +283,14 @@ export interface IsolatedGateway {
   wildcardUrl: string
   app: Awaited<ReturnType<typeof Fastify>>
   /** A session for userId on a server registered at `backend`: its host and its link. */
-  session: (backend: Backend, options?: { userId?: string, serverName?: string, scopes?: string[] }) => Promise<{ host: string, link: string, token: string, sessionId: string }>
+  session: (backend: Backend, options?: { userId?: string, serverName?: string, scopes?: string[], shareLevel?: ShareLevel }) => Promise<{ host: string, link: string, token: string, sessionId: string }>
 }
 
-export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number, frameAncestors?: string[] } = {}): Promise<IsolatedGateway> {
+export async function startIsolatedGateway (t: Test, options: { revalidateMs?: number, frameAncestors?: string[], logins?: McpGatewayOptions['logins'] } = {}): Promise<IsolatedGateway> {
   const port = await freePort()
   const wildcardUrl = `http://*.localhost:${port}`
   const store = new MemoryStore()
-  const registry = new Registry({ secret: SECRET, store })
+  const registry = new Registry({ secret: SECRET, store, logins: options.logins !== undefined })
   await registry.init()
   const app = Fastify(gatewayServerOptions({ isolation: { wildcardUrl } }, { logger: false }))
   t.teardown(async () => {
@@ -309,7 +309,7 @@ export async function startIsolatedGateway (t: Test, options: { revalidateMs?: n
     session: async (backend, opts = {}) => {
       const serverName = opts.serverName ?? 'todoodles'
       await registry.registerServer({ serverName, host: '127.0.0.1', port: backend.port })
-      const { session, token } = await registry.createSession({ userId: opts.userId ?? 'alice', serverName, ...(opts.scopes !== undefined && { scopes: opts.scopes }) })
+      const { session, token } = await registry.createSession({ userId: opts.userId ?? 'alice', serverName, ...(opts.scopes !== undefined && { scopes: opts.scopes }), ...(opts.shareLevel !== undefined && { shareLevel: opts.shareLevel }) })
       return { host: `${sessionHostLabel(session)}.localhost:${port}`, link: sessionLink(wildcard, session, token), token, sessionId: session.sessionId }
     }
   }

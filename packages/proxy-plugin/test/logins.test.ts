@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { validateOptions } from '../src/options.js'
 import type { LoggedInPerson, LoginSource } from '../src/logins.js'
-import { rawRequest, startBackend, startGateway, upgradeRequest } from './helpers.js'
+import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 
 /**
  * The plugin's side of links bound to a person: whatever login the host app has (the gateway's
@@ -49,11 +49,13 @@ t.test('an owner session opens for its person only; an authenticated one for any
   t.equal(posted.status, 401, 'a POST is never sent to log in (its body would be lost): refused')
   t.equal(backend.seen.length, 0)
 
-  // Logged in as someone else: 403, saying who is logged in and offering to log out.
+  // Logged in as someone else: 403, offering to log out (naming no one: in path mode any MCP
+  // server's page shares this origin and could read it).
   const asBob = { ...NAVIGATE, cookie: 'mcpgw_test_login=bob' }
   const refused = await rawRequest(gw.port, `/mcp/${owner}/`, { headers: asBob })
   t.equal(refused.status, 403)
-  t.match(refused.body, /You are logged in as bob@example\.test/)
+  t.match(refused.body, /You are logged in as someone other than the person this link was made for/)
+  t.notMatch(refused.body, /bob/, 'nothing about who is logged in')
   t.match(refused.body, /<form method="post" action="\/log-out">/)
   t.match(refused.body, /MCPGW_PROXY_NOT_YOUR_SESSION/)
   t.notMatch(refused.body, /alice/, 'nothing about whose session it is')
@@ -101,5 +103,61 @@ t.test('logins are checked as options: a LoginSource, and path mode only for now
   t.throws(() => validateOptions({ logins: {} as LoginSource }), { code: 'MCPGW_PROXY_INVALID_OPTION', message: /personOf/ })
   t.throws(() => validateOptions({ logins: { personOf: () => null, signOutPath: 'https://elsewhere' } }), { code: 'MCPGW_PROXY_INVALID_OPTION' })
   t.throws(() => validateOptions({ logins: { personOf: () => null }, isolation: { wildcardUrl: 'http://*.localhost:3082' } }), { code: 'MCPGW_PROXY_INVALID_OPTION', message: /path mode only/ })
+  t.ok(validateOptions({ logins: { personOf: () => null, onSessionHosts: true }, isolation: { wildcardUrl: 'http://*.localhost:3082' } }).logins, 'a login every host sees (an edge\'s) works in isolated mode')
   t.equal(validateOptions({}).logins, null)
+})
+
+/** A login an edge vouches for on every host: a header naming the person, checked asynchronously (as a signed assertion is). */
+function edgeLogins (): LoginSource {
+  return {
+    personOf: async (request: FastifyRequest) => {
+      await new Promise((resolve) => setImmediate(resolve))
+      const name = request.headers['x-test-edge-user']
+      return typeof name === 'string' && PEOPLE[name] !== undefined ? PEOPLE[name] : null
+    },
+    onSessionHosts: true
+  }
+}
+
+t.test('a login checked asynchronously, in path mode and on session hosts', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { logins: edgeLogins(), registryOptions: { logins: true } })
+  const owner = await gw.session(backend, { userId: 'alice', shareLevel: 'owner' })
+  const answer = async (who?: string): Promise<[number, string | undefined]> => {
+    const res = await rawRequest(gw.port, `/mcp/${owner}/`, { headers: { accept: 'application/json', ...(who !== undefined && { 'x-test-edge-user': who }) } })
+    return [res.status, (JSON.parse(res.body) as { code?: string }).code]
+  }
+  t.same(await answer(), [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no login, no page to send it to: 401')
+  t.same(await answer('bob'), [403, 'MCPGW_PROXY_NOT_YOUR_SESSION'])
+  t.equal((await answer('alice'))[0], 200)
+  t.equal((await upgradeRequest(gw.port, `/mcp/${owner}/ws`, { headers: { 'x-test-edge-user': 'bob', accept: 'application/json' } })).status, 403)
+
+  const iso = await startIsolatedGateway(t, { logins: edgeLogins() })
+  const isoBackend = await startBackend(t)
+  const { host, link } = await iso.session(isoBackend, { userId: 'alice', shareLevel: 'owner' })
+  const linkPath = new URL(link).pathname + new URL(link).search
+  const onHost = async (path: string, headers: Record<string, string>): Promise<{ status: number, headers: Record<string, unknown>, code?: string }> => {
+    const res = await rawRequest(iso.port, path, { headers: { host, accept: 'application/json', ...headers } })
+    return { status: res.status, headers: res.headers, ...(res.body.startsWith('{') && { code: (JSON.parse(res.body) as { code?: string }).code }) }
+  }
+  t.match(await onHost(linkPath, { 'x-test-edge-user': 'bob' }), { status: 403, code: 'MCPGW_PROXY_NOT_YOUR_SESSION' }, 'the link, as someone else: refused before the swap')
+  t.match(await onHost(linkPath, {}), { status: 401, code: 'MCPGW_PROXY_LOGIN_REQUIRED' })
+  const swapped = await onHost(linkPath, { 'x-test-edge-user': 'alice' })
+  t.equal(swapped.status, 303, 'its person: the link swapped for the host\'s cookie')
+  const cookie = String((swapped.headers['set-cookie'] as string[])[0]).split(';')[0]!
+  t.equal((await onHost('/', { cookie, 'x-test-edge-user': 'alice' })).status, 200)
+  t.match(await onHost('/', { cookie, 'x-test-edge-user': 'bob' }), { status: 403, code: 'MCPGW_PROXY_NOT_YOUR_SESSION' }, 'the cookie carried to another person\'s browser opens nothing')
+  t.equal(isoBackend.seen.filter((s) => s.headers['x-mcpgw-login-user'] !== 'alice').length, 0, 'the backend saw alice only')
+})
+
+t.test('a backend never sets a login cookie of the gateway, in any spelling a browser reads', async (t) => {
+  const backend = await startBackend(t, (_req, res) => {
+    res.setHeader('set-cookie', ['mcpgw_login=planted; Path=/', '=mcpgw_login=planted-nameless; Path=/', ' =  mcpgw_login_state=planted', 'MCPGW_LOGIN=planted', '__Host-mcpgw_login=planted; Path=/; Secure', 'theme=dark; Path=/'])
+    res.end('ok')
+  })
+  const gw = await startGateway(t)
+  const link = await gw.session(backend)
+  const res = await rawRequest(gw.port, `/mcp/${link}/`)
+  t.equal(res.status, 200)
+  t.same([res.headers['set-cookie']].flat().map((c) => String(c).split(';')[0]), ['theme=dark'], 'only the backend\'s own cookie reaches the browser')
 })

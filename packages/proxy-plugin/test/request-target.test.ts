@@ -33,6 +33,7 @@ t.test('stripTokenFromQuery removes exactly the parameters carrying the token', 
 
 t.test('redactUrl hides the token segment and credential-looking query values', async (t) => {
   t.equal(redactUrl(`/mcp/${TOKEN}/page?x=1`, '/mcp'), '/mcp/[redacted]/page?x=1')
+  t.equal(redactUrl('/_mcpgw/login/callback?code=Qx1abc&state=TzkA&iss=https%3A%2F%2Fidp', '/mcp'), '/_mcpgw/login/callback?code=[redacted]&state=[redacted]&iss=https%3A%2F%2Fidp', 'an OAuth callback\'s code and state')
   t.equal(redactUrl(`/mcp/${TOKEN}?x=1`, '/mcp'), '/mcp/[redacted]?x=1')
   t.equal(redactUrl(`/mcp/${TOKEN}`, '/mcp'), '/mcp/[redacted]')
   t.equal(redactUrl('/?page=2&mcpgw_frame=U59n1UxPD3cbrpvW4JQ2Rcnr0quItkrAs10pKkFamK0', '/mcp'), '/?page=2&mcpgw_frame=[redacted]', 'a frame ticket is not logged')

@@ -6,7 +6,7 @@ export { spawnGateway, stopChild, GatewayAdmin, GATEWAY_CLI } from './gateway-pr
 export type { GatewayProcess, SpawnGatewayOptions } from './gateway-process.js'
 export { eventually, within } from './eventually.js'
 export { launchChromium, CHROMIUM_PATH } from './chromium.js'
-export type { Browser, Page } from 'playwright-core'
+export type { Browser, BrowserContext, Page } from 'playwright-core'
 export { startNginx, NGINX_LUA_MODULES, NGINX_MODULES_DIR, NGINX_PATH } from './nginx.js'
 export { startCaddy, ensureCaddy, caddyBinaryPath, CADDY_VERSION } from './caddy.js'
 export type { CaddyProcess } from './caddy.js'

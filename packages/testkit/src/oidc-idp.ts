@@ -2,10 +2,14 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
 
-/** The test provider's people: what each one's claims are. Log in with the name as login, any password. */
+/**
+ * The test provider's people: what each one's claims are. Log in with the name as login, any
+ * password. `eve` signed up with alice's address, which the provider never verified.
+ */
 export const TEST_IDP_USERS = Object.freeze({
   alice: { sub: 'alice', email: 'alice@example.test', email_verified: true, name: 'Alice Liddell', preferred_username: 'alice' },
-  bob: { sub: 'bob', email: 'bob@example.test', email_verified: true, name: 'Bob Builder', preferred_username: 'bob' }
+  bob: { sub: 'bob', email: 'bob@example.test', email_verified: true, name: 'Bob Builder', preferred_username: 'bob' },
+  eve: { sub: 'eve', email: 'alice@example.test', email_verified: false, name: 'Eve', preferred_username: 'eve' }
 })
 
 export interface TestIdp {
@@ -24,7 +28,7 @@ export interface StartTestIdpOptions {
 }
 
 /**
- * A real OpenID provider (panva's certified `oidc-provider`) on 127.0.0.1, with two people
+ * A real OpenID provider (panva's certified `oidc-provider`) on 127.0.0.1, with three people
  * (TEST_IDP_USERS) and one confidential client that must use PKCE. Its development login and
  * consent pages are what a browser test logs in through: the login form takes a person's
  * name as login and any password, then a consent page asks to continue.

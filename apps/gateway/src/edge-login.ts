@@ -1,0 +1,81 @@
+import type { LoggedInPerson, LoginSource } from '@mcp-gw/proxy-plugin'
+import type { FastifyRequest } from 'fastify'
+import { createRemoteJWKSet, jwtVerify } from 'jose'
+import proxyAddr from 'proxy-addr'
+import type { EdgeLoginConfig } from './config.js'
+
+/** Verified assertions kept (until their expiry), so a page's requests verify one signature, not one each. */
+const MAX_KEPT = 10_000
+const MAX_ASSERTION_BYTES = 8192
+/** Algorithms an identity-aware proxy signs with (Pomerium ES256, Cloudflare Access RS256); never `none` or HMAC. */
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+
+/**
+ * Who is logged in, as an identity-aware proxy in front of the gateway says (oauth2-proxy,
+ * Pomerium, Cloudflare Access): a signed assertion in a header, verified with jose against the
+ * proxy's JWKS (issuer, audience, expiry), from any peer; or a plain header naming the person,
+ * believed only from the proxies MCP_WEB_UI_TRUST_PROXY lists. An assertion that does not
+ * verify names no one (the plain header is not asked then). Works on session hosts too: the
+ * proxy fronts every host.
+ */
+export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string[]): LoginSource {
+  const jwks = config.jwksUrl === undefined ? null : createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 })
+  const trusted = trustProxy === true ? () => true : trustProxy === false ? () => false : proxyAddr.compile(trustProxy)
+  const kept = new Map<string, { person: LoggedInPerson, exp: number }>()
+
+  async function verified (assertion: string): Promise<LoggedInPerson | null> {
+    const now = Date.now()
+    const hit = kept.get(assertion)
+    if (hit !== undefined) {
+      if (hit.exp > now) return hit.person
+      kept.delete(assertion)
+    }
+    try {
+      const { payload } = await jwtVerify(assertion, jwks!, {
+        algorithms: ALGORITHMS,
+        audience: config.jwtAudience!,
+        ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
+        requiredClaims: ['exp']
+      })
+      const userId = payload[config.jwtUserClaim]
+      if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) return null
+      const email = payload.email
+      const person = { userId, label: typeof email === 'string' && email.length > 0 && email.length <= 256 ? email : userId }
+      if (kept.size >= MAX_KEPT) kept.clear()
+      kept.set(assertion, { person, exp: (payload.exp as number) * 1000 })
+      return person
+    } catch {
+      // Forged, unsigned, expired, for another audience, or the JWKS cannot be had: no one.
+      return null
+    }
+  }
+
+  return {
+    personOf (request: FastifyRequest) {
+      if (config.jwtHeader !== undefined) {
+        const assertion = request.headers[config.jwtHeader]
+        if (assertion !== undefined) {
+          if (typeof assertion !== 'string' || assertion.length > MAX_ASSERTION_BYTES) return null
+          return verified(assertion)
+        }
+      }
+      if (config.header !== undefined && trusted(request.socket.remoteAddress ?? '', 0)) {
+        const value = request.headers[config.header]
+        // One value, as the proxy set it (a client's second one would be joined with a comma).
+        if (typeof value === 'string' && value.length > 0 && value.length <= 256 && !value.includes(',')) return { userId: value, label: value }
+      }
+      return null
+    },
+    onSessionHosts: true
+  }
+}
+
+/** The gateway's logins together: its own (a cookie, which can send a browser to log in) first, then the edge's. */
+export function composeLogins (own: LoginSource | undefined, edge: LoginSource | undefined): LoginSource | undefined {
+  if (own === undefined || edge === undefined) return own ?? edge
+  return {
+    personOf: (request) => own.personOf(request) ?? edge.personOf(request),
+    ...(own.askLogin !== undefined && { askLogin: own.askLogin }),
+    ...(own.signOutPath !== undefined && { signOutPath: own.signOutPath })
+  }
+}
