@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readWildcardUrl } from '@mcp-gw/protocol'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import { gatewayServerOptions, mcpGateway, sendError } from '@mcp-gw/proxy-plugin'
@@ -127,7 +128,7 @@ export async function buildGateway (config: GatewayConfig = loadConfig({}), opti
   // Who is logged in, for links bound to a person: the gateway's own login (MCP_WEB_UI_OIDC_ISSUER,
   // with its routes on this origin), and what an identity-aware proxy in front says (MCP_WEB_UI_LOGIN_*).
   const logins = composeLogins(
-    config.oidc === null ? undefined : gatewayLogin(app, { oidc: config.oidc, publicUrl: config.publicUrl!, prefix: config.prefix, signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw login') }),
+    config.oidc === null ? undefined : gatewayLogin(app, { oidc: config.oidc, publicUrl: config.publicUrl!, prefix: config.prefix, signingKey: app.mcpRegistry.tokens.proofKey('mcp-gw login'), ...(config.wildcardUrl !== undefined && { wildcard: readWildcardUrl(config.wildcardUrl)! }) }),
     config.edgeLogin === null ? undefined : edgeLogin(config.edgeLogin, config.trustProxy)
   )
   await app.register(mcpGateway, { ...proxy, ...(logins !== undefined && { logins }) })

@@ -443,9 +443,6 @@ function checkLogins (config: GatewayConfig): void {
   if (config.publicUrl === undefined) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_PUBLIC_URL: the provider sends browsers back to <public url>/_mcpgw/login/callback, registered as the client\'s redirect URI')
   }
-  if (config.wildcardUrl !== undefined) {
-    throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER works in path mode only for now: leave MCP_WEB_UI_WILDCARD_URL unset')
-  }
   const gateway = new URL(config.publicUrl)
   if (gateway.protocol === 'http:' && !isLoopbackHost(gateway.host)) {
     throw new ConfigError('invalid configuration: MCP_WEB_UI_OIDC_ISSUER needs an https MCP_WEB_UI_PUBLIC_URL (http only on this machine): the login cookie must be Secure and __Host-')

@@ -74,8 +74,10 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
 export function composeLogins (own: LoginSource | undefined, edge: LoginSource | undefined): LoginSource | undefined {
   if (own === undefined || edge === undefined) return own ?? edge
   return {
-    personOf: (request) => own.personOf(request) ?? edge.personOf(request),
+    personOf: (request, place) => own.personOf(request, place) ?? edge.personOf(request, place),
     ...(own.askLogin !== undefined && { askLogin: own.askLogin }),
-    ...(own.signOutPath !== undefined && { signOutPath: own.signOutPath })
+    ...(own.acceptTicket !== undefined && { acceptTicket: own.acceptTicket }),
+    ...(own.signOutPath !== undefined && { signOutPath: own.signOutPath }),
+    ...(own.onSessionHosts === true && { onSessionHosts: true })
   }
 }

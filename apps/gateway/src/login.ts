@@ -1,5 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { LoggedInPerson, LoginSource } from '@mcp-gw/proxy-plugin'
+import { LOGIN_TICKET_PARAM, sessionHostOf } from '@mcp-gw/protocol'
+import type { WildcardUrl } from '@mcp-gw/protocol'
+import type { LoggedInPerson, LoginPlace, LoginSource } from '@mcp-gw/proxy-plugin'
 import { sendError } from '@mcp-gw/proxy-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as oidc from 'openid-client'
@@ -24,6 +26,10 @@ import { LoginFailedError, LoginUnavailableError } from './errors.js'
 export const LOGIN_PATH = '/_mcpgw/login'
 export const LOGIN_CALLBACK_PATH = '/_mcpgw/login/callback'
 export const LOGOUT_PATH = '/_mcpgw/logout'
+/** Isolated mode: where a session host sends a browser to be logged in, and back with a ticket. */
+export const LOGIN_HOST_PATH = '/_mcpgw/login/host'
+/** How long a login ticket (on its way to a session host) holds. */
+const TICKET_TTL_SECONDS = 60
 
 const STATE_TTL_SECONDS = 600
 /** Logouts, and login states used, remembered at most (each until it would have expired). */
@@ -41,9 +47,13 @@ export interface GatewayLoginOptions {
   signingKey: string
   /** Discovery and token requests time out after this (ms). Default 10000. */
   timeoutMs?: number
+  /** Isolated mode's session hosts, which get the login through a one-time ticket. */
+  wildcard?: WildcardUrl
 }
 
 interface LoginCookie { person: LoggedInPerson, exp: number, nonce: string }
+/** A login on its way to one session host (in a URL, once), or kept there (its cookie): the login's own nonce and expiry. */
+interface HostLogin extends LoginCookie { label: string }
 interface LoginState { verifier: string, state: string, nonce: string, returnTo: string, exp: number }
 
 /** What a signed cookie's value says, or null: `<base64url JSON>.<HMAC>`, its purpose in the MAC. */
@@ -84,11 +94,14 @@ function cookieValues (request: FastifyRequest, name: string): string[] {
   return values
 }
 
-/** A return address the gateway may send a browser to after login: a session page under the prefix, or `/`. */
+/**
+ * A return address the gateway may send a browser to after login: a session page under the
+ * prefix, the way back to a session host, or `/`.
+ */
 export function safeReturnTo (value: unknown, prefix: string): string {
   if (typeof value !== 'string' || value.length > 4096) return '/'
   // Never `//host` or `/\host` (another site), nothing outside the prefix.
-  if (!value.startsWith(prefix + '/') || /[\\\s]/.test(value)) return '/'
+  if (!(value.startsWith(prefix + '/') || value.startsWith(LOGIN_HOST_PATH + '?')) || /[\\\s]/.test(value)) return '/'
   return value
 }
 
@@ -103,6 +116,11 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
   const cookieName = https ? '__Host-mcpgw_login' : 'mcpgw_login'
   const stateName = https ? '__Host-mcpgw_login_state' : 'mcpgw_login_state'
   const secure = https ? '; Secure' : ''
+  const wildcard = opts.wildcard
+  // On a session host: __Host- too under https, so no other session host can plant one with Domain=.
+  const hostSecure = wildcard?.protocol === 'https'
+  const hostCookieName = hostSecure ? '__Host-mcpgw_person' : 'mcpgw_person'
+  const usedTickets = new Map<string, number>()
   const redirectUri = new URL(LOGIN_CALLBACK_PATH, opts.publicUrl.endsWith('/') ? opts.publicUrl : opts.publicUrl + '/').href
   const loggedOut = new Map<string, number>()
   /** States whose callback came, until they expire: a callback is answered once. */
@@ -123,19 +141,50 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     return discovered
   }
 
-  function personOf (request: FastifyRequest): LoggedInPerson | null {
+  /**
+   * The login a request carries: the gateway's cookie on its own host, or a session host's
+   * cookie for that host alone. Two logins of different people (one planted at a longer path
+   * by a page on this origin, whose cookie the browser sends first): no one.
+   */
+  function loginOf (request: FastifyRequest, sessionHost: string | null): LoginCookie | null {
     const now = Math.floor(Date.now() / 1000)
-    let found: LoggedInPerson | null = null
-    for (const value of cookieValues(request, cookieName)) {
-      const cookie = unsign(opts.signingKey, 'login', value) as LoginCookie | null
+    let found: LoginCookie | null = null
+    const [name, purpose] = sessionHost === null ? [cookieName, 'login'] : [hostCookieName, 'host login']
+    for (const value of cookieValues(request, name)) {
+      const cookie = unsign(opts.signingKey, purpose, value) as HostLogin | null
       if (cookie === null || typeof cookie.exp !== 'number' || cookie.exp <= now || loggedOut.has(cookie.nonce)) continue
       if (typeof cookie.person?.userId !== 'string' || typeof cookie.person.label !== 'string') continue
-      // Two logins of different people (one planted at a longer path by a page on this origin,
-      // whose cookie the browser sends first): no one, rather than whichever came first.
-      if (found !== null && found.userId !== cookie.person.userId) return null
-      found = cookie.person
+      if (sessionHost !== null && cookie.label !== sessionHost) continue
+      if (found !== null && found.person.userId !== cookie.person.userId) return null
+      found = cookie
     }
     return found
+  }
+
+  function personOf (request: FastifyRequest, place?: LoginPlace): LoggedInPerson | null {
+    return loginOf(request, place?.sessionHost ?? null)?.person ?? null
+  }
+
+  /** The way to a session host's page with the login in a ticket: for that host only, for a minute, once. */
+  function withTicket (to: URL, label: string, login: LoginCookie): string {
+    const ticket: HostLogin = { person: login.person, exp: Math.min(login.exp, Math.floor(Date.now() / 1000) + TICKET_TTL_SECONDS), nonce: login.nonce, label }
+    const value = signed(opts.signingKey, 'host ticket', { ...ticket, loginExp: login.exp, id: randomBytes(12).toString('base64url') })
+    to.searchParams.append(LOGIN_TICKET_PARAM, value)
+    return to.href
+  }
+
+  /** A session host's address to come back to (its own scheme, a host under the wildcard), or null. */
+  function sessionHostUrl (value: unknown): { url: URL, label: string } | null {
+    if (wildcard === undefined || typeof value !== 'string' || value.length > 4096) return null
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      return null
+    }
+    const label = sessionHostOf(wildcard, url.host)
+    if (url.protocol !== `${wildcard.protocol}:` || label === null || label === '' || url.username !== '' || url.password !== '') return null
+    return { url, label }
   }
 
   /** Forgets what has expired; true when there is room for one more. */
@@ -226,6 +275,23 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
       return await startLogin(reply, safeReturnTo((request.query as { return?: unknown }).return, opts.prefix))
     })
     context.get(LOGIN_CALLBACK_PATH, { schema: { hide: true } }, finishLogin)
+    if (wildcard !== undefined) {
+      // A session host's browser: logged in here already, back with a ticket; else logged in first.
+      context.get(LOGIN_HOST_PATH, { schema: { hide: true } }, async (request, reply) => {
+        const raw = (request.query as { to?: unknown }).to
+        const to = sessionHostUrl(raw)
+        if (to === null) throw new LoginFailedError('that is not a page of this gateway\'s session hosts')
+        const login = loginOf(request, null)
+        if (login === null) return await startLogin(reply, `${LOGIN_HOST_PATH}?to=${encodeURIComponent(to.url.href)}`)
+        return await reply.code(303).header('location', withTicket(to.url, to.label, login)).header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
+      })
+    }
+    // A link to log out (from a 403 page, on any host) opens this page; its button logs out.
+    context.get(LOGOUT_PATH, { schema: { hide: true } }, async (_request, reply) => {
+      reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
+      return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Log out</title></head><body><h1>Log out of mcp-gw?</h1>' +
+        `<form method="post" action="${LOGOUT_PATH}"><button type="submit">Log out</button></form></body></html>\n`
+    })
     context.post(LOGOUT_PATH, { schema: { hide: true } }, async (request, reply) => {
       // A form on another site cannot log a person out (a nuisance, but theirs to choose).
       const site = request.headers['sec-fetch-site']
@@ -249,10 +315,30 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
 
   return {
     personOf,
-    askLogin (request, reply, returnTo) {
+    askLogin (request, reply, returnTo, place) {
+      if (place?.sessionHost != null) {
+        // To the gateway's host to log in (the page asked for, on this host, holds no credential:
+        // the link was swapped for the host's cookie first), and back with a ticket.
+        const back = `${wildcard!.protocol}://${request.headers.host!}${returnTo}`
+        reply.code(303).header('location', `${new URL(LOGIN_HOST_PATH, redirectUri).href}?to=${encodeURIComponent(back)}`)
+          .header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
+        return
+      }
       startLogin(reply, safeReturnTo(returnTo, opts.prefix)).catch((err: unknown) => { sendError(reply, err) })
     },
-    signOutPath: LOGOUT_PATH
+    ...(wildcard !== undefined && {
+      acceptTicket (value: string, label: string) {
+        const now = Math.floor(Date.now() / 1000)
+        const ticket = unsign(opts.signingKey, 'host ticket', value) as (HostLogin & { loginExp: number, id: string }) | null
+        if (ticket === null || ticket.label !== label || typeof ticket.exp !== 'number' || ticket.exp <= now || typeof ticket.id !== 'string' || usedTickets.has(ticket.id) || loggedOut.has(ticket.nonce)) return null
+        if (roomIn(usedTickets, now)) usedTickets.set(ticket.id, ticket.exp)
+        const kept: HostLogin = { person: ticket.person, exp: ticket.loginExp, nonce: ticket.nonce, label }
+        return { setCookie: `${hostCookieName}=${signed(opts.signingKey, 'host login', kept)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.max(1, ticket.loginExp - now)}${hostSecure ? '; Secure' : ''}` }
+      },
+      onSessionHosts: true
+    }),
+    // On a session host a path would be the backend's: the gateway's own address.
+    signOutPath: wildcard === undefined ? LOGOUT_PATH : new URL(LOGOUT_PATH, redirectUri).href
   }
 }
 

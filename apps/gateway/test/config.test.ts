@@ -134,6 +134,7 @@ t.test('the login (MCP_WEB_UI_OIDC_*) and the share-level cap', async (t) => {
   t.same(loadConfig(login).oidc, { issuer: 'https://keycloak.example.com/realms/main', clientId: 'mcp-gw', clientSecret: 'client-secret-0123456789abcdef', scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 8 * 3600 })
   t.match(loadConfig({ ...login, MCP_WEB_UI_OIDC_USER_CLAIM: 'email', MCP_WEB_UI_OIDC_SCOPES: ' openid  email ', MCP_WEB_UI_LOGIN_HOURS: '0.5', MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }), { oidc: { userClaim: 'email', scopes: 'openid email', loginSeconds: 1800 }, maxShareLevel: 'owner' })
   t.same([loadConfig({}).oidc, loadConfig({}).maxShareLevel], [null, 'link'], 'off by default: bearer links, as before')
+  t.equal(loadConfig({ ...login, MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com' }).wildcardUrl, 'https://*.apps.example.com', 'in isolated mode too')
   t.equal(loadConfig({ ...login, MCP_WEB_UI_OIDC_ISSUER: 'http://127.0.0.1:9999', MCP_WEB_UI_OIDC_CLIENT_SECRET: '' }).oidc?.clientSecret, undefined, 'a provider on this machine over http; a public client')
   const edge = { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_TRUST_PROXY: '10.0.0.5', MCP_WEB_UI_LOGIN_HEADER: 'X-Auth-Request-Email', MCP_WEB_UI_LOGIN_JWT_HEADER: 'Cf-Access-Jwt-Assertion', MCP_WEB_UI_LOGIN_JWKS_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/certs', MCP_WEB_UI_LOGIN_JWT_AUDIENCE: 'aud-tag', MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }
   t.match(loadConfig(edge), { edgeLogin: { header: 'x-auth-request-email', jwtHeader: 'cf-access-jwt-assertion', jwtAudience: 'aud-tag', jwtUserClaim: 'email' }, maxShareLevel: 'owner', oidc: null }, 'an identity-aware proxy in front is a login too')
@@ -146,7 +147,6 @@ t.test('the login (MCP_WEB_UI_OIDC_*) and the share-level cap', async (t) => {
     [/MCP_WEB_UI_OIDC_ISSUER needs MCP_WEB_UI_PUBLIC_URL/, { ...login, MCP_WEB_UI_PUBLIC_URL: '' }],
     [/MCP_WEB_UI_OIDC_ISSUER must be an https URL/, { ...login, MCP_WEB_UI_OIDC_ISSUER: 'http://keycloak.example.com/realms/main' }],
     [/MCP_WEB_UI_OIDC_ISSUER must be the OpenID provider's issuer URL/, { ...login, MCP_WEB_UI_OIDC_ISSUER: 'keycloak.example.com' }],
-    [/MCP_WEB_UI_OIDC_ISSUER works in path mode only/, { ...login, MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com' }],
     [/MCP_WEB_UI_OIDC_SCOPES must be space-separated scopes including openid/, { ...login, MCP_WEB_UI_OIDC_SCOPES: 'email profile' }],
     [/MCP_WEB_UI_LOGIN_HOURS must be at most 720/, { ...login, MCP_WEB_UI_LOGIN_HOURS: '1000' }],
     [/needs an https MCP_WEB_UI_PUBLIC_URL/, { ...login, MCP_WEB_UI_PUBLIC_URL: 'http://gw.example.com' }],

@@ -160,6 +160,7 @@ t.test('an owner link opens after its person logs in, and for no one else; an au
   // He logs out from the 403 page: the cookie is gone, and a copy of it opens nothing.
   const copy = (await bobContext.cookies(publicUrl)).find((c) => c.name === 'mcpgw_login')!
   await bob.goto(alicesLink)
+  await bob.click('a:has-text("Log out")')
   await bob.click('button[type=submit]')
   await bob.waitForSelector('text=Logged out of mcp-gw', { timeout: 10_000 })
   t.notOk((await bobContext.cookies(publicUrl)).some((c) => c.name === 'mcpgw_login'), 'logged out: no login cookie')
@@ -233,4 +234,61 @@ t.test('a hostile page cannot log a visitor in as someone else, two logins are n
   await logIn(eve, idp.issuer, 'eve')
   await eve.waitForSelector('text=MCPGW_LOGIN_FAILED', { timeout: 10_000 })
   t.match(await eve.textContent('body'), /has not verified this person's email address/)
+})
+
+t.test('isolated mode: the login happens on the gateway\'s host and reaches the session host through a one-time ticket', async (t) => {
+  const port = await freePort()
+  const publicUrl = `http://127.0.0.1:${port}`
+  const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
+  t.teardown(() => idp.close())
+  const app = await buildGateway(testConfig({
+    port,
+    publicUrl,
+    wildcardUrl: `http://*.localhost:${port}`,
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
+  }), { logLevel: 'silent' })
+  t.teardown(() => app.close())
+  await app.listen({ port, host: '127.0.0.1' })
+  const todo = await startApp(t)
+  const secret = 'todo-registrant-secret-0123456789abcdef'
+  await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
+  const res = await fetch(`${publicUrl}/create-session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
+    body: JSON.stringify({ userId: 'alice', serverName: 'todo', shareLevel: 'owner' })
+  })
+  const link = (await res.json() as { url: string }).url
+  const origin = new URL(link).origin
+  const token = new URL(link).searchParams.get('mcpgw_link')!
+  t.match(origin, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}$`), 'a link on a host of its own')
+
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+  const aliceContext = await browser.newContext()
+  const alice = await aliceContext.newPage()
+  const seen: string[] = []
+  alice.on('request', (request) => { seen.push(`${request.url()} ${request.headers().referer ?? ''}`) })
+  await alice.goto(link)
+  await logIn(alice, idp.issuer, 'alice')
+  await alice.waitForFunction(() => document.getElementById('echo')?.textContent !== '' && document.getElementById('event')?.textContent !== '', null, { timeout: 10_000 })
+  t.equal(alice.url(), `${origin}/`, 'back on the session host, the address bar holding neither link nor ticket')
+  t.equal(await alice.textContent('#echo'), 'echo: round trip')
+  t.equal(await alice.textContent('#event'), 'event: hello alice', 'the backend was told who is logged in')
+  t.notOk(seen.some((line) => line.startsWith(idp.issuer) && line.includes(token)), 'the provider never saw the link')
+  t.same((await aliceContext.cookies(origin)).map((c) => [c.name, c.httpOnly]).sort(), [['mcpgw_person', true], ['mcpgw_session', true]], 'the session host keeps the session and the person, each in an HttpOnly cookie of its own')
+  const ticketUrl = seen.map((line) => line.split(' ')[0]!).find((url) => url.startsWith(origin) && url.includes('mcpgw_login='))!
+  t.ok(ticketUrl, 'the way back carried a ticket')
+
+  // Bob with Alice's link: logged in as himself, refused on her host; her ticket, replayed, opens nothing.
+  const bobContext = await browser.newContext()
+  const bob = await bobContext.newPage()
+  await bob.goto(link)
+  await logIn(bob, idp.issuer, 'bob')
+  await bob.waitForSelector('text=MCPGW_PROXY_NOT_YOUR_SESSION', { timeout: 10_000 })
+  t.equal(new URL(bob.url()).origin, origin)
+  t.same(await bob.evaluate(async () => [(await fetch('/events')).status, (await fetch('/anything')).status]), [403, 403], 'his browser opens neither her stream nor her pages')
+  await bobContext.clearCookies({ name: 'mcpgw_person' })
+  const replay = await bob.goto(ticketUrl)
+  t.equal(replay?.status(), 401, 'a ticket is good once')
+  t.notOk((await bobContext.cookies(origin)).some((c) => c.name === 'mcpgw_person'), 'and gave him no login on her host')
 })

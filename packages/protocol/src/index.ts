@@ -227,5 +227,5 @@ export function errorBody (statusCode: number, code: string, message: string): E
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 
-export { FRAME_TICKET_PARAM, readWildcardUrl, SESSION_LINK_PARAM, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin } from './session-host.js'
+export { FRAME_TICKET_PARAM, LOGIN_TICKET_PARAM, readWildcardUrl, SESSION_LINK_PARAM, sessionHostLabel, sessionHostOf, sessionLink, sessionOrigin } from './session-host.js'
 export type { WildcardUrl } from './session-host.js'

@@ -28,6 +28,13 @@ export const SESSION_LINK_PARAM = 'mcpgw_link'
  */
 export const FRAME_TICKET_PARAM = 'mcpgw_frame'
 
+/**
+ * The query parameter that brings a login to a session host (isolated mode): the gateway's
+ * login, done on its own host, sends the browser back with a one-time ticket in it, which the
+ * session host swaps for a cookie of its own.
+ */
+export const LOGIN_TICKET_PARAM = 'mcpgw_login'
+
 const LABEL_LENGTH = 26
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
 

@@ -41,7 +41,7 @@ function errorPage (body: GatewayErrorBody, signOutPath?: string): string {
     `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
     (body.statusCode === 401 ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
     (body.code === 'MCPGW_PROXY_NO_BACKEND' ? '<p>The MCP server that made this link is not running any more. Ask the assistant to open the UI again for a new link.</p>' : '') +
-    (signOutPath !== undefined ? `<form method="post" action="${esc(signOutPath)}"><button type="submit">Log out</button> to open it as someone else.</form>` : '') +
+    (signOutPath !== undefined ? `<p><a href="${esc(signOutPath)}">Log out</a> to open it as someone else.</p>` : '') +
     `<p><code>${esc(body.code)}</code></p></body></html>\n`
 }
 

@@ -14,7 +14,7 @@ export {
 export type { ProxyOptions, NormalizedProxyOptions } from './options.js'
 export * as errors from './errors.js'
 export type { GatewayHandle } from './types.js'
-export type { LoggedInPerson, LoginSource } from './logins.js'
+export type { LoggedInPerson, LoginPlace, LoginSource } from './logins.js'
 export type { TunnelSet } from './ws-proxy.js'
 export type { ProxyMetrics, StreamSet } from './metrics.js'
 export type { Authenticator } from './authenticator.js'

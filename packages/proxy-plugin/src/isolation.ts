@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { FRAME_TICKET_PARAM, SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/protocol'
+import { FRAME_TICKET_PARAM, LOGIN_TICKET_PARAM, SESSION_LINK_PARAM, sessionHostOf } from '@mcp-gw/protocol'
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { FastifyRequest } from 'fastify'
 import { BadHostError, BadPathError, MalformedTokenError, MissingTokenError, UnknownSessionHostError } from './errors.js'
@@ -62,6 +62,8 @@ export interface IsolatedTarget extends RequestTarget {
   cleanUrl: string
   /** The frame ticket the URL carried (`mcpgw_frame`), if any; never passed on. */
   frameTicket: string | undefined
+  /** The login ticket the URL carried (`mcpgw_login`), back from the gateway's login; never passed on. */
+  loginTicket: string | undefined
 }
 
 /**
@@ -200,13 +202,17 @@ export function isolatedTarget (request: FastifyRequest, wildcard: WildcardUrl, 
   }
   const token = candidates[0]!
   let frameTicket: string | undefined
+  let loginTicket: string | undefined
   let cleanSearch = rest
   if (ours) {
     const ticket = takeParam(rest, FRAME_TICKET_PARAM)
     frameTicket = ticket.value
-    cleanSearch = ticket.rest
+    const login = takeParam(ticket.rest, LOGIN_TICKET_PARAM)
+    if (login.count > 1) throw new MalformedTokenError()
+    loginTicket = login.value
+    cleanSearch = login.rest
   }
   // Never `//host` or `/\\host`: a protocol-relative Location would send the browser to another site.
   const cleanPath = '/' + path.replace(/^[/\\]+/, '')
-  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, candidates, cleanUrl: cleanPath + cleanSearch, frameTicket }
+  return { token, path, search: cleanSearch, label, fromLink: linked !== undefined, candidates, cleanUrl: cleanPath + cleanSearch, frameTicket, loginTicket }
 }

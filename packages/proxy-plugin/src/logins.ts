@@ -9,6 +9,11 @@ export interface LoggedInPerson {
   label: string
 }
 
+/** Where a request is asked about: a session host (isolated mode, by its label), or the host app's own host (null). */
+export interface LoginPlace {
+  sessionHost: string | null
+}
+
 /**
  * Who is logged in, for sessions whose share level is `owner` or `authenticated`: the host
  * app's login (the gateway's OIDC login, say). `link` sessions never ask it.
@@ -18,14 +23,19 @@ export interface LoginSource {
    * The person this request's login names, or null: read from a signed cookie or header (return
    * it at once), or from something to verify first, such as an edge's signed assertion (a promise).
    */
-  personOf (request: FastifyRequest): LoggedInPerson | null | Promise<LoggedInPerson | null>
+  personOf (request: FastifyRequest, place: LoginPlace): LoggedInPerson | null | Promise<LoggedInPerson | null>
   /**
    * Answers a browser's page navigation that carries no login, typically by sending it to
    * log in and back to `returnTo` (the request's path and query, which in path mode holds
    * the session's token: keep it out of every URL). Without it such a request gets 401.
    */
-  askLogin?: (request: FastifyRequest, reply: FastifyReply, returnTo: string) => void
-  /** Where a logged-in person signs out (a POST form's action), shown on the 403 page. */
+  askLogin?: (request: FastifyRequest, reply: FastifyReply, returnTo: string, place: LoginPlace) => void
+  /**
+   * On a session host, the ticket (`mcpgw_login`) a login sent the browser back with: the
+   * Set-Cookie that keeps the person on this host, or null when the ticket does not hold.
+   */
+  acceptTicket?: (ticket: string, sessionHost: string) => { setCookie: string } | null
+  /** Where a logged-in person signs out (a path, or a URL on the host app's host), linked from the 403 page. */
   signOutPath?: string
   /**
    * Whether it can tell who is logged in on a session host (isolated mode) too: true for a login
@@ -39,9 +49,10 @@ export function loginsOption (value: unknown, isolated: boolean): LoginSource | 
   if (value === undefined) return null
   const source = value as Partial<LoginSource> | null
   if (typeof source?.personOf !== 'function' || (source.askLogin !== undefined && typeof source.askLogin !== 'function') ||
-    (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !source.signOutPath.startsWith('/'))) ||
+    (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !/^(\/(?![/\\])|https?:\/\/)/.test(source.signOutPath))) ||
+    (source.acceptTicket !== undefined && typeof source.acceptTicket !== 'function') ||
     (source.onSessionHosts !== undefined && typeof source.onSessionHosts !== 'boolean')) {
-    throw new InvalidOptionError('logins', 'expected { personOf(request), askLogin?(request, reply, returnTo), signOutPath?, onSessionHosts? }')
+    throw new InvalidOptionError('logins', 'expected { personOf(request, place), askLogin?(request, reply, returnTo, place), acceptTicket?(ticket, sessionHost), signOutPath?, onSessionHosts? }')
   }
   // A session host is an origin of its own: a login cookie of the gateway's host never reaches it.
   if (isolated && source.onSessionHosts !== true) throw new InvalidOptionError('logins', 'this login works in path mode only (a session host never sees the gateway\'s login cookie): leave isolation off, or use a login an edge vouches for on every host (onSessionHosts)')

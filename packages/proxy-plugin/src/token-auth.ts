@@ -6,7 +6,7 @@ import { sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
 import { BadPathError, FrameUnboundError, InvalidOptionError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
 import { isPageNavigation } from './logins.js'
-import type { LoggedInPerson } from './logins.js'
+import type { LoggedInPerson, LoginPlace } from './logins.js'
 import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
@@ -140,25 +140,42 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return
     }
     const level = session.shareLevel ?? 'link'
-    if (level !== 'link') {
+    const onHost = isolation === null ? null : target as IsolatedTarget
+    if (onHost !== null && onHost.loginTicket !== undefined && !onHost.fromLink) {
+      // Back from the login on the host app's host: the ticket swapped for this host's login cookie.
+      const accepted = logins?.acceptTicket?.(onHost.loginTicket, onHost.label) ?? null
+      if (accepted === null) {
+        done(new LoginRequiredError())
+        return
+      }
+      reply.code(303).header('set-cookie', accepted.setCookie).header('location', onHost.cleanUrl)
+        .header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
+      return
+    }
+    // (A link on a session host is swapped for the host's cookie first: the login that follows
+    // then never carries the link. The swap reaches no backend.)
+    if (level !== 'link' && onHost?.fromLink !== true) {
       // Bound to a person: the link alone opens nothing (here for pages, WebSocket upgrades,
       // event streams and forward-auth questions alike, all of which pass this hook).
-      const found = logins === null ? null : logins.personOf(request)
+      const place = { sessionHost: onHost === null ? null : onHost.label }
+      const found = logins === null ? null : logins.personOf(request, place)
       if (found instanceof Promise) {
         found.then((person) => {
-          if (personAdmits(request, reply, session, person, done)) admitScoped(request, reply, target, done)
+          if (personAdmits(request, reply, session, person, place, done)) admitScoped(request, reply, target, done)
         }).catch(done)
         return
       }
-      if (!personAdmits(request, reply, session, found, done)) return
+      if (!personAdmits(request, reply, session, found, place, done)) return
     }
     admitScoped(request, reply, target, done)
   }
 
   /** Whether the logged-in person (or none) may open this session; answers or refuses the request when not. */
-  function personAdmits (request: FastifyRequest, reply: FastifyReply, session: SessionRecord, person: LoggedInPerson | null, done: HookHandlerDoneFunction): boolean {
+  function personAdmits (request: FastifyRequest, reply: FastifyReply, session: SessionRecord, person: LoggedInPerson | null, place: LoginPlace, done: HookHandlerDoneFunction): boolean {
     if (person === null) {
-      if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) logins.askLogin(request, reply, request.raw.url ?? '/')
+      // (On a session host, the URL the browser asked for: rewriteUrl put the internal prefix in front.)
+      const asked = place.sessionHost === null ? request.raw.url ?? '/' : (request.mcpTarget as IsolatedTarget).cleanUrl
+      if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) logins.askLogin(request, reply, asked, place)
       else done(new LoginRequiredError())
       return false
     }
