@@ -66,6 +66,9 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
       }
       return null
     },
+    // Never passed to a backend: an assertion is good from any peer, so a backend that saw one
+    // could open its person's other sessions with it.
+    credentialHeaders: [config.jwtHeader, config.header].filter((h): h is string => h !== undefined),
     onSessionHosts: true
   }
 }
@@ -78,6 +81,7 @@ export function composeLogins (own: LoginSource | undefined, edge: LoginSource |
     ...(own.askLogin !== undefined && { askLogin: own.askLogin }),
     ...(own.acceptTicket !== undefined && { acceptTicket: own.acceptTicket }),
     ...(own.signOutPath !== undefined && { signOutPath: own.signOutPath }),
+    credentialHeaders: [...(own.credentialHeaders ?? []), ...(edge.credentialHeaders ?? [])],
     ...(own.onSessionHosts === true && { onSessionHosts: true })
   }
 }

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { LOGIN_TICKET_PARAM, sessionHostOf } from '@mcp-gw/protocol'
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { LoggedInPerson, LoginPlace, LoginSource } from '@mcp-gw/proxy-plugin'
@@ -120,6 +120,9 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
   // On a session host: __Host- too under https, so no other session host can plant one with Domain=.
   const hostSecure = wildcard?.protocol === 'https'
   const hostCookieName = hostSecure ? '__Host-mcpgw_person' : 'mcpgw_person'
+  // The session host's half of a login round trip: the ticket that comes back must name it, so
+  // a ticket someone else got for this host cannot be pushed into this browser.
+  const bindCookieName = hostSecure ? '__Host-mcpgw_login_bind' : 'mcpgw_login_bind'
   const usedTickets = new Map<string, number>()
   const redirectUri = new URL(LOGIN_CALLBACK_PATH, opts.publicUrl.endsWith('/') ? opts.publicUrl : opts.publicUrl + '/').href
   const loggedOut = new Map<string, number>()
@@ -165,10 +168,14 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     return loginOf(request, place?.sessionHost ?? null)?.person ?? null
   }
 
-  /** The way to a session host's page with the login in a ticket: for that host only, for a minute, once. */
-  function withTicket (to: URL, label: string, login: LoginCookie): string {
+  /**
+   * The way to a session host's page with the login in a ticket: for that host only, for a
+   * minute, once, and for the browser whose round trip it is (`bind`, the hash of that host's
+   * bind cookie).
+   */
+  function withTicket (to: URL, label: string, login: LoginCookie, bind: string): string {
     const ticket: HostLogin = { person: login.person, exp: Math.min(login.exp, Math.floor(Date.now() / 1000) + TICKET_TTL_SECONDS), nonce: login.nonce, label }
-    const value = signed(opts.signingKey, 'host ticket', { ...ticket, loginExp: login.exp, id: randomBytes(12).toString('base64url') })
+    const value = signed(opts.signingKey, 'host ticket', { ...ticket, loginExp: login.exp, id: randomBytes(12).toString('base64url'), bind })
     to.searchParams.append(LOGIN_TICKET_PARAM, value)
     return to.href
   }
@@ -224,7 +231,9 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     const now = Math.floor(Date.now() / 1000)
     const state = cookieValues(request, stateName).map((v) => unsign(opts.signingKey, 'login state', v) as LoginState | null).find((s): s is LoginState => s !== null && typeof s.exp === 'number' && s.exp > now)
     if (state === undefined || usedStates.has(state.state)) throw new LoginFailedError('this login started too long ago, or in another browser: open the link again')
-    if (roomIn(usedStates, now)) usedStates.set(state.state, state.exp)
+    // Full of live entries: refused rather than left replayable.
+    if (!roomIn(usedStates, now)) throw new LoginFailedError('too many logins at once: try again in a minute')
+    usedStates.set(state.state, state.exp)
     const query = request.raw.url!.slice(request.raw.url!.indexOf('?'))
     let claims: Record<string, unknown>
     try {
@@ -278,12 +287,13 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     if (wildcard !== undefined) {
       // A session host's browser: logged in here already, back with a ticket; else logged in first.
       context.get(LOGIN_HOST_PATH, { schema: { hide: true } }, async (request, reply) => {
-        const raw = (request.query as { to?: unknown }).to
+        const { to: raw, bind } = request.query as { to?: unknown, bind?: unknown }
         const to = sessionHostUrl(raw)
         if (to === null) throw new LoginFailedError('that is not a page of this gateway\'s session hosts')
+        if (typeof bind !== 'string' || !BIND.test(bind)) throw new LoginFailedError('open the session\'s link again')
         const login = loginOf(request, null)
-        if (login === null) return await startLogin(reply, `${LOGIN_HOST_PATH}?to=${encodeURIComponent(to.url.href)}`)
-        return await reply.code(303).header('location', withTicket(to.url, to.label, login)).header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
+        if (login === null) return await startLogin(reply, `${LOGIN_HOST_PATH}?to=${encodeURIComponent(to.url.href)}&bind=${bind}`)
+        return await reply.code(303).header('location', withTicket(to.url, to.label, login, bind)).header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
       })
     }
     // A link to log out (from a 403 page, on any host) opens this page; its button logs out.
@@ -320,26 +330,45 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
         // To the gateway's host to log in (the page asked for, on this host, holds no credential:
         // the link was swapped for the host's cookie first), and back with a ticket.
         const back = `${wildcard!.protocol}://${request.headers.host!}${returnTo}`
-        reply.code(303).header('location', `${new URL(LOGIN_HOST_PATH, redirectUri).href}?to=${encodeURIComponent(back)}`)
+        const secret = randomBytes(18).toString('base64url')
+        reply.code(303).header('location', `${new URL(LOGIN_HOST_PATH, redirectUri).href}?to=${encodeURIComponent(back)}&bind=${bindOf(secret)}`)
+          .header('set-cookie', `${bindCookieName}=${secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${STATE_TTL_SECONDS}${hostSecure ? '; Secure' : ''}`)
           .header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
         return
       }
       startLogin(reply, safeReturnTo(returnTo, opts.prefix)).catch((err: unknown) => { sendError(reply, err) })
     },
     ...(wildcard !== undefined && {
-      acceptTicket (value: string, label: string) {
+      acceptTicket (value: string, label: string, request: FastifyRequest) {
         const now = Math.floor(Date.now() / 1000)
-        const ticket = unsign(opts.signingKey, 'host ticket', value) as (HostLogin & { loginExp: number, id: string }) | null
+        const ticket = unsign(opts.signingKey, 'host ticket', value) as (HostLogin & { loginExp: number, id: string, bind: string }) | null
         if (ticket === null || ticket.label !== label || typeof ticket.exp !== 'number' || ticket.exp <= now || typeof ticket.id !== 'string' || usedTickets.has(ticket.id) || loggedOut.has(ticket.nonce)) return null
-        if (roomIn(usedTickets, now)) usedTickets.set(ticket.id, ticket.exp)
+        // Only the browser that set out from this host (its bind cookie) takes the ticket.
+        if (typeof ticket.bind !== 'string' || !cookieValues(request, bindCookieName).some((secret) => bindOf(secret) === ticket.bind)) return null
+        // Full of live entries: refused rather than left replayable.
+        if (!roomIn(usedTickets, now)) return null
+        usedTickets.set(ticket.id, ticket.exp)
         const kept: HostLogin = { person: ticket.person, exp: ticket.loginExp, nonce: ticket.nonce, label }
-        return { setCookie: `${hostCookieName}=${signed(opts.signingKey, 'host login', kept)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.max(1, ticket.loginExp - now)}${hostSecure ? '; Secure' : ''}` }
+        const secure = hostSecure ? '; Secure' : ''
+        return {
+          setCookie: [
+            `${hostCookieName}=${signed(opts.signingKey, 'host login', kept)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.max(1, ticket.loginExp - now)}${secure}`,
+            `${bindCookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`
+          ]
+        }
       },
       onSessionHosts: true
     }),
     // On a session host a path would be the backend's: the gateway's own address.
     signOutPath: wildcard === undefined ? LOGOUT_PATH : new URL(LOGOUT_PATH, redirectUri).href
   }
+}
+
+const BIND = /^[A-Za-z0-9_-]{43}$/
+
+/** What a login round trip's bind cookie is named by in URLs: its SHA-256, never the cookie itself. */
+function bindOf (secret: string): string {
+  return createHash('sha256').update(`mcp-gw login bind\0${secret}`).digest('base64url')
 }
 
 /** What to show a person about themselves: their email, user name or name, as the provider says. */

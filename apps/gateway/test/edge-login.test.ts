@@ -41,7 +41,8 @@ async function startBackend (t: Test): Promise<number> {
       res.write(`data: ${String(req.headers['x-mcpgw-login-user'])}\n\n`)
       return
     }
-    res.end(`login user: ${String(req.headers['x-mcpgw-login-user'])}`)
+    if (req.url === '/headers') res.end(JSON.stringify(req.headers))
+    else res.end(`login user: ${String(req.headers['x-mcpgw-login-user'])}`)
   })
   const wss = new WebSocketServer({ server })
   wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data.toString())))
@@ -90,6 +91,10 @@ t.test('a signed assertion from the proxy in front opens links bound to its pers
   t.same(await get(owner, bob), [403, 'MCPGW_PROXY_NOT_YOUR_SESSION'], 'another person: 403')
   t.same(await get(team, bob), [200, 'login user: bob%40example.test'], 'authenticated: anyone the proxy vouches for')
   t.same(await get(owner), [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no assertion: 401')
+  // A backend never sees the assertion (it is good from any peer: it would open its person's other sessions).
+  const seen = await (await fetch(`http://127.0.0.1:${gw.port}/mcp/${team}/headers`, { headers: { 'x-pomerium-jwt-assertion': bob } })).json() as Record<string, string>
+  t.equal(seen['x-mcpgw-login-user'], 'bob%40example.test')
+  t.notOk(Object.keys(seen).some((name) => name.includes('assertion')) || JSON.stringify(seen).includes(bob), 'the assertion is not passed on')
 
   const [header, payload] = alice.split('.')
   const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', kid: 'edge-1' })).toString('base64url')}.${payload!}.`
@@ -130,6 +135,8 @@ t.test('a plain header naming the person is believed from the listed proxies onl
     return (await fetch(`http://127.0.0.1:${gw.port}/mcp/${token}/`, { headers: { accept: 'application/json', ...headers } })).status
   }
   t.equal(await ask(trusting, { 'x-auth-request-email': 'alice@example.test' }), 200, 'from a listed proxy (127.0.0.1): believed')
+  const headersSeen = await (await fetch(`http://127.0.0.1:${trusting.port}/mcp/${await trusting.link('alice@example.test', 'owner')}/headers`, { headers: { 'x-auth-request-email': 'alice@example.test' } })).json() as Record<string, string>
+  t.same([headersSeen['x-auth-request-email'], headersSeen['x-mcpgw-login-user']], [undefined, 'alice%40example.test'], 'the backend is told by the gateway, never by the proxy\'s header')
   t.equal(await ask(trusting, { 'x-auth-request-email': 'bob@example.test' }), 403)
   t.equal(await ask(elsewhere, { 'x-auth-request-email': 'alice@example.test' }), 401, 'from a peer not listed: no one')
   // The proxy sets the header; a client's own value beside it would be joined with a comma.

@@ -279,6 +279,18 @@ t.test('isolated mode: the login happens on the gateway\'s host and reaches the 
   const ticketUrl = seen.map((line) => line.split(' ')[0]!).find((url) => url.startsWith(origin) && url.includes('mcpgw_login='))!
   t.ok(ticketUrl, 'the way back carried a ticket')
 
+  // Eve, without the link, gets a ticket for Alice's host as herself and sends Alice's browser to it:
+  // a ticket is taken only by the browser whose round trip it is.
+  const eve = await (await browser.newContext()).newPage()
+  await eve.goto(`${publicUrl}/_mcpgw/login/host?to=${encodeURIComponent(`${origin}/`)}&bind=${'e'.repeat(43)}`)
+  await logIn(eve, idp.issuer, 'eve')
+  const evesTicket = eve.url()
+  t.match(evesTicket, new RegExp(`^${origin}/\\?mcpgw_login=`), 'she got a ticket for Alice\'s host')
+  t.equal((await alice.goto(evesTicket))?.status(), 401, 'Alice\'s browser does not take it')
+  await alice.goto(`${origin}/`)
+  await alice.waitForFunction(() => document.getElementById('event')?.textContent !== '', null, { timeout: 10_000 })
+  t.equal(await alice.textContent('#event'), 'event: hello alice', 'she is still herself')
+
   // Bob with Alice's link: logged in as himself, refused on her host; her ticket, replayed, opens nothing.
   const bobContext = await browser.newContext()
   const bob = await bobContext.newPage()

@@ -38,9 +38,11 @@ export interface ForwardContext {
   registrantProof: RegistrantProofs | null
   /** Who is logged in, on a session bound to a person; null otherwise. */
   person: LoggedInPerson | null
+  /** Headers the login rides in (an edge's assertion), as backends read their names: never passed on. */
+  loginHeaders: ReadonlySet<string>
 }
 
-export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => RegistrantProofs | null): ForwardContext {
+export function forwardContext (request: FastifyRequest, options: Pick<NormalizedProxyOptions, 'prefix' | 'forwardToken' | 'frameAncestors' | 'loginHeaders'>, sessionCookie: string | null, proofFor: (backend: ServerRegistration, session: SessionRecord) => RegistrantProofs | null): ForwardContext {
   // request.ips is [socket peer, ...trusted hops towards the client], per Fastify's trustProxy.
   const ips = request.ips
   const peer = request.socket.remoteAddress ?? ''
@@ -58,7 +60,8 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
     opaqueOrigin: sessionCookie === null && servesOpaqueOrigins(request.headers, options),
     frameTicket: (request.mcpTarget as { frameTicket?: string }).frameTicket !== undefined,
     registrantProof: proofFor(request.mcpBackend!, request.mcpSession!),
-    person: request.mcpPerson
+    person: request.mcpPerson,
+    loginHeaders: options.loginHeaders
   }
 }
 
@@ -154,7 +157,7 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
     const value = headers[name]
     if (HOP_BY_HOP.has(name) && !(upgrade && UPGRADE_KEEPS.has(name)) && !(name === 'te' && value === 'trailers')) continue
     if (listed?.has(name) === true) continue
-    if (spoofable(name)) continue
+    if (spoofable(name) || (ctx.loginHeaders.size > 0 && ctx.loginHeaders.has(asBackendsReadIt(name)))) continue
     if (name === 'referer') {
       const referer = rewriteReferer(value as string, ctx)
       if (referer !== undefined) out.referer = referer

@@ -34,7 +34,12 @@ export interface LoginSource {
    * On a session host, the ticket (`mcpgw_login`) a login sent the browser back with: the
    * Set-Cookie that keeps the person on this host, or null when the ticket does not hold.
    */
-  acceptTicket?: (ticket: string, sessionHost: string) => { setCookie: string } | null
+  acceptTicket?: (ticket: string, sessionHost: string, request: FastifyRequest) => { setCookie: string | string[] } | null
+  /**
+   * Request headers that carry the login (an edge's signed assertion, its user header): never
+   * passed to a backend, which could otherwise replay them to the gateway as that person.
+   */
+  credentialHeaders?: readonly string[]
   /** Where a logged-in person signs out (a path, or a URL on the host app's host), linked from the 403 page. */
   signOutPath?: string
   /**
@@ -51,6 +56,7 @@ export function loginsOption (value: unknown, isolated: boolean): LoginSource | 
   if (typeof source?.personOf !== 'function' || (source.askLogin !== undefined && typeof source.askLogin !== 'function') ||
     (source.signOutPath !== undefined && (typeof source.signOutPath !== 'string' || !/^(\/(?![/\\])|https?:\/\/)/.test(source.signOutPath))) ||
     (source.acceptTicket !== undefined && typeof source.acceptTicket !== 'function') ||
+    (source.credentialHeaders !== undefined && (!Array.isArray(source.credentialHeaders) || !source.credentialHeaders.every((h) => typeof h === 'string' && /^[A-Za-z0-9_-]+$/.test(h)))) ||
     (source.onSessionHosts !== undefined && typeof source.onSessionHosts !== 'boolean')) {
     throw new InvalidOptionError('logins', 'expected { personOf(request, place), askLogin?(request, reply, returnTo, place), acceptTicket?(ticket, sessionHost), signOutPath?, onSessionHosts? }')
   }
@@ -66,4 +72,9 @@ export function isPageNavigation (request: FastifyRequest): boolean {
   if (mode !== undefined) return mode === 'navigate'
   const accept = request.headers.accept
   return typeof accept === 'string' && accept.includes('text/html')
+}
+
+/** The headers a login rides in, as a backend would read their names: dropped from every proxied request. */
+export function credentialHeadersOf (source: LoginSource | null): ReadonlySet<string> {
+  return new Set((source?.credentialHeaders ?? []).map((h) => h.toLowerCase().replaceAll('_', '-')))
 }

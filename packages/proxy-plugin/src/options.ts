@@ -2,7 +2,7 @@ import { readWildcardUrl } from '@mcp-gw/protocol'
 import type { WildcardUrl } from '@mcp-gw/protocol'
 import type { Registry } from '@mcp-gw/registry'
 import { InvalidOptionError } from './errors.js'
-import { loginsOption } from './logins.js'
+import { credentialHeadersOf, loginsOption } from './logins.js'
 import type { LoginSource } from './logins.js'
 
 export const DEFAULT_PREFIX = '/mcp'
@@ -114,6 +114,8 @@ export interface NormalizedProxyOptions {
   readonly forwardAuthKey: string | null
   readonly drainTimeoutMs: number
   readonly logins: LoginSource | null
+  /** The login's credential headers (LoginSource.credentialHeaders), as backends read them: never passed on. */
+  readonly loginHeaders: ReadonlySet<string>
   readonly now: () => number
 }
 
@@ -210,6 +212,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
   if (options.now !== undefined && typeof options.now !== 'function') throw new InvalidOptionError('now', 'expected a function')
   const revalidateMs = int('revalidateMs', options.revalidateMs, DEFAULT_REVALIDATE_MS, 0)
   const isolation = isolationOption(options.isolation)
+  const logins = loginsOption(options.logins, isolation !== null)
   return Object.freeze({
     prefix,
     revalidateMs,
@@ -227,7 +230,8 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     isolation,
     forwardAuthKey: forwardAuthOption(options.forwardAuth),
     drainTimeoutMs: int('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS, 0),
-    logins: loginsOption(options.logins, isolation !== null),
+    logins,
+    loginHeaders: credentialHeadersOf(logins),
     now: options.now ?? Date.now
   })
 }

@@ -143,7 +143,7 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     const onHost = isolation === null ? null : target as IsolatedTarget
     if (onHost !== null && onHost.loginTicket !== undefined && !onHost.fromLink) {
       // Back from the login on the host app's host: the ticket swapped for this host's login cookie.
-      const accepted = logins?.acceptTicket?.(onHost.loginTicket, onHost.label) ?? null
+      const accepted = logins?.acceptTicket?.(onHost.loginTicket, onHost.label, request) ?? null
       if (accepted === null) {
         done(new LoginRequiredError())
         return
