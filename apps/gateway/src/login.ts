@@ -124,7 +124,9 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
   // a ticket someone else got for this host cannot be pushed into this browser.
   const bindCookieName = hostSecure ? '__Host-mcpgw_login_bind' : 'mcpgw_login_bind'
   const usedTickets = new Map<string, number>()
-  const redirectUri = new URL(LOGIN_CALLBACK_PATH, opts.publicUrl.endsWith('/') ? opts.publicUrl : opts.publicUrl + '/').href
+  // The gateway as browsers reach it (a public URL with a path, behind a proxy that strips it, included).
+  const base = opts.publicUrl.replace(/\/+$/, '')
+  const redirectUri = base + LOGIN_CALLBACK_PATH
   const loggedOut = new Map<string, number>()
   /** States whose callback came, until they expire: a callback is answered once. */
   const usedStates = new Map<string, number>()
@@ -270,7 +272,7 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
         `${cookieName}=${signed(opts.signingKey, 'login', cookie)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${opts.oidc.loginSeconds}${secure}`,
         `${stateName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`
       ])
-      .header('location', safeReturnTo(state.returnTo, opts.prefix))
+      .header('location', base + safeReturnTo(state.returnTo, opts.prefix))
       .header('referrer-policy', 'no-referrer')
       .header('cache-control', 'no-store')
       .send()
@@ -300,7 +302,7 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
     context.get(LOGOUT_PATH, { schema: { hide: true } }, async (_request, reply) => {
       reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
       return '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Log out</title></head><body><h1>Log out of mcp-gw?</h1>' +
-        `<form method="post" action="${LOGOUT_PATH}"><button type="submit">Log out</button></form></body></html>\n`
+        '<form method="post" action=""><button type="submit">Log out</button></form></body></html>\n'
     })
     context.post(LOGOUT_PATH, { schema: { hide: true } }, async (request, reply) => {
       // A form on another site cannot log a person out (a nuisance, but theirs to choose).
@@ -331,7 +333,7 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
         // the link was swapped for the host's cookie first), and back with a ticket.
         const back = `${wildcard!.protocol}://${request.headers.host!}${returnTo}`
         const secret = randomBytes(18).toString('base64url')
-        reply.code(303).header('location', `${new URL(LOGIN_HOST_PATH, redirectUri).href}?to=${encodeURIComponent(back)}&bind=${bindOf(secret)}`)
+        reply.code(303).header('location', `${base}${LOGIN_HOST_PATH}?to=${encodeURIComponent(back)}&bind=${bindOf(secret)}`)
           .header('set-cookie', `${bindCookieName}=${secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${STATE_TTL_SECONDS}${hostSecure ? '; Secure' : ''}`)
           .header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
         return
@@ -359,8 +361,8 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
       },
       onSessionHosts: true
     }),
-    // On a session host a path would be the backend's: the gateway's own address.
-    signOutPath: wildcard === undefined ? LOGOUT_PATH : new URL(LOGOUT_PATH, redirectUri).href
+    // An address, not a path: on a session host a path would be the backend's.
+    signOutPath: base + LOGOUT_PATH
   }
 }
 

@@ -71,15 +71,20 @@ interface LoginGateway {
   link: (userId: string, shareLevel: string) => Promise<string>
 }
 
-/** The gateway with its OIDC login against the test provider, a todo server registered, links by the API. */
-async function startLoginGateway (t: Test, userClaim: string): Promise<LoginGateway> {
+/**
+ * The gateway with its OIDC login against the test provider, a todo server registered, links by
+ * the API. Path mode on gw.localhost; isolated mode with the API on 127.0.0.1 and sessions on
+ * <label>.localhost.
+ */
+async function startLoginGateway (t: Test, userClaim: string, isolated = false): Promise<LoginGateway> {
   const port = await freePort()
-  const publicUrl = `http://gw.localhost:${port}`
+  const publicUrl = isolated ? `http://127.0.0.1:${port}` : `http://gw.localhost:${port}`
   const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
   t.teardown(() => idp.close())
   const app = await buildGateway(testConfig({
     port,
     publicUrl,
+    ...(isolated && { wildcardUrl: `http://*.localhost:${port}` }),
     oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim, loginSeconds: 3600 }
   }), { logLevel: 'silent' })
   t.teardown(() => app.close())
@@ -95,7 +100,7 @@ async function startLoginGateway (t: Test, userClaim: string): Promise<LoginGate
     })
     const body = await res.json() as { url: string, shareLevel: string }
     t.equal(body.shareLevel, shareLevel, `the API says the link's share level (${shareLevel})`)
-    return body.url.replace('http://127.0.0.1', 'http://gw.localhost')
+    return isolated ? body.url : body.url.replace('http://127.0.0.1', 'http://gw.localhost')
   }
   return { port, publicUrl, idp, todo, link }
 }
@@ -237,30 +242,11 @@ t.test('a hostile page cannot log a visitor in as someone else, two logins are n
 })
 
 t.test('isolated mode: the login happens on the gateway\'s host and reaches the session host through a one-time ticket', async (t) => {
-  const port = await freePort()
-  const publicUrl = `http://127.0.0.1:${port}`
-  const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
-  t.teardown(() => idp.close())
-  const app = await buildGateway(testConfig({
-    port,
-    publicUrl,
-    wildcardUrl: `http://*.localhost:${port}`,
-    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
-  }), { logLevel: 'silent' })
-  t.teardown(() => app.close())
-  await app.listen({ port, host: '127.0.0.1' })
-  const todo = await startApp(t)
-  const secret = 'todo-registrant-secret-0123456789abcdef'
-  await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
-  const res = await fetch(`${publicUrl}/create-session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
-    body: JSON.stringify({ userId: 'alice', serverName: 'todo', shareLevel: 'owner' })
-  })
-  const link = (await res.json() as { url: string }).url
+  const { publicUrl, idp, link: linkFor } = await startLoginGateway(t, 'sub', true)
+  const link = await linkFor('alice', 'owner')
   const origin = new URL(link).origin
   const token = new URL(link).searchParams.get('mcpgw_link')!
-  t.match(origin, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${port}$`), 'a link on a host of its own')
+  t.match(origin, new RegExp(`^http://[a-z2-7]{26}\\.localhost:${new URL(publicUrl).port}$`), 'a link on a host of its own')
 
   const browser = await launchChromium()
   t.teardown(() => browser.close())
@@ -303,4 +289,21 @@ t.test('isolated mode: the login happens on the gateway\'s host and reaches the 
   const replay = await bob.goto(ticketUrl)
   t.equal(replay?.status(), 401, 'a ticket is good once')
   t.notOk((await bobContext.cookies(origin)).some((c) => c.name === 'mcpgw_person'), 'and gave him no login on her host')
+})
+
+t.test('behind a proxy that serves the gateway under a path, the login\'s addresses keep the path', async (t) => {
+  const publicUrl = 'https://example.test/gw'
+  const idp = await startTestIdp({ redirectUris: [`${publicUrl}/_mcpgw/login/callback`] })
+  t.teardown(() => idp.close())
+  const app = await buildGateway(testConfig({
+    publicUrl,
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
+  }), { logLevel: 'silent' })
+  t.teardown(() => app.close())
+  const res = await app.inject({ url: '/_mcpgw/login?return=/mcp/abc/', headers: { 'sec-fetch-site': 'none' } })
+  t.equal(res.statusCode, 302)
+  const toProvider = new URL(res.headers.location as string)
+  t.equal(toProvider.searchParams.get('redirect_uri'), `${publicUrl}/_mcpgw/login/callback`)
+  t.match(String(res.headers['set-cookie']), /^__Host-mcpgw_login_state=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=600; Secure$/, 'https: a __Host- state cookie')
+  t.equal(res.headers['referrer-policy'], 'no-referrer')
 })
