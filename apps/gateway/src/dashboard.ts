@@ -5,6 +5,7 @@ import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { sendError } from '@mcp-gw/proxy-plugin'
 import { DashboardSignInError } from './errors.js'
+import { cookieValues, escapeHtml } from './page-parts.js'
 
 /**
  * The operator's page: live servers and their instances, sessions and what is open on them,
@@ -42,10 +43,6 @@ export interface DashboardOptions {
 
 interface Viewer { keyId: string | null }
 
-function escapeHtml (text: unknown): string {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-}
-
 function since (ms: number, now: number): string {
   const s = Math.max(0, Math.round((now - ms) / 1000))
   return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`
@@ -67,19 +64,6 @@ function ownPage (request: FastifyRequest): boolean {
   } catch {
     return false
   }
-}
-
-/** Every value of the dashboard's cookie (a page elsewhere on the domain can plant more), at most eight. */
-function cookiesOf (request: FastifyRequest): string[] {
-  const header = request.headers.cookie
-  if (header === undefined) return []
-  const values: string[] = []
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq !== -1 && part.slice(0, eq).trim() === COOKIE) values.push(part.slice(eq + 1).trim())
-    if (values.length === 8) break
-  }
-  return values
 }
 
 /** Bidirectional and invisible formatting characters written out (`<U+202E>`), not obeyed. */
@@ -141,7 +125,7 @@ export function buildDashboard (gateway: FastifyInstance, opts: DashboardOptions
       const relayed = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined || request.headers['x-real-ip'] !== undefined
       return isLoopbackIp(request.ip) && !relayed && isLoopbackHost(request.headers.host) ? { keyId: null } : null
     }
-    for (const value of cookiesOf(request)) {
+    for (const value of cookieValues(request, COOKIE)) {
       const who = await fromCookie(value)
       if (who !== null) return who
     }
@@ -277,7 +261,7 @@ ${sessionRows === '' ? '<p class="muted">No live session.</p>' : `${userForm}<ta
     // The sign-in ends here, not only in this browser: a copy of the cookie opens nothing more.
     const now = Date.now()
     for (const [nonce, exp] of signedOut) if (exp <= now) signedOut.delete(nonce)
-    for (const value of cookiesOf(request)) {
+    for (const value of cookieValues(request, COOKIE)) {
       const cookie = signedCookie(value)
       if (cookie !== null && signedOut.size < MAX_SIGNED_OUT) signedOut.set(cookie.nonce, cookie.exp)
     }

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as oidc from 'openid-client'
 import type { OidcConfig } from './config.js'
 import { LoginFailedError, LoginUnavailableError } from './errors.js'
+import { cookieValues, escapeHtml } from './page-parts.js'
 
 /**
  * The gateway's login: OpenID Connect's authorization code flow with PKCE, through
@@ -34,8 +35,6 @@ const TICKET_TTL_SECONDS = 60
 const STATE_TTL_SECONDS = 600
 /** Logouts, and login states used, remembered at most (each until it would have expired). */
 const MAX_REMEMBERED = 100_000
-/** Cookie values looked at, at most (a page elsewhere on the domain can plant more). */
-const MAX_COOKIES = 8
 
 export interface GatewayLoginOptions {
   oidc: OidcConfig
@@ -78,20 +77,6 @@ function signed (key: string, purpose: string, value: unknown): string {
 
 function macOf (key: string, purpose: string, payload: string): string {
   return createHmac('sha256', key).update(`mcp-gw ${purpose}\0${payload}`).digest('base64url')
-}
-
-/** Every value of cookie `name` in a request, at most MAX_COOKIES. */
-function cookieValues (request: FastifyRequest, name: string): string[] {
-  const header = request.headers.cookie
-  if (header === undefined || !header.includes(name)) return []
-  const values: string[] = []
-  for (const pair of header.split(';')) {
-    const eq = pair.indexOf('=')
-    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue
-    values.push(pair.slice(eq + 1).trim())
-    if (values.length === MAX_COOKIES) break
-  }
-  return values
 }
 
 /**
@@ -320,7 +305,7 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
         .header('referrer-policy', 'no-referrer')
         .type('text/html; charset=utf-8')
       return '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged out</title></head><body><h1>Logged out of mcp-gw</h1>' +
-        (ended === undefined ? '' : `<p><a href="${escapeAttribute(oidc.buildEndSessionUrl(await provider(), { client_id: opts.oidc.clientId }).href)}">Log out of your identity provider too</a></p>`) +
+        (ended === undefined ? '' : `<p><a href="${escapeHtml(oidc.buildEndSessionUrl(await provider(), { client_id: opts.oidc.clientId }).href)}">Log out of your identity provider too</a></p>`) +
         '</body></html>\n'
     })
   })
@@ -376,8 +361,4 @@ function bindOf (secret: string): string {
 /** What to show a person about themselves: their email, user name or name, as the provider says. */
 function labelOf (claims: Record<string, unknown>): string | undefined {
   return [claims.email, claims.preferred_username, claims.name].find((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 256)
-}
-
-function escapeAttribute (text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
