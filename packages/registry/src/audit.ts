@@ -16,6 +16,7 @@ export type AuditEventName =
   | 'registration.added'
   | 'registration.removed'
   | 'session.created'
+  | 'session.shared'
   | 'session.opened'
   | 'session.revoked'
   | 'session.expired'
@@ -26,7 +27,7 @@ export type AuditEventName =
   | 'key.revoked'
 
 export const AUDIT_EVENT_NAMES: readonly AuditEventName[] = Object.freeze([
-  'registration.added', 'registration.removed', 'session.created', 'session.opened', 'session.revoked',
+  'registration.added', 'registration.removed', 'session.created', 'session.shared', 'session.opened', 'session.revoked',
   'session.expired', 'stream.opened', 'stream.closed', 'request.refused', 'key.created', 'key.revoked'
 ])
 

@@ -44,6 +44,12 @@ export const CapacityExceededError = createError<Args<[string, number]>>(
   503
 )
 
+export const TooManySharesError = createError<Args<[number]>>(
+  'MCPGW_REGISTRY_TOO_MANY_SHARES',
+  'A session has at most %d live shares: revoke one first',
+  409
+)
+
 export const SessionConflictError = createError<Args<[string]>>(
   'MCPGW_REGISTRY_SESSION_CONFLICT',
   'Could not settle the session for %s after repeated concurrent updates',

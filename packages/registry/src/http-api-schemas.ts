@@ -65,6 +65,8 @@ export const sessionSchema = {
     instanceId: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
     shareLevel: { type: 'string', enum: [...SHARE_LEVELS] },
+    sharedFrom: { type: 'string', description: 'On a share: the session it opens' },
+    sharedWith: { type: 'string', description: 'On a share with one person: who' },
     createdAt: iso,
     expiresAt: iso,
     lastActivityAt: iso
@@ -73,7 +75,7 @@ export const sessionSchema = {
 
 export const issuedSchema = {
   type: 'object',
-  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, shareLevel: { type: 'string', enum: [...SHARE_LEVELS] }, created: { type: 'boolean' } }
+  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, shareLevel: { type: 'string', enum: [...SHARE_LEVELS] }, sharedFrom: { type: 'string' }, sharedWith: { type: 'string' }, created: { type: 'boolean' } }
 } as const
 
 const serverParams = { type: 'object', properties: { serverName } } as const
@@ -164,6 +166,28 @@ export const createSessionSchema = {
   response: { 200: issuedSchema, 201: issuedSchema, ...errors }
 } as const
 
+export const shareSessionSchema = {
+  summary: 'Share a live session: a link of its own for another person, anyone logged in, or anyone with it',
+  description: `By the session's registrant only (${SERVER_SECRET_HEADER}). The share has its own token and URL, ` +
+    'opens the same UI on the same instance, is view-only unless `scopes` says more (never more than the session has), ' +
+    'and ends when it expires, when it is revoked (POST /revoke-session with its sessionId), or when the session ends. ' +
+    'The gateway\'s MCP_WEB_UI_MAX_SHARE_LEVEL holds; `person` and `authenticated` need a login at the gateway.',
+  headers: secretHeader,
+  body: {
+    type: 'object',
+    required: ['sessionId'],
+    additionalProperties: false,
+    properties: {
+      sessionId: { type: 'string', pattern: ID_PATTERN.source, description: 'The session to share, as create-session answered it' },
+      person: { type: 'string', minLength: 1, maxLength: MAX_USER_ID_LENGTH, description: 'The one logged-in person it opens for (the userId the gateway maps them to)' },
+      shareLevel: { type: 'string', enum: [...SHARE_LEVELS], description: 'Without person: authenticated (anyone logged in) or link (whoever holds it)' },
+      scopes: { type: 'array', minItems: 1, maxItems: MAX_SCOPES, items: { type: 'string', pattern: SCOPE_PATTERN.source }, description: 'Default ["view"]' },
+      ttlSeconds: { type: 'integer', minimum: 1, description: 'Default and at most: what is left of the session' }
+    }
+  },
+  response: { 201: issuedSchema, ...errors }
+} as const
+
 export const revokeSessionSchema = {
   summary: 'Revoke by sessionId, sessionKey or userId',
   description: `With \`instanceId\`, only that instance's sessions, and only by its registrant (${SERVER_SECRET_HEADER}).`,
@@ -197,7 +221,7 @@ export const listServersSchema = {
 
 export const listSessionsSchema = {
   summary: 'Live sessions, newest first (never their tokens)',
-  querystring: { type: 'object', additionalProperties: false, properties: { userId: { type: 'string' }, serverName, instanceId, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+  querystring: { type: 'object', additionalProperties: false, properties: { userId: { type: 'string' }, serverName, instanceId, sharedFrom: { type: 'string', pattern: ID_PATTERN.source, description: 'Only the shares of this session' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
   response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } }, ...errors }
 } as const
 

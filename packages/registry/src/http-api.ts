@@ -14,7 +14,7 @@ import type { ActorOf } from './audit-actor.js'
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
 import { parseWildcardUrl, sessionLink } from './session-host.js'
-import type { CreateSessionInput, InstanceSelector, RegisterServerInput } from './registry.js'
+import type { CreateSessionInput, InstanceSelector, IssuedSession, RegisterServerInput, ShareSessionInput } from './registry.js'
 import type { WildcardUrl } from './session-host.js'
 import type { ApiKeyRecord, ServerRegistration, SessionRecord } from './types.js'
 
@@ -155,6 +155,8 @@ function sessionJson (s: SessionRecord): Record<string, unknown> {
     instanceId: s.instanceId,
     scopes: s.scopes,
     shareLevel: s.shareLevel ?? 'link',
+    ...(s.share !== undefined && { sharedFrom: s.share.from }),
+    ...(s.share?.with != null && { sharedWith: s.share.with }),
     createdAt: new Date(s.createdAt).toISOString(),
     expiresAt: new Date(s.expiresAt).toISOString(),
     lastActivityAt: new Date(s.lastActivityAt).toISOString()
@@ -304,6 +306,22 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
 
+  /** What create-session and share-session answer: the token, its URL, and the session. */
+  function issuedJson (request: FastifyRequest, issued: IssuedSession): Record<string, unknown> {
+    const base = links.publicUrl ?? `${request.protocol}://${request.host}`
+    return {
+      token: issued.token,
+      url: links.wildcard === undefined ? `${base}${links.proxyPrefix}/${issued.token}/` : sessionLink(links.wildcard, issued.session, issued.token),
+      expiresAt: new Date(issued.session.expiresAt).toISOString(),
+      sessionKey: issued.session.sessionKey,
+      sessionId: issued.session.sessionId,
+      shareLevel: issued.session.shareLevel ?? 'link',
+      ...(issued.session.share !== undefined && { sharedFrom: issued.session.share.from }),
+      ...(issued.session.share?.with != null && { sharedWith: issued.session.share.with }),
+      created: issued.created
+    }
+  }
+
   /** A registrant acting on its own instance: the secret must be the one it was registered with. */
   async function assertOwnInstance (request: FastifyRequest, instanceId: string): Promise<void> {
     const instance = await registry.discoverInstance(instanceId)
@@ -373,17 +391,19 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       // Never a token for another registrant's instance, nor for a name nobody holds right now.
       const issued = await registry.createSession({ ...input, serverSecret, instance: selectorOf(request, instanceId), actor: actorOf(request), ...(admit !== undefined && { admit }) })
       if (issued.created) quota?.created(input.serverName)
-      const base = links.publicUrl ?? `${request.protocol}://${request.host}`
       reply.code(issued.created ? 201 : 200).header('cache-control', 'no-store')
-      return {
-        token: issued.token,
-        url: links.wildcard === undefined ? `${base}${links.proxyPrefix}/${issued.token}/` : sessionLink(links.wildcard, issued.session, issued.token),
-        expiresAt: new Date(issued.session.expiresAt).toISOString(),
-        sessionKey: issued.session.sessionKey,
-        sessionId: issued.session.sessionId,
-        shareLevel: issued.session.shareLevel ?? 'link',
-        created: issued.created
-      }
+      return issuedJson(request, issued)
+    },
+
+    async shareSession (request: FastifyRequest, reply: FastifyReply) {
+      const input = request.body as Omit<ShareSessionInput, 'serverSecret' | 'actor'>
+      const shared = await registry.getSession(input.sessionId)
+      if (shared === null || shared.revokedAt !== null) throw new NotFoundError('session', input.sessionId)
+      assertMayActFor(request, shared.serverName)
+      // Only the registrant the session was issued for shares it (the same rule as create-session).
+      const issued = await registry.shareSession({ ...input, serverSecret: requireServerSecret(request, shared.serverName), actor: actorOf(request) })
+      reply.code(201).header('cache-control', 'no-store')
+      return issuedJson(request, issued)
     },
 
     async revokeSession (request: FastifyRequest) {
@@ -501,6 +521,7 @@ async function registryApi (fastify: FastifyInstance, opts: RegistryApiOptions):
     api.delete('/register-server/:serverName', { schema: { ...schemas.deregisterServerSchema, ...security } }, routes.deregisterServer)
     api.get('/register-server/:serverName/watch', { schema: { ...schemas.watchServerSchema, ...security } }, routes.watchServer)
     api.post('/create-session', { schema: { ...schemas.createSessionSchema, ...security } }, routes.createSession)
+    api.post('/share-session', { schema: { ...schemas.shareSessionSchema, ...security } }, routes.shareSession)
     api.post('/revoke-session', { schema: { ...schemas.revokeSessionSchema, ...security } }, routes.revokeSession)
     api.get('/discover-server/:serverName', { schema: { ...schemas.discoverServerSchema, ...security } }, routes.discoverServer)
     api.get('/servers', { schema: { ...schemas.listServersSchema, ...security } }, routes.listServers)

@@ -98,6 +98,7 @@ export class MemoryStore implements RegistryStore {
       if (filter.serverName !== undefined && session.serverName !== filter.serverName) continue
       if (filter.instanceId !== undefined && session.instanceId !== filter.instanceId) continue
       if (filter.serverNames !== undefined && !filter.serverNames.includes(session.serverName)) continue
+      if (filter.sharedFrom !== undefined && session.share?.from !== filter.sharedFrom) continue
       out.push(session)
     }
     out.sort((a, b) => b.createdAt - a.createdAt)
@@ -367,5 +368,6 @@ function freezeKey (record: ApiKeyRecord): ApiKeyRecord {
 function freezeSession (session: SessionRecord): SessionRecord {
   Object.freeze(session.scopes)
   Object.freeze(session.metadata)
+  if (session.share !== undefined) Object.freeze(session.share)
   return Object.freeze(session)
 }

@@ -120,7 +120,9 @@ export class MongoStore implements RegistryStore {
       { key: { sessionKey: 1 }, name: 'sessionKey' },
       { key: { sessionId: 1 }, name: 'sessionId_unique', unique: true },
       { key: { userId: 1 }, name: 'userId' },
-      { key: { serverName: 1 }, name: 'serverName' }
+      { key: { serverName: 1 }, name: 'serverName' },
+      // Shares of a session, found when one more is asked for.
+      { key: { 'share.from': 1 }, name: 'shareFrom', sparse: true }
     ])
     await ensureIndexes(this.apiKeys, [{ key: { keyId: 1 }, name: 'keyId_unique', unique: true }])
     await ensureIndexes(this.servers, [
@@ -238,6 +240,7 @@ export class MongoStore implements RegistryStore {
     if (filter.serverName !== undefined) query.serverName = filter.serverName
     if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
     if (filter.serverNames !== undefined) query.$and = [{ serverName: { $in: [...filter.serverNames] } }]
+    if (filter.sharedFrom !== undefined) query['share.from'] = filter.sharedFrom
     try {
       const docs = await this.sessions.find(query, { projection: SESSION_PROJECTION })
         .sort({ createdAt: -1 }).limit(filter.limit).toArray()
@@ -543,6 +546,7 @@ function toSessionDoc (s: SessionRecord): SessionDoc {
     sessionKey: s.sessionKey,
     scopes: [...s.scopes],
     ...(s.shareLevel !== undefined && { shareLevel: s.shareLevel }),
+    ...(s.share !== undefined && { share: { from: s.share.from, with: s.share.with } }),
     createdAt: new Date(s.createdAt),
     expiresAt: new Date(s.expiresAt),
     lastActivityAt: new Date(s.lastActivityAt),
@@ -580,6 +584,7 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
     scopes: d.scopes,
     // Absent on link sessions and on records written before share levels.
     ...(d.shareLevel !== undefined && d.shareLevel !== null && { shareLevel: d.shareLevel }),
+    ...(d.share !== undefined && d.share !== null && { share: { from: d.share.from, with: d.share.with ?? null } }),
     createdAt: d.createdAt.getTime(),
     expiresAt: d.expiresAt.getTime(),
     lastActivityAt: d.lastActivityAt.getTime(),

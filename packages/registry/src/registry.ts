@@ -6,7 +6,7 @@ import { actorFields, Audit, auditText } from './audit.js'
 import type { AuditActor, AuditContext, AuditSink } from './audit.js'
 import { createBackendPolicy } from './backend-policy.js'
 import type { BackendPolicy } from './backend-policy.js'
-import { BackendIsGatewayError, InstanceSupersededError, InvalidArgumentError, NotServerOwnerError, ServerNotRegisteredError } from './errors.js'
+import { BackendIsGatewayError, InstanceSupersededError, InvalidArgumentError, NotFoundError, NotServerOwnerError, ServerNotRegisteredError, TooManySharesError } from './errors.js'
 import { addressIncarnation, instanceIdOf, pointsAtGateway, probeInstance } from './instances.js'
 import type { InstanceProber, ListeningAddress } from './instances.js'
 import { MemoryStore } from './memory-store.js'
@@ -15,7 +15,7 @@ import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
 import { TokenService } from './tokens.js'
 import type {
   ApiKeyRecord, ApiKeyRole, ListSessionsFilter, RegistryStats, RegistryStore, RevokeBounds, RevokeFilter, ServerRegistration,
-  SessionClaims, SessionRecord, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
+  SessionClaims, SessionRecord, SessionShare, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
   assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes, assertShareLevel,
@@ -63,6 +63,29 @@ export interface CreateSessionInput {
   actor?: AuditActor
 }
 
+export interface ShareSessionInput {
+  /** The session to share (not itself a share). */
+  sessionId: string
+  /**
+   * The one person the share opens for, as the gateway maps logged-in people (the userId MCP
+   * servers use); its level is then `owner` (only that person). Without it, `shareLevel` says
+   * who: `authenticated` (anyone logged in) or `link` (whoever holds the share's link).
+   */
+  person?: string
+  shareLevel?: ShareLevel
+  /** Default `['view']`: view-only. Never more than the shared session has. */
+  scopes?: string[]
+  /** Default and at most: what is left of the shared session's life. */
+  ttlSeconds?: number
+  /** When given, the session's instance must be registered with this secret (as for createSession). */
+  serverSecret?: string
+  /** Who asks, for the audit trail. */
+  actor?: AuditActor
+}
+
+/** At most this many live shares per session. */
+export const MAX_SHARES_PER_SESSION = 50
+
 export interface IssuedSession {
   session: SessionRecord
   /** The bearer token; never log it. */
@@ -106,6 +129,8 @@ export interface ListSessionsInput {
   instanceId?: string
   /** Only sessions of these server names (a registrant key's scope). */
   serverNames?: readonly string[]
+  /** Only the shares of this session. */
+  sharedFrom?: string
   /** Default 100, at most 1000. */
   limit?: number
 }
@@ -277,6 +302,84 @@ export class Registry {
   }
 
   /**
+   * Shares a live session: a credential of its own (its own token, link, scopes and share
+   * level) that opens the same UI, on the same instance, for someone else. It ends when it
+   * expires, when it is revoked (`revoke({ sessionId })` with its id), and when the shared
+   * session ends in any way. The registry's share level cap holds for shares too.
+   */
+  async shareSession (input: ShareSessionInput): Promise<IssuedSession> {
+    if (input === null || typeof input !== 'object') throw new InvalidArgumentError('share', 'expected an object')
+    const sessionId = assertId(input.sessionId, 'sessionId')
+    const person = input.person === undefined ? null : assertUserId(input.person, 'person')
+    let shareLevel: ShareLevel
+    if (person !== null) {
+      if (input.shareLevel !== undefined && input.shareLevel !== 'owner') throw new InvalidArgumentError('shareLevel', 'a share with a person opens for that person only (owner)')
+      shareLevel = assertShareLevel('owner', this.options.maxShareLevel, this.options.logins)
+    } else {
+      if (input.shareLevel === undefined) throw new InvalidArgumentError('shareLevel', 'name a person, or say authenticated or link')
+      if (input.shareLevel === 'owner') throw new InvalidArgumentError('shareLevel', 'owner names a person: give person')
+      shareLevel = assertShareLevel(input.shareLevel, this.options.maxShareLevel, this.options.logins)
+    }
+    const scopes = input.scopes === undefined ? ['view'] : assertScopes(input.scopes)
+    const ttlSeconds = input.ttlSeconds === undefined ? undefined : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
+    const now = this.#now()
+    const shared = await this.#counted('findSessionById').findSessionById(sessionId, now)
+    if (shared === null || shared.revokedAt !== null) throw new NotFoundError('session', sessionId)
+    if (shared.share !== undefined) throw new InvalidArgumentError('sessionId', 'a share cannot be shared again: share the session it came from')
+    const extra = scopes.filter((s) => !shared.scopes.includes(s))
+    if (extra.length > 0) throw new InvalidArgumentError('scopes', `the session has no ${extra.join(', ')} to share`)
+    if (input.serverSecret !== undefined) {
+      const owner = await this.assertServerOwner(shared.serverName, input.serverSecret, { instanceId: shared.instanceId })
+      if (owner.ownerHash !== shared.ownerHash) throw new NotServerOwnerError(shared.serverName)
+    }
+    const live = await this.#counted('listSessions').listSessions({ sharedFrom: sessionId, limit: MAX_SHARES_PER_SESSION }, now)
+    if (live.length >= MAX_SHARES_PER_SESSION) throw new TooManySharesError(MAX_SHARES_PER_SESSION)
+    const exp = Math.min(Math.floor(shared.expiresAt / 1000), ttlSeconds === undefined ? Infinity : Math.ceil((now + ttlSeconds * 1000) / 1000))
+    const id = newId()
+    const candidate: SessionRecord = {
+      sessionId: id,
+      jti: newId(),
+      userId: shared.userId,
+      serverName: shared.serverName,
+      serverType: shared.serverType,
+      // One of its own: a share never takes the shared session's place.
+      sessionKey: `${shared.sessionKey}#share:${id}`,
+      scopes,
+      ...(shareLevel !== 'link' && { shareLevel }),
+      share: { from: shared.sessionId, with: person },
+      createdAt: now,
+      expiresAt: exp * 1000,
+      lastActivityAt: now,
+      revokedAt: null,
+      metadata: {},
+      ownerHash: shared.ownerHash,
+      instanceId: shared.instanceId
+    }
+    const result = await this.#counted('createSession').createSession(candidate, { rotate: false, now })
+    if (this.audit.enabled) {
+      const s = result.session
+      this.audit.emit('session.shared', {
+        ...actorFields(input.actor),
+        sessionId: s.sessionId,
+        sharedFrom: shared.sessionId,
+        userId: s.userId,
+        ...(person !== null && { person }),
+        serverName: s.serverName,
+        instanceId: s.instanceId,
+        scopes: s.scopes,
+        shareLevel,
+        expiresAt: new Date(s.expiresAt).toISOString()
+      })
+    }
+    return { session: result.session, token: this.tokenFor(result.session), created: true }
+  }
+
+  /** The live shares of a session, newest first. */
+  async listShares (sessionId: string): Promise<SessionRecord[]> {
+    return await this.#counted('listSessions').listSessions({ sharedFrom: assertId(sessionId, 'sessionId'), limit: MAX_SHARES_PER_SESSION }, this.#now())
+  }
+
+  /**
    * The token of a session. Signing is deterministic, so the token of an
    * existing session is re-derived rather than stored: a leaked database holds
    * no usable credentials.
@@ -301,7 +404,14 @@ export class Registry {
       return { valid: false, reason: 'unknown' }
     }
     if (session.revokedAt !== null) return { valid: false, reason: 'revoked' }
+    if (session.share !== undefined && !(await this.#sharedLives(session.share, now))) return { valid: false, reason: 'revoked' }
     return { valid: true, session, claims }
+  }
+
+  /** Whether the session a share came from is still live: a share ends with it. */
+  async #sharedLives (share: SessionShare, now: number): Promise<boolean> {
+    const shared = await this.#counted('findSessionById').findSessionById(share.from, now)
+    return shared !== null && shared.revokedAt === null
   }
 
   /**
@@ -320,6 +430,7 @@ export class Registry {
     const current = await this.#counted('findSessionByJti').findSessionByJti(session.jti, now)
     if (current === null || current.sessionId !== session.sessionId) return { valid: false, reason: 'unknown' }
     if (current.revokedAt !== null) return { valid: false, reason: 'revoked' }
+    if (current.share !== undefined && !(await this.#sharedLives(current.share, now))) return { valid: false, reason: 'revoked' }
     return { valid: true, session: current }
   }
 
@@ -417,6 +528,7 @@ export class Registry {
     if (input.serverName !== undefined) filter.serverName = assertServerName(input.serverName)
     if (input.instanceId !== undefined) filter.instanceId = assertId(input.instanceId, 'instanceId')
     if (input.serverNames !== undefined) filter.serverNames = assertServerNames(input.serverNames)
+    if (input.sharedFrom !== undefined) filter.sharedFrom = assertId(input.sharedFrom, 'sharedFrom')
     return await this.#counted('listSessions').listSessions(filter, this.#now())
   }
 

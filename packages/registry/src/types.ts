@@ -16,6 +16,11 @@ export interface SessionRecord {
   scopes: string[]
   /** Who may open its link (see SHARE_LEVELS); absent (records written before share levels): `link`. */
   shareLevel?: ShareLevel
+  /**
+   * Present on a share: a credential of its own that opens another session's UI (`from`, its
+   * sessionId) for someone else. It lives no longer than that session, and ends with it.
+   */
+  share?: SessionShare
   createdAt: number
   expiresAt: number
   lastActivityAt: number
@@ -33,6 +38,14 @@ export interface SessionRecord {
    * routes it to that instance only, never to another instance of the same name.
    */
   instanceId: string
+}
+
+/** What makes a session a share of another. */
+export interface SessionShare {
+  /** The shared session's id. */
+  from: string
+  /** The one person it opens for (share level `owner`), as the gateway maps logged-in people; null for anyone the level lets in. */
+  with: string | null
 }
 
 export interface ServerRegistration {
@@ -87,6 +100,8 @@ export interface ListSessionsFilter {
   instanceId?: string
   /** Only sessions of these server names (a registrant key's scope). */
   serverNames?: readonly string[]
+  /** Only the shares of this session. */
+  sharedFrom?: string
   /** At most this many, newest first. */
   limit: number
 }

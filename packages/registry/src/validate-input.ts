@@ -31,10 +31,10 @@ export function assertServerName (value: unknown, field = 'serverName'): string 
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
-export function assertUserId (value: unknown): string {
+export function assertUserId (value: unknown, name = 'userId'): string {
   // A lone surrogate cannot be URI-encoded (the X-Mcpgw-User-Id header), nor stored as UTF-8.
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_ID_LENGTH || CONTROL_CHARS.test(value) || LONE_SURROGATE.test(value)) {
-    throw new InvalidArgumentError('userId', `expected a non-empty string of at most ${MAX_USER_ID_LENGTH} characters without control characters or lone surrogates`)
+    throw new InvalidArgumentError(name, `expected a non-empty string of at most ${MAX_USER_ID_LENGTH} characters without control characters or lone surrogates`)
   }
   return value
 }

@@ -30,6 +30,7 @@ const ROUTES: Array<{ method: 'GET' | 'POST' | 'DELETE', url: string, payload?: 
   { method: 'POST', url: '/register-server', payload: { serverName: 'todoodles', host: '127.0.0.1', port: 12861 } },
   { method: 'DELETE', url: '/register-server/todoodles' },
   { method: 'POST', url: '/create-session', payload: { userId: 'alice', serverName: 'todoodles' } },
+  { method: 'POST', url: '/share-session', payload: { sessionId: 'AAAAAAAAAAAAAAAAAAAAAA', shareLevel: 'link' } },
   { method: 'POST', url: '/revoke-session', payload: { userId: 'alice' } },
   { method: 'GET', url: '/discover-server/todoodles' },
   { method: 'GET', url: '/servers' },
@@ -288,4 +289,36 @@ t.test('register-server gives the registrant its proof key: derived from the gat
   t.not(proofKey, stored!.ownerHash, 'not the owner hash the store keeps')
   t.equal(proofKey, app.mcpRegistry.tokens.proofKey(stored!.ownerHash!), 'what the proxy signs with')
   t.notOk(JSON.stringify(await app.mcpRegistry.listServers()).includes(proofKey), 'nor anywhere in what the store returns')
+})
+
+t.test('share-session: the registrant shares a live session as a link of its own, lists it under the session, revokes it', async (t) => {
+  const app = await build(t, { apiKey: KEY, publicUrl: 'https://gw.example' })
+  await registerTodoodles(app)
+  const own = (await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })).json()
+  const other = { ...auth, 'x-mcpgw-server-secret': 'someone-else-secret-0123456789abcdefghij' }
+  const refused = await app.inject({ method: 'POST', url: '/share-session', headers: other, payload: { sessionId: own.sessionId, shareLevel: 'link' } })
+  t.equal(refused.statusCode, 403, 'another secret shares nothing')
+  t.equal(refused.json().code, 'MCPGW_REGISTRY_NOT_SERVER_OWNER')
+  t.equal((await app.inject({ method: 'POST', url: '/share-session', headers: auth, payload: { sessionId: own.sessionId, shareLevel: 'link' } })).statusCode, 403, 'nor does the API key alone')
+  const noLogin = await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: own.sessionId, person: 'bob' } })
+  t.equal(noLogin.statusCode, 400, 'a person, on a gateway without a login')
+  t.equal(noLogin.json().code, 'MCPGW_REGISTRY_INVALID_ARGUMENT')
+  const res = await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: own.sessionId, shareLevel: 'link' } })
+  t.equal(res.statusCode, 201)
+  t.equal(res.headers['cache-control'], 'no-store')
+  const share = res.json()
+  t.match(share, { sharedFrom: own.sessionId, shareLevel: 'link', created: true, expiresAt: own.expiresAt })
+  t.equal(share.url, `https://gw.example/mcp/${share.token}/`, 'a link of its own')
+  t.not(share.token, own.token)
+  t.equal((await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: share.sessionId, shareLevel: 'link' } })).json().code, 'MCPGW_REGISTRY_INVALID_ARGUMENT', 'a share is not shared again')
+  const gone = await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: 'AAAAAAAAAAAAAAAAAAAAAA', shareLevel: 'link' } })
+  t.equal(gone.statusCode, 404)
+  t.equal(gone.json().code, 'MCPGW_API_NOT_FOUND')
+  const bad = await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: own.sessionId, shareLevel: 'everyone' } })
+  t.equal(bad.statusCode, 400, 'a level that is none')
+  const listed = (await app.inject({ method: 'GET', url: `/sessions?sharedFrom=${own.sessionId}`, headers: auth })).json().sessions
+  t.same(listed.map((s: { sessionId: string, sharedFrom: string }) => [s.sessionId, s.sharedFrom]), [[share.sessionId, own.sessionId]], 'listed under the session, without its token')
+  t.notOk(JSON.stringify(listed).includes(share.token))
+  t.same((await app.inject({ method: 'POST', url: '/revoke-session', headers: owner, payload: { sessionId: share.sessionId } })).json(), { revoked: 1 })
+  t.same((await app.inject({ method: 'GET', url: `/sessions?sharedFrom=${own.sessionId}`, headers: auth })).json().sessions, [], 'revoked: gone from the list')
 })

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { MemoryStore } from '../src/memory-store.js'
-import { Registry } from '../src/registry.js'
+import { MAX_SHARES_PER_SESSION, Registry } from '../src/registry.js'
 import { craftToken, fakeClock, makeRegistry, OTHER_SECRET, SECRET } from './helpers.js'
+import type { AuditEvent } from '../src/audit.js'
 
 t.test('every refusal reason a token can have, through the registry', async (t) => {
   const clock = fakeClock()
@@ -173,4 +174,56 @@ t.test('share levels: capped by the operator, only where someone can log in, nev
   const afterCap = await lowered.createSession({ userId: 'carol', serverName: 'todoodles' })
   t.equal(afterCap.created, true)
   t.equal(afterCap.session.shareLevel, 'owner')
+})
+
+t.test('shares: never wider than the cap or the session, never of a share, bounded in number and life', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  await store.init()
+  const plain = makeRegistry(store, clock)
+  const bare = await plain.createSession({ userId: 'alice', serverName: 'todoodles', ttlSeconds: 600 })
+  await t.rejects(plain.shareSession({ sessionId: bare.session.sessionId, person: 'bob' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /owner needs a login/ }, 'with a person, without a login: refused')
+  const link = await plain.shareSession({ sessionId: bare.session.sessionId, shareLevel: 'link' })
+  t.equal(link.session.shareLevel, undefined, 'without a login, a bearer share (the cap allows it)')
+  t.same(link.session.scopes, ['view'], 'view-only unless asked')
+  t.equal(link.session.expiresAt, bare.session.expiresAt, 'as long as the session, no longer')
+
+  const reg = makeRegistry(store, clock, { logins: true, maxShareLevel: 'authenticated' })
+  const own = await reg.createSession({ userId: 'carol', serverName: 'todoodles', scopes: ['view'], shareLevel: 'owner', ttlSeconds: 600 })
+  const id = own.session.sessionId
+  await t.rejects(reg.shareSession({ sessionId: id, shareLevel: 'link' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /link is wider than this gateway allows/ }, 'the cap holds for shares')
+  await t.rejects(reg.shareSession({ sessionId: id, person: 'dan', scopes: ['view', 'interact'] }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /has no interact to share/ }, 'never more than the session has')
+  await t.rejects(reg.shareSession({ sessionId: id }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /name a person/ })
+  await t.rejects(reg.shareSession({ sessionId: id, shareLevel: 'owner' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /give person/ })
+  await t.rejects(reg.shareSession({ sessionId: id, person: 'dan', shareLevel: 'authenticated' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /that person only/ })
+  await t.rejects(reg.shareSession({ sessionId: 'AAAAAAAAAAAAAAAAAAAAAA', person: 'dan' }), { code: 'MCPGW_API_NOT_FOUND', statusCode: 404 })
+  const toDan = await reg.shareSession({ sessionId: id, person: 'dan', ttlSeconds: 60 })
+  t.equal(toDan.session.expiresAt, clock.now() + 60_000, 'a shorter life when asked')
+  const long = await reg.shareSession({ sessionId: id, person: 'erin', ttlSeconds: 7200 })
+  t.equal(long.session.expiresAt, own.session.expiresAt, 'a longer life asked: the session\'s, no more')
+  await t.rejects(reg.shareSession({ sessionId: toDan.session.sessionId, person: 'fay' }), { code: 'MCPGW_REGISTRY_INVALID_ARGUMENT', message: /cannot be shared again/ })
+  for (let i = (await reg.listShares(id)).length; i < MAX_SHARES_PER_SESSION; i++) await reg.shareSession({ sessionId: id, person: `p${i}` })
+  await t.rejects(reg.shareSession({ sessionId: id, person: 'one-too-many' }), { code: 'MCPGW_REGISTRY_TOO_MANY_SHARES', statusCode: 409 })
+  await reg.revoke({ sessionId: toDan.session.sessionId })
+  t.ok(await reg.shareSession({ sessionId: id, person: 'dan' }), 'one revoked: room for another')
+  clock.advance(600_000)
+  t.same(await reg.validate(long.token), { valid: false, reason: 'expired' }, 'the session expired: so did its shares')
+  await t.rejects(reg.shareSession({ sessionId: id, person: 'dan' }), { code: 'MCPGW_API_NOT_FOUND' }, 'an ended session is not shared')
+})
+
+t.test('a share is shared by the registrant that holds its session\'s instance, and audited', async (t) => {
+  const clock = fakeClock()
+  const store = new MemoryStore({ now: clock.now })
+  t.teardown(() => store.close())
+  await store.init()
+  const events: AuditEvent[] = []
+  const reg = makeRegistry(store, clock, { logins: true, audit: { write: (e) => { events.push(e) } } })
+  await reg.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100, secret: 'a'.repeat(40) })
+  const own = await reg.createSession({ userId: 'alice', serverName: 'todoodles', serverSecret: 'a'.repeat(40) })
+  await t.rejects(reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'b'.repeat(40) }), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' })
+  const share = await reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'a'.repeat(40) })
+  const shared = events.find((e) => e.event === 'session.shared')
+  t.match(shared, { sessionId: share.session.sessionId, sharedFrom: own.session.sessionId, person: 'bob', userId: 'alice', shareLevel: 'owner', scopes: ['view'] })
+  t.notOk(JSON.stringify(events).includes(share.token), 'no token in the trail')
 })

@@ -50,6 +50,27 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal((await registry.listSessions({ serverName: 'todoodles' })).find((s) => s.userId === 'alice')?.shareLevel, 'owner', 'listed with it')
   })
 
+  t.test('a share: its own link, kept by the store, listed under its session, ending with it', async (t) => {
+    const { registry } = await setup(t, { logins: true })
+    const own = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const toBob = await registry.shareSession({ sessionId: own.session.sessionId, person: 'bob' })
+    const anyone = await registry.shareSession({ sessionId: own.session.sessionId, shareLevel: 'authenticated', scopes: ['view', 'interact'] })
+    t.not(toBob.token, own.token, 'a credential of its own')
+    const read = await registry.validate(toBob.token)
+    t.same(read.valid && { level: read.session.shareLevel, share: read.session.share, scopes: read.session.scopes, user: read.session.userId, instance: read.session.instanceId },
+      { level: 'owner', share: { from: own.session.sessionId, with: 'bob' }, scopes: ['view'], user: 'alice', instance: own.session.instanceId }, 'the store kept who it is for, and from where')
+    t.same((await registry.listShares(own.session.sessionId)).map((s) => s.sessionId).sort(), [toBob.session.sessionId, anyone.session.sessionId].sort(), 'listed under the shared session')
+    t.equal((await registry.createSession({ userId: 'alice', serverName: 'todoodles' })).token, own.token, 'the owner\'s live session is still the one handed back')
+    await registry.revoke({ sessionId: toBob.session.sessionId })
+    t.equal((await registry.validate(toBob.token)).valid, false, 'a revoked share opens nothing')
+    t.equal((await registry.validate(anyone.token)).valid, true, 'the other share lives on')
+    t.equal((await registry.validate(own.token)).valid, true, 'and so does the session')
+    const session = await registry.validate(anyone.token)
+    await registry.revoke({ sessionId: own.session.sessionId })
+    t.same(await registry.validate(anyone.token), { valid: false, reason: 'revoked' }, 'the session ended: every share with it')
+    t.same(session.valid && await registry.recheck(session.session), { valid: false, reason: 'revoked' }, 'a cached share rechecked: ended too')
+  })
+
   t.test('the same key returns the live session and the same token', async (t) => {
     const { registry } = await setup(t)
     const first = await registry.createSession({ userId: 'alice', serverName: 'todoodles', metadata: { theme: 'dark' } })
