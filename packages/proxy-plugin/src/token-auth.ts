@@ -179,7 +179,8 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       else done(new LoginRequiredError())
       return false
     }
-    if (session.shareLevel === 'owner' && person.userId !== session.userId) {
+    // `owner`: the session's user, or, on a share with one person, that person (never the sharer).
+    if (session.shareLevel === 'owner' && person.userId !== (session.share?.with ?? session.userId)) {
       done(Object.assign(new NotYourSessionError(), logins!.signOutPath === undefined ? {} : { signOutPath: logins!.signOutPath }))
       return false
     }

@@ -83,6 +83,40 @@ t.test('an owner session opens for its person only; an authenticated one for any
   t.equal((JSON.parse(bearer.body) as { headers: Record<string, string> }).headers['x-mcpgw-login-user'], undefined)
 })
 
+t.test('a share with one person opens for that person only, view-only, and ends with its revocation or its session', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true }, revalidateMs: 0 })
+  await gw.session(backend, { userId: 'alice', shareLevel: 'owner' })
+  const own = (await gw.registry.listSessions({ userId: 'alice' }))[0]!
+  const share = await gw.registry.shareSession({ sessionId: own.sessionId, person: 'bob' })
+  const as = (who: string): Record<string, string> => ({ cookie: `mcpgw_test_login=${who}`, accept: 'application/json' })
+  const alice = await rawRequest(gw.port, `/mcp/${share.token}/`, { headers: as('alice') })
+  t.equal(alice.status, 403, 'not even the sharer: the share is bob\'s')
+  t.equal(JSON.parse(alice.body).code, 'MCPGW_PROXY_NOT_YOUR_SESSION')
+  t.equal((await rawRequest(gw.port, `/mcp/${share.token}/`, { headers: { accept: 'application/json' } })).status, 401, 'no one logged in: log in first')
+  const bob = await rawRequest(gw.port, `/mcp/${share.token}/`, { headers: as('bob') })
+  t.equal(bob.status, 200)
+  const seen = (JSON.parse(bob.body) as { headers: Record<string, string> }).headers
+  t.same([seen['x-mcpgw-user-id'], seen['x-mcpgw-login-user'], seen['x-mcpgw-scopes'], seen['x-mcpgw-session-id']], ['alice', 'bob', 'view', share.session.sessionId], 'alice\'s UI, bob watching, view-only, as the share')
+  const posted = await rawRequest(gw.port, `/mcp/${share.token}/api/todos`, { method: 'POST', headers: as('bob') })
+  t.equal(posted.status, 403, 'view-only: no writes')
+  t.equal(JSON.parse(posted.body).code, 'MCPGW_PROXY_SCOPE_DENIED')
+  const overridden = await rawRequest(gw.port, `/mcp/${share.token}/api/todos`, { headers: { ...as('bob'), 'x-http-method-override': 'DELETE' } })
+  t.equal(overridden.status, 403, 'nor a GET that says it is a DELETE')
+  const ws = await upgradeRequest(gw.port, `/mcp/${share.token}/ws`, { headers: { cookie: 'mcpgw_test_login=bob' } })
+  t.equal(ws.status, 101, 'its WebSocket opens (what it sends is the backend\'s to refuse: X-Mcpgw-Scopes says view)')
+  ws.socket?.destroy()
+
+  await gw.registry.revoke({ sessionId: share.session.sessionId })
+  t.equal((await rawRequest(gw.port, `/mcp/${share.token}/`, { headers: as('bob') })).status, 401, 'revoked: closed to bob')
+  const again = await gw.registry.shareSession({ sessionId: own.sessionId, person: 'bob' })
+  t.equal((await rawRequest(gw.port, `/mcp/${again.token}/`, { headers: as('bob') })).status, 200)
+  await gw.registry.revoke({ sessionId: own.sessionId })
+  const after = await rawRequest(gw.port, `/mcp/${again.token}/`, { headers: as('bob') })
+  t.equal(after.status, 401, 'the shared session revoked: its shares with it')
+  t.equal(JSON.parse(after.body).code, 'MCPGW_PROXY_TOKEN_REVOKED')
+})
+
 t.test('a WebSocket of an owner session opens for its person only', async (t) => {
   const backend = await startBackend(t)
   const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true } })
