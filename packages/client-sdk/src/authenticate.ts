@@ -9,6 +9,12 @@ export interface UiIdentity {
   /** `gateway`: the gateway vouched for the request; `direct`: a direct link's token (query or cookie). */
   via: 'gateway' | 'direct'
   scopes: string[]
+  /**
+   * Whether the request may change things: the `interact` scope. False on a view-only session
+   * or share: the gateway lets such a session only GET and HEAD, but cannot see inside a
+   * WebSocket, so what arrives over one is yours to refuse.
+   */
+  interact: boolean
   sessionId?: string
 }
 
@@ -48,6 +54,11 @@ function sameOrigin (headers: IncomingHttpHeaders): boolean {
   }
 }
 
+/** A direct link is its user's own: it may do everything. */
+function directIdentity (userId: string): UiIdentity {
+  return { userId, via: 'direct', scopes: [...DEFAULT_SCOPES], interact: DEFAULT_SCOPES.includes('interact') }
+}
+
 /** Adds the HttpOnly cookie that carries a direct link's token, beside any cookie set already. */
 function setDirectCookie (res: ServerResponse, headers: IncomingHttpHeaders, name: string, token: string, expiresAt: number): void {
   const maxAge = Math.max(1, Math.floor((expiresAt - Date.now()) / 1000))
@@ -76,7 +87,7 @@ export function authenticateRequest (context: AuthenticateContext, req: Incoming
     // During a secret rotation the key this process holds (from its last registration) may
     // be a previous or the next one: the gateway then vouches under that one beside.
     if (identity !== null && context.proofKey !== null && verifyRegistrantProofs(proof, headers[REGISTRANT_ROTATION_HEADER], context.proofKey, identity)) {
-      return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, sessionId: identity.sessionId }
+      return { userId: identity.userId, via: 'gateway', scopes: identity.scopes, interact: identity.scopes.includes('interact'), sessionId: identity.sessionId }
     }
   }
   const cookieName = context.port === null ? null : cookieNameOf(context.port)
@@ -87,7 +98,7 @@ export function authenticateRequest (context: AuthenticateContext, req: Incoming
     const found = context.directLinks.find(fromQuery)
     if (found !== null) {
       if (res !== undefined && cookieName !== null && !res.headersSent) setDirectCookie(res, headers, cookieName, fromQuery, found.expiresAt)
-      return { userId: found.userId, via: 'direct', scopes: [...DEFAULT_SCOPES] }
+      return directIdentity(found.userId)
     }
   }
   const cookies = headers.cookie
@@ -96,7 +107,7 @@ export function authenticateRequest (context: AuthenticateContext, req: Incoming
       const eq = part.indexOf('=')
       if (eq === -1 || part.slice(0, eq).trim() !== cookieName) continue
       const found = context.directLinks.find(part.slice(eq + 1).trim())
-      if (found !== null) return { userId: found.userId, via: 'direct', scopes: [...DEFAULT_SCOPES] }
+      if (found !== null) return directIdentity(found.userId)
     }
   }
   return null

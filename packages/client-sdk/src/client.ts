@@ -35,6 +35,20 @@ export interface SessionOptions {
   rotate?: boolean
 }
 
+export interface ShareOptions {
+  /**
+   * The one person the share opens for, as the gateway's login names them (the userId this
+   * server uses). Without it, `shareLevel` says who: `authenticated` (anyone logged in to the
+   * gateway) or `link` (whoever holds the share's link, if the gateway allows bearer links).
+   */
+  person?: string
+  shareLevel?: 'authenticated' | 'link'
+  /** Default `['view']`: view-only. Never more than the shared session has. */
+  scopes?: string[]
+  /** Default and at most: what is left of the shared session's life. */
+  ttlSeconds?: number
+}
+
 export interface SessionLink {
   /** Open this in a browser. */
   url: string
@@ -98,7 +112,14 @@ export interface GatewayClient extends EventEmitter<ClientEvents> {
   /** Stops heartbeats and removes the registration (the call gives up after `timeoutMs`, default `requestTimeoutMs`). */
   deregister (timeoutMs?: number): Promise<void>
   createSession (userId: string, options?: SessionOptions): Promise<SessionLink>
-  /** Revokes this server's sessions of `userId`, or one session by id. */
+  /**
+   * Shares a live session of this process (by the `sessionId` of its link) with another
+   * person, anyone logged in, or anyone with the link: a link of its own, view-only unless
+   * `scopes` says more, ending when revoked (`revokeSession({ sessionId })` with the share's
+   * id), when it expires, or when the shared session ends. Through the gateway only.
+   */
+  shareSession (sessionId: string, options?: ShareOptions): Promise<SessionLink>
+  /** Revokes this server's sessions of `userId`, or one session (or share) by id. */
   revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number>
   /** Checks a direct link's token. Null for anything else. */
   validateDirectToken (token: string): { userId: string } | null
@@ -521,6 +542,22 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
     if (!directLinksWork(this.#registration!)) throw new DirectLoopbackOnlyError(directOrigin(this.#registration!))
     const { token, expiresAt } = this.#directLinks.issue(userId, sessionOptions.ttlSeconds ?? this.#options.directTtlSeconds)
     return { url: `${directOrigin(this.#registration!)}/?token=${token}`, token, expiresAt: new Date(expiresAt), via: 'direct' }
+  }
+
+  async shareSession (sessionId: string, options: ShareOptions = {}): Promise<SessionLink> {
+    if (this.#state === 'closed') throw new ClosedError()
+    if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidOptionError('sessionId', 'expected the sessionId of a gateway link')
+    // A direct link is one bearer token per user: there is nothing to share but the link itself.
+    if (this.mode === 'direct') throw new InvalidOptionError('mode', 'sharing needs the gateway (MCP_WEB_UI_GATEWAY_URL)')
+    if (this.#state === 'refused') throw this.#refusal ?? new GatewayUnauthorizedError()
+    const issued = await this.#api.shareSession({
+      sessionId,
+      ...(options.person !== undefined && { person: options.person }),
+      ...(options.shareLevel !== undefined && { shareLevel: options.shareLevel }),
+      ...(options.scopes !== undefined && { scopes: options.scopes }),
+      ...(options.ttlSeconds !== undefined && { ttlSeconds: options.ttlSeconds })
+    }, this.#callOptions(this.#options.sessionTimeoutMs))
+    return { ...issued, via: 'gateway', ...(this.#frameAncestors !== null && { frameAncestors: this.#frameAncestors }) }
   }
 
   async revokeSession (selector: { userId: string } | { sessionId: string }): Promise<number> {

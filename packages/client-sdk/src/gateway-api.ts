@@ -70,6 +70,14 @@ export interface IssuedSession {
   sessionId: string
 }
 
+export interface ShareSessionBody {
+  sessionId: string
+  person?: string
+  shareLevel?: 'owner' | 'authenticated' | 'link'
+  scopes?: string[]
+  ttlSeconds?: number
+}
+
 export type RevokeBody = ({ sessionId: string } | { sessionKey: string }) & { instanceId?: string }
 
 /** Refusals after which registering again (and asking again) is the cure: the gateway lost track of this process's instance. */
@@ -134,8 +142,8 @@ export function parseRegistration (payload: unknown): Registration {
   }
 }
 
-export function parseIssuedSession (payload: unknown): IssuedSession {
-  const answer = answerOf('POST /create-session', payload)
+export function parseIssuedSession (payload: unknown, call = 'POST /create-session'): IssuedSession {
+  const answer = answerOf(call, payload)
   return { url: answer.string('url'), token: answer.string('token'), expiresAt: answer.date('expiresAt'), sessionId: answer.string('sessionId') }
 }
 
@@ -164,6 +172,11 @@ export class GatewayApi {
 
   async createSession (body: CreateSessionBody, call: CallOptions = {}): Promise<IssuedSession> {
     return parseIssuedSession(await this.#call('POST', '/create-session', body, call))
+  }
+
+  /** A share of a live session of this registrant: a link of its own. */
+  async shareSession (body: ShareSessionBody, call: CallOptions = {}): Promise<IssuedSession> {
+    return parseIssuedSession(await this.#call('POST', '/share-session', body, call), 'POST /share-session')
   }
 
   /** How many sessions the gateway revoked. */

@@ -1,5 +1,5 @@
 export { createGatewayClient } from './client.js'
-export type { GatewayClient, RegisterInput, SessionOptions, SessionLink, ClientState, ClientEvents } from './client.js'
+export type { GatewayClient, RegisterInput, SessionOptions, SessionLink, ShareOptions, ClientState, ClientEvents } from './client.js'
 export type { UiIdentity } from './authenticate.js'
 export type { GatewayClientOptions } from './options.js'
 export { startWebUI, publicBasePath, gatewayIdentity } from './web-ui.js'

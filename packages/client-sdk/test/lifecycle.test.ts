@@ -203,7 +203,7 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   const alice = { sessionId: 'sid', userId: 'alice@example.com', serverType: 'mcp-webui', scopes: ['view'] }
   const proof = registrantProof(proofKey, alice)
   const identity = { 'x-mcpgw-user-id': 'alice%40example.com', 'x-mcpgw-session-id': 'sid', 'x-mcpgw-server-type': 'mcp-webui', 'x-mcpgw-scopes': 'view' }
-  t.same(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], sessionId: 'sid' })
+  t.same(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), { userId: 'alice@example.com', via: 'gateway', scopes: ['view'], interact: false, sessionId: 'sid' }, 'a view-only session: interact false, so a WebSocket\'s writes are refused')
   t.equal(viaGateway.authenticate(fakeRequest('/', identity)), null, 'identity headers without the proof: anyone on the network could send them')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': registrantProof(ownerHash, alice) })), null, 'a proof made with the owner hash (what a leaked store holds)')
   t.equal(viaGateway.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-user-id': 'bob', 'x-mcpgw-registrant': proof })), null, 'a captured proof does not vouch for another user')
@@ -228,7 +228,7 @@ t.test('authenticate: gateway headers only with the proof of this registrant; di
   t.equal(client.authenticate(fakeRequest('/', { ...identity, 'x-mcpgw-registrant': proof })), null, 'direct mode: no gateway, no gateway headers')
   const link = await client.createSession('bob')
   const res = new ServerResponse(fakeRequest('/', {}))
-  t.match(client.authenticate(fakeRequest(`/?token=${link.token}`, {}), res), { userId: 'bob', via: 'direct' })
+  t.match(client.authenticate(fakeRequest(`/?token=${link.token}`, {}), res), { userId: 'bob', via: 'direct', interact: true })
   const cookie = (res.getHeader('set-cookie') as string[])[0]!
   t.match(cookie, new RegExp(`^mcpgw_direct_12873=${link.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=\\d+$`))
   t.match(client.authenticate(fakeRequest('/api/todos', { host: '127.0.0.1:12873', cookie: `other=1; ${cookie.split(';')[0]!}` })), { userId: 'bob', via: 'direct' }, 'the page\'s own requests carry the cookie')
