@@ -1,8 +1,8 @@
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { freePort, launchChromium, startTestIdp, within } from '@mcp-gw/testkit'
-import type { BrowserContext, Page } from '@mcp-gw/testkit'
+import { freePort, launchChromium, logInAtTestIdp as logIn, startTestIdp, within } from '@mcp-gw/testkit'
+import type { BrowserContext } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocketServer } from 'ws'
@@ -48,18 +48,6 @@ async function startApp (t: Test): Promise<{ port: number, seen: Seen[] }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
   return { port: (server.address() as AddressInfo).port, seen }
-}
-
-/** Logs in on the test provider's pages as `who` (its login form, then its consent page), from wherever the gateway sent the page. */
-async function logIn (page: Page, issuer: string, who: string): Promise<void> {
-  const atProvider = (url: URL): boolean => url.href.startsWith(issuer)
-  await page.waitForURL(atProvider, { timeout: 10_000 })
-  const loginPage = page.url()
-  await page.fill('input[name=login]', who)
-  await page.fill('input[name=password]', 'any password')
-  await Promise.all([page.waitForURL((url) => url.href !== loginPage, { timeout: 10_000 }), page.click('button[type=submit]')])
-  // Consent, the first time this person uses the client; then back to the gateway.
-  if (atProvider(new URL(page.url()))) await Promise.all([page.waitForURL((url) => !atProvider(url), { timeout: 10_000 }), page.click('button[type=submit]')])
 }
 
 interface LoginGateway {

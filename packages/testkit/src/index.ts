@@ -12,5 +12,5 @@ export { startCaddy, ensureCaddy, caddyBinaryPath, CADDY_VERSION } from './caddy
 export type { CaddyProcess } from './caddy.js'
 export type { NginxProcess, StartNginxOptions } from './nginx.js'
 export { FRONT_PROXY_DIRECTIVES, SPOOFED_REQUEST_HEADERS } from './policy-corpus.js'
-export { startTestIdp, TEST_IDP_USERS } from './oidc-idp.js'
+export { logInAtTestIdp, startTestIdp, TEST_IDP_USERS } from './oidc-idp.js'
 export type { StartTestIdpOptions, TestIdp } from './oidc-idp.js'

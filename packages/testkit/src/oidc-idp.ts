@@ -1,6 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
+import type { Page } from 'playwright-core'
 
 /**
  * The test provider's people: what each one's claims are. Log in with the name as login, any
@@ -71,4 +72,19 @@ export async function startTestIdp (options: StartTestIdpOptions): Promise<TestI
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+}
+
+/**
+ * Logs in on the test provider's pages as `who` (its login form, then its consent page the
+ * first time), from wherever the gateway sent the page; resolves once the browser left the provider.
+ */
+export async function logInAtTestIdp (page: Page, issuer: string, who: string): Promise<void> {
+  const atProvider = (url: URL): boolean => url.href.startsWith(issuer)
+  await page.waitForURL(atProvider, { timeout: 10_000 })
+  const loginPage = page.url()
+  await page.fill('input[name=login]', who)
+  await page.fill('input[name=password]', 'any password')
+  await Promise.all([page.waitForURL((url) => url.href !== loginPage, { timeout: 10_000 }), page.click('button[type=submit]')])
+  // Consent, the first time this person uses the client; then back to the gateway.
+  if (atProvider(new URL(page.url()))) await Promise.all([page.waitForURL((url) => !atProvider(url), { timeout: 10_000 }), page.click('button[type=submit]')])
 }
