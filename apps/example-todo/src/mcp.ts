@@ -28,6 +28,36 @@ export function buildMcpServer (todos: TodoStore, client: GatewayClient, app: Mc
     })
   })
 
+  // Which user made each share (its id), so only they can end it. Kept in this process, as the list is.
+  const sharedBy = new Map<string, string>()
+  server.registerTool('share_todo_ui', {
+    title: 'Share the todo list',
+    description: "Shares the user's live todo list page with one person (by their login name), or with anyone logged in to the gateway; view-only unless interactive is true. Answers with the share's link and id.",
+    inputSchema: { person: z.string().min(1).max(256).optional(), interactive: z.boolean().optional() }
+  }, async ({ person, interactive }, extra) => {
+    // The user's own session (the live one, or a new one), then a link of its own for the other person.
+    const own = await client.createSession(mcpUserId(extra))
+    if (own.sessionId === undefined) return { isError: true, content: [{ type: 'text', text: 'Sharing needs the gateway.' }] }
+    const share = await client.shareSession(own.sessionId, {
+      ...(person !== undefined ? { person } : { shareLevel: 'authenticated' as const }),
+      scopes: interactive === true ? ['view', 'interact'] : ['view']
+    })
+    if (share.sessionId !== undefined) sharedBy.set(share.sessionId, mcpUserId(extra))
+    return { content: [{ type: 'text', text: `Shared ${interactive === true ? 'to change' : 'to view'} with ${person ?? 'anyone logged in'}: ${share.url} (share id ${share.sessionId ?? ''})` }] }
+  })
+
+  server.registerTool('stop_sharing_todo_ui', {
+    title: 'Stop sharing the todo list',
+    description: 'Ends a share of the todo list page by the share id share_todo_ui gave: its page stops at once.',
+    inputSchema: { shareId: z.string().min(1).max(64) }
+  }, async ({ shareId }, extra) => {
+    // Only a share this user made: an id alone never ends someone else's session.
+    if (sharedBy.get(shareId) !== mcpUserId(extra)) return { isError: true, content: [{ type: 'text', text: 'No such share of yours.' }] }
+    sharedBy.delete(shareId)
+    const ended = await client.revokeSession({ sessionId: shareId })
+    return { content: [{ type: 'text', text: ended > 0 ? 'Stopped sharing.' : 'No such share is live.' }] }
+  })
+
   server.registerTool('add_todo', {
     title: 'Add a todo',
     description: "Adds an item to the user's todo list; open UIs show it at once.",

@@ -20,6 +20,7 @@ const PAGE = `<!doctype html>
 <p class="status">live: <span id="ws-state">connecting</span> · changes: <span id="count">0</span></p>
 <ul id="items"></ul>
 <p id="empty">Nothing to do yet.</p>
+<form id="add"><input name="text" aria-label="New todo" maxlength="500" required> <button>Add</button></form>
 </body>
 </html>
 `
@@ -38,12 +39,29 @@ function render (list) {
 fetch('api/todos').then((r) => r.json()).then(render)
 const ws = new WebSocket(new URL('ws', location.href).href.replace(/^http/, 'ws'))
 ws.onopen = () => { $('ws-state').textContent = 'open' }
-ws.onmessage = (event) => render(JSON.parse(event.data))
+ws.onmessage = (event) => { const m = JSON.parse(event.data); if (m.error) $('ws-state').textContent = m.error; else render(m) }
 // A closed socket may be a dead link: the SDK's helper checks it and tells the user.
 ws.onclose = (event) => { $('ws-state').textContent = 'closed ' + event.code; window.mcpgw?.check() }
+// Adding goes over the WebSocket; a view-only link's server says no.
+$('add').onsubmit = (event) => {
+  event.preventDefault()
+  ws.send(JSON.stringify({ add: event.target.elements.text.value }))
+  event.target.reset()
+}
 const events = new EventSource('events')
 events.onmessage = (event) => { $('count').textContent = JSON.parse(event.data).changes }
 `
+
+/** The text of an `{"add": "text"}` message, or null for any other message. */
+function addOf (data: unknown): string | null {
+  try {
+    const message = JSON.parse(String(data)) as unknown
+    const add = typeof message === 'object' && message !== null ? (message as { add?: unknown }).add : undefined
+    return typeof add === 'string' && add.length > 0 && add.length <= 500 ? add : null
+  } catch {
+    return null
+  }
+}
 
 export interface TodoUi {
   handler: RequestListener
@@ -88,7 +106,8 @@ export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
   function attach (server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy())
-      const userId = userOf(req)
+      const identity = client.authenticate(req)
+      const userId = identity?.userId ?? null
       if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws' || userId === null) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
         return
@@ -97,8 +116,15 @@ export function createTodoUi (todos: TodoStore, client: GatewayClient): TodoUi {
         ws.on('error', () => ws.terminate())
         const push = (list: TodoList): void => { if (list.userId === userId) ws.send(JSON.stringify(list)) }
         ws.send(JSON.stringify(todos.get(userId)))
-        // Any message asks for the list again: a round trip a page (or a test) can make.
-        ws.on('message', () => ws.send(JSON.stringify(todos.get(userId))))
+        ws.on('message', (data) => {
+          const add = addOf(data)
+          // `{"add": "text"}` adds an item: a write, which a view-only link (a share, say) may
+          // not make. The gateway lets its socket open (a read) and cannot see inside it.
+          if (add !== null && identity?.interact !== true) ws.send(JSON.stringify({ error: 'view-only: this link cannot change the list' }))
+          else if (add !== null) todos.add(userId, add)
+          // Any other message asks for the list again: a round trip a page (or a test) can make.
+          else ws.send(JSON.stringify(todos.get(userId)))
+        })
         todos.on('change', push)
         ws.on('close', () => todos.off('change', push))
       })
