@@ -76,6 +76,16 @@ function shown (text: unknown): string {
   return `<bdi>${escapeHtml(visible(text))}</bdi>`
 }
 
+/** Who opens a session's link, when not whoever holds it: a note beside its scopes. */
+function audience (s: SessionRecord): string {
+  const level = s.shareLevel ?? 'link'
+  if (s.share !== undefined) {
+    const whom = s.share.with !== null ? shown(s.share.with) : level === 'authenticated' ? 'anyone logged in' : 'anyone with the link'
+    return ` <span class="muted">(shared with ${whom})</span>`
+  }
+  return level === 'link' ? '' : ` <span class="muted">(${level === 'owner' ? 'its user only' : 'anyone logged in'})</span>`
+}
+
 const MAX_FAILURES = 5
 const FAILURE_WINDOW_MS = 60_000
 
@@ -209,7 +219,7 @@ button{font:inherit;cursor:pointer}.figures{display:grid;grid-template-columns:r
       return `<tr>${n === 0 ? `<td rowspan="${list.length}"><b>${shown(name)}</b></td>` : ''}<td><code>${escapeHtml(i.instanceId)}</code>${i.instance === null ? '' : ` <span class="muted">${shown(i.instance)}</span>`}</td><td>${escapeHtml(i.protocol)}://${escapeHtml(i.host)}:${i.port}</td><td>${stats.sessions.byInstance[i.instanceId] ?? 0}</td><td class="${quiet ? 'warn' : 'ok'}">${quiet ? 'heartbeat late' : 'healthy'}: last ${since(i.lastHeartbeatAt, now)}, lapses in ${Math.max(0, Math.round((i.expiresAt - now) / 1000))} s</td><td>${since(i.registeredAt, now)}</td></tr>`
     }).join('')).join('')
     const users = [...new Set(sessions.map((s) => s.userId))]
-    const sessionRows = sessions.map((s: SessionRecord) => `<tr><td>${shown(s.userId)}</td><td>${shown(s.serverName)}</td><td>${escapeHtml(s.scopes.join(', '))}${s.shareLevel === undefined || s.shareLevel === 'link' ? '' : ` <span class="muted">(${s.shareLevel === 'owner' ? 'its user only' : 'anyone logged in'})</span>`}</td><td>${since(s.createdAt, now)}</td><td>${since(s.lastActivityAt, now)}</td><td>${open.get(s.sessionId) ?? 0}</td><td>${Math.max(0, Math.round((s.expiresAt - now) / 60_000))} min</td><td><form method="post" action="${DASHBOARD_PATH}/revoke"><input type="hidden" name="sessionId" value="${escapeHtml(s.sessionId)}"><button aria-label="Revoke ${escapeHtml(visible(s.userId))}'s ${escapeHtml(visible(s.serverName))} session">Revoke</button></form></td></tr>`).join('')
+    const sessionRows = sessions.map((s: SessionRecord) => `<tr><td>${shown(s.userId)}</td><td>${shown(s.serverName)}</td><td>${escapeHtml(s.scopes.join(', '))}${audience(s)}</td><td>${since(s.createdAt, now)}</td><td>${since(s.lastActivityAt, now)}</td><td>${open.get(s.sessionId) ?? 0}</td><td>${Math.max(0, Math.round((s.expiresAt - now) / 60_000))} min</td><td><form method="post" action="${DASHBOARD_PATH}/revoke"><input type="hidden" name="sessionId" value="${escapeHtml(s.sessionId)}"><button aria-label="Revoke ${escapeHtml(visible(s.userId))}'s ${escapeHtml(visible(s.serverName))} session">Revoke</button></form></td></tr>`).join('')
     const userForm = `<form method="post" action="${DASHBOARD_PATH}/revoke" id="revoke-user"><label>Revoke every session of <select name="userId">${users.map((u) => `<option value="${escapeHtml(u)}">${escapeHtml(visible(u))}</option>`).join('')}</select></label> <button>Revoke</button></form>`
     const body = `<header><h1>mcp-gw</h1><span class="muted">${escapeHtml(registry.store.kind)} store · ${who.keyId === null ? 'this machine' : `key ${escapeHtml(who.keyId)}`}${who.keyId === null ? '' : ` · <form method="post" action="${DASHBOARD_PATH}/logout" style="display:inline"><button>Sign out</button></form>`}</span></header>
 ${flash === undefined || !/^\d{1,6}$/.test(flash) ? '' : `<p class="flash" role="status">Revoked ${flash} session${flash === '1' ? '' : 's'}. Open pages, WebSockets and streams on ${flash === '1' ? 'it' : 'them'} end within seconds.</p>`}

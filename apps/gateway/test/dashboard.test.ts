@@ -38,6 +38,9 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   const board = await listenDashboard(gw)
   const aliceLink = await registerAndLink(gw.origin, backend.port, 'alice')
   const bobLink = await registerAndLink(gw.origin, backend.port, 'bob')
+  // Bob shared his (a bearer share: this gateway has no login).
+  const bobs = (await gw.app.mcpRegistry.listSessions({ userId: 'bob' }))[0]!
+  await gw.app.mcpRegistry.shareSession({ sessionId: bobs.sessionId, shareLevel: 'link' })
   // Something open on alice's session: a WebSocket through the gateway.
   const ws = new WebSocket(aliceLink.replace(/^http/, 'ws') + 'ws')
   t.teardown(() => ws.terminate())
@@ -68,6 +71,7 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   t.match(await aliceRow.textContent(), /alice\s*todoodles/)
   t.equal((await aliceRow.locator('td').nth(5).textContent())?.trim(), '1', 'what is open on the session: its WebSocket')
   t.match(await aliceRow.textContent(), /view, interact/)
+  t.match(await page.locator('#sessions tr', { hasText: 'shared with' }).textContent(), /bob\s*todoodles\s*view \(shared with anyone with the link\)/, 'a share, and whom it is for')
 
   // Live figures: traffic through the gateway shows up on the page's charts.
   for (let i = 0; i < 20; i++) await fetch(`${aliceLink}page-${i}`)
@@ -87,7 +91,7 @@ t.test('signed in with the operator key: servers, sessions, what is open, live f
   await page.waitForSelector('.flash', { timeout: 10_000 })
   t.match(await page.textContent('.flash'), /Revoked 1 session/)
   t.equal(await page.locator('#sessions tr', { hasText: 'alice' }).count(), 0, 'alice\'s session is gone from the page')
-  t.equal(await page.locator('#sessions tr', { hasText: 'bob' }).count(), 1, 'bob\'s is not')
+  t.equal(await page.locator('#sessions tr', { hasText: 'bob' }).count(), 2, 'bob\'s and his share are not')
   await eventually(async () => (await fetch(aliceLink)).status === 401, { within: 3000, what: 'her link refused within the revocation bound' })
   t.pass('her link stops working')
   t.equal(await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 5000))]), 1008, 'and her WebSocket ends within the revocation bound')
