@@ -32,18 +32,19 @@ export function buildMcpServer (todos: TodoStore, client: GatewayClient, app: Mc
   const sharedBy = new Map<string, string>()
   server.registerTool('share_todo_ui', {
     title: 'Share the todo list',
-    description: "Shares the user's live todo list page with one person (by their login name), or with anyone logged in to the gateway; view-only unless interactive is true. Answers with the share's link and id.",
-    inputSchema: { person: z.string().min(1).max(256).optional(), interactive: z.boolean().optional() }
-  }, async ({ person, interactive }, extra) => {
+    description: "Shares the user's live todo list page with one person (by their login name), the people of one group, or anyone logged in to the gateway; view-only unless interactive is true. Answers with the share's link and id.",
+    inputSchema: { person: z.string().min(1).max(256).optional(), group: z.string().min(1).max(128).optional(), interactive: z.boolean().optional() }
+  }, async ({ person, group, interactive }, extra) => {
+    if (person !== undefined && group !== undefined) return { isError: true, content: [{ type: 'text', text: 'Share with a person or a group, not both.' }] }
     // The user's own session (the live one, or a new one), then a link of its own for the other person.
     const own = await client.createSession(mcpUserId(extra))
     if (own.sessionId === undefined) return { isError: true, content: [{ type: 'text', text: 'Sharing needs the gateway.' }] }
     const share = await client.shareSession(own.sessionId, {
-      ...(person !== undefined ? { person } : { shareLevel: 'authenticated' as const }),
+      ...(person !== undefined ? { person } : group !== undefined ? { groups: [group] } : { shareLevel: 'authenticated' as const }),
       scopes: interactive === true ? ['view', 'interact'] : ['view']
     })
     if (share.sessionId !== undefined) sharedBy.set(share.sessionId, mcpUserId(extra))
-    return { content: [{ type: 'text', text: `Shared ${interactive === true ? 'to change' : 'to view'} with ${person ?? 'anyone logged in'}: ${share.url} (share id ${share.sessionId ?? ''})` }] }
+    return { content: [{ type: 'text', text: `Shared ${interactive === true ? 'to change' : 'to view'} with ${person ?? (group !== undefined ? `the group ${group}` : 'anyone logged in')}: ${share.url} (share id ${share.sessionId ?? ''})` }] }
   })
 
   server.registerTool('stop_sharing_todo_ui', {

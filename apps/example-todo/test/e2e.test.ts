@@ -8,7 +8,7 @@ t.test('an MCP client opens the todo UI for alice; the browser sees live updates
   const { mcp, strayStdout } = await connectExample(t, gateway, { MCP_WEB_UI_SERVER_SECRET: SERVER_SECRET })
   const tools = (await mcp.listTools()).tools
   t.same(tools.map((tool) => tool.name).sort(), ['add_todo', 'open_todo_ui', 'share_todo_ui', 'stop_sharing_todo_ui'])
-  t.same(Object.fromEntries(tools.map((tool) => [tool.name, Object.keys(tool.inputSchema.properties ?? {})])), { open_todo_ui: [], share_todo_ui: ['person', 'interactive'], stop_sharing_todo_ui: ['shareId'], add_todo: ['text'] },
+  t.same(Object.fromEntries(tools.map((tool) => [tool.name, Object.keys(tool.inputSchema.properties ?? {})])), { open_todo_ui: [], share_todo_ui: ['person', 'group', 'interactive'], stop_sharing_todo_ui: ['shareId'], add_todo: ['text'] },
     'no tool takes the user acting: that is who the MCP request is from (a share names whom it is for)')
 
   await callText(mcp, 'add_todo', { text: 'buy milk' })

@@ -8,8 +8,9 @@ const SERVER_SECRET = 'share-example-server-secret-0123456789abcdef'
 /**
  * Sharing a live UI, as its people live it: alice's MCP client asks the example server (over
  * stdio) to share her todo list with bob; the gateway process logs people in through the test
- * OpenID provider; bob's browser sees her list, live and view-only; eve's does not; and when
- * alice stops sharing, bob's open page stops at once. In path mode and in isolated mode.
+ * OpenID provider; bob's browser sees her list, live and view-only; eve's does not; a share for
+ * bob's group lets him add to it; and when alice stops sharing, bob's open page stops at once.
+ * In path mode and in isolated mode.
  */
 async function setUp (t: Test, isolated: boolean) {
   const port = await freePort()
@@ -29,7 +30,7 @@ async function setUp (t: Test, isolated: boolean) {
 }
 
 for (const isolated of [false, true]) {
-  t.test(`${isolated ? 'isolated' : 'path'} mode: alice shares her live list with bob, view-only, until she stops`, async (t) => {
+  t.test(`${isolated ? 'isolated' : 'path'} mode: alice shares her live list with bob (view-only, until she stops) and with a group`, async (t) => {
     const { idp, mcp } = await setUp(t, isolated)
     const tools = (await mcp.listTools()).tools.map((tool) => tool.name)
     t.ok(tools.includes('share_todo_ui') && tools.includes('stop_sharing_todo_ui'), 'the example offers sharing as tools')
@@ -70,6 +71,20 @@ for (const isolated of [false, true]) {
     await logInAtTestIdp(eve, idp.issuer, 'eve')
     await eve.waitForSelector('text=MCPGW_PROXY_NOT_YOUR_SESSION', { timeout: 10_000 })
     t.pass("eve is refused bob's share")
+
+    // Shared with a group, to change: bob (in ops) adds to her list from the page; eve (not) is refused.
+    const forOps = /(http\S+) \(share id/.exec((await callText(mcp, 'share_todo_ui', { group: 'ops', interactive: true })).text)![1]!
+    const bobOps = await bobContext.newPage()
+    await bobOps.goto(forOps)
+    await bobOps.waitForFunction(() => document.getElementById('ws-state')?.textContent === 'open', null, { timeout: 10_000 })
+    await bobOps.fill('#add input', 'bob was here')
+    await bobOps.click('#add button')
+    await bobOps.waitForFunction(() => document.querySelectorAll('#items li').length === 3, null, { timeout: 5000 })
+    t.equal(await bobOps.textContent('#items li:last-child'), 'bob was here', 'an interactive share for his group: his add lands in her list')
+    await eve.goto(forOps)
+    await eve.waitForSelector('text=MCPGW_PROXY_NOT_YOUR_SESSION', { timeout: 10_000 })
+    t.pass('eve, not in ops, is refused it')
+    await bobOps.close()
 
     // Alice stops sharing: bob's socket closes, his stream is refused, his page opens nothing more.
     t.match((await callText(mcp, 'stop_sharing_todo_ui', { shareId })).text, /Stopped sharing/)

@@ -94,6 +94,10 @@ export interface EdgeLoginConfig {
   jwtAudience: string | undefined
   /** The assertion's claim that names the person as MCP servers name users. */
   jwtUserClaim: string
+  /** The assertion's claim that lists the person's groups. */
+  jwtGroupsClaim: string
+  /** A header listing the person's groups, comma-separated (X-Auth-Request-Groups), beside `header`. */
+  groupsHeader: string | undefined
 }
 
 /** The gateway's OpenID Connect login (authorization code flow with PKCE). */
@@ -105,6 +109,8 @@ export interface OidcConfig {
   scopes: string
   /** The ID token (or userinfo) claim that names a person as MCP servers name users: sub, email, preferred_username... */
   userClaim: string
+  /** The claim that lists a person's groups (for sessions limited to groups). */
+  groupsClaim: string
   /** How long a login lasts before the browser goes through the provider again (silently, while the provider's own session lasts). */
   loginSeconds: number
 }
@@ -152,6 +158,7 @@ const schema = {
     MCP_WEB_UI_OIDC_CLIENT_SECRET: { type: 'string', minLength: 1 },
     MCP_WEB_UI_OIDC_SCOPES: { type: 'string', pattern: '(^|\\s)openid(\\s|$)', default: 'openid email profile' },
     MCP_WEB_UI_OIDC_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'sub' },
+    MCP_WEB_UI_OIDC_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$', default: 'groups' },
     MCP_WEB_UI_LOGIN_HOURS: { type: 'number', exclusiveMinimum: 0, maximum: 720, default: 8 },
     MCP_WEB_UI_MAX_SHARE_LEVEL: { type: 'string', enum: [...SHARE_LEVELS] },
     MCP_WEB_UI_LOGIN_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
@@ -160,6 +167,8 @@ const schema = {
     MCP_WEB_UI_LOGIN_JWT_ISSUER: { type: 'string', minLength: 1 },
     MCP_WEB_UI_LOGIN_JWT_AUDIENCE: { type: 'string', minLength: 1 },
     MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'email' },
+    MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$', default: 'groups' },
+    MCP_WEB_UI_LOGIN_GROUPS_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -251,7 +260,10 @@ const PATTERN_HINTS: Record<string, string> = {
   MCP_WEB_UI_LOGIN_HEADER: 'a header name, e.g. X-Auth-Request-Email',
   MCP_WEB_UI_LOGIN_JWT_HEADER: 'a header name, e.g. X-Pomerium-Jwt-Assertion or Cf-Access-Jwt-Assertion',
   MCP_WEB_UI_LOGIN_JWKS_URL: 'the proxy\'s JWKS URL, e.g. https://auth.example.com/.well-known/pomerium/jwks.json',
-  MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: 'a claim name such as email or sub'
+  MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: 'a claim name such as email or sub',
+  MCP_WEB_UI_OIDC_GROUPS_CLAIM: 'a claim name such as groups, roles or a namespaced URL claim',
+  MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: 'a claim name such as groups',
+  MCP_WEB_UI_LOGIN_GROUPS_HEADER: 'a header name, e.g. X-Auth-Request-Groups'
 }
 
 /**
@@ -422,6 +434,7 @@ function oidcConfig (raw: Record<string, unknown>): OidcConfig | null {
     clientSecret: raw.MCP_WEB_UI_OIDC_CLIENT_SECRET as string | undefined,
     scopes: (raw.MCP_WEB_UI_OIDC_SCOPES as string).trim().split(/\s+/).join(' '),
     userClaim: raw.MCP_WEB_UI_OIDC_USER_CLAIM as string,
+    groupsClaim: raw.MCP_WEB_UI_OIDC_GROUPS_CLAIM as string,
     loginSeconds: Math.round((raw.MCP_WEB_UI_LOGIN_HOURS as number) * 3600)
   }
 }
@@ -460,6 +473,8 @@ function edgeLoginConfig (raw: Record<string, unknown>): EdgeLoginConfig | null 
   const jwksUrl = raw.MCP_WEB_UI_LOGIN_JWKS_URL as string | undefined
   const jwtAudience = raw.MCP_WEB_UI_LOGIN_JWT_AUDIENCE as string | undefined
   const jwtIssuer = raw.MCP_WEB_UI_LOGIN_JWT_ISSUER as string | undefined
+  const groupsHeader = lower('MCP_WEB_UI_LOGIN_GROUPS_HEADER')
+  if (groupsHeader !== undefined && (header === undefined || groupsHeader === header || groupsHeader === jwtHeader)) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_GROUPS_HEADER goes beside MCP_WEB_UI_LOGIN_HEADER, and names another header')
   if (jwtHeader === undefined) {
     if (jwksUrl !== undefined || jwtAudience !== undefined || jwtIssuer !== undefined) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWKS_URL, _JWT_AUDIENCE and _JWT_ISSUER need MCP_WEB_UI_LOGIN_JWT_HEADER')
     if (header === undefined) return null
@@ -467,5 +482,5 @@ function edgeLoginConfig (raw: Record<string, unknown>): EdgeLoginConfig | null 
     throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWT_HEADER needs MCP_WEB_UI_LOGIN_JWKS_URL (the proxy\'s signing keys) and MCP_WEB_UI_LOGIN_JWT_AUDIENCE (what its assertions for this gateway name as aud)')
   }
   if (header !== undefined && header === jwtHeader) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_HEADER and MCP_WEB_UI_LOGIN_JWT_HEADER name the same header')
-  return { header, jwtHeader, jwksUrl, jwtIssuer, jwtAudience, jwtUserClaim: raw.MCP_WEB_UI_LOGIN_JWT_USER_CLAIM as string }
+  return { header, jwtHeader, jwksUrl, jwtIssuer, jwtAudience, jwtUserClaim: raw.MCP_WEB_UI_LOGIN_JWT_USER_CLAIM as string, jwtGroupsClaim: raw.MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM as string, groupsHeader }
 }

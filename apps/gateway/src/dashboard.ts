@@ -80,10 +80,16 @@ function shown (text: unknown): string {
 function audience (s: SessionRecord): string {
   const level = s.shareLevel ?? 'link'
   if (s.share !== undefined) {
-    const whom = s.share.with !== null ? shown(s.share.with) : level === 'authenticated' ? 'anyone logged in' : 'anyone with the link'
+    const whom = s.share.with !== null ? shown(s.share.with) : level === 'authenticated' ? `anyone logged in${among(s)}` : 'anyone with the link'
     return ` <span class="muted">(shared with ${whom})</span>`
   }
-  return level === 'link' ? '' : ` <span class="muted">(${level === 'owner' ? 'its user only' : 'anyone logged in'})</span>`
+  return level === 'link' ? '' : ` <span class="muted">(${level === 'owner' ? 'its user only' : `anyone logged in${among(s)}`})</span>`
+}
+
+/** The groups and email domains an `authenticated` session is limited to, as a note. */
+function among (s: SessionRecord): string {
+  if (s.audience === undefined) return ''
+  return ` in ${[...s.audience.groups.map((g) => shown(g)), ...s.audience.emailDomains.map((d) => `@${shown(d)}`)].join(', ')}`
 }
 
 const MAX_FAILURES = 5

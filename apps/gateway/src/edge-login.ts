@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import proxyAddr from 'proxy-addr'
 import type { EdgeLoginConfig } from './config.js'
+import { emailFrom, groupsFrom, personExtras } from './login-person.js'
 
 /** Verified assertions kept (until their expiry), so a page's requests verify one signature, not one each. */
 const MAX_KEPT = 10_000
@@ -39,8 +40,9 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
       })
       const userId = payload[config.jwtUserClaim]
       if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) return null
-      const email = payload.email
-      const person = { userId, label: typeof email === 'string' && email.length > 0 && email.length <= 256 ? email : userId }
+      // The proxy signs what its provider told it: an email it does not say is unverified counts as verified.
+      const email = emailFrom(payload.email, payload.email_verified !== false)
+      const person = { userId, label: email ?? userId, ...personExtras(groupsFrom(payload[config.jwtGroupsClaim]), email) }
       if (kept.size >= MAX_KEPT) kept.clear()
       kept.set(assertion, { person, exp: (payload.exp as number) * 1000 })
       return person
@@ -62,13 +64,17 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
       if (config.header !== undefined && trusted(request.socket.remoteAddress ?? '', 0)) {
         const value = request.headers[config.header]
         // One value, as the proxy set it (a client's second one would be joined with a comma).
-        if (typeof value === 'string' && value.length > 0 && value.length <= 256 && !value.includes(',')) return { userId: value, label: value }
+        if (typeof value === 'string' && value.length > 0 && value.length <= 256 && !value.includes(',')) {
+          // Its groups (oauth2-proxy's X-Auth-Request-Groups, comma-separated), and the value as an email when it is one.
+          const groups = config.groupsHeader === undefined ? undefined : groupsFrom(request.headers[config.groupsHeader])
+          return { userId: value, label: value, ...personExtras(groups, emailFrom(value, true)) }
+        }
       }
       return null
     },
     // Never passed to a backend: an assertion is good from any peer, so a backend that saw one
     // could open its person's other sessions with it.
-    credentialHeaders: [config.jwtHeader, config.header].filter((h): h is string => h !== undefined),
+    credentialHeaders: [config.jwtHeader, config.header, config.groupsHeader].filter((h): h is string => h !== undefined),
     onSessionHosts: true
   }
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as oidc from 'openid-client'
 import type { OidcConfig } from './config.js'
 import { LoginFailedError, LoginUnavailableError } from './errors.js'
+import { emailFrom, groupsFrom, personExtras } from './login-person.js'
 import { cookieValues, escapeHtml } from './page-parts.js'
 
 /**
@@ -232,7 +233,7 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
       })
       claims = { ...tokens.claims() }
       // Providers that keep the ID token small (only `sub`) give the rest from userinfo.
-      if ((claims[opts.oidc.userClaim] === undefined || labelOf(claims) === undefined) && typeof tokens.access_token === 'string') {
+      if ((claims[opts.oidc.userClaim] === undefined || labelOf(claims) === undefined || claims[opts.oidc.groupsClaim] === undefined) && typeof tokens.access_token === 'string') {
         claims = { ...(await oidc.fetchUserInfo(config, tokens.access_token, claims.sub as string)), ...claims }
       }
     } catch (err) {
@@ -250,7 +251,9 @@ export function gatewayLogin (app: FastifyInstance, opts: GatewayLoginOptions): 
       throw new LoginFailedError('the identity provider has not verified this person\'s email address, which names them here (MCP_WEB_UI_OIDC_USER_CLAIM=email)')
     }
     const label = labelOf(claims) ?? userId
-    const cookie: LoginCookie = { person: { userId, label }, exp: now + opts.oidc.loginSeconds, nonce: randomBytes(12).toString('base64url') }
+    // Groups as the provider lists them; an email only when the provider verified it (email domains are checked against it).
+    const person = { userId, label, ...personExtras(groupsFrom(claims[opts.oidc.groupsClaim]), emailFrom(claims.email, claims.email_verified === true)) }
+    const cookie: LoginCookie = { person, exp: now + opts.oidc.loginSeconds, nonce: randomBytes(12).toString('base64url') }
     request.log.info({ loginUser: userId }, 'logged in')
     return await reply.code(303)
       .header('set-cookie', [

@@ -51,14 +51,15 @@ async function startBackend (t: Test): Promise<number> {
   return (server.address() as AddressInfo).port
 }
 
-async function startEdgeGateway (t: Test, edgeLogin: EdgeLoginConfig, trustProxy: GatewayConfig['trustProxy'], backendPort: number): Promise<{ port: number, link: (userId: string, shareLevel: 'owner' | 'authenticated') => Promise<string> }> {
+async function startEdgeGateway (t: Test, edgeLogin: EdgeLoginConfig, trustProxy: GatewayConfig['trustProxy'], backendPort: number): Promise<{ port: number, link: (userId: string, shareLevel: 'owner' | 'authenticated') => Promise<string>, limited: (audience: { groups?: string[], emailDomains?: string[] }) => Promise<string> }> {
   const app = await buildGateway(testConfig({ apiKey: API_KEY, trustProxy, edgeLogin, dashboardPort: 'off' }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backendPort })
   return {
     port: (app.server.address() as AddressInfo).port,
-    link: async (userId, shareLevel) => (await app.mcpRegistry.createSession({ userId, serverName: 'todo', shareLevel, serverType: shareLevel })).token
+    link: async (userId, shareLevel) => (await app.mcpRegistry.createSession({ userId, serverName: 'todo', shareLevel, serverType: shareLevel })).token,
+    limited: async (audience) => (await app.mcpRegistry.createSession({ userId: 'dave', serverName: 'todo', shareLevel: 'authenticated', serverType: `limited-${Object.values(audience).join('-')}`, ...audience })).token
   }
 }
 
@@ -77,7 +78,7 @@ async function wsOpens (url: string, headers: Record<string, string>): Promise<s
 t.test('a signed assertion from the proxy in front opens links bound to its person; a forged or unsigned one opens nothing', async (t) => {
   const jwks = await startJwks(t)
   const backend = await startBackend(t)
-  const gw = await startEdgeGateway(t, { header: undefined, jwtHeader: 'x-pomerium-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'email' }, false, backend)
+  const gw = await startEdgeGateway(t, { header: undefined, jwtHeader: 'x-pomerium-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined }, false, backend)
   const owner = await gw.link('alice@example.test', 'owner')
   const team = await gw.link('carol@example.test', 'authenticated')
   const get = async (token: string, assertion?: string): Promise<[number, string]> => {
@@ -127,7 +128,7 @@ t.test('a signed assertion from the proxy in front opens links bound to its pers
 
 t.test('a plain header naming the person is believed from the listed proxies only', async (t) => {
   const backend = await startBackend(t)
-  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email' }
+  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined }
   const trusting = await startEdgeGateway(t, login, ['127.0.0.1'], backend)
   const elsewhere = await startEdgeGateway(t, login, ['10.0.0.0/8'], backend)
   const ask = async (gw: typeof trusting, headers: Record<string, string>): Promise<number> => {
@@ -151,4 +152,29 @@ t.test('a plain header naming the person is believed from the listed proxies onl
     req.end()
   }))
   t.same(res, [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'two values: no one')
+})
+
+t.test('groups and a verified email from the proxy in front: in its signed assertion, or in a groups header beside the user header', async (t) => {
+  const jwks = await startJwks(t)
+  const backend = await startBackend(t)
+  const signed = await startEdgeGateway(t, { header: undefined, jwtHeader: 'cf-access-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'sub', jwtGroupsClaim: 'groups', groupsHeader: undefined }, false, backend)
+  const ops = await signed.limited({ groups: ['ops'] })
+  const corp = await signed.limited({ emailDomains: ['corp.example'] })
+  const ask = async (gw: typeof signed, token: string, headers: Record<string, string>): Promise<number> =>
+    (await fetch(`http://127.0.0.1:${gw.port}/mcp/${token}/`, { headers: { accept: 'application/json', ...headers } })).status
+  const bob = await jwks.sign({ sub: 'bob', email: 'bob@corp.example', groups: ['staff', 'ops'] })
+  const eve = await jwks.sign({ sub: 'eve', email: 'eve@corp.example', email_verified: false, groups: 'guests' })
+  t.same([await ask(signed, ops, { 'cf-access-jwt-assertion': bob }), await ask(signed, ops, { 'cf-access-jwt-assertion': eve })], [200, 403], 'a group the assertion lists')
+  t.same([await ask(signed, corp, { 'cf-access-jwt-assertion': bob }), await ask(signed, corp, { 'cf-access-jwt-assertion': eve })], [200, 403], 'an email domain, unless the assertion says the address is unverified')
+
+  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: 'x-auth-request-groups' }
+  const plain = await startEdgeGateway(t, login, ['127.0.0.1'], backend)
+  const plainOps = await plain.limited({ groups: ['ops'] })
+  const plainCorp = await plain.limited({ emailDomains: ['corp.example'] })
+  t.equal(await ask(plain, plainOps, { 'x-auth-request-email': 'bob@example.test', 'x-auth-request-groups': 'staff, ops' }), 200, 'a group in the comma-separated header')
+  t.equal(await ask(plain, plainOps, { 'x-auth-request-email': 'bob@example.test', 'x-auth-request-groups': 'staff' }), 403)
+  t.equal(await ask(plain, plainOps, { 'x-auth-request-groups': 'ops' }), 401, 'groups without a person: no one')
+  t.equal(await ask(plain, plainCorp, { 'x-auth-request-email': 'carol@corp.example' }), 200, 'the user header\'s address, at the domain')
+  const seen = await (await fetch(`http://127.0.0.1:${plain.port}/mcp/${plainOps}/headers`, { headers: { 'x-auth-request-email': 'bob@example.test', 'x-auth-request-groups': 'ops' } })).json() as Record<string, string>
+  t.equal(seen['x-auth-request-groups'], undefined, 'the groups header never reaches a backend')
 })

@@ -73,7 +73,7 @@ async function startLoginGateway (t: Test, userClaim: string, isolated = false):
     port,
     publicUrl,
     ...(isolated && { wildcardUrl: `http://*.localhost:${port}` }),
-    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim, loginSeconds: 3600 }
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim, groupsClaim: 'groups', loginSeconds: 3600 }
   }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   await app.listen({ port, host: '127.0.0.1' })
@@ -285,7 +285,7 @@ t.test('behind a proxy that serves the gateway under a path, the login\'s addres
   t.teardown(() => idp.close())
   const app = await buildGateway(testConfig({
     publicUrl,
-    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', loginSeconds: 3600 }
+    oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: 'openid email profile', userClaim: 'sub', groupsClaim: 'groups', loginSeconds: 3600 }
   }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   const res = await app.inject({ url: '/_mcpgw/login?return=/mcp/abc/', headers: { 'sec-fetch-site': 'none' } })

@@ -31,6 +31,10 @@ export interface SessionOptions {
    * `authenticated` need a gateway with a login, and are never answered with a direct link.
    */
   shareLevel?: 'owner' | 'authenticated' | 'link'
+  /** With `authenticated`: only people in one of these groups (as the gateway's login names them)... */
+  groups?: string[]
+  /** ...or with a verified email address at one of these domains. */
+  emailDomains?: string[]
   /** Replace a live session for the same user instead of returning it. */
   rotate?: boolean
 }
@@ -43,6 +47,10 @@ export interface ShareOptions {
    */
   person?: string
   shareLevel?: 'authenticated' | 'link'
+  /** Instead of a person: people in one of these groups (as the gateway's login names them)... */
+  groups?: string[]
+  /** ...or with a verified email address at one of these domains. */
+  emailDomains?: string[]
   /** Default `['view']`: view-only. Never more than the shared session has. */
   scopes?: string[]
   /** Default and at most: what is left of the shared session's life. */
@@ -532,6 +540,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       ...(sessionOptions.ttlSeconds !== undefined && { ttlSeconds: sessionOptions.ttlSeconds }),
       ...(sessionOptions.scopes !== undefined && { scopes: sessionOptions.scopes }),
       ...(sessionOptions.shareLevel !== undefined && { shareLevel: sessionOptions.shareLevel }),
+      ...(sessionOptions.groups !== undefined && { groups: sessionOptions.groups }),
+      ...(sessionOptions.emailDomains !== undefined && { emailDomains: sessionOptions.emailDomains }),
       ...(sessionOptions.rotate !== undefined && { rotate: sessionOptions.rotate }),
       ...(this.#instanceId !== null && { instanceId: this.#instanceId })
     }, this.#callOptions(timeoutMs))
@@ -554,6 +564,8 @@ class Client extends EventEmitter<ClientEvents> implements GatewayClient {
       sessionId,
       ...(options.person !== undefined && { person: options.person }),
       ...(options.shareLevel !== undefined && { shareLevel: options.shareLevel }),
+      ...(options.groups !== undefined && { groups: options.groups }),
+      ...(options.emailDomains !== undefined && { emailDomains: options.emailDomains }),
       ...(options.scopes !== undefined && { scopes: options.scopes }),
       ...(options.ttlSeconds !== undefined && { ttlSeconds: options.ttlSeconds })
     }, this.#callOptions(this.#options.sessionTimeoutMs))

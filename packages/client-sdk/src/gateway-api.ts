@@ -58,6 +58,8 @@ export interface CreateSessionBody {
   ttlSeconds?: number
   scopes?: string[]
   shareLevel?: 'owner' | 'authenticated' | 'link'
+  groups?: string[]
+  emailDomains?: string[]
   rotate?: boolean
   instanceId?: string
 }
@@ -74,6 +76,8 @@ export interface ShareSessionBody {
   sessionId: string
   person?: string
   shareLevel?: 'owner' | 'authenticated' | 'link'
+  groups?: string[]
+  emailDomains?: string[]
   scopes?: string[]
   ttlSeconds?: number
 }

@@ -171,6 +171,33 @@ export const IDENTITY_HEADERS = ['x-mcpgw-user-id', 'x-mcpgw-session-id', 'x-mcp
 export const SHARE_LEVELS = Object.freeze(['owner', 'authenticated', 'link'] as const)
 export type ShareLevel = typeof SHARE_LEVELS[number]
 
+/**
+ * Who of the people logged in an `authenticated` session (or share) opens for: anyone in one of
+ * `groups` (as the login names them), or anyone whose verified email address is at one of
+ * `emailDomains`. Absent: anyone logged in.
+ */
+export interface SessionAudience {
+  groups: readonly string[]
+  emailDomains: readonly string[]
+}
+
+/** A group name as logins carry them: 1 to 128 characters, no control characters, no comma (headers list them comma-separated). */
+// eslint-disable-next-line no-control-regex -- control characters are what it refuses
+export const LOGIN_GROUP_PATTERN = /^[^\x00-\x1f\x7f,]{1,128}$/u
+
+/** An email domain, lower case: `example.com`. */
+export const EMAIL_DOMAIN_PATTERN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/
+
+/** At most this many groups, and this many email domains, in one session's audience. */
+export const MAX_AUDIENCE_ENTRIES = 32
+
+/** Whether a logged-in person (their groups, their verified email) is in an audience. */
+export function inAudience (audience: SessionAudience, person: { groups?: readonly string[], email?: string }): boolean {
+  if (person.groups !== undefined && person.groups.some((g) => audience.groups.includes(g))) return true
+  const at = person.email === undefined ? -1 : person.email.lastIndexOf('@')
+  return at > 0 && audience.emailDomains.includes(person.email!.slice(at + 1).toLowerCase())
+}
+
 /** Whether `level` lets in no more people than `cap`. */
 export function shareLevelWithin (level: ShareLevel, cap: ShareLevel): boolean {
   return SHARE_LEVELS.indexOf(level) <= SHARE_LEVELS.indexOf(cap)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { errorBody, sessionKeyOf, SERVER_NAME_PATTERN, SERVER_SECRET_PATTERN, urlHost } from '../src/index.js'
+import { EMAIL_DOMAIN_PATTERN, errorBody, inAudience, LOGIN_GROUP_PATTERN, sessionKeyOf, SERVER_NAME_PATTERN, SERVER_SECRET_PATTERN, urlHost } from '../src/index.js'
 
 t.test('the shared rules', async (t) => {
   t.equal(urlHost('::1'), '[::1]', 'IPv6 in brackets')
@@ -66,4 +66,19 @@ t.test('while a secret rotates, a proof under any key the gateway accepts vouche
 
   t.ok((IDENTITY_HEADERS as readonly string[]).includes(REGISTRANT_ROTATION_HEADER), 'an identity header: only the gateway sets it')
   t.ok((IDENTITY_HEADERS as readonly string[]).includes(REGISTRANT_HEADER))
+})
+
+t.test('an audience: a group of the person\'s, or the domain of their verified email, in any case', async (t) => {
+  const audience = { groups: ['ops', '/Team A/admins'], emailDomains: ['example.com'] }
+  t.equal(inAudience(audience, { groups: ['staff', 'ops'] }), true)
+  t.equal(inAudience(audience, { groups: ['/Team A/admins'] }), true, 'Keycloak-style group paths, spaces included')
+  t.equal(inAudience(audience, { groups: ['OPS'] }), false, 'group names are exact')
+  t.equal(inAudience(audience, { email: 'Bob@Example.COM' }), true, 'domains in any case')
+  t.equal(inAudience(audience, { email: 'bob@sub.example.com' }), false, 'not a subdomain')
+  t.equal(inAudience(audience, { email: 'bob@example.com.evil.test' }), false)
+  t.equal(inAudience(audience, { email: 'example.com' }), false, 'no address, no domain')
+  t.equal(inAudience(audience, {}), false)
+  t.same(['ops', 'a b', 'x'.repeat(128), 'é-team'].map((g) => LOGIN_GROUP_PATTERN.test(g)), [true, true, true, true])
+  t.same(['', 'a,b', 'a\nb', 'x'.repeat(129)].map((g) => LOGIN_GROUP_PATTERN.test(g)), [false, false, false, false])
+  t.same(['example.com', 'a.b-c.example', 'Example.com', 'localhost', '-a.com', 'a..com'].map((d) => EMAIL_DOMAIN_PATTERN.test(d)), [true, true, false, false, false, false])
 })

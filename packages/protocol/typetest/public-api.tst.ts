@@ -7,12 +7,12 @@ import type { ErrorBody, ProvenIdentity } from '@mcp-gw/protocol'
 describe('@mcp-gw/protocol exports', () => {
   test('exactly these values', () => {
     expect<keyof typeof api>().type.toBe<
-      | 'DEFAULT_SCOPES' | 'DEFAULT_SERVER_TYPE' | 'FRAME_TICKET_PARAM' | 'IDENTITY_HEADERS' | 'INCARNATION_HEADER'
+      | 'DEFAULT_SCOPES' | 'DEFAULT_SERVER_TYPE' | 'EMAIL_DOMAIN_PATTERN' | 'FRAME_TICKET_PARAM' | 'IDENTITY_HEADERS' | 'INCARNATION_HEADER'
       | 'INCARNATION_PATTERN' | 'INSTANCE_ID_HEADER' | 'INSTANCE_NAME_PATTERN'
-      | 'INSTANCE_PROBE_ANSWER_HEADER' | 'INSTANCE_PROBE_HEADER' | 'INSTANCE_PROBE_PATH' | 'LOGIN_TICKET_PARAM' | 'LOGIN_USER_HEADER'
-      | 'MAX_ROTATION_PROOFS' | 'PROOF_MAX_SKEW_SECONDS' | 'REGISTRANT_HEADER' | 'REGISTRANT_ROTATION_HEADER'
+      | 'INSTANCE_PROBE_ANSWER_HEADER' | 'INSTANCE_PROBE_HEADER' | 'INSTANCE_PROBE_PATH' | 'LOGIN_GROUP_PATTERN' | 'LOGIN_TICKET_PARAM' | 'LOGIN_USER_HEADER'
+      | 'MAX_AUDIENCE_ENTRIES' | 'MAX_ROTATION_PROOFS' | 'PROOF_MAX_SKEW_SECONDS' | 'REGISTRANT_HEADER' | 'REGISTRANT_ROTATION_HEADER'
       | 'SERVER_NAME_PATTERN' | 'SERVER_SECRET_HEADER' | 'SERVER_SECRET_PATTERN' | 'SESSION_LINK_PARAM' | 'SHARE_LEVELS'
-      | 'errorBody' | 'instanceProbeProof' | 'isLoopbackHost' | 'isLoopbackIp' | 'readWildcardUrl' | 'registrantProof' | 'registrantRotationProof'
+      | 'errorBody' | 'inAudience' | 'instanceProbeProof' | 'isLoopbackHost' | 'isLoopbackIp' | 'readWildcardUrl' | 'registrantProof' | 'registrantRotationProof'
       | 'sessionHostLabel' | 'sessionHostOf' | 'sessionKeyOf' | 'sessionLink' | 'sessionOrigin' | 'shareLevelWithin' | 'urlHost'
       | 'verifyInstanceProbe' | 'verifyRegistrantProof' | 'verifyRegistrantProofs'
     >()

@@ -7,6 +7,10 @@ export interface LoggedInPerson {
   userId: string
   /** What to show the person about themselves (an email, a name); userId when there is nothing else. */
   label: string
+  /** The groups the login says the person is in: what a session limited to groups is checked against. */
+  groups?: readonly string[]
+  /** Their email address, only when the login vouches it is theirs (verified): what email domains are checked against. */
+  email?: string
 }
 
 /** Where a request is asked about: a session host (isolated mode, by its label), or the host app's own host (null). */

@@ -2,7 +2,7 @@ import type { Registry, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
-import { sessionHostLabel } from '@mcp-gw/protocol'
+import { inAudience, sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
 import { BadPathError, FrameUnboundError, InvalidOptionError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
 import { isPageNavigation } from './logins.js'
@@ -180,7 +180,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
       return false
     }
     // `owner`: the session's user, or, on a share with one person, that person (never the sharer).
-    if (session.shareLevel === 'owner' && person.userId !== (session.share?.with ?? session.userId)) {
+    // `authenticated` limited to groups or email domains: someone in them.
+    if ((session.shareLevel === 'owner' && person.userId !== (session.share?.with ?? session.userId)) ||
+      (session.shareLevel === 'authenticated' && session.audience !== undefined && !inAudience(session.audience, person))) {
       done(Object.assign(new NotYourSessionError(), logins!.signOutPath === undefined ? {} : { signOutPath: logins!.signOutPath }))
       return false
     }

@@ -11,8 +11,10 @@ import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRe
  * owner or authenticated. Here the host's login is a cookie naming a person, as a LoginSource.
  */
 const PEOPLE: Record<string, LoggedInPerson> = {
-  alice: { userId: 'alice', label: 'alice@example.test' },
-  bob: { userId: 'bob', label: 'bob@example.test' }
+  alice: { userId: 'alice', label: 'alice@example.test', groups: ['staff'], email: 'alice@example.test' },
+  bob: { userId: 'bob', label: 'bob@example.test', groups: ['staff', 'ops'], email: 'bob@Corp.Example' },
+  // Logged in, with an address the login does not vouch for, and no groups.
+  carl: { userId: 'carl', label: 'carl@corp.example' }
 }
 
 function testLogins (asked: string[]): LoginSource {
@@ -115,6 +117,26 @@ t.test('a share with one person opens for that person only, view-only, and ends 
   const after = await rawRequest(gw.port, `/mcp/${again.token}/`, { headers: as('bob') })
   t.equal(after.status, 401, 'the shared session revoked: its shares with it')
   t.equal(JSON.parse(after.body).code, 'MCPGW_PROXY_TOKEN_REVOKED')
+})
+
+t.test('an authenticated session limited to groups or email domains opens for the people in them only', async (t) => {
+  const backend = await startBackend(t)
+  const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true } })
+  await gw.registry.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: backend.port })
+  const make = async (audience: { groups?: string[], emailDomains?: string[] }, serverType: string): Promise<string> =>
+    (await gw.registry.createSession({ userId: 'dave', serverName: 'todoodles', serverType, shareLevel: 'authenticated', ...audience })).token
+  const ops = await make({ groups: ['ops'] }, 'ops')
+  const corp = await make({ emailDomains: ['corp.example'] }, 'corp')
+  const either = await make({ groups: ['staff'], emailDomains: ['corp.example'] }, 'either')
+  const status = async (token: string, who: string): Promise<number | string> => {
+    const res = await rawRequest(gw.port, `/mcp/${token}/`, { headers: { cookie: `mcpgw_test_login=${who}`, accept: 'application/json' } })
+    return res.status === 200 ? 200 : JSON.parse(res.body).code
+  }
+  t.same([await status(ops, 'bob'), await status(ops, 'alice'), await status(ops, 'carl')], [200, 'MCPGW_PROXY_NOT_YOUR_SESSION', 'MCPGW_PROXY_NOT_YOUR_SESSION'], 'a group: its members')
+  t.same([await status(corp, 'bob'), await status(corp, 'alice'), await status(corp, 'carl')], [200, 'MCPGW_PROXY_NOT_YOUR_SESSION', 'MCPGW_PROXY_NOT_YOUR_SESSION'],
+    'an email domain: a verified address there (any case), never a label that only looks like one')
+  t.same([await status(either, 'alice'), await status(either, 'bob'), await status(either, 'carl')], [200, 200, 'MCPGW_PROXY_NOT_YOUR_SESSION'], 'groups or domains: either')
+  t.equal(await status(ops, 'nobody'), 'MCPGW_PROXY_LOGIN_REQUIRED', 'no login: log in first')
 })
 
 t.test('a WebSocket of an owner session opens for its person only', async (t) => {

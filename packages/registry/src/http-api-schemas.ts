@@ -1,4 +1,4 @@
-import { INCARNATION_HEADER, SERVER_SECRET_HEADER, SHARE_LEVELS } from '@mcp-gw/protocol'
+import { EMAIL_DOMAIN_PATTERN, INCARNATION_HEADER, LOGIN_GROUP_PATTERN, MAX_AUDIENCE_ENTRIES, SERVER_SECRET_HEADER, SHARE_LEVELS } from '@mcp-gw/protocol'
 // The patterns and limits are validate-input's (one home per rule); the schemas only refer to them.
 import { ID_PATTERN, INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, MAX_SCOPES, MAX_USER_ID_LENGTH, SCOPE_PATTERN, SERVER_NAME_PATTERN } from './validate-input.js'
 
@@ -12,6 +12,10 @@ export const errorSchema = {
   properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
 } as const
 export const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema } as const
+
+const groups = { type: 'array', minItems: 1, maxItems: MAX_AUDIENCE_ENTRIES, items: { type: 'string', pattern: LOGIN_GROUP_PATTERN.source }, description: 'With shareLevel authenticated: only people in one of these groups (as the login names them)' } as const
+const emailDomains = { type: 'array', minItems: 1, maxItems: MAX_AUDIENCE_ENTRIES, items: { type: 'string', pattern: EMAIL_DOMAIN_PATTERN.source }, description: 'With shareLevel authenticated: or with a verified email address at one of these domains (lower case)' } as const
+const audienceOut = { groups: { type: 'array', items: { type: 'string' } }, emailDomains: { type: 'array', items: { type: 'string' } } } as const
 
 export const secretHeader = {
   type: 'object',
@@ -65,6 +69,7 @@ export const sessionSchema = {
     instanceId: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
     shareLevel: { type: 'string', enum: [...SHARE_LEVELS] },
+    ...audienceOut,
     sharedFrom: { type: 'string', description: 'On a share: the session it opens' },
     sharedWith: { type: 'string', description: 'On a share with one person: who' },
     createdAt: iso,
@@ -75,7 +80,7 @@ export const sessionSchema = {
 
 export const issuedSchema = {
   type: 'object',
-  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, shareLevel: { type: 'string', enum: [...SHARE_LEVELS] }, sharedFrom: { type: 'string' }, sharedWith: { type: 'string' }, created: { type: 'boolean' } }
+  properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: iso, sessionKey: { type: 'string' }, sessionId: { type: 'string' }, shareLevel: { type: 'string', enum: [...SHARE_LEVELS] }, ...audienceOut, sharedFrom: { type: 'string' }, sharedWith: { type: 'string' }, created: { type: 'boolean' } }
 } as const
 
 const serverParams = { type: 'object', properties: { serverName } } as const
@@ -159,6 +164,8 @@ export const createSessionSchema = {
       scopes: { type: 'array', minItems: 1, maxItems: MAX_SCOPES, items: { type: 'string', pattern: SCOPE_PATTERN.source } },
       rotate: { type: 'boolean' },
       shareLevel: { type: 'string', enum: [...SHARE_LEVELS], description: 'Who may open the link: owner (only the logged-in person mapped to userId), authenticated (anyone logged in), link (whoever holds it). Default: the gateway\'s MCP_WEB_UI_MAX_SHARE_LEVEL (link); a wider one than that is refused.' },
+      groups,
+      emailDomains,
       metadata,
       instanceId
     }
@@ -180,7 +187,9 @@ export const shareSessionSchema = {
     properties: {
       sessionId: { type: 'string', pattern: ID_PATTERN.source, description: 'The session to share, as create-session answered it' },
       person: { type: 'string', minLength: 1, maxLength: MAX_USER_ID_LENGTH, description: 'The one logged-in person it opens for (the userId the gateway maps them to)' },
-      shareLevel: { type: 'string', enum: [...SHARE_LEVELS], description: 'Without person: authenticated (anyone logged in) or link (whoever holds it)' },
+      shareLevel: { type: 'string', enum: [...SHARE_LEVELS], description: 'Without person: authenticated (anyone logged in, or those groups and emailDomains name) or link (whoever holds it)' },
+      groups,
+      emailDomains,
       scopes: { type: 'array', minItems: 1, maxItems: MAX_SCOPES, items: { type: 'string', pattern: SCOPE_PATTERN.source }, description: 'Default ["view"]' },
       ttlSeconds: { type: 'integer', minimum: 1, description: 'Default and at most: what is left of the session' }
     }

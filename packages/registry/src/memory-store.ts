@@ -369,5 +369,6 @@ function freezeSession (session: SessionRecord): SessionRecord {
   Object.freeze(session.scopes)
   Object.freeze(session.metadata)
   if (session.share !== undefined) Object.freeze(session.share)
+  if (session.audience !== undefined) Object.freeze(session.audience)
   return Object.freeze(session)
 }

@@ -546,6 +546,7 @@ function toSessionDoc (s: SessionRecord): SessionDoc {
     sessionKey: s.sessionKey,
     scopes: [...s.scopes],
     ...(s.shareLevel !== undefined && { shareLevel: s.shareLevel }),
+    ...(s.audience !== undefined && { audience: { groups: [...s.audience.groups], emailDomains: [...s.audience.emailDomains] } }),
     ...(s.share !== undefined && { share: { from: s.share.from, with: s.share.with } }),
     createdAt: new Date(s.createdAt),
     expiresAt: new Date(s.expiresAt),
@@ -584,6 +585,7 @@ function fromSessionDoc (d: SessionDoc): SessionRecord {
     scopes: d.scopes,
     // Absent on link sessions and on records written before share levels.
     ...(d.shareLevel !== undefined && d.shareLevel !== null && { shareLevel: d.shareLevel }),
+    ...(d.audience !== undefined && d.audience !== null && { audience: { groups: d.audience.groups ?? [], emailDomains: d.audience.emailDomains ?? [] } }),
     ...(d.share !== undefined && d.share !== null && { share: { from: d.share.from, with: d.share.with ?? null } }),
     createdAt: d.createdAt.getTime(),
     expiresAt: d.expiresAt.getTime(),

@@ -1,5 +1,5 @@
 import { SERVER_SECRET_PATTERN, sessionKeyOf } from '@mcp-gw/protocol'
-import type { ShareLevel } from '@mcp-gw/protocol'
+import type { SessionAudience, ShareLevel } from '@mcp-gw/protocol'
 import { createHash, randomBytes } from 'node:crypto'
 import { assertKeyServers, assertLabel, isKeyId, MAX_KEY_SERVERS, newApiKey } from './api-keys.js'
 import { actorFields, Audit, auditText } from './audit.js'
@@ -18,7 +18,7 @@ import type {
   SessionClaims, SessionRecord, SessionShare, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
-  assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes, assertShareLevel,
+  assertAudience, assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes, assertShareLevel,
   assertServerName, assertLimit, assertSessionKey, assertTtlSeconds, assertUserId
 } from './validate-input.js'
 
@@ -43,6 +43,10 @@ export interface CreateSessionInput {
   scopes?: string[]
   /** Who may open the link (see SHARE_LEVELS). Default: the registry's `maxShareLevel` (`link`). */
   shareLevel?: ShareLevel
+  /** With shareLevel `authenticated`: only people in one of these groups (as the login names them)... */
+  groups?: string[]
+  /** ...or with a verified email address at one of these domains (lower case). */
+  emailDomains?: string[]
   metadata?: Record<string, unknown>
   /** Replace a live session for the same key instead of returning it. */
   rotate?: boolean
@@ -73,6 +77,10 @@ export interface ShareSessionInput {
    */
   person?: string
   shareLevel?: ShareLevel
+  /** Without person: only people in one of these groups... (the level is then `authenticated`). */
+  groups?: string[]
+  /** ...or with a verified email address at one of these domains. */
+  emailDomains?: string[]
   /** Default `['view']`: view-only. Never more than the shared session has. */
   scopes?: string[]
   /** Default and at most: what is left of the shared session's life. */
@@ -245,6 +253,7 @@ export class Registry {
     const ttlSeconds = input.ttlSeconds === undefined ? this.options.sessionTtlSeconds : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
     const scopes = input.scopes === undefined ? [...this.options.defaultScopes] : assertScopes(input.scopes)
     const shareLevel = input.shareLevel === undefined ? this.options.maxShareLevel : assertShareLevel(input.shareLevel, this.options.maxShareLevel, this.options.logins)
+    const audience = assertAudience(input.groups, input.emailDomains, shareLevel)
     const metadata = assertMetadata(input.metadata)
     if (input.rotate !== undefined && typeof input.rotate !== 'boolean') throw new InvalidArgumentError('rotate', 'expected a boolean')
     const owner = input.serverSecret === undefined ? null : await this.assertServerOwner(serverName, input.serverSecret, input.instance)
@@ -266,6 +275,7 @@ export class Registry {
       scopes,
       // Absent for link (as on records written before share levels).
       ...(shareLevel !== 'link' && { shareLevel }),
+      ...(audience !== undefined && { audience }),
       createdAt: now,
       expiresAt: exp * 1000,
       lastActivityAt: now,
@@ -293,6 +303,7 @@ export class Registry {
         instanceId: s.instanceId,
         scopes: s.scopes,
         shareLevel: s.shareLevel ?? 'link',
+        ...(s.audience !== undefined && { groups: s.audience.groups, emailDomains: s.audience.emailDomains }),
         ttlSeconds,
         expiresAt: new Date(s.expiresAt).toISOString(),
         ...(input.rotate === true && { rotate: true })
@@ -316,10 +327,13 @@ export class Registry {
       if (input.shareLevel !== undefined && input.shareLevel !== 'owner') throw new InvalidArgumentError('shareLevel', 'a share with a person opens for that person only (owner)')
       shareLevel = assertShareLevel('owner', this.options.maxShareLevel, this.options.logins)
     } else {
-      if (input.shareLevel === undefined) throw new InvalidArgumentError('shareLevel', 'name a person, or say authenticated or link')
+      const narrowed = input.groups !== undefined || input.emailDomains !== undefined
+      if (input.shareLevel === undefined && !narrowed) throw new InvalidArgumentError('shareLevel', 'name a person, groups or email domains, or say authenticated or link')
       if (input.shareLevel === 'owner') throw new InvalidArgumentError('shareLevel', 'owner names a person: give person')
-      shareLevel = assertShareLevel(input.shareLevel, this.options.maxShareLevel, this.options.logins)
+      shareLevel = assertShareLevel(input.shareLevel ?? 'authenticated', this.options.maxShareLevel, this.options.logins)
     }
+    if (person !== null && (input.groups !== undefined || input.emailDomains !== undefined)) throw new InvalidArgumentError('person', 'a share is for a person, or for groups and email domains, not both')
+    const audience = assertAudience(input.groups, input.emailDomains, shareLevel)
     const scopes = input.scopes === undefined ? ['view'] : assertScopes(input.scopes)
     const ttlSeconds = input.ttlSeconds === undefined ? undefined : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
     const now = this.#now()
@@ -346,6 +360,7 @@ export class Registry {
       sessionKey: `${shared.sessionKey}#share:${id}`,
       scopes,
       ...(shareLevel !== 'link' && { shareLevel }),
+      ...(audience !== undefined && { audience }),
       share: { from: shared.sessionId, with: person },
       createdAt: now,
       expiresAt: exp * 1000,
@@ -364,6 +379,7 @@ export class Registry {
         sharedFrom: shared.sessionId,
         userId: s.userId,
         ...(person !== null && { person }),
+        ...(audience !== undefined && { groups: audience.groups, emailDomains: audience.emailDomains }),
         serverName: s.serverName,
         instanceId: s.instanceId,
         scopes: s.scopes,
@@ -835,8 +851,15 @@ export class Registry {
 function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input: CreateSessionInput): boolean {
   // The level is always compared: a cap lowered since, or a level asked, must not hand back a wider link.
   if ((live.shareLevel ?? 'link') !== (asked.shareLevel ?? 'link')) return true
+  if (!sameAudience(live.audience, asked.audience)) return true
   if (input.scopes !== undefined && (live.scopes.length !== asked.scopes.length || live.scopes.some((s) => !asked.scopes.includes(s)))) return true
   return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
+}
+
+function sameAudience (a: SessionAudience | undefined, b: SessionAudience | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  const same = (x: readonly string[], y: readonly string[]): boolean => x.length === y.length && x.every((v) => y.includes(v))
+  return same(a.groups, b.groups) && same(a.emailDomains, b.emailDomains)
 }
 
 function assertServerNames (names: unknown): string[] {

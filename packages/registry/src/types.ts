@@ -1,4 +1,4 @@
-import type { ShareLevel } from '@mcp-gw/protocol'
+import type { SessionAudience, ShareLevel } from '@mcp-gw/protocol'
 import type { Registry } from './registry.js'
 
 export type Protocol = 'http' | 'https'
@@ -16,6 +16,8 @@ export interface SessionRecord {
   scopes: string[]
   /** Who may open its link (see SHARE_LEVELS); absent (records written before share levels): `link`. */
   shareLevel?: ShareLevel
+  /** On an `authenticated` session: the groups and email domains it is limited to; absent: anyone logged in. */
+  audience?: SessionAudience
   /**
    * Present on a share: a credential of its own that opens another session's UI (`from`, its
    * sessionId) for someone else. It lives no longer than that session, and ends with it.

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
-import { INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, SERVER_NAME_PATTERN, SHARE_LEVELS, shareLevelWithin } from '@mcp-gw/protocol'
-import type { ShareLevel } from '@mcp-gw/protocol'
+import { EMAIL_DOMAIN_PATTERN, INCARNATION_PATTERN, INSTANCE_NAME_PATTERN, LOGIN_GROUP_PATTERN, MAX_AUDIENCE_ENTRIES, SERVER_NAME_PATTERN, SHARE_LEVELS, shareLevelWithin } from '@mcp-gw/protocol'
+import type { SessionAudience, ShareLevel } from '@mcp-gw/protocol'
 import { InvalidArgumentError } from './errors.js'
 import type { Protocol } from './types.js'
 
@@ -189,4 +189,26 @@ export function assertShareLevel (value: unknown, cap: ShareLevel, logins: boole
   if (!shareLevelWithin(level, cap)) throw new InvalidArgumentError('shareLevel', `${level} is wider than this gateway allows (at most ${cap})`)
   if (level !== 'link' && !logins) throw new InvalidArgumentError('shareLevel', `${level} needs a login at the gateway, and this gateway has none configured`)
   return level
+}
+
+/**
+ * The audience an `authenticated` session is limited to (groups, email domains), or undefined for
+ * none. Given with another level, or empty: refused.
+ */
+export function assertAudience (groups: unknown, emailDomains: unknown, level: ShareLevel): SessionAudience | undefined {
+  if (groups === undefined && emailDomains === undefined) return undefined
+  if (level !== 'authenticated') throw new InvalidArgumentError(groups !== undefined ? 'groups' : 'emailDomains', 'groups and email domains narrow shareLevel authenticated only')
+  const list = (value: unknown, name: string, pattern: RegExp, what: string): string[] => {
+    if (value === undefined) return []
+    if (!Array.isArray(value) || value.length > MAX_AUDIENCE_ENTRIES || !value.every((v) => typeof v === 'string' && pattern.test(v))) {
+      throw new InvalidArgumentError(name, `expected up to ${MAX_AUDIENCE_ENTRIES} ${what}`)
+    }
+    return [...new Set(value as string[])]
+  }
+  const audience = {
+    groups: list(groups, 'groups', LOGIN_GROUP_PATTERN, 'group names (1 to 128 characters, no control characters or commas)'),
+    emailDomains: list(emailDomains, 'emailDomains', EMAIL_DOMAIN_PATTERN, 'lower-case domains such as example.com')
+  }
+  if (audience.groups.length === 0 && audience.emailDomains.length === 0) throw new InvalidArgumentError('groups', 'name at least one group or email domain, or leave both out')
+  return audience
 }

@@ -60,6 +60,10 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.same(read.valid && { level: read.session.shareLevel, share: read.session.share, scopes: read.session.scopes, user: read.session.userId, instance: read.session.instanceId },
       { level: 'owner', share: { from: own.session.sessionId, with: 'bob' }, scopes: ['view'], user: 'alice', instance: own.session.instanceId }, 'the store kept who it is for, and from where')
     t.same((await registry.listShares(own.session.sessionId)).map((s) => s.sessionId).sort(), [toBob.session.sessionId, anyone.session.sessionId].sort(), 'listed under the shared session')
+    const ops = await registry.shareSession({ sessionId: own.session.sessionId, groups: ['ops', 'ops'], emailDomains: ['example.com'] })
+    const opsRead = await registry.validate(ops.token)
+    t.same(opsRead.valid && [opsRead.session.shareLevel, opsRead.session.audience], ['authenticated', { groups: ['ops'], emailDomains: ['example.com'] }], 'a share for a group: its audience kept')
+    await registry.revoke({ sessionId: ops.session.sessionId })
     t.equal((await registry.createSession({ userId: 'alice', serverName: 'todoodles' })).token, own.token, 'the owner\'s live session is still the one handed back')
     await registry.revoke({ sessionId: toBob.session.sessionId })
     t.equal((await registry.validate(toBob.token)).valid, false, 'a revoked share opens nothing')

@@ -5,12 +5,13 @@ import type { Page } from 'playwright-core'
 
 /**
  * The test provider's people: what each one's claims are. Log in with the name as login, any
- * password. `eve` signed up with alice's address, which the provider never verified.
+ * password. `eve` signed up with alice's address, which the provider never verified. Their
+ * groups come with the `profile` scope, in the `groups` claim.
  */
 export const TEST_IDP_USERS = Object.freeze({
-  alice: { sub: 'alice', email: 'alice@example.test', email_verified: true, name: 'Alice Liddell', preferred_username: 'alice' },
-  bob: { sub: 'bob', email: 'bob@example.test', email_verified: true, name: 'Bob Builder', preferred_username: 'bob' },
-  eve: { sub: 'eve', email: 'alice@example.test', email_verified: false, name: 'Eve', preferred_username: 'eve' }
+  alice: { sub: 'alice', email: 'alice@example.test', email_verified: true, name: 'Alice Liddell', preferred_username: 'alice', groups: ['staff'] },
+  bob: { sub: 'bob', email: 'bob@example.test', email_verified: true, name: 'Bob Builder', preferred_username: 'bob', groups: ['staff', 'ops'] },
+  eve: { sub: 'eve', email: 'alice@example.test', email_verified: false, name: 'Eve', preferred_username: 'eve', groups: ['guests'] }
 })
 
 export interface TestIdp {
@@ -50,7 +51,7 @@ export async function startTestIdp (options: StartTestIdpOptions): Promise<TestI
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post'
     }],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username', 'groups'] },
     findAccount: (_ctx, id) => {
       const person = people[id]
       if (person === undefined) return undefined
