@@ -294,20 +294,7 @@ export class Registry {
     }
     if (result.created && this.audit.enabled) {
       const s = result.session
-      this.audit.emit('session.created', {
-        ...actorFields(input.actor),
-        sessionId: s.sessionId,
-        userId: s.userId,
-        serverName: s.serverName,
-        serverType: s.serverType,
-        instanceId: s.instanceId,
-        scopes: s.scopes,
-        shareLevel: s.shareLevel ?? 'link',
-        ...(s.audience !== undefined && { groups: s.audience.groups, emailDomains: s.audience.emailDomains }),
-        ttlSeconds,
-        expiresAt: new Date(s.expiresAt).toISOString(),
-        ...(input.rotate === true && { rotate: true })
-      })
+      this.audit.emit('session.created', { ...actorFields(input.actor), ...auditedSession(s), ttlSeconds, ...(input.rotate === true && { rotate: true }) })
     }
     return { session: result.session, token: this.tokenFor(result.session), created: result.created }
   }
@@ -373,19 +360,7 @@ export class Registry {
     const result = await this.#counted('createSession').createSession(candidate, { rotate: false, now })
     if (this.audit.enabled) {
       const s = result.session
-      this.audit.emit('session.shared', {
-        ...actorFields(input.actor),
-        sessionId: s.sessionId,
-        sharedFrom: shared.sessionId,
-        userId: s.userId,
-        ...(person !== null && { person }),
-        ...(audience !== undefined && { groups: audience.groups, emailDomains: audience.emailDomains }),
-        serverName: s.serverName,
-        instanceId: s.instanceId,
-        scopes: s.scopes,
-        shareLevel,
-        expiresAt: new Date(s.expiresAt).toISOString()
-      })
+      this.audit.emit('session.shared', { ...actorFields(input.actor), ...auditedSession(s), sharedFrom: shared.sessionId, ...(person !== null && { person }) })
     }
     return { session: result.session, token: this.tokenFor(result.session), created: true }
   }
@@ -854,6 +829,21 @@ function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input:
   if (!sameAudience(live.audience, asked.audience)) return true
   if (input.scopes !== undefined && (live.scopes.length !== asked.scopes.length || live.scopes.some((s) => !asked.scopes.includes(s)))) return true
   return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
+}
+
+/** What the audit trail says of a session it was given: who, where, what it may do, until when; never its token. */
+function auditedSession (s: SessionRecord): Record<string, unknown> {
+  return {
+    sessionId: s.sessionId,
+    userId: s.userId,
+    serverName: s.serverName,
+    serverType: s.serverType,
+    instanceId: s.instanceId,
+    scopes: s.scopes,
+    shareLevel: s.shareLevel ?? 'link',
+    ...(s.audience !== undefined && { groups: s.audience.groups, emailDomains: s.audience.emailDomains }),
+    expiresAt: new Date(s.expiresAt).toISOString()
+  }
 }
 
 function sameAudience (a: SessionAudience | undefined, b: SessionAudience | undefined): boolean {
