@@ -307,6 +307,15 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
     ? `${links.wildcard.protocol}://${links.wildcard.pattern}`
     : new URL(links.publicUrl ?? `${request.protocol}://${request.host}`).origin
 
+  /** The quotas a caller's new session (or share) spends: its name's and its key's. */
+  function admitter (request: FastifyRequest): (name: string) => Promise<void> {
+    const caller = callerOf(request)
+    return async (name) => {
+      quota!.take(name, caller.kind === 'registrant' ? [`name:${name}`, `key:${caller.keyId!}`] : [`name:${name}`])
+      await quota!.admit(name, async (n) => await registry.countSessions(n))
+    }
+  }
+
   /** What create-session and share-session answer: the token, its URL, and the session. */
   function issuedJson (request: FastifyRequest, issued: IssuedSession): Record<string, unknown> {
     const base = links.publicUrl ?? `${request.protocol}://${request.host}`
@@ -382,14 +391,8 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
       const { instanceId, ...input } = request.body as Omit<CreateSessionInput, 'serverSecret' | 'instance'> & { instanceId?: string }
       assertMayActFor(request, input.serverName)
       const serverSecret = requireServerSecret(request, input.serverName)
-      const caller = callerOf(request)
       // Quotas are spent once the caller proved it is the name's registrant: nobody spends another's.
-      const admit = quota === null
-        ? undefined
-        : async (name: string): Promise<void> => {
-          quota.take(name, caller.kind === 'registrant' ? [`name:${name}`, `key:${caller.keyId!}`] : [`name:${name}`])
-          await quota.admit(name, async (n) => await registry.countSessions(n))
-        }
+      const admit = quota === null ? undefined : admitter(request)
       // Never a token for another registrant's instance, nor for a name nobody holds right now.
       const issued = await registry.createSession({ ...input, serverSecret, instance: selectorOf(request, instanceId), actor: actorOf(request), ...(admit !== undefined && { admit }) })
       if (issued.created) quota?.created(input.serverName)
@@ -398,12 +401,20 @@ function handlers (registry: Registry, links: Links, quota: SessionQuota | null,
     },
 
     async shareSession (request: FastifyRequest, reply: FastifyReply) {
-      const input = request.body as Omit<ShareSessionInput, 'serverSecret' | 'actor'>
+      const input = request.body as Omit<ShareSessionInput, 'serverSecret' | 'actor' | 'instance' | 'admit'>
       const shared = await registry.getSession(input.sessionId)
-      if (shared === null || shared.revokedAt !== null) throw new NotFoundError('session', input.sessionId)
-      assertMayActFor(request, shared.serverName)
-      // Only the registrant the session was issued for shares it (the same rule as create-session).
-      const issued = await registry.shareSession({ ...input, serverSecret: requireServerSecret(request, shared.serverName), actor: actorOf(request) })
+      // A session of a name the key does not act for, or of no one's (no secret): as if there were none.
+      if (shared === null || shared.revokedAt !== null || !mayActFor(callerOf(request), shared.serverName) || serverSecret(request) === undefined) throw new NotFoundError('session', input.sessionId)
+      // Only the registrant the session was issued for shares it (the same rule as create-session),
+      // spending its quotas as a session would.
+      const issued = await registry.shareSession({
+        ...input,
+        serverSecret: serverSecret(request),
+        instance: selectorOf(request, undefined),
+        actor: actorOf(request),
+        ...(quota !== null && { admit: admitter(request) })
+      })
+      quota?.created(shared.serverName)
       reply.code(201).header('cache-control', 'no-store')
       return issuedJson(request, issued)
     },

@@ -109,6 +109,7 @@ export class MemoryStore implements RegistryStore {
     let candidates: Iterable<SessionRecord>
     if ('sessionId' in filter) candidates = maybe(this.#byId.get(filter.sessionId))
     else if ('sessionKey' in filter) candidates = [...this.#byId.values()].filter((s) => s.sessionKey === filter.sessionKey)
+    else if ('sharedFrom' in filter) candidates = [...this.#byId.values()].filter((s) => s.share?.from === filter.sharedFrom)
     else candidates = [...this.#byId.values()].filter((s) => s.userId === filter.userId)
     let count = 0
     for (const session of candidates) {

@@ -255,6 +255,7 @@ export class MongoStore implements RegistryStore {
     const query: Filter<SessionDoc> = { revokedAt: null, expiresAt: { $gt: at } }
     if ('sessionId' in filter) query.sessionId = filter.sessionId
     else if ('sessionKey' in filter) query.sessionKey = filter.sessionKey
+    else if ('sharedFrom' in filter) query['share.from'] = filter.sharedFrom
     else query.userId = filter.userId
     if (filter.instanceId !== undefined) query.instanceId = filter.instanceId
     if (filter.serverNames !== undefined) query.$and = [{ serverName: { $in: [...filter.serverNames] } }]

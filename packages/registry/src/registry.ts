@@ -85,8 +85,12 @@ export interface ShareSessionInput {
   scopes?: string[]
   /** Default and at most: what is left of the shared session's life. */
   ttlSeconds?: number
-  /** When given, the session's instance must be registered with this secret (as for createSession). */
+  /** When given, the session's instance must be registered with this secret (as for createSession); otherwise 404. */
   serverSecret?: string
+  /** The caller's incarnation (beside the secret): a process a restart replaced shares nothing. */
+  instance?: Pick<InstanceSelector, 'incarnation'>
+  /** Called once the owner is checked, before anything is stored: throws to refuse (the HTTP API's quotas). */
+  admit?: (serverName: string) => Promise<void> | void
   /** Who asks, for the audit trail. */
   actor?: AuditActor
 }
@@ -322,17 +326,23 @@ export class Registry {
     if (person !== null && (input.groups !== undefined || input.emailDomains !== undefined)) throw new InvalidArgumentError('person', 'a share is for a person, or for groups and email domains, not both')
     const audience = assertAudience(input.groups, input.emailDomains, shareLevel)
     const scopes = input.scopes === undefined ? ['view'] : assertScopes(input.scopes)
-    const ttlSeconds = input.ttlSeconds === undefined ? undefined : assertTtlSeconds(input.ttlSeconds, this.options.maxSessionTtlSeconds)
+    // Any life asked is capped at what is left of the session (below), never refused for its length.
+    const ttlSeconds = input.ttlSeconds === undefined ? undefined : assertTtlSeconds(input.ttlSeconds, Number.MAX_SAFE_INTEGER / 1000)
     const now = this.#now()
     const shared = await this.#counted('findSessionById').findSessionById(sessionId, now)
     if (shared === null || shared.revokedAt !== null) throw new NotFoundError('session', sessionId)
+    if (input.serverSecret !== undefined) {
+      // Whoever is not the session's registrant (its instance's, with the secret, in this
+      // process) learns nothing of it, not even that it exists: the same 404 as for none.
+      const owner = await this.assertServerOwner(shared.serverName, input.serverSecret, { ...input.instance, instanceId: shared.instanceId }).catch(() => null)
+      if (owner === null || owner.ownerHash !== shared.ownerHash) throw new NotFoundError('session', sessionId)
+    }
     if (shared.share !== undefined) throw new InvalidArgumentError('sessionId', 'a share cannot be shared again: share the session it came from')
     const extra = scopes.filter((s) => !shared.scopes.includes(s))
     if (extra.length > 0) throw new InvalidArgumentError('scopes', `the session has no ${extra.join(', ')} to share`)
-    if (input.serverSecret !== undefined) {
-      const owner = await this.assertServerOwner(shared.serverName, input.serverSecret, { instanceId: shared.instanceId })
-      if (owner.ownerHash !== shared.ownerHash) throw new NotServerOwnerError(shared.serverName)
-    }
+    // The caller's quotas, as for a session (a share is one, in the store and against its limits).
+    if (input.admit !== undefined) await input.admit(shared.serverName)
+    // (Two calls at once may pass this together: the cap is for people, the quotas for floods.)
     const live = await this.#counted('listSessions').listSessions({ sharedFrom: sessionId, limit: MAX_SHARES_PER_SESSION }, now)
     if (live.length >= MAX_SHARES_PER_SESSION) throw new TooManySharesError(MAX_SHARES_PER_SESSION)
     const exp = Math.min(Math.floor(shared.expiresAt / 1000), ttlSeconds === undefined ? Infinity : Math.ceil((now + ttlSeconds * 1000) / 1000))
@@ -461,18 +471,31 @@ export class Registry {
     if ('sessionId' in filter && filter.sessionId !== undefined) checked = { sessionId: assertId(filter.sessionId, 'sessionId'), ...scope }
     else if ('sessionKey' in filter && filter.sessionKey !== undefined) checked = { sessionKey: assertSessionKey(filter.sessionKey), ...scope }
     else checked = { userId: assertUserId((filter as { userId: unknown }).userId), ...scope }
-    // Audited: which sessions it ends, read first (one more store call, on revocations only).
-    const ending = this.audit.enabled ? await this.#revocable(checked, now).catch(() => null) : null
+    // Which sessions it ends, read first (one more store call, on revocations only): for the audit
+    // trail, and, by key, for their shares (by id, the id is known; by user, they go with it).
+    const ending = this.audit.enabled || 'sessionKey' in checked ? await this.#revocable(checked, now).catch(() => null) : null
     const revoked = await this.#counted('revokeSessions').revokeSessions(checked, now)
-    if (ending !== null && revoked > 0) {
-      const who = actorFields(context.actor)
-      const reason = auditText(context.reason)
-      const by = given[0]
-      for (const s of ending) {
-        this.audit.emit('session.revoked', { ...who, sessionId: s.sessionId, userId: s.userId, serverName: s.serverName, instanceId: s.instanceId, by, reason })
+    if (revoked > 0) {
+      const by = given[0]!
+      this.#auditRevoked(ending, by, context)
+      // A share ends with its session. (Validation refuses it anyway; this keeps listings and counts true.)
+      const ended = 'sessionId' in checked ? [checked.sessionId] : 'sessionKey' in checked ? (ending ?? []).map((s) => s.sessionId) : []
+      for (const sessionId of ended) {
+        const shares = this.audit.enabled ? await this.listShares(sessionId).catch(() => null) : null
+        if (shares?.length === 0) continue
+        if (await this.#counted('revokeSessions').revokeSessions({ sharedFrom: sessionId }, now) > 0) this.#auditRevoked(shares, 'sharedFrom', context)
       }
     }
     return revoked
+  }
+
+  #auditRevoked (sessions: SessionRecord[] | null, by: string, context: AuditContext): void {
+    if (sessions === null || !this.audit.enabled) return
+    const who = actorFields(context.actor)
+    const reason = auditText(context.reason)
+    for (const s of sessions) {
+      this.audit.emit('session.revoked', { ...who, sessionId: s.sessionId, userId: s.userId, serverName: s.serverName, instanceId: s.instanceId, by, reason })
+    }
   }
 
   /** The live sessions a revocation would end (at most 1000). */
@@ -488,6 +511,8 @@ export class Registry {
       const serverName = parts[parts.length - 2]!
       const userId = parts.slice(0, -2).join(':')
       found = (await this.#counted('listSessions').listSessions({ userId, serverName, limit: MAX_LIST_LIMIT }, now)).filter((s) => s.sessionKey === filter.sessionKey)
+    } else if ('sharedFrom' in filter) {
+      found = await this.#counted('listSessions').listSessions({ sharedFrom: filter.sharedFrom, limit: MAX_LIST_LIMIT }, now)
     } else {
       found = await this.#counted('listSessions').listSessions({ userId: filter.userId, limit: MAX_LIST_LIMIT }, now)
     }

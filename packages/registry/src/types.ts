@@ -90,11 +90,13 @@ export interface RevokeBounds {
   serverNames?: readonly string[]
 }
 
-/** Which sessions a revocation applies to: exactly one of the three, optionally bounded. */
+/** Which sessions a revocation applies to: exactly one of these, optionally bounded. */
 export type RevokeFilter =
   | ({ sessionId: string } & RevokeBounds)
   | ({ sessionKey: string } & RevokeBounds)
   | ({ userId: string } & RevokeBounds)
+  /** The shares of one session (the registry ends them with it). */
+  | ({ sharedFrom: string } & RevokeBounds)
 
 export interface ListSessionsFilter {
   userId?: string

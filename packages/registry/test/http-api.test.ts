@@ -297,9 +297,9 @@ t.test('share-session: the registrant shares a live session as a link of its own
   const own = (await app.inject({ method: 'POST', url: '/create-session', headers: owner, payload: { userId: 'alice', serverName: 'todoodles' } })).json()
   const other = { ...auth, 'x-mcpgw-server-secret': 'someone-else-secret-0123456789abcdefghij' }
   const refused = await app.inject({ method: 'POST', url: '/share-session', headers: other, payload: { sessionId: own.sessionId, shareLevel: 'link' } })
-  t.equal(refused.statusCode, 403, 'another secret shares nothing')
-  t.equal(refused.json().code, 'MCPGW_REGISTRY_NOT_SERVER_OWNER')
-  t.equal((await app.inject({ method: 'POST', url: '/share-session', headers: auth, payload: { sessionId: own.sessionId, shareLevel: 'link' } })).statusCode, 403, 'nor does the API key alone')
+  t.equal(refused.statusCode, 404, 'another secret shares nothing, and learns nothing of the session')
+  t.equal(refused.json().code, 'MCPGW_API_NOT_FOUND')
+  t.equal((await app.inject({ method: 'POST', url: '/share-session', headers: auth, payload: { sessionId: own.sessionId, shareLevel: 'link' } })).statusCode, 404, 'nor does the API key alone')
   const noLogin = await app.inject({ method: 'POST', url: '/share-session', headers: owner, payload: { sessionId: own.sessionId, person: 'bob' } })
   t.equal(noLogin.statusCode, 400, 'a person, on a gateway without a login')
   t.equal(noLogin.json().code, 'MCPGW_REGISTRY_INVALID_ARGUMENT')

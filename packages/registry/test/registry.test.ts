@@ -221,11 +221,15 @@ t.test('a share is shared by the registrant that holds its session\'s instance, 
   const reg = makeRegistry(store, clock, { logins: true, audit: { write: (e) => { events.push(e) } } })
   await reg.registerServer({ serverName: 'todoodles', host: '127.0.0.1', port: 4100, secret: 'a'.repeat(40) })
   const own = await reg.createSession({ userId: 'alice', serverName: 'todoodles', serverSecret: 'a'.repeat(40) })
-  await t.rejects(reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'b'.repeat(40) }), { code: 'MCPGW_REGISTRY_NOT_SERVER_OWNER' })
+  await t.rejects(reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'b'.repeat(40) }), { code: 'MCPGW_API_NOT_FOUND' }, 'another registrant: as if there were no such session')
+  await t.rejects(reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'a'.repeat(40), admit: () => { throw new Error('over quota') } }), { message: 'over quota' }, 'its quotas are asked, as for a session')
   const share = await reg.shareSession({ sessionId: own.session.sessionId, person: 'bob', serverSecret: 'a'.repeat(40) })
   const shared = events.find((e) => e.event === 'session.shared')
   t.match(shared, { sessionId: share.session.sessionId, sharedFrom: own.session.sessionId, person: 'bob', userId: 'alice', shareLevel: 'owner', scopes: ['view'] })
   t.notOk(JSON.stringify(events).includes(share.token), 'no token in the trail')
+  await reg.revoke({ sessionId: own.session.sessionId }, { reason: 'done' })
+  t.same(events.filter((e) => e.event === 'session.revoked').map((e) => [e.sessionId, e.by]), [[own.session.sessionId, 'sessionId'], [share.session.sessionId, 'sharedFrom']], 'its share revoked with it, and said so')
+  t.same(await reg.listShares(own.session.sessionId), [], 'and no longer listed')
 })
 
 t.test('an authenticated session or share limited to groups and email domains: checked, kept, never widened on reuse', async (t) => {

@@ -72,6 +72,12 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     const session = await registry.validate(anyone.token)
     await registry.revoke({ sessionId: own.session.sessionId })
     t.same(await registry.validate(anyone.token), { valid: false, reason: 'revoked' }, 'the session ended: every share with it')
+    t.same(await registry.listSessions({ userId: 'alice' }), [], 'revoked in the store too: no share of it is listed')
+    const again = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const later = await registry.shareSession({ sessionId: again.session.sessionId, shareLevel: 'link' })
+    t.equal(await registry.revoke({ sessionKey: again.session.sessionKey }), 1, 'by key: the session (its shares go with it, uncounted)')
+    t.equal((await registry.validate(later.token)).valid, false)
+    t.same(await registry.listShares(again.session.sessionId), [])
     t.same(session.valid && await registry.recheck(session.session), { valid: false, reason: 'revoked' }, 'a cached share rechecked: ended too')
   })
 
