@@ -23,7 +23,8 @@ async function setUp (t: Test, isolated: boolean) {
     ...(isolated && { MCP_WEB_UI_WILDCARD_URL: `http://*.localhost:${port}` }),
     MCP_WEB_UI_OIDC_ISSUER: idp.issuer,
     MCP_WEB_UI_OIDC_CLIENT_ID: idp.clientId,
-    MCP_WEB_UI_OIDC_CLIENT_SECRET: idp.clientSecret
+    MCP_WEB_UI_OIDC_CLIENT_SECRET: idp.clientSecret,
+    MCP_WEB_UI_OIDC_GROUPS_CLAIM: 'groups'
   })
   const { mcp } = await connectExample(t, gateway, { MCP_WEB_UI_SERVER_SECRET: SERVER_SECRET })
   return { gateway, idp, mcp }

@@ -98,6 +98,12 @@ export interface EdgeLoginConfig {
   jwtGroupsClaim: string
   /** A header listing the person's groups, comma-separated (X-Auth-Request-Groups), beside `header`. */
   groupsHeader: string | undefined
+  /**
+   * Whether the proxy's email addresses are verified ones (MCP_WEB_UI_LOGIN_EMAIL_VERIFIED): then an
+   * assertion's `email` (unless it says `email_verified: false`) and the user header's value, when an
+   * address, count for email domains. Otherwise only an assertion saying `email_verified: true`.
+   */
+  emailVerified: boolean
 }
 
 /** The gateway's OpenID Connect login (authorization code flow with PKCE). */
@@ -109,8 +115,8 @@ export interface OidcConfig {
   scopes: string
   /** The ID token (or userinfo) claim that names a person as MCP servers name users: sub, email, preferred_username... */
   userClaim: string
-  /** The claim that lists a person's groups (for sessions limited to groups). */
-  groupsClaim: string
+  /** The claim that lists a person's groups (for sessions limited to groups); undefined: groups are not read. */
+  groupsClaim: string | undefined
   /** How long a login lasts before the browser goes through the provider again (silently, while the provider's own session lasts). */
   loginSeconds: number
 }
@@ -158,7 +164,7 @@ const schema = {
     MCP_WEB_UI_OIDC_CLIENT_SECRET: { type: 'string', minLength: 1 },
     MCP_WEB_UI_OIDC_SCOPES: { type: 'string', pattern: '(^|\\s)openid(\\s|$)', default: 'openid email profile' },
     MCP_WEB_UI_OIDC_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'sub' },
-    MCP_WEB_UI_OIDC_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$', default: 'groups' },
+    MCP_WEB_UI_OIDC_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$' },
     MCP_WEB_UI_LOGIN_HOURS: { type: 'number', exclusiveMinimum: 0, maximum: 720, default: 8 },
     MCP_WEB_UI_MAX_SHARE_LEVEL: { type: 'string', enum: [...SHARE_LEVELS] },
     MCP_WEB_UI_LOGIN_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
@@ -169,6 +175,7 @@ const schema = {
     MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'email' },
     MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$', default: 'groups' },
     MCP_WEB_UI_LOGIN_GROUPS_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    MCP_WEB_UI_LOGIN_EMAIL_VERIFIED: { type: 'boolean', default: false },
     DEBUG: { type: 'string' }
   }
 } as const
@@ -434,7 +441,7 @@ function oidcConfig (raw: Record<string, unknown>): OidcConfig | null {
     clientSecret: raw.MCP_WEB_UI_OIDC_CLIENT_SECRET as string | undefined,
     scopes: (raw.MCP_WEB_UI_OIDC_SCOPES as string).trim().split(/\s+/).join(' '),
     userClaim: raw.MCP_WEB_UI_OIDC_USER_CLAIM as string,
-    groupsClaim: raw.MCP_WEB_UI_OIDC_GROUPS_CLAIM as string,
+    groupsClaim: raw.MCP_WEB_UI_OIDC_GROUPS_CLAIM as string | undefined,
     loginSeconds: Math.round((raw.MCP_WEB_UI_LOGIN_HOURS as number) * 3600)
   }
 }
@@ -482,5 +489,5 @@ function edgeLoginConfig (raw: Record<string, unknown>): EdgeLoginConfig | null 
     throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_JWT_HEADER needs MCP_WEB_UI_LOGIN_JWKS_URL (the proxy\'s signing keys) and MCP_WEB_UI_LOGIN_JWT_AUDIENCE (what its assertions for this gateway name as aud)')
   }
   if (header !== undefined && header === jwtHeader) throw new ConfigError('invalid configuration: MCP_WEB_UI_LOGIN_HEADER and MCP_WEB_UI_LOGIN_JWT_HEADER name the same header')
-  return { header, jwtHeader, jwksUrl, jwtIssuer, jwtAudience, jwtUserClaim: raw.MCP_WEB_UI_LOGIN_JWT_USER_CLAIM as string, jwtGroupsClaim: raw.MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM as string, groupsHeader }
+  return { header, jwtHeader, jwksUrl, jwtIssuer, jwtAudience, jwtUserClaim: raw.MCP_WEB_UI_LOGIN_JWT_USER_CLAIM as string, jwtGroupsClaim: raw.MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM as string, groupsHeader, emailVerified: raw.MCP_WEB_UI_LOGIN_EMAIL_VERIFIED === true }
 }

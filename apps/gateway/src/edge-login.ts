@@ -40,9 +40,11 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
       })
       const userId = payload[config.jwtUserClaim]
       if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) return null
-      // The proxy signs what its provider told it: an email it does not say is unverified counts as verified.
-      const email = emailFrom(payload.email, payload.email_verified !== false)
-      const person = { userId, label: email ?? userId, ...personExtras(groupsFrom(payload[config.jwtGroupsClaim]), email) }
+      // An address counts for email domains when the assertion says it is verified, or when the
+      // operator says the proxy's are (and the assertion does not say otherwise).
+      const email = emailFrom(payload.email, payload.email_verified === true || (config.emailVerified && payload.email_verified !== false))
+      const label = typeof payload.email === 'string' && payload.email.length > 0 && payload.email.length <= 256 ? payload.email : userId
+      const person = { userId, label, ...personExtras(groupsFrom(payload[config.jwtGroupsClaim]).groups, email) }
       if (kept.size >= MAX_KEPT) kept.clear()
       kept.set(assertion, { person, exp: (payload.exp as number) * 1000 })
       return person
@@ -65,9 +67,16 @@ export function edgeLogin (config: EdgeLoginConfig, trustProxy: boolean | string
         const value = request.headers[config.header]
         // One value, as the proxy set it (a client's second one would be joined with a comma).
         if (typeof value === 'string' && value.length > 0 && value.length <= 256 && !value.includes(',')) {
-          // Its groups (oauth2-proxy's X-Auth-Request-Groups, comma-separated), and the value as an email when it is one.
-          const groups = config.groupsHeader === undefined ? undefined : groupsFrom(request.headers[config.groupsHeader])
-          return { userId: value, label: value, ...personExtras(groups, emailFrom(value, true)) }
+          // Its groups (oauth2-proxy's X-Auth-Request-Groups, comma-separated), from one header line
+          // only: a client's own line would be joined to the proxy's. The value counts as an email
+          // address when the operator says the proxy's are verified.
+          let groups: string[] | undefined
+          if (config.groupsHeader !== undefined) {
+            const lines = request.raw.headersDistinct[config.groupsHeader]
+            if (lines !== undefined && lines.length > 1) return null
+            groups = groupsFrom(lines?.[0]).groups
+          }
+          return { userId: value, label: value, ...personExtras(groups, emailFrom(value, config.emailVerified)) }
         }
       }
       return null

@@ -131,7 +131,7 @@ t.test('the login (MCP_WEB_UI_OIDC_*) and the share-level cap', async (t) => {
     MCP_WEB_UI_OIDC_CLIENT_ID: 'mcp-gw',
     MCP_WEB_UI_OIDC_CLIENT_SECRET: 'client-secret-0123456789abcdef'
   }
-  t.same(loadConfig(login).oidc, { issuer: 'https://keycloak.example.com/realms/main', clientId: 'mcp-gw', clientSecret: 'client-secret-0123456789abcdef', scopes: 'openid email profile', userClaim: 'sub', groupsClaim: 'groups', loginSeconds: 8 * 3600 })
+  t.same(loadConfig(login).oidc, { issuer: 'https://keycloak.example.com/realms/main', clientId: 'mcp-gw', clientSecret: 'client-secret-0123456789abcdef', scopes: 'openid email profile', userClaim: 'sub', groupsClaim: undefined, loginSeconds: 8 * 3600 })
   t.match(loadConfig({ ...login, MCP_WEB_UI_OIDC_USER_CLAIM: 'email', MCP_WEB_UI_OIDC_SCOPES: ' openid  email ', MCP_WEB_UI_LOGIN_HOURS: '0.5', MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }), { oidc: { userClaim: 'email', scopes: 'openid email', loginSeconds: 1800 }, maxShareLevel: 'owner' })
   t.same([loadConfig({}).oidc, loadConfig({}).maxShareLevel], [null, 'link'], 'off by default: bearer links, as before')
   t.equal(loadConfig({ ...login, MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com' }).wildcardUrl, 'https://*.apps.example.com', 'in isolated mode too')
@@ -139,7 +139,8 @@ t.test('the login (MCP_WEB_UI_OIDC_*) and the share-level cap', async (t) => {
   const edge = { MCP_WEB_UI_GATEWAY_API_KEY: 'k'.repeat(20), MCP_WEB_UI_TRUST_PROXY: '10.0.0.5', MCP_WEB_UI_LOGIN_HEADER: 'X-Auth-Request-Email', MCP_WEB_UI_LOGIN_JWT_HEADER: 'Cf-Access-Jwt-Assertion', MCP_WEB_UI_LOGIN_JWKS_URL: 'https://team.cloudflareaccess.com/cdn-cgi/access/certs', MCP_WEB_UI_LOGIN_JWT_AUDIENCE: 'aud-tag', MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }
   t.match(loadConfig(edge), { edgeLogin: { header: 'x-auth-request-email', jwtHeader: 'cf-access-jwt-assertion', jwtAudience: 'aud-tag', jwtUserClaim: 'email' }, maxShareLevel: 'owner', oidc: null }, 'an identity-aware proxy in front is a login too')
   t.equal(loadConfig({ ...edge, MCP_WEB_UI_WILDCARD_URL: 'https://*.apps.example.com' }).wildcardUrl, 'https://*.apps.example.com', 'and works in isolated mode')
-  t.match(loadConfig({ ...edge, MCP_WEB_UI_LOGIN_GROUPS_HEADER: 'X-Auth-Request-Groups', MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: 'roles' }).edgeLogin, { groupsHeader: 'x-auth-request-groups', jwtGroupsClaim: 'roles' }, 'its groups: a header beside the user header, a claim of the assertion')
+  t.match(loadConfig({ ...edge, MCP_WEB_UI_LOGIN_GROUPS_HEADER: 'X-Auth-Request-Groups', MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: 'roles', MCP_WEB_UI_LOGIN_EMAIL_VERIFIED: 'true' }).edgeLogin, { groupsHeader: 'x-auth-request-groups', jwtGroupsClaim: 'roles', emailVerified: true }, 'its groups: a header beside the user header, a claim of the assertion; its addresses said to be verified')
+  t.equal(loadConfig(edge).edgeLogin?.emailVerified, false, 'by default an edge\'s address is no proof')
   t.match(loadConfig({ ...login, MCP_WEB_UI_OIDC_GROUPS_CLAIM: 'https://example.com/groups' }).oidc, { groupsClaim: 'https://example.com/groups' }, 'a namespaced groups claim (Auth0)')
   const cases: Array<[RegExp, Record<string, string>]> = [
     [/MCP_WEB_UI_MAX_SHARE_LEVEL=owner needs a login at the gateway/, { MCP_WEB_UI_MAX_SHARE_LEVEL: 'owner' }],

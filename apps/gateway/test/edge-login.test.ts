@@ -78,7 +78,7 @@ async function wsOpens (url: string, headers: Record<string, string>): Promise<s
 t.test('a signed assertion from the proxy in front opens links bound to its person; a forged or unsigned one opens nothing', async (t) => {
   const jwks = await startJwks(t)
   const backend = await startBackend(t)
-  const gw = await startEdgeGateway(t, { header: undefined, jwtHeader: 'x-pomerium-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined }, false, backend)
+  const gw = await startEdgeGateway(t, { header: undefined, jwtHeader: 'x-pomerium-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined, emailVerified: false }, false, backend)
   const owner = await gw.link('alice@example.test', 'owner')
   const team = await gw.link('carol@example.test', 'authenticated')
   const get = async (token: string, assertion?: string): Promise<[number, string]> => {
@@ -128,7 +128,7 @@ t.test('a signed assertion from the proxy in front opens links bound to its pers
 
 t.test('a plain header naming the person is believed from the listed proxies only', async (t) => {
   const backend = await startBackend(t)
-  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined }
+  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined, emailVerified: false }
   const trusting = await startEdgeGateway(t, login, ['127.0.0.1'], backend)
   const elsewhere = await startEdgeGateway(t, login, ['10.0.0.0/8'], backend)
   const ask = async (gw: typeof trusting, headers: Record<string, string>): Promise<number> => {
@@ -157,7 +157,8 @@ t.test('a plain header naming the person is believed from the listed proxies onl
 t.test('groups and a verified email from the proxy in front: in its signed assertion, or in a groups header beside the user header', async (t) => {
   const jwks = await startJwks(t)
   const backend = await startBackend(t)
-  const signed = await startEdgeGateway(t, { header: undefined, jwtHeader: 'cf-access-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'sub', jwtGroupsClaim: 'groups', groupsHeader: undefined }, false, backend)
+  const assertion: EdgeLoginConfig = { header: undefined, jwtHeader: 'cf-access-jwt-assertion', jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, jwtUserClaim: 'sub', jwtGroupsClaim: 'groups', groupsHeader: undefined, emailVerified: true }
+  const signed = await startEdgeGateway(t, assertion, false, backend)
   const ops = await signed.limited({ groups: ['ops'] })
   const corp = await signed.limited({ emailDomains: ['corp.example'] })
   const ask = async (gw: typeof signed, token: string, headers: Record<string, string>): Promise<number> =>
@@ -165,9 +166,14 @@ t.test('groups and a verified email from the proxy in front: in its signed asser
   const bob = await jwks.sign({ sub: 'bob', email: 'bob@corp.example', groups: ['staff', 'ops'] })
   const eve = await jwks.sign({ sub: 'eve', email: 'eve@corp.example', email_verified: false, groups: 'guests' })
   t.same([await ask(signed, ops, { 'cf-access-jwt-assertion': bob }), await ask(signed, ops, { 'cf-access-jwt-assertion': eve })], [200, 403], 'a group the assertion lists')
-  t.same([await ask(signed, corp, { 'cf-access-jwt-assertion': bob }), await ask(signed, corp, { 'cf-access-jwt-assertion': eve })], [200, 403], 'an email domain, unless the assertion says the address is unverified')
+  t.same([await ask(signed, corp, { 'cf-access-jwt-assertion': bob }), await ask(signed, corp, { 'cf-access-jwt-assertion': eve })], [200, 403], 'an email domain (the operator says the proxy\'s addresses are verified), unless the assertion says otherwise')
+  // Without MCP_WEB_UI_LOGIN_EMAIL_VERIFIED, only an assertion that says so (an address some providers let people change is no proof).
+  const strict = await startEdgeGateway(t, { ...assertion, emailVerified: false }, false, backend)
+  const strictCorp = await strict.limited({ emailDomains: ['corp.example'] })
+  const verified = await jwks.sign({ sub: 'carol', email: 'carol@corp.example', email_verified: true })
+  t.same([await ask(strict, strictCorp, { 'cf-access-jwt-assertion': bob }), await ask(strict, strictCorp, { 'cf-access-jwt-assertion': verified })], [403, 200], 'then an address counts only with email_verified: true')
 
-  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: 'x-auth-request-groups' }
+  const login: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: 'x-auth-request-groups', emailVerified: true }
   const plain = await startEdgeGateway(t, login, ['127.0.0.1'], backend)
   const plainOps = await plain.limited({ groups: ['ops'] })
   const plainCorp = await plain.limited({ emailDomains: ['corp.example'] })
@@ -175,6 +181,13 @@ t.test('groups and a verified email from the proxy in front: in its signed asser
   t.equal(await ask(plain, plainOps, { 'x-auth-request-email': 'bob@example.test', 'x-auth-request-groups': 'staff' }), 403)
   t.equal(await ask(plain, plainOps, { 'x-auth-request-groups': 'ops' }), 401, 'groups without a person: no one')
   t.equal(await ask(plain, plainCorp, { 'x-auth-request-email': 'carol@corp.example' }), 200, 'the user header\'s address, at the domain')
+  // A client's own groups line beside the proxy's: Node would join them with a comma. No one.
+  const joined = await within(5000, 'the answer', new Promise<number>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: plain.port, path: `/mcp/${plainOps}/`, headers: ['host', `127.0.0.1:${plain.port}`, 'accept', 'application/json', 'x-auth-request-email', 'eve@example.test', 'x-auth-request-groups', 'ops', 'x-auth-request-groups', 'guests'] }, (r) => { r.resume(); resolve(r.statusCode ?? 0) })
+    req.on('error', reject)
+    req.end()
+  }))
+  t.equal(joined, 401, 'two groups lines: no one')
   const seen = await (await fetch(`http://127.0.0.1:${plain.port}/mcp/${plainOps}/headers`, { headers: { 'x-auth-request-email': 'bob@example.test', 'x-auth-request-groups': 'ops' } })).json() as Record<string, string>
   t.equal(seen['x-auth-request-groups'], undefined, 'the groups header never reaches a backend')
 })

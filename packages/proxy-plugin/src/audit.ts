@@ -3,10 +3,21 @@ import type { Audit, SessionRecord } from '@mcp-gw/registry'
 import type { FastifyRequest } from 'fastify'
 import { errorBody } from './error-reply.js'
 
-/** A session's fields as every proxy event names them: ids, never its token. */
-function sessionFields (session: Partial<Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName' | 'instanceId'>> | null): Record<string, unknown> {
+/**
+ * A session's fields as every proxy event names them: ids, never its token; for a share, the
+ * session it opens; with a login, who is logged in (on a share, the viewer, not the sharer).
+ */
+function sessionFields (session: Partial<Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName' | 'instanceId' | 'share'>> | null, request?: FastifyRequest): Record<string, unknown> {
   if (session === null) return {}
-  return { sessionId: session.sessionId, userId: session.userId, serverName: session.serverName, instanceId: session.instanceId }
+  const person = request?.mcpPerson ?? null
+  return {
+    sessionId: session.sessionId,
+    userId: session.userId,
+    serverName: session.serverName,
+    instanceId: session.instanceId,
+    ...(session.share !== undefined && { sharedFrom: session.share.from }),
+    ...(person !== null && { loginUser: person.userId })
+  }
 }
 
 /** Where the request came from: its address (as trustProxy reads it) and user agent. */
@@ -20,7 +31,7 @@ function clientFields (request: FastifyRequest): Record<string, unknown> {
  */
 export function auditOpened (audit: Audit, request: FastifyRequest, session: SessionRecord, via: 'link' | 'cookie'): void {
   if (!audit.once('session.opened', session.sessionId)) return
-  audit.emit('session.opened', { ...sessionFields(session), ...clientFields(request), via })
+  audit.emit('session.opened', { ...sessionFields(session, request), ...clientFields(request), via })
 }
 
 /** `request.refused`: a coded answer of the proxy, with its code and message (never the URL: it holds the token). */
@@ -31,7 +42,7 @@ export function auditRefusal (audit: Audit, request: FastifyRequest, err: unknow
     statusCode: body.statusCode,
     reason: auditText(body.message),
     method: request.method,
-    ...sessionFields(request.mcpSession ?? (err as { mcpSession?: Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName'> } | null)?.mcpSession ?? null),
+    ...sessionFields(request.mcpSession ?? (err as { mcpSession?: Pick<SessionRecord, 'sessionId' | 'userId' | 'serverName'> } | null)?.mcpSession ?? null, request),
     ...clientFields(request)
   })
 }
@@ -47,7 +58,7 @@ export class StreamAudit {
 
   constructor (audit: Audit, request: FastifyRequest, kind: StreamKind) {
     this.#audit = audit
-    this.#fields = { kind, ...sessionFields(request.mcpSession), clientAddress: request.ip }
+    this.#fields = { kind, ...sessionFields(request.mcpSession, request), clientAddress: request.ip }
     audit.emit('stream.opened', { ...this.#fields, userAgent: auditUserAgent(request.headers['user-agent']) })
   }
 

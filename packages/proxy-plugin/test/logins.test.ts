@@ -2,6 +2,8 @@ import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { validateOptions } from '../src/options.js'
 import type { LoggedInPerson, LoginSource } from '../src/logins.js'
+import { MemoryAuditSink } from '@mcp-gw/registry'
+import type { RegistryOptions } from '@mcp-gw/registry'
 import { rawRequest, startBackend, startGateway, startIsolatedGateway, upgradeRequest } from './helpers.js'
 
 /**
@@ -87,7 +89,8 @@ t.test('an owner session opens for its person only; an authenticated one for any
 
 t.test('a share with one person opens for that person only, view-only, and ends with its revocation or its session', async (t) => {
   const backend = await startBackend(t)
-  const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true }, revalidateMs: 0 })
+  const trail = new MemoryAuditSink()
+  const gw = await startGateway(t, { logins: testLogins([]), registryOptions: { logins: true, audit: trail } as RegistryOptions, revalidateMs: 0 })
   await gw.session(backend, { userId: 'alice', shareLevel: 'owner' })
   const own = (await gw.registry.listSessions({ userId: 'alice' }))[0]!
   const share = await gw.registry.shareSession({ sessionId: own.sessionId, person: 'bob' })
@@ -100,6 +103,7 @@ t.test('a share with one person opens for that person only, view-only, and ends 
   t.equal(bob.status, 200)
   const seen = (JSON.parse(bob.body) as { headers: Record<string, string> }).headers
   t.same([seen['x-mcpgw-user-id'], seen['x-mcpgw-login-user'], seen['x-mcpgw-scopes'], seen['x-mcpgw-session-id']], ['alice', 'bob', 'view', share.session.sessionId], 'alice\'s UI, bob watching, view-only, as the share')
+  t.match(trail.events.find((e) => e.event === 'session.opened' && e.sessionId === share.session.sessionId), { userId: 'alice', sharedFrom: own.sessionId, loginUser: 'bob' }, 'the trail says who opened the share, and of which session')
   const posted = await rawRequest(gw.port, `/mcp/${share.token}/api/todos`, { method: 'POST', headers: as('bob') })
   t.equal(posted.status, 403, 'view-only: no writes')
   t.equal(JSON.parse(posted.body).code, 'MCPGW_PROXY_SCOPE_DENIED')
