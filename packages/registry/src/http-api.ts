@@ -14,6 +14,7 @@ import type { ActorOf } from './audit-actor.js'
 import * as schemas from './http-api-schemas.js'
 import type { Registry } from './registry.js'
 import { parseWildcardUrl, sessionLink } from './session-host.js'
+import { sessionFacts } from './registry.js'
 import type { CreateSessionInput, InstanceSelector, IssuedSession, RegisterServerInput, ShareSessionInput } from './registry.js'
 import type { WildcardUrl } from './session-host.js'
 import type { ApiKeyRecord, ServerRegistration, SessionRecord } from './types.js'
@@ -147,19 +148,11 @@ function assertOperator (request: FastifyRequest): void {
 
 function sessionJson (s: SessionRecord): Record<string, unknown> {
   return {
-    sessionId: s.sessionId,
+    ...sessionFacts(s),
     sessionKey: s.sessionKey,
-    userId: s.userId,
-    serverName: s.serverName,
-    serverType: s.serverType,
-    instanceId: s.instanceId,
-    scopes: s.scopes,
-    shareLevel: s.shareLevel ?? 'link',
-    ...(s.audience !== undefined && { groups: s.audience.groups, emailDomains: s.audience.emailDomains }),
     ...(s.share !== undefined && { sharedFrom: s.share.from }),
     ...(s.share?.with != null && { sharedWith: s.share.with }),
     createdAt: new Date(s.createdAt).toISOString(),
-    expiresAt: new Date(s.expiresAt).toISOString(),
     lastActivityAt: new Date(s.lastActivityAt).toISOString()
   }
 }

@@ -298,7 +298,7 @@ export class Registry {
     }
     if (result.created && this.audit.enabled) {
       const s = result.session
-      this.audit.emit('session.created', { ...actorFields(input.actor), ...auditedSession(s), ttlSeconds, ...(input.rotate === true && { rotate: true }) })
+      this.audit.emit('session.created', { ...actorFields(input.actor), ...sessionFacts(s), ttlSeconds, ...(input.rotate === true && { rotate: true }) })
     }
     return { session: result.session, token: this.tokenFor(result.session), created: result.created }
   }
@@ -370,7 +370,7 @@ export class Registry {
     const result = await this.#counted('createSession').createSession(candidate, { rotate: false, now })
     if (this.audit.enabled) {
       const s = result.session
-      this.audit.emit('session.shared', { ...actorFields(input.actor), ...auditedSession(s), sharedFrom: shared.sessionId, ...(person !== null && { person }) })
+      this.audit.emit('session.shared', { ...actorFields(input.actor), ...sessionFacts(s), sharedFrom: shared.sessionId, ...(person !== null && { person }) })
     }
     return { session: result.session, token: this.tokenFor(result.session), created: true }
   }
@@ -856,8 +856,11 @@ function grantsOtherThanAsked (live: SessionRecord, asked: SessionRecord, input:
   return input.ttlSeconds !== undefined && live.expiresAt > asked.expiresAt
 }
 
-/** What the audit trail says of a session it was given: who, where, what it may do, until when; never its token. */
-function auditedSession (s: SessionRecord): Record<string, unknown> {
+/**
+ * What is said of a session, in the API's answers and the audit trail alike: who, where, what it
+ * may do, for whom, until when; never its token.
+ */
+export function sessionFacts (s: SessionRecord): Record<string, unknown> {
   return {
     sessionId: s.sessionId,
     userId: s.userId,
