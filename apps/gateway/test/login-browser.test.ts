@@ -220,6 +220,8 @@ t.test('a hostile page cannot log a visitor in as someone else, two logins are n
   }
   t.equal(await ask(`mcpgw_login=${bobs}; mcpgw_login=${alices}`), 'MCPGW_PROXY_LOGIN_REQUIRED', 'two people\'s logins: no one (never the first one sent)')
   t.equal(await ask(`mcpgw_login=${alices}; mcpgw_login=${alices}`), 'open', 'the same login twice: her')
+  const flood = Array.from({ length: 8 }, (_, i) => `mcpgw_login=junk${i}`).join('; ')
+  t.equal(await ask(`mcpgw_login=${bobs}; ${flood}; mcpgw_login=${alices}`), 'MCPGW_PROXY_LOGIN_REQUIRED', 'a flood of login cookies hiding a second login: no one (never the first one sent)')
 
   // Eve signed up at the provider with alice's address, never verified: no login as alice.
   const eve = await (await browser.newContext()).newPage()
