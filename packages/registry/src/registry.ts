@@ -15,7 +15,7 @@ import type { NormalizedRegistryOptions, RegistryOptions } from './options.js'
 import { TokenService } from './tokens.js'
 import type {
   ApiKeyRecord, ApiKeyRole, ListSessionsFilter, RegistryStats, RegistryStore, RevokeBounds, RevokeFilter, ServerRegistration,
-  SessionClaims, SessionRecord, SessionShare, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
+  CreateSessionResult, SessionClaims, SessionRecord, SessionShare, StatsOptions, StoreOperation, SweepResult, ValidationResult, RecheckResult
 } from './types.js'
 import {
   assertAudience, assertHost, assertId, assertIncarnation, assertInstanceName, assertMetadata, assertPort, assertProtocol, assertScopes, assertShareLevel,
@@ -342,7 +342,6 @@ export class Registry {
     if (extra.length > 0) throw new InvalidArgumentError('scopes', `the session has no ${extra.join(', ')} to share`)
     // The caller's quotas, as for a session (a share is one, in the store and against its limits).
     if (input.admit !== undefined) await input.admit(shared.serverName)
-    // (Two calls at once may pass this together: the cap is for people, the quotas for floods.)
     const live = await this.#counted('listSessions').listSessions({ sharedFrom: sessionId, limit: MAX_SHARES_PER_SESSION }, now)
     if (live.length >= MAX_SHARES_PER_SESSION) throw new TooManySharesError(MAX_SHARES_PER_SESSION)
     const exp = Math.min(Math.floor(shared.expiresAt / 1000), ttlSeconds === undefined ? Infinity : Math.ceil((now + ttlSeconds * 1000) / 1000))
@@ -353,8 +352,10 @@ export class Registry {
       userId: shared.userId,
       serverName: shared.serverName,
       serverType: shared.serverType,
-      // One of its own: a share never takes the shared session's place.
-      sessionKey: `${shared.sessionKey}#share:${id}`,
+      // One of MAX_SHARES_PER_SESSION slots, never the shared session's: the store keeps one live
+      // session per key (unique, in every store), so calls at once, across gateways on one
+      // MongoDB too, never fill more slots than there are. Set below.
+      sessionKey: '',
       scopes,
       ...(shareLevel !== 'link' && { shareLevel }),
       ...(audience !== undefined && { audience }),
@@ -367,7 +368,15 @@ export class Registry {
       ownerHash: shared.ownerHash,
       instanceId: shared.instanceId
     }
-    const result = await this.#counted('createSession').createSession(candidate, { rotate: false, now })
+    // The first free slot, from the one the count suggests: a slot whose share was revoked or
+    // expired is free again. A slot taken meanwhile answers with its live share: the next is tried.
+    let result: CreateSessionResult | null = null
+    for (let i = 0; i < MAX_SHARES_PER_SESSION && result === null; i++) {
+      candidate.sessionKey = `${shared.sessionKey}#share:${(live.length + i) % MAX_SHARES_PER_SESSION}`
+      const tried = await this.#counted('createSession').createSession({ ...candidate }, { rotate: false, now })
+      if (tried.created) result = tried
+    }
+    if (result === null) throw new TooManySharesError(MAX_SHARES_PER_SESSION)
     if (this.audit.enabled) {
       const s = result.session
       this.audit.emit('session.shared', { ...actorFields(input.actor), ...sessionFacts(s), sharedFrom: shared.sessionId, ...(person !== null && { person }) })

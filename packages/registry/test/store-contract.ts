@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
 import type { ProbeVerdict } from '../src/instances.js'
+import { MAX_SHARES_PER_SESSION } from '../src/registry.js'
 import type { Registry, RegistryConstructorOptions } from '../src/registry.js'
 import type { RegistryStore, SessionRecord } from '../src/types.js'
 import { fakeClock, makeRegistry } from './helpers.js'
@@ -79,6 +80,17 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal((await registry.validate(later.token)).valid, false)
     t.same(await registry.listShares(again.session.sessionId), [])
     t.same(session.valid && await registry.recheck(session.session), { valid: false, reason: 'revoked' }, 'a cached share rechecked: ended too')
+  })
+
+  t.test('shares asked for all at once stop at the cap', async (t) => {
+    const { registry } = await setup(t)
+    const own = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const answers = await Promise.allSettled(Array.from({ length: MAX_SHARES_PER_SESSION + 30 }, async () => await registry.shareSession({ sessionId: own.session.sessionId, shareLevel: 'link' })))
+    const made = answers.filter((a) => a.status === 'fulfilled').length
+    const live = (await registry.listSessions({ sharedFrom: own.session.sessionId, limit: 1000 })).length
+    t.equal(made, MAX_SHARES_PER_SESSION, `${made} made of ${answers.length} asked at once`)
+    t.equal(live, made, 'every one answered is live, no other')
+    t.ok(answers.every((a) => a.status === 'fulfilled' || (a.reason as { code?: string }).code === 'MCPGW_REGISTRY_TOO_MANY_SHARES'), 'the rest: 409 TOO_MANY_SHARES')
   })
 
   t.test('the same key returns the live session and the same token', async (t) => {
