@@ -30,7 +30,9 @@ function clientFields (request: FastifyRequest): Record<string, unknown> {
  * credential opened, with `via` the link's token or the session host's cookie.
  */
 export function auditOpened (audit: Audit, request: FastifyRequest, session: SessionRecord, via: 'link' | 'cookie'): void {
-  if (!audit.once('session.opened', session.sessionId)) return
+  // Once per session, and per person on a session bound to people (each viewer of a share).
+  const person = request.mcpPerson
+  if (!audit.once('session.opened', person === null ? session.sessionId : `${session.sessionId}\0${person.userId}`)) return
   audit.emit('session.opened', { ...sessionFields(session, request), ...clientFields(request), via })
 }
 

@@ -288,13 +288,15 @@ export class Registry {
       ownerHash,
       instanceId
     }
-    let result = await this.#counted('createSession').createSession(candidate, { rotate: input.rotate === true, now })
-    if (!result.created && (result.session.ownerHash !== ownerHash || grantsOtherThanAsked(result.session, candidate, input))) {
-      // The live session for this key was issued for an earlier holder of the server name
-      // (never hand its token to the new one), or grants other scopes or a longer life than
-      // this call asks for (a view-only link must not come back able to interact): it is
-      // replaced, and so revoked.
+    let result = await this.#counted('createSession').createSession(candidate, { rotate: false, now })
+    if (!result.created && (input.rotate === true || result.session.ownerHash !== ownerHash || grantsOtherThanAsked(result.session, candidate, input))) {
+      // Asked to rotate; or the live session for this key was issued for an earlier holder of the
+      // server name (never hand its token to the new one), or grants other scopes or a longer
+      // life than this call asks for (a view-only link must not come back able to interact): it
+      // is replaced, and so revoked, and its shares with it.
+      const replaced = result.session
       result = await this.#counted('createSession').createSession(candidate, { rotate: true, now })
+      if (result.created) await this.#endShares([replaced.sessionId], { actor: input.actor, reason: 'its session was replaced' }, now).catch(() => {})
     }
     if (result.created && this.audit.enabled) {
       const s = result.session
@@ -487,15 +489,19 @@ export class Registry {
     if (revoked > 0) {
       const by = given[0]!
       this.#auditRevoked(ending, by, context)
-      // A share ends with its session. (Validation refuses it anyway; this keeps listings and counts true.)
       const ended = 'sessionId' in checked ? [checked.sessionId] : 'sessionKey' in checked ? (ending ?? []).map((s) => s.sessionId) : []
-      for (const sessionId of ended) {
-        const shares = this.audit.enabled ? await this.listShares(sessionId).catch(() => null) : null
-        if (shares?.length === 0) continue
-        if (await this.#counted('revokeSessions').revokeSessions({ sharedFrom: sessionId }, now) > 0) this.#auditRevoked(shares, 'sharedFrom', context)
-      }
+      await this.#endShares(ended, context, now)
     }
     return revoked
+  }
+
+  /** A share ends with its session. (Validation refuses it anyway; this keeps listings and counts true.) */
+  async #endShares (sessionIds: readonly string[], context: AuditContext, now: number): Promise<void> {
+    for (const sessionId of sessionIds) {
+      const shares = this.audit.enabled ? await this.listShares(sessionId).catch(() => null) : null
+      if (shares?.length === 0) continue
+      if (await this.#counted('revokeSessions').revokeSessions({ sharedFrom: sessionId }, now) > 0) this.#auditRevoked(shares, 'sharedFrom', context)
+    }
   }
 
   #auditRevoked (sessions: SessionRecord[] | null, by: string, context: AuditContext): void {

@@ -79,6 +79,12 @@ export function storeContract (t: Test, makeStore: StoreFactory): void {
     t.equal(await registry.revoke({ sessionKey: again.session.sessionKey }), 1, 'by key: the session (its shares go with it, uncounted)')
     t.equal((await registry.validate(later.token)).valid, false)
     t.same(await registry.listShares(again.session.sessionId), [])
+    const third = await registry.createSession({ userId: 'alice', serverName: 'todoodles' })
+    const before = await registry.shareSession({ sessionId: third.session.sessionId, shareLevel: 'link' })
+    const rotated = await registry.createSession({ userId: 'alice', serverName: 'todoodles', rotate: true })
+    t.not(rotated.session.sessionId, third.session.sessionId)
+    t.equal((await registry.validate(before.token)).valid, false, 'replaced (rotate): its shares end')
+    t.same(await registry.listShares(third.session.sessionId), [], 'and are revoked in the store')
     t.same(session.valid && await registry.recheck(session.session), { valid: false, reason: 'revoked' }, 'a cached share rechecked: ended too')
   })
 
