@@ -80,6 +80,29 @@ t.test('path mode: the edge learns where to send an authenticated request and wh
   t.equal(cached.headers['cache-control'], 'max-age=1', 'an edge that keeps answers is told for how long')
 })
 
+t.test('a session bound to a person: the edge learns who is logged in, for the backend, and never the login cookie', async (t) => {
+  const store = new MemoryStore()
+  const registry = new Registry({ secret: SECRET, store, logins: true })
+  await registry.init()
+  const logins = { personOf: (request: { headers: { cookie?: string } }) => /mcpgw_test_login=alice/.test(request.headers.cookie ?? '') ? { userId: 'alice', label: 'alice' } : null }
+  const app = Fastify({ logger: false, frameworkErrors, clientErrorHandler, rewriteUrl: gatewayRewriteUrl({ forwardAuth: { key: KEY } }) })
+  t.teardown(async () => { await app.close(); await store.close() })
+  await app.register(mcpGateway, { registry, forwardAuth: { key: KEY }, logins: logins as never })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  const backend = await startBackend(t)
+  await registry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+  const { token } = await registry.createSession({ userId: 'alice', serverName: 'todo', shareLevel: 'owner' })
+  const host = `127.0.0.1:${port}`
+  const yes = await ask(port, { uri: `/mcp/${token}/`, host, headers: { cookie: 'mcpgw_test_login=alice; theirs=1' } })
+  t.equal(yes.status, 200)
+  t.equal(yes.headers['x-mcpgw-login-user'], 'alice', 'who is logged in, for the edge to pass on')
+  t.equal(yes.headers['x-mcpgw-request-cookie'], 'theirs=1', 'the login cookie is not the backend\'s')
+  const none = await ask(port, { uri: `/mcp/${token}/`, host, headers: { 'sec-fetch-mode': 'navigate' } })
+  t.same([none.status, JSON.parse(none.body).code], [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no login: a coded 401 the edge relays (never a redirect it would turn into a 500)')
+  t.equal(backend.seen.length, 0)
+})
+
 t.test('path mode: refusals are the proxy\'s own coded answers, and only the edge with the key is answered', async (t) => {
   const gw = await start(t, false)
   const host = `127.0.0.1:${gw.port}`

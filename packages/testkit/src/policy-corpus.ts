@@ -23,6 +23,8 @@ export const SPOOFED_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   'x-auth-request-email': 'root@example.com',
   'x-auth-request-groups': 'admins',
   'x-auth-request-preferred-username': 'root',
+  // The gateway's own: who is logged in, on a session bound to a person (none of these is).
+  'x-mcpgw-login-user': 'root',
   'remote-user': 'root',
   'x-remote-user': 'root'
 }
