@@ -9,7 +9,8 @@ export const GatewayUnauthorizedError = createError<Args<[]>>('MCPGW_SDK_UNAUTHO
 /** The key is good but does not act for this server name (a registrant key for other names). */
 export const GatewayKeyScopeError = createError<Args<[string]>>('MCPGW_SDK_KEY_SCOPE', 'The API key does not act for server %s: ask the gateway operator for a key that does (mcp-gw keys create --server <name>)', 403)
 /**
- * The gateway refused or failed a request: `gatewayStatus` and `gatewayCode` say how, and
+ * The gateway refused or failed a request: `gatewayStatus` and `gatewayCode` say how (and
+ * `gatewayMessage` why, also appended to the message), and
  * `retryAfterSeconds` when it said when to ask again (a quota: MCPGW_REGISTRY_RATE_LIMITED,
  * MCPGW_REGISTRY_SERVER_QUOTA). A refusal is never mistaken for an unreachable gateway.
  */

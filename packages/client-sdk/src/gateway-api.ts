@@ -291,11 +291,16 @@ export class GatewayApi {
     if (code === 'MCPGW_API_KEY_SCOPE') throw new GatewayKeyScopeError(serverName)
     if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
       const retryAfter = Number(res.headers.get('retry-after') ?? '')
-      throw Object.assign(new GatewayRequestError(res.status, code ?? ''), {
+      // Its reason, as it said it (the gateway's messages never repeat what a caller sent).
+      const said = typeof payload === 'object' && payload !== null && 'message' in payload && typeof payload.message === 'string' && /^[\x20-\x7e]{1,300}$/.test(payload.message) ? payload.message : undefined
+      const err = Object.assign(new GatewayRequestError(res.status, code ?? ''), {
         gatewayCode: code ?? '',
         gatewayStatus: res.status,
+        ...(said !== undefined && { gatewayMessage: said }),
         ...(Number.isInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter })
       })
+      if (said !== undefined) err.message += `: ${said}`
+      throw err
     }
     return payload
   }

@@ -343,7 +343,8 @@ t.test('shareSession: a link of its own for another person, view-only by default
   const anyoneRead = await gw.app.mcpRegistry.validate(anyone.token)
   t.same(anyoneRead.valid && [anyoneRead.session.scopes, anyoneRead.session.shareLevel, anyoneRead.session.share?.with], [['view', 'interact'], 'authenticated', null], 'an interactive share for anyone logged in')
   const again = client.shareSession(share.sessionId!, { person: 'carol' })
-  await t.rejects(again, { code: 'MCPGW_SDK_REQUEST_FAILED', gatewayCode: 'MCPGW_REGISTRY_INVALID_ARGUMENT' }, 'the gateway\'s refusal (a share shared again), as it said')
+  await t.rejects(again, { code: 'MCPGW_SDK_REQUEST_FAILED', gatewayCode: 'MCPGW_REGISTRY_INVALID_ARGUMENT', gatewayMessage: /a share cannot be shared again/, message: /answered 400 MCPGW_REGISTRY_INVALID_ARGUMENT: Invalid sessionId: a share cannot be shared again/ },
+    'the gateway\'s refusal (a share shared again), with its reason, as it said')
   t.equal(await client.revokeSession({ sessionId: share.sessionId! }), 1)
   t.equal((await gw.app.mcpRegistry.validate(share.token)).valid, false, 'revoked')
   const direct = createGatewayClient({ serverName: 'todoodles', env: {}, logger: quietLogger() })
