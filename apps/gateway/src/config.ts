@@ -123,6 +123,11 @@ export interface OidcConfig {
 
 export { ConfigError }
 
+/** The login settings' shapes: a header name, the claim naming a person, the claim listing their groups. */
+const HEADER_NAME = { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' } as const
+const USER_CLAIM = { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$' } as const
+const GROUPS_CLAIM = { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$' } as const
+
 const schema = {
   type: 'object',
   properties: {
@@ -163,18 +168,18 @@ const schema = {
     MCP_WEB_UI_OIDC_CLIENT_ID: { type: 'string', minLength: 1 },
     MCP_WEB_UI_OIDC_CLIENT_SECRET: { type: 'string', minLength: 1 },
     MCP_WEB_UI_OIDC_SCOPES: { type: 'string', pattern: '(^|\\s)openid(\\s|$)', default: 'openid email profile' },
-    MCP_WEB_UI_OIDC_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'sub' },
-    MCP_WEB_UI_OIDC_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$' },
+    MCP_WEB_UI_OIDC_USER_CLAIM: { ...USER_CLAIM, default: 'sub' },
+    MCP_WEB_UI_OIDC_GROUPS_CLAIM: GROUPS_CLAIM,
     MCP_WEB_UI_LOGIN_HOURS: { type: 'number', exclusiveMinimum: 0, maximum: 720, default: 8 },
     MCP_WEB_UI_MAX_SHARE_LEVEL: { type: 'string', enum: [...SHARE_LEVELS] },
-    MCP_WEB_UI_LOGIN_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
-    MCP_WEB_UI_LOGIN_JWT_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    MCP_WEB_UI_LOGIN_HEADER: HEADER_NAME,
+    MCP_WEB_UI_LOGIN_JWT_HEADER: HEADER_NAME,
     MCP_WEB_UI_LOGIN_JWKS_URL: { type: 'string', pattern: '^https?://[^/?#]+(/[^#]*)?$' },
     MCP_WEB_UI_LOGIN_JWT_ISSUER: { type: 'string', minLength: 1 },
     MCP_WEB_UI_LOGIN_JWT_AUDIENCE: { type: 'string', minLength: 1 },
-    MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$', default: 'email' },
-    MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: { type: 'string', pattern: '^[A-Za-z0-9_:./-]{1,128}$', default: 'groups' },
-    MCP_WEB_UI_LOGIN_GROUPS_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    MCP_WEB_UI_LOGIN_JWT_USER_CLAIM: { ...USER_CLAIM, default: 'email' },
+    MCP_WEB_UI_LOGIN_JWT_GROUPS_CLAIM: { ...GROUPS_CLAIM, default: 'groups' },
+    MCP_WEB_UI_LOGIN_GROUPS_HEADER: HEADER_NAME,
     MCP_WEB_UI_LOGIN_EMAIL_VERIFIED: { type: 'boolean', default: false },
     DEBUG: { type: 'string' }
   }
