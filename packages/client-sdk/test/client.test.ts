@@ -203,13 +203,20 @@ t.test('an unreachable gateway: a typed error, then registration when it appears
 
 t.test('startWebUI binds a free port in the range without touching the busy ones', async (t) => {
   const { freePort } = await import('@mcp-gw/testkit')
-  const base = await freePort()
-  const busy: Server[] = []
+  let base = 0
+  let busy: Server[] = []
   let touched = 0
-  for (const port of [base, base + 1]) {
-    const server = createServer(() => { touched++ })
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve) }).catch(() => {})
-    busy.push(server)
+  // Two ports in a row that this test holds: another test may take base + 1 first (tests run
+  // side by side), and then a fresh base is tried (at most ten times).
+  for (let attempt = 0; attempt < 10 && busy.filter((s) => s.listening).length < 2; attempt++) {
+    for (const s of busy) s.close()
+    busy = []
+    base = await freePort()
+    for (const port of [base, base + 1]) {
+      const server = createServer(() => { touched++ })
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve) }).catch(() => {})
+      busy.push(server)
+    }
   }
   t.teardown(() => { for (const s of busy) s.close() })
   const occupied = busy.filter((s) => s.listening).length
