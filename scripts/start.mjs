@@ -1,6 +1,6 @@
 // `pnpm start`: builds the gateway (turbo, cached), then runs it in this very process, so the
-// terminal's Ctrl-C reaches the gateway itself (no shell or nested pnpm between them to die of
-// it) and a clean stop exits 0.
+// terminal's Ctrl-C reaches the gateway itself (no nested pnpm between them to die of it; pnpm
+// runs scripts in its own shell, shellEmulator in pnpm-workspace.yaml) and a clean stop exits 0.
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 

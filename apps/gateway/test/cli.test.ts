@@ -73,10 +73,10 @@ t.test('boot errors say what to do: a bad value by example or by its values, a t
 })
 
 /** Starts `mcp-gw start` with `command` around it; resolves once the start's summary is on its screen. */
-async function startForPeople (t: Test, command: string[], env: Record<string, string>): Promise<{ child: ChildProcessWithoutNullStreams, screen: () => string, port: number, dataDir: string }> {
+async function startForPeople (t: Test, command: string[], env: Record<string, string>, cwd?: string): Promise<{ child: ChildProcessWithoutNullStreams, screen: () => string, port: number, dataDir: string }> {
   const port = await freePort()
   const dataDir = join(t.testdir(), 'state')
-  const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123', MCP_WEB_UI_DATA_DIR: dataDir, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(command[0]!, command.slice(1), { cwd, env: { ...process.env, MCP_WEB_UI_GATEWAY_PORT: String(port), MCP_WEB_UI_JWT_SECRET: 'cli-test-jwt-secret-0123456789abcdef0123', MCP_WEB_UI_DATA_DIR: dataDir, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let screen = ''
   child.stdout.on('data', (c: Buffer) => { screen += c.toString() })
@@ -117,6 +117,24 @@ t.test('on a terminal, lines for people without being asked; Ctrl-C exits 0', { 
   child.stdin.write('\x03')
   const [code] = await within(15_000, 'the gateway exiting on Ctrl-C', once(child, 'exit')) as [number | null]
   t.equal(code, 0, `Ctrl-C: a clean stop (the screen: ${screen()})`)
+})
+
+// The pnpm running this suite (`pnpm test` names itself in npm_execpath), else one on the PATH.
+const pnpmCli = /pnpm\.c?js$/.test(process.env.npm_execpath ?? '') ? `'${process.execPath}' '${process.env.npm_execpath!}'` : 'pnpm'
+const pnpmProbe = spawnSync('/bin/sh', ['-c', `${pnpmCli} --version`], { stdio: 'ignore', timeout: 20_000 })
+// CI always has pnpm: there a missing one fails the test instead of skipping it.
+const noPnpm = pnpmProbe.status === 0 || process.env.CI === 'true' ? false : 'no pnpm here (the README\'s start command needs it)'
+
+t.test('`pnpm start` on a terminal: Ctrl-C exits 0, with no ELIFECYCLE line', { skip: noPty || noPnpm }, async (t) => {
+  // The README's start command, in the workspace root: pnpm, its script runner, then the gateway.
+  // The terminal's Ctrl-C reaches all of them; before the fix /bin/sh between pnpm and node died
+  // of it, and pnpm said `ELIFECYCLE Command failed.` and exited by SIGINT.
+  const root = fileURLToPath(new URL('../../../', import.meta.url))
+  const { child, screen } = await startForPeople(t, ['script', '-qfec', `exec ${pnpmCli} start`, '/dev/null'], { SHELL: '/bin/sh' }, root)
+  child.stdin.write('\x03')
+  const [code, signal] = await within(15_000, 'pnpm start exiting on Ctrl-C', once(child, 'exit')) as [number | null, string | null]
+  t.same([code, signal], [0, null], `Ctrl-C: a clean stop (the screen: ${screen()})`)
+  t.notMatch(screen(), /Command failed|ERR_PNPM/, `no error lines (the screen: ${screen()})`)
 })
 
 t.test('the dashboard\'s port taken: the gateway says so, serves on, and stops cleanly', async (t) => {
