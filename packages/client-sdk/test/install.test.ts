@@ -81,6 +81,25 @@ function npmFailure (err: Error & { output?: string }): string {
   return err.message
 }
 
+// The README's whole server is the first thing an MCP server author copies: what mcp-gw adds to
+// it stays small. Counted as the lines (comments and blank lines aside) that import the SDK,
+// name one of its exports, or use a value one of them made (`const gateway = createGatewayClient(`).
+t.test("the README's whole server: at most 11 lines are mcp-gw's", async (t) => {
+  const code = snippet('whole-server', 'ts').split('\n').map((line) => line.replace(/\/\/.*$/, '').trim()).filter((line) => line !== '')
+  const imported = /^import \{([^}]+)\} from '@mcp-gw\/client-sdk'$/.exec(code[0]!)
+  t.ok(imported, 'the snippet starts by importing the SDK')
+  const exports = imported![1]!.split(',').map((name) => name.trim())
+  const made = code.flatMap((line) => {
+    const bound = /^const (\w+) = (?:await )?(\w+)\(/.exec(line)
+    return bound !== null && exports.includes(bound[2]!) ? [bound[1]!] : []
+  })
+  t.same(made.sort(), ['app', 'gateway', 'ui'], 'the values the SDK makes: its client, its UI server, its MCP Apps bridge')
+  const names = new RegExp(`\\b(${[...exports, ...made].join('|')})\\b`)
+  // Names in code, not in strings (the page's `app.js` is not the bridge).
+  const ours = code.filter((line) => line.startsWith('import {') ? line.includes('@mcp-gw/') : names.test(line.replace(/(['"`])(?:\\.|(?!\1).)*\1/g, '""')))
+  t.ok(ours.length <= 11, `${ours.length} lines of mcp-gw in the whole server:\n${ours.join('\n')}`)
+})
+
 t.test("the README's install lines install the SDK from its tarball alone, and its whole server runs", async (t) => {
   const { setup, pack, install } = installLines()
   t.equal(setup, `npx -y ${pnpmPin} install && npx -y ${pnpmPin} build`, 'the checkout is set up as the main README does (pnpm test did it before this test: running it here would rebuild under the other tests)')
