@@ -56,6 +56,8 @@ export interface GatewayConfig {
   debug: boolean
   /** One log line per request (Fastify's request logging). Off by default, on with DEBUG. */
   accessLog: boolean
+  /** Path mode: a browser's page load swaps the link for a cookie under the session's label. */
+  pathLinkSwap: boolean
   /** Log lines for people (pino-pretty) or JSON; undefined: for people on a terminal, JSON otherwise. */
   logFormat: 'pretty' | 'json' | undefined
   drainTimeoutMs: number
@@ -157,6 +159,7 @@ const schema = {
     MCP_WEB_UI_MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
     MCP_WEB_UI_MAX_BODY_BYTES: { type: 'integer', minimum: 0, default: 1024 * 1024 * 1024 },
     MCP_WEB_UI_ACCESS_LOG: { type: 'string', enum: ['true', 'false'] },
+    MCP_WEB_UI_PATH_LINK_SWAP: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_LOG_FORMAT: { type: 'string', enum: ['pretty', 'json'] },
     MCP_WEB_UI_REUSE_PORT: { type: 'string', enum: ['true', 'false'] },
     MCP_WEB_UI_FORWARD_AUTH_KEY: { type: 'string' },
@@ -193,6 +196,7 @@ const PROXY_OPTION_VARIABLES: Record<string, string> = {
   forwardAuth: 'MCP_WEB_UI_FORWARD_AUTH_KEY',
   maxBodyBytes: 'MCP_WEB_UI_MAX_BODY_BYTES',
   drainTimeoutMs: 'MCP_WEB_UI_DRAIN_TIMEOUT_MS',
+  pathLinkSwap: 'MCP_WEB_UI_PATH_LINK_SWAP',
   wsAllowedOrigins: 'MCP_WEB_UI_CORS_ORIGINS'
 }
 
@@ -206,6 +210,7 @@ export function proxyOptionsOf (config: GatewayConfig): McpGatewayOptions {
     maxBodyBytes: config.maxBodyBytes,
     drainTimeoutMs: config.drainTimeoutMs,
     wsAllowedOrigins: config.corsOrigins,
+    pathLinkSwap: config.pathLinkSwap,
     ...(config.wildcardUrl !== undefined && { isolation: { wildcardUrl: config.wildcardUrl } }),
     ...(config.frameAncestors !== undefined && { frameAncestors: config.frameAncestors }),
     ...(config.forwardAuthKey !== undefined && { forwardAuth: { key: config.forwardAuthKey } })
@@ -339,6 +344,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     trustProxy: trustProxy(raw.MCP_WEB_UI_TRUST_PROXY as string | undefined),
     debug: raw.DEBUG === 'true',
     accessLog: raw.MCP_WEB_UI_ACCESS_LOG === undefined ? raw.DEBUG === 'true' : raw.MCP_WEB_UI_ACCESS_LOG === 'true',
+    pathLinkSwap: raw.MCP_WEB_UI_PATH_LINK_SWAP !== 'false',
     logFormat: raw.MCP_WEB_UI_LOG_FORMAT as 'pretty' | 'json' | undefined,
     drainTimeoutMs: raw.MCP_WEB_UI_DRAIN_TIMEOUT_MS as number,
     headersTimeoutMs: raw.MCP_WEB_UI_HEADERS_TIMEOUT_MS as number,

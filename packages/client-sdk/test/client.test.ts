@@ -281,6 +281,7 @@ t.test('nothing is ever written to stdout (a stdio MCP server speaks JSON-RPC th
 
 t.test('publicBasePath follows X-Forwarded-Prefix', async (t) => {
   t.equal(publicBasePath({ 'x-forwarded-prefix': '/mcp/abc.def.ghi' }), '/mcp/abc.def.ghi/')
+  t.equal(publicBasePath({ 'x-forwarded-prefix': '/mcp/s/_nVJzBtmQYeZras-8vJJFI' }), '/mcp/s/_nVJzBtmQYeZras-8vJJFI/', 'a page opened from its link: under its label')
   t.equal(publicBasePath({}), '/')
   t.equal(publicBasePath({ 'x-forwarded-prefix': 'javascript:alert(1)' }), '/')
   t.equal(publicBasePath({ 'x-forwarded-prefix': '/a\r\nSet-Cookie: x' }), '/')

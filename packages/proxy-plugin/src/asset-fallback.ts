@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
 import { parseTarget } from './request-target.js'
+import { labelPrefix } from './path-link.js'
 
 /**
  * A session page at `<prefix>/<token>/` that asks for `/static/app.css` reaches
@@ -36,14 +37,18 @@ export async function assetRedirect (
     return false
   }
   if (target === null) return false
-  try {
-    await authenticator.sessions.get(target.token)
-  } catch {
-    return false
+  if (target.label === undefined) {
+    try {
+      await authenticator.sessions.get(target.token)
+    } catch {
+      return false
+    }
   }
+  // (Under a label there is nothing to check here: the asset's path gets no cookie of the
+  // label's, and the URL it is sent to opens only with that cookie.)
   reply
     .code(307)
-    .header('location', `${prefix}/${target.token}${url}`)
+    .header('location', `${target.label === undefined ? `${prefix}/${target.token}` : labelPrefix(prefix, target.label)}${url}`)
     .header('referrer-policy', 'same-origin')
     // The answer depends on who asks: never cache it.
     .header('cache-control', 'no-store')

@@ -41,6 +41,7 @@ export const ServiceWorkerRefusedError = createError<Args<[]>>('MCPGW_PROXY_SERV
 export const ForwardAuthDeniedError = createError<Args<[]>>('MCPGW_PROXY_FORWARD_AUTH_DENIED', 'Forward-auth requests need the edge key and the original method, URI and Host', 403, Error, NO_STACK)
 export const EndedListError = createError<Args<[]>>('MCPGW_PROXY_FORWARD_AUTH_BAD_LIST', 'An edge asks which sessions ended with text/plain: up to 1000 session tokens, one per line', 400, Error, NO_STACK)
 export const FrameUnboundError = createError<Args<[]>>('MCPGW_PROXY_FRAME_UNBOUND', 'In another site\'s frame, a session page opens only through its link: open the link again', 403, Error, NO_STACK)
+export const LinkNotOpenedHereError = createError<Args<[]>>('MCPGW_PROXY_LINK_NOT_OPENED_HERE', 'This address opens a session only in the browser that opened its link: open the link again', 401, Error, NO_STACK)
 export const CrossSiteRequestError = createError<Args<[]>>('MCPGW_PROXY_CROSS_SITE', 'Another site started this request: only navigations reach a session from elsewhere', 403, Error, NO_STACK)
 export const LoginRequiredError = createError<Args<[]>>('MCPGW_PROXY_LOGIN_REQUIRED', 'This link opens only for a person logged in to the gateway: log in, then open it again', 401, Error, NO_STACK)
 /**

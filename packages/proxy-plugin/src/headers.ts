@@ -6,6 +6,7 @@ import type { RegistrantProofs } from './authenticator.js'
 import type { LoggedInPerson } from './logins.js'
 import type { NormalizedProxyOptions } from './options.js'
 import { backendPath, parseTarget, withoutParam } from './request-target.js'
+import { labelPrefix, pathLabel } from './path-link.js'
 
 /**
  * What a backend is told about the request, and what the browser is told about
@@ -14,6 +15,8 @@ import { backendPath, parseTarget, withoutParam } from './request-target.js'
  */
 export interface ForwardContext {
   token: string
+  /** Path mode, a request that came by the session's label (its cookie held the token). */
+  label: string | undefined
   prefix: string
   forwardToken: boolean
   /** X-Forwarded-For to send on: trusted hops kept, in order, ending with our peer. */
@@ -48,6 +51,7 @@ export function forwardContext (request: FastifyRequest, options: Pick<Normalize
   const peer = request.socket.remoteAddress ?? ''
   return {
     token: request.mcpTarget!.token,
+    label: request.mcpTarget!.label,
     prefix: options.prefix,
     forwardToken: options.forwardToken,
     forwardedFor: ips === undefined || ips.length <= 1 ? peer : [...ips].reverse().join(', '),
@@ -185,7 +189,8 @@ export function rewriteRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwar
   out['x-forwarded-proto'] = ctx.proto
   if (ctx.host !== undefined) out['x-forwarded-host'] = ctx.host
   // On a session host the backend's `/` is the browser's `/`: no prefix to tell it about.
-  if (ctx.sessionCookie === null) out['x-forwarded-prefix'] = ctx.prefix + '/' + ctx.token
+  // In path mode, where the browser is: under the session's label once its link was swapped.
+  if (ctx.sessionCookie === null) out['x-forwarded-prefix'] = ctx.label === undefined ? ctx.prefix + '/' + ctx.token : labelPrefix(ctx.prefix, ctx.label)
   out['x-mcpgw-user-id'] = encodeURIComponent(ctx.session.userId)
   out['x-mcpgw-session-id'] = ctx.session.sessionId
   out['x-mcpgw-server-type'] = ctx.session.serverType
@@ -227,7 +232,8 @@ function rewriteReferer (referer: string, ctx: ForwardContext): string | undefin
     return undefined
   }
   if (target === null) return JWT_SHAPED.test(referer) ? undefined : referer
-  if (target.token !== ctx.token) return undefined
+  // A page of this session, under its link or its label; any other session's is dropped.
+  if (target.label === undefined ? target.token !== ctx.token : target.label !== (ctx.label ?? pathLabel(ctx.token))) return undefined
   return backendOrigin(ctx.backend) + backendPath(target, ctx.forwardToken)
 }
 
@@ -273,7 +279,7 @@ type ResponseHeaders = Record<string, string | string[] | number | undefined>
  * Names are lower case (as Node and undici give them). Returns a new object:
  * dropping keys from the given one would turn it into a slow dictionary.
  */
-export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors' | 'opaqueOrigin' | 'frameTicket'>, switching = false): Record<string, string | string[] | number> {
+export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<ForwardContext, 'token' | 'label' | 'prefix' | 'backend' | 'sessionCookie' | 'frameAncestors' | 'opaqueOrigin' | 'frameTicket'>, switching = false): Record<string, string | string[] | number> {
   const out: Record<string, string | string[] | number> = {}
   const listed = connectionListed(headers.connection as string | string[] | undefined)
   for (const name of Object.keys(headers)) {
@@ -286,7 +292,7 @@ export function rewriteResponseHeaders (headers: ResponseHeaders, ctx: Pick<Forw
   if (switching && out.connection !== undefined) out.connection = 'Upgrade'
   // Path mode: everything is under the session's prefix. On a session host the backend has an
   // origin of its own, as on a direct connection: no prefix, and its own Referrer-Policy.
-  const base = ctx.sessionCookie === null ? `${ctx.prefix}/${ctx.token}` : null
+  const base = ctx.sessionCookie !== null ? null : ctx.label === undefined ? `${ctx.prefix}/${ctx.token}` : labelPrefix(ctx.prefix, ctx.label)
 
   const location = out.location
   if (location !== undefined) {

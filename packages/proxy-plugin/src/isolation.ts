@@ -135,7 +135,7 @@ const MAX_COOKIE_CANDIDATES = 16
  * and empty ones are skipped rather than refused, so planting one cannot lock a user out.
  * (A cookie library's parse keeps one value per name and would let a planted one win.)
  */
-function gatewayCookies (header: string | undefined, name: string): string[] {
+export function gatewayCookies (header: string | undefined, name: string): string[] {
   if (header === undefined || !header.includes(name)) return []
   const values: string[] = []
   for (const pair of header.split(';')) {

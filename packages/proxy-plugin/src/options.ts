@@ -54,6 +54,13 @@ export interface ProxyOptions {
    * have an opaque origin, above which browsers refuse every source).
    */
   frameAncestors?: string[]
+  /**
+   * Path mode: a browser that loads a session's link (`<prefix>/<token>/`) as a page is sent to
+   * `<prefix>/s/<label>/`, the credential swapped for an HttpOnly cookie on that path, so no
+   * address bar, history entry, Referer or backend header holds it. Other clients (scripts, an
+   * edge's forward-auth, another site's frame) keep using the link. Default true.
+   */
+  pathLinkSwap?: boolean
   /** Redirect absolute-path requests (`/static/app.css`) from a session page into its prefix. Default true. */
   assetFallback?: boolean
   /**
@@ -108,6 +115,7 @@ export interface NormalizedProxyOptions {
   /** The `Content-Security-Policy` value every proxied answer carries. */
   readonly frameAncestors: string
   readonly assetFallback: boolean
+  readonly pathLinkSwap: boolean
   readonly maxBodyBytes: number
   readonly isolation: WildcardUrl | null
   /** The edge's forward-auth key; null when forward-auth is off. */
@@ -226,6 +234,7 @@ export function validateOptions (options: ProxyOptions = {}): NormalizedProxyOpt
     wsAllowedOrigins,
     frameAncestors: frameAncestorsPolicy(options.frameAncestors),
     assetFallback: bool('assetFallback', options.assetFallback, true),
+    pathLinkSwap: bool('pathLinkSwap', options.pathLinkSwap, true),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, 0, 0),
     isolation,
     forwardAuthKey: forwardAuthOption(options.forwardAuth),

@@ -2,7 +2,15 @@ import { BadPathError, MalformedTokenError, MissingTokenError } from './errors.j
 
 /** What a gateway URL says: the token, and the path and query meant for the backend. */
 export interface RequestTarget {
+  /** The credential: from the URL, or (for a `<prefix>/s/<label>/` URL) the cookie that opened it. */
   token: string
+  /**
+   * Path mode, a URL without its credential (`<prefix>/s/<label>/...`, where the link's swap
+   * sent the browser): the session's path label, whose cookie holds the credential.
+   */
+  label?: string
+  /** With `label`: the gateway cookies the browser sent for this path, to try in order. */
+  candidates?: string[]
   /** Starts with `/`; empty when the URL stopped right after the token (redirect to add the slash). */
   path: string
   /** Starts with `?`, or is empty. */
@@ -46,8 +54,14 @@ export function canonicalPath (url: string): string {
   return queryAt === -1 ? canonical : canonical + url.slice(queryAt)
 }
 
+/** The path segment after the prefix that names a session by its path label: `<prefix>/s/<label>/`. */
+export const PATH_LABEL_SEGMENT = 's'
+/** A path label: 22 base64url characters (128 bits of an HMAC keyed by the session's credential). */
+export const PATH_LABEL = /^[A-Za-z0-9_-]{22}$/
+
 /**
- * Splits `<prefix>/<token><path>?<query>` taken from the raw request line.
+ * Splits `<prefix>/<token><path>?<query>` taken from the raw request line, or
+ * `<prefix>/s/<label><path>?<query>` (then `token` is empty: the cookie holds it).
  * Returns null when the URL is not under the prefix at all.
  */
 export function parseTarget (rawUrl: string, prefix: string): RequestTarget | null {
@@ -70,6 +84,15 @@ export function parseTarget (rawUrl: string, prefix: string): RequestTarget | nu
   if (tokenEnd === -1 || tokenEnd > pathEnd) tokenEnd = pathEnd
   const token = url.slice(start, tokenEnd)
   if (token.length === 0) throw new MissingTokenError()
+  if (token === PATH_LABEL_SEGMENT) {
+    let labelEnd = url.indexOf('/', tokenEnd + 1)
+    if (labelEnd === -1 || labelEnd > pathEnd) labelEnd = pathEnd
+    const label = url.slice(tokenEnd + 1, labelEnd)
+    if (!PATH_LABEL.test(label)) throw new MalformedTokenError()
+    const path = url.slice(labelEnd, pathEnd)
+    if (climbs(path)) throw new BadPathError()
+    return { token: '', label, path, search: queryAt === -1 ? '' : url.slice(queryAt) }
+  }
   if (!TOKEN_CHARS.test(token)) throw new MalformedTokenError()
   const path = url.slice(tokenEnd, pathEnd)
   if (climbs(path)) throw new BadPathError()
@@ -114,7 +137,8 @@ const JWT_SHAPED = /[\w%-]{10,}(?:\.|%2[eE])[\w%-]{10,}(?:\.|%2[eE])[\w%-]*/g
  */
 export function redactUrl (rawUrl: string, prefix: string): string {
   let url = canonicalPath(rawUrl).replace(JWT_SHAPED, '[redacted]')
-  if (url.startsWith(`${prefix}/`)) {
+  // A path label (`<prefix>/s/<label>/`) is no credential: it opens nothing without its cookie.
+  if (url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}/${PATH_LABEL_SEGMENT}/`)) {
     const start = prefix.length + 1
     let end = url.length
     for (const stop of ['/', '?']) {

@@ -4,17 +4,18 @@ import fp from 'fastify-plugin'
 import { Authenticator } from './authenticator.js'
 import { inAudience, sessionHostLabel } from '@mcp-gw/protocol'
 import { serialize as serializeCookie } from 'cookie'
-import { BadPathError, FrameUnboundError, InvalidOptionError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
+import { BadPathError, FrameUnboundError, InvalidOptionError, LinkNotOpenedHereError, LoginRequiredError, NotYourSessionError, ScopeDeniedError, WrongSessionHostError } from './errors.js'
 import { isPageNavigation } from './logins.js'
 import type { LoggedInPerson, LoginPlace } from './logins.js'
-import { frameTicket, frameTicketOpens, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
+import { frameTicket, frameTicketOpens, gatewayCookies, isolatedTarget, sessionCookieAttributes, sessionCookieName, withFrameTicket } from './isolation.js'
 import type { IsolatedTarget } from './isolation.js'
 import { sendError } from './error-reply.js'
 import { fetchRefusal, framedByOtherSite } from './fetch-metadata.js'
 import { asBackendsReadIt, servesOpaqueOrigins } from './headers.js'
 import { checkPrefix, validateOptions } from './options.js'
 import type { NormalizedProxyOptions, ProxyOptions } from './options.js'
-import { parseTarget } from './request-target.js'
+import { parseTarget, stripTokenFromQuery } from './request-target.js'
+import { labelPrefix, PATH_COOKIE, pathLabel, swapsPathLink } from './path-link.js'
 import { edgeMaxAge, forwardAuthOf } from './forward-auth.js'
 import type { RequestTarget } from './request-target.js'
 import { auditOpened, auditRefusal } from './audit.js'
@@ -79,6 +80,18 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     }
     return label === onHost.label
   }
+  // Path mode: one HMAC per credential, not per request.
+  const pathLabels = new WeakMap<SessionRecord, { token: string, label: string }>()
+  const pathLabelOf = (session: SessionRecord, token: string): string => {
+    const known = pathLabels.get(session)
+    if (known !== undefined && known.token === token) return known.label
+    const label = pathLabel(token)
+    pathLabels.set(session, { token, label })
+    return label
+  }
+  /** Whether this request, which came with the link, is a page load whose link is swapped for the label's cookie. */
+  const swapsLink = (request: FastifyRequest, target: RequestTarget): boolean =>
+    isolation === null && options.pathLinkSwap && target.label === undefined && swapsPathLink(request)
 
   // A backend that re-registers (say, restarted on a new port) is routed to at once.
   const unsubscribe = authenticator.registry.onServerChange((_serverName, instanceId) => authenticator.routes.delete(instanceId))
@@ -123,6 +136,35 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     throw refusal ?? new WrongSessionHostError()
   }
 
+  /** Path mode, a label URL: the cached session of the first cookie whose credential has this label. */
+  function byLabelCached (target: RequestTarget): SessionRecord | undefined {
+    for (const token of target.candidates!) {
+      const session = sessions.peek(token)
+      if (session !== undefined && pathLabelOf(session, token) === target.label) {
+        target.token = token
+        return session
+      }
+    }
+    return undefined
+  }
+
+  /** The same, checked against the store; the first refusal when none opens it. */
+  async function byLabelLoaded (target: RequestTarget, maxAgeMs: number | undefined): Promise<SessionRecord> {
+    let refusal: unknown
+    for (const token of target.candidates!) {
+      try {
+        const session = await sessions.get(token, maxAgeMs)
+        if (pathLabelOf(session, token) === target.label) {
+          target.token = token
+          return session
+        }
+      } catch (err) {
+        refusal ??= err
+      }
+    }
+    throw refusal ?? new LinkNotOpenedHereError()
+  }
+
   /** admit() after a store lookup: anything it throws is the request's error, never an unhandled rejection. */
   function admitLoaded (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction): void {
     try {
@@ -152,9 +194,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         .header('referrer-policy', 'no-referrer').header('cache-control', 'no-store').send()
       return
     }
-    // (A link on a session host is swapped for the host's cookie first: the login that follows
-    // then never carries the link. The swap reaches no backend.)
-    if (level !== 'link' && onHost?.fromLink !== true) {
+    // (A link on a session host, or a path-mode link a browser loads as a page, is swapped for
+    // a cookie first: the login that follows then never carries the link. The swap reaches no backend.)
+    if (level !== 'link' && onHost?.fromLink !== true && !swapsLink(request, target)) {
       // Bound to a person: the link alone opens nothing (here for pages, WebSocket upgrades,
       // event streams and forward-auth questions alike, all of which pass this hook).
       const place = { sessionHost: onHost === null ? null : onHost.label }
@@ -228,10 +270,27 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
           .send()
         return
       }
-    } else if (audit.enabled) auditOpened(audit, request, session, 'link')
+    } else {
+      if (audit.enabled) auditOpened(audit, request, session, target.label === undefined ? 'link' : 'cookie')
+      if (swapsLink(request, target)) {
+        // The link's credential, once per browser: swapped for an HttpOnly cookie on the path of
+        // the session's label, and the page sent to the same place under that label.
+        const label = pathLabelOf(session, target.token)
+        const at = labelPrefix(prefix, label)
+        const maxAge = Math.max(1, Math.floor((session.expiresAt - options.now()) / 1000))
+        reply.code(303)
+          .header('set-cookie', serializeCookie(PATH_COOKIE, target.token, { httpOnly: true, path: at, sameSite: 'lax', secure: request.protocol === 'https', maxAge }))
+          .header('location', at + (target.path === '' ? '/' : target.path) + stripTokenFromQuery(target.search, target.token))
+          .header('referrer-policy', 'no-referrer')
+          .header('cache-control', 'no-store')
+          .send()
+        return
+      }
+    }
     if (isolation === null && target.path === '') {
-      // `<prefix>/<token>` -> `<prefix>/<token>/`, so the page's relative URLs resolve under the token.
-      reply.code(308).header('location', `${prefix}/${target.token}/${target.search}`).header('referrer-policy', 'same-origin').send()
+      // `<prefix>/<token>` -> `<prefix>/<token>/`, so the page's relative URLs resolve under the token (or label).
+      const at = target.label === undefined ? `${prefix}/${target.token}` : labelPrefix(prefix, target.label)
+      reply.code(308).header('location', `${at}/${target.search}`).header('referrer-policy', 'same-origin').send()
       return
     }
     authenticator.touch(session)
@@ -270,6 +329,31 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         return
       }
       onHostLoaded(onHost, maxAgeMs).then((session) => {
+        request.mcpSession = session
+        admitLoaded(request, reply, target, done)
+      }, done)
+      return
+    }
+    if (target.label !== undefined) {
+      // A URL without its credential: the cookie the link's swap set on this label's path holds
+      // it. A cookie makes it what a session host is: only navigations from elsewhere.
+      const refusedHere = fetchRefusal(request.headers, request.method, true)
+      if (refusedHere !== null) {
+        done(refusedHere)
+        return
+      }
+      target.candidates = gatewayCookies(request.headers.cookie, PATH_COOKIE)
+      if (target.candidates.length === 0) {
+        done(new LinkNotOpenedHereError())
+        return
+      }
+      const cachedByLabel = maxAgeMs === undefined ? byLabelCached(target) : undefined
+      if (cachedByLabel !== undefined) {
+        request.mcpSession = cachedByLabel
+        admit(request, reply, target, done)
+        return
+      }
+      byLabelLoaded(target, maxAgeMs).then((session) => {
         request.mcpSession = session
         admitLoaded(request, reply, target, done)
       }, done)

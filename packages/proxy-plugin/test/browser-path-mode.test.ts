@@ -38,15 +38,18 @@ t.test('cookies a backend sets, in any spelling of Path and Domain, stay with it
     'set-cookie': ['spaced=1; Path=/x; Path =/', 'upper=2; PATH=/', 'domain=3; Domain=127.0.0.1; Path=/', 'bare=4', 'tabbed=5; Path\t=/; Domain\t=127.0.0.1']
   }))
   const victim = await htmlBackend(t, (req) => `<!doctype html><meta charset="utf-8"><title>B</title><pre id="seen">${req.headers.cookie ?? ''}</pre>`)
-  const { gw, tokenA, tokenB, page } = await openA(t, hostile, victim)
+  const { gw, tokenB, page } = await openA(t, hostile, victim)
   const onA = (await page.evaluate(() => document.cookie)).split('; ').sort()
   t.same(onA, ['bare=4', 'domain=3', 'spaced=1', 'tabbed=5', 'upper=2'], "the cookies exist, on A's own pages")
 
   await page.goto(`${gw.origin}/mcp/${tokenB}/`)
   t.equal(await page.textContent('#seen'), '', "B's backend received none of A's cookies")
   t.equal(await page.evaluate(() => document.cookie), '', "and B's page sees none")
+  // A's link was swapped for the gateway's cookie on A's label: every cookie is on that path.
   const stored = await page.context().cookies()
-  t.same(stored.map((c) => c.path).sort(), Array(5).fill(`/mcp/${tokenA}/`), 'every cookie the browser stored is scoped to A')
+  const labelA = stored.find((c) => c.name === 'mcpgw_s')?.path
+  t.match(labelA, /^\/mcp\/s\/[\w-]{22}$/, 'the gateway\'s own cookie holds A\'s credential on A\'s label')
+  t.same(stored.filter((c) => c.name !== 'mcpgw_s').map((c) => c.path), Array(5).fill(`${labelA!}/`), 'every cookie A set is scoped to A')
 })
 
 t.test("a backend's page cannot install a Service Worker, in its own session's scope or beyond (one would outlive a revocation)", async (t) => {

@@ -40,12 +40,18 @@ t.test('an owner session opens for its person only; an authenticated one for any
   const anyone = await gw.session(backend, { userId: 'carol', serverName: 'notes', shareLevel: 'authenticated' })
   const link = await gw.session(backend, { userId: 'dave', serverName: 'board' })
 
-  // No login: a page is sent to log in (the path, token included, handed to the host's login
-  // only), a script's request is refused with a code. The backend hears of neither.
-  const page = await rawRequest(gw.port, `/mcp/${owner}/todos?list=1`, { headers: NAVIGATE })
+  // No login: a page's link is first swapped for its cookie (so the login never carries the
+  // link), then the page is sent to log in, told to come back to the URL without the token; a
+  // script's request is refused with a code. The backend hears of neither.
+  const swap = await rawRequest(gw.port, `/mcp/${owner}/todos?list=1`, { headers: NAVIGATE })
+  t.equal(swap.status, 303, 'the link swapped before any login')
+  const at = String(swap.headers.location)
+  const ownerCookie = String(swap.headers['set-cookie']).split(';')[0]!
+  t.match(at, /^\/mcp\/s\/[\w-]{22}\/todos\?list=1$/)
+  const page = await rawRequest(gw.port, at, { headers: { ...NAVIGATE, cookie: ownerCookie } })
   t.equal(page.status, 302)
   t.equal(page.headers.location, '/login-here')
-  t.same(asked, [`/mcp/${owner}/todos?list=1`], 'the login is told where to come back to')
+  t.same(asked, [at], 'the login is told where to come back to: no token in it')
   const fetched = await rawRequest(gw.port, `/mcp/${owner}/api/todos`, { headers: { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'same-origin' } })
   t.equal(fetched.status, 401)
   t.equal(JSON.parse(fetched.body).code, 'MCPGW_PROXY_LOGIN_REQUIRED')
@@ -55,8 +61,8 @@ t.test('an owner session opens for its person only; an authenticated one for any
 
   // Logged in as someone else: 403, offering to log out (naming no one: in path mode any MCP
   // server's page shares this origin and could read it).
-  const asBob = { ...NAVIGATE, cookie: 'mcpgw_test_login=bob' }
-  const refused = await rawRequest(gw.port, `/mcp/${owner}/`, { headers: asBob })
+  const asBob = { ...NAVIGATE, cookie: `mcpgw_test_login=bob; ${ownerCookie}` }
+  const refused = await rawRequest(gw.port, at, { headers: asBob })
   t.equal(refused.status, 403)
   t.match(refused.body, /You are logged in as someone other than the person this link was made for/)
   t.notMatch(refused.body, /bob/, 'nothing about who is logged in')
