@@ -1,13 +1,13 @@
 import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { within } from '@mcp-gw/testkit'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { generateKeyPair, SignJWT } from 'jose'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import { buildGateway } from '../src/app.js'
 import type { EdgeLoginConfig, GatewayConfig } from '../src/config.js'
-import { API_KEY, testConfig } from './helpers.js'
+import { API_KEY, AUDIENCE, ISSUER, startJwks, testConfig } from './helpers.js'
 
 /**
  * An identity-aware proxy in front (Pomerium, Cloudflare Access, oauth2-proxy) says who is
@@ -15,24 +15,6 @@ import { API_KEY, testConfig } from './helpers.js'
  * header it believes from the proxies MCP_WEB_UI_TRUST_PROXY lists only. Links bound to a
  * person open for the person the proxy vouches for, over HTTP, event streams and WebSockets.
  */
-const ISSUER = 'https://auth.example.test'
-const AUDIENCE = 'gw.example.test'
-
-async function startJwks (t: Test): Promise<{ url: string, sign: (claims: Record<string, unknown>, options?: { key?: CryptoKey, expiresIn?: string }) => Promise<string>, otherKey: CryptoKey }> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256')
-  const other = await generateKeyPair('ES256')
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'edge-1', alg: 'ES256', use: 'sig' }
-  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
-    otherKey: other.privateKey,
-    // The same kid whatever the key: a forger names the real key's id.
-    sign: async (claims, options = {}) => await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'edge-1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(options.expiresIn ?? '5m').sign(options.key ?? privateKey)
-  }
-}
-
 /** A backend that answers with who the gateway said is logged in; an event stream; a WebSocket echo. */
 async function startBackend (t: Test): Promise<number> {
   const server = createServer((req, res) => {

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocketServer } from 'ws'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { buildGateway } from '../src/app.js'
 import type { BuildOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -43,4 +44,23 @@ export async function startBackend (t: Test): Promise<{ server: Server, port: nu
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
   return { server, port: (server.address() as AddressInfo).port }
+}
+
+/** An identity-aware proxy's issuer and audience, and its JWKS on 127.0.0.1 (edge-login tests). */
+export const ISSUER = 'https://auth.example.test'
+export const AUDIENCE = 'gw.example.test'
+
+export async function startJwks (t: Test): Promise<{ url: string, sign: (claims: Record<string, unknown>, options?: { key?: CryptoKey, expiresIn?: string }) => Promise<string>, otherKey: CryptoKey }> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256')
+  const other = await generateKeyPair('ES256')
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'edge-1', alg: 'ES256', use: 'sig' }
+  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
+    otherKey: other.privateKey,
+    // The same kid whatever the key: a forger names the real key's id.
+    sign: async (claims, options = {}) => await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'edge-1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(options.expiresIn ?? '5m').sign(options.key ?? privateKey)
+  }
 }
