@@ -33,8 +33,10 @@ t.test('gateway down at start: initialize is not held up, links are direct at on
   const gatewayUrl = `http://127.0.0.1:${port}`
   const { example, ms } = await startedWithin(t, null, { MCP_WEB_UI_USE_GATEWAY: 'true', MCP_WEB_UI_GATEWAY_URL: gatewayUrl, MCP_WEB_UI_GATEWAY_API_KEY: API_KEY, MCP_WEB_UI_FALLBACK: 'direct' })
   t.comment(`spawn to initialize answered: ${ms} ms with the gateway down, ${baseline.ms} ms with it up`)
-  // It was 10.5 s more: startWebUI waited for the gateway before the server read stdin.
-  t.ok(ms < baseline.ms + 1000, `initialize answered without waiting for the gateway (${ms} ms vs ${baseline.ms} ms)`)
+  // It was 10.5 s more: startWebUI waited for the gateway before the server read stdin. The
+  // margin leaves room for a loaded machine (two test files at once, each start a few hundred
+  // ms to seconds apart) and still catches that wait.
+  t.ok(ms < baseline.ms + 5000, `initialize answered without waiting for the gateway (${ms} ms vs ${baseline.ms} ms)`)
 
   const asked = Date.now()
   const direct = linkOf(await callText(example.mcp, 'open_todo_ui'))

@@ -8,7 +8,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocketServer } from 'ws'
 import { buildGateway } from '../src/app.js'
-import { AUDIENCE, ISSUER, startJwks, testConfig } from './helpers.js'
+import { AUDIENCE, createSessionUrl, ISSUER, startJwks, testConfig } from './helpers.js'
 
 /**
  * The identity-aware-edge variant of links bound to a person, as a browser lives it: Chromium
@@ -107,12 +107,7 @@ for (const isolated of [false, true]) {
     const secret = 'todo-registrant-secret-0123456789abcdef'
     await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
     const link = async (userId: string, shareLevel: string): Promise<string> => {
-      const res = await fetch(`http://127.0.0.1:${gatewayPort}/create-session`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
-        body: JSON.stringify({ userId, serverName: 'todo', shareLevel, serverType: `ui-${shareLevel}` })
-      })
-      const { url } = await res.json() as { url: string }
+      const { url } = await createSessionUrl(gatewayPort, secret, { userId, serverName: 'todo', shareLevel, serverType: `ui-${shareLevel}` })
       // Path mode: the gateway names its own address; people reach it through the proxy.
       return isolated ? url : url.replace(`http://127.0.0.1:${gatewayPort}`, `http://127.0.0.1:${proxyPort}`)
     }

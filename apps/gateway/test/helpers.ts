@@ -64,3 +64,13 @@ export async function startJwks (t: Test): Promise<{ url: string, sign: (claims:
     sign: async (claims, options = {}) => await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'edge-1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(options.expiresIn ?? '5m').sign(options.key ?? privateKey)
   }
 }
+
+/** A session link from the gateway's API, as a registrant holding `secret` asks for it. */
+export async function createSessionUrl (port: number, secret: string, body: { userId: string, serverName: string, shareLevel: string, serverType: string }): Promise<{ url: string, shareLevel: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}/create-session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
+    body: JSON.stringify(body)
+  })
+  return await res.json() as { url: string, shareLevel: string }
+}

@@ -7,7 +7,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocketServer } from 'ws'
 import { buildGateway } from '../src/app.js'
-import { testConfig } from './helpers.js'
+import { createSessionUrl, testConfig } from './helpers.js'
 
 /**
  * Links bound to a person, as browsers live them: the gateway logs people in through a real
@@ -81,12 +81,7 @@ async function startLoginGateway (t: Test, userClaim: string, isolated = false):
   const secret = 'todo-registrant-secret-0123456789abcdef'
   await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
   const link = async (userId: string, shareLevel: string): Promise<string> => {
-    const res = await fetch(`http://127.0.0.1:${port}/create-session`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-mcpgw-server-secret': secret },
-      body: JSON.stringify({ userId, serverName: 'todo', shareLevel, serverType: `ui-${shareLevel}` })
-    })
-    const body = await res.json() as { url: string, shareLevel: string }
+    const body = await createSessionUrl(port, secret, { userId, serverName: 'todo', shareLevel, serverType: `ui-${shareLevel}` })
     t.equal(body.shareLevel, shareLevel, `the API says the link's share level (${shareLevel})`)
     return isolated ? body.url : body.url.replace('http://127.0.0.1', 'http://gw.localhost')
   }

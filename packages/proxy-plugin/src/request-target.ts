@@ -9,8 +9,6 @@ export interface RequestTarget {
    * sent the browser): the session's path label, whose cookie holds the credential.
    */
   label?: string
-  /** With `label`: the gateway cookies the browser sent for this path, to try in order. */
-  candidates?: string[]
   /** Starts with `/`; empty when the URL stopped right after the token (redirect to add the slash). */
   path: string
   /** Starts with `?`, or is empty. */

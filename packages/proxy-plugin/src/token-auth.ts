@@ -106,41 +106,14 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     sendError(reply, err)
   })
 
-  /** The cached session of the first candidate credential that opens this host, if any. */
-  function onHostCached (onHost: IsolatedTarget): SessionRecord | undefined {
-    for (const token of onHost.candidates) {
+  /**
+   * Of the credentials a request carried in cookies (in the order the browser sent them), the
+   * cached session of the first that `opens` what was asked for, if any: `target.token` becomes it.
+   */
+  function firstCached (target: RequestTarget, candidates: readonly string[], opens: (session: SessionRecord, token: string) => boolean): SessionRecord | undefined {
+    for (const token of candidates) {
       const session = sessions.peek(token)
-      if (session !== undefined && opensHost(session, onHost)) {
-        onHost.token = token
-        return session
-      }
-    }
-    return undefined
-  }
-
-  /** The same, checked against the store; the first refusal when none opens it. */
-  async function onHostLoaded (onHost: IsolatedTarget, maxAgeMs: number | undefined): Promise<SessionRecord> {
-    let refusal: unknown
-    for (const token of onHost.candidates) {
-      try {
-        const session = await sessions.get(token, maxAgeMs)
-        if (opensHost(session, onHost)) {
-          onHost.token = token
-          return session
-        }
-        refusal ??= new WrongSessionHostError()
-      } catch (err) {
-        refusal ??= err
-      }
-    }
-    throw refusal ?? new WrongSessionHostError()
-  }
-
-  /** Path mode, a label URL: the cached session of the first cookie whose credential has this label. */
-  function byLabelCached (target: RequestTarget): SessionRecord | undefined {
-    for (const token of target.candidates!) {
-      const session = sessions.peek(token)
-      if (session !== undefined && pathLabelOf(session, token) === target.label) {
+      if (session !== undefined && opens(session, token)) {
         target.token = token
         return session
       }
@@ -148,21 +121,35 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     return undefined
   }
 
-  /** The same, checked against the store; the first refusal when none opens it. */
-  async function byLabelLoaded (target: RequestTarget, maxAgeMs: number | undefined): Promise<SessionRecord> {
+  /** The same, checked against the store; the first refusal (`mismatch()` for one that opens something else) when none opens it. */
+  async function firstLoaded (target: RequestTarget, candidates: readonly string[], opens: (session: SessionRecord, token: string) => boolean, maxAgeMs: number | undefined, mismatch: () => Error): Promise<SessionRecord> {
     let refusal: unknown
-    for (const token of target.candidates!) {
+    for (const token of candidates) {
       try {
         const session = await sessions.get(token, maxAgeMs)
-        if (pathLabelOf(session, token) === target.label) {
+        if (opens(session, token)) {
           target.token = token
           return session
         }
+        refusal ??= mismatch()
       } catch (err) {
         refusal ??= err
       }
     }
-    throw refusal ?? new LinkNotOpenedHereError()
+    throw refusal ?? mismatch()
+  }
+
+  /** Admits the request with its cached session, else with the one `load` finds in the store. */
+  function authenticateWith (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction, cached: SessionRecord | undefined, load: () => Promise<SessionRecord>): void {
+    if (cached !== undefined) {
+      request.mcpSession = cached
+      admit(request, reply, target, done)
+      return
+    }
+    load().then((session) => {
+      request.mcpSession = session
+      admitLoaded(request, reply, target, done)
+    }, done)
   }
 
   /** admit() after a store lookup: anything it throws is the request's error, never an unhandled rejection. */
@@ -322,16 +309,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     const maxAgeMs = edgeMaxAge(request.raw, options.revalidateMs)
     if (isolation !== null) {
       const onHost = target as IsolatedTarget
-      const cachedOnHost = maxAgeMs === undefined ? onHostCached(onHost) : undefined
-      if (cachedOnHost !== undefined) {
-        request.mcpSession = cachedOnHost
-        admit(request, reply, target, done)
-        return
-      }
-      onHostLoaded(onHost, maxAgeMs).then((session) => {
-        request.mcpSession = session
-        admitLoaded(request, reply, target, done)
-      }, done)
+      const opens = (session: SessionRecord): boolean => opensHost(session, onHost)
+      authenticateWith(request, reply, target, done, maxAgeMs === undefined ? firstCached(onHost, onHost.candidates, opens) : undefined,
+        async () => await firstLoaded(onHost, onHost.candidates, opens, maxAgeMs, () => new WrongSessionHostError()))
       return
     }
     if (target.label !== undefined) {
@@ -342,33 +322,18 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         done(refusedHere)
         return
       }
-      target.candidates = gatewayCookies(request.headers.cookie, PATH_COOKIE)
-      if (target.candidates.length === 0) {
+      const candidates = gatewayCookies(request.headers.cookie, PATH_COOKIE)
+      if (candidates.length === 0) {
         done(new LinkNotOpenedHereError())
         return
       }
-      const cachedByLabel = maxAgeMs === undefined ? byLabelCached(target) : undefined
-      if (cachedByLabel !== undefined) {
-        request.mcpSession = cachedByLabel
-        admit(request, reply, target, done)
-        return
-      }
-      byLabelLoaded(target, maxAgeMs).then((session) => {
-        request.mcpSession = session
-        admitLoaded(request, reply, target, done)
-      }, done)
+      const opens = (session: SessionRecord, token: string): boolean => pathLabelOf(session, token) === target.label
+      authenticateWith(request, reply, target, done, maxAgeMs === undefined ? firstCached(target, candidates, opens) : undefined,
+        async () => await firstLoaded(target, candidates, opens, maxAgeMs, () => new LinkNotOpenedHereError()))
       return
     }
-    const cached = maxAgeMs === undefined ? sessions.peek(target.token) : undefined
-    if (cached !== undefined) {
-      request.mcpSession = cached
-      admit(request, reply, target, done)
-      return
-    }
-    sessions.get(target.token, maxAgeMs).then((session) => {
-      request.mcpSession = session
-      admitLoaded(request, reply, target, done)
-    }, done)
+    const token = target.token
+    authenticateWith(request, reply, target, done, maxAgeMs === undefined ? sessions.peek(token) : undefined, async () => await sessions.get(token, maxAgeMs))
   })
 }
 
