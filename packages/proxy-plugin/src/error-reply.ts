@@ -39,7 +39,9 @@ function errorPage (body: GatewayErrorBody, signOutPath?: string): string {
   const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>${body.statusCode} ${esc(body.error)}</title></head>` +
     `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
-    (body.statusCode === 401 ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
+    // (Only a credential's own refusals: a link that needs a login, or a label opened in another
+    // browser, is still a good link.)
+    (body.code.startsWith('MCPGW_PROXY_TOKEN_') ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
     (body.code === 'MCPGW_PROXY_NO_BACKEND' ? '<p>The MCP server that made this link is not running any more. Ask the assistant to open the UI again for a new link.</p>' : '') +
     (signOutPath !== undefined ? `<p><a href="${esc(signOutPath)}">Log out</a> to open it as someone else.</p>` : '') +
     `<p><code>${esc(body.code)}</code></p></body></html>\n`
