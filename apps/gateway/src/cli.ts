@@ -104,10 +104,14 @@ async function api (method: string, path: string, body?: unknown): Promise<unkno
       ...(body !== undefined && { body: JSON.stringify(body) })
     })
   } catch (err) {
-    fail(`cannot reach the gateway at ${base}: ${(err as Error).message}`)
+    fail(`cannot reach the gateway at ${base}: ${(err as Error).message} (set MCP_WEB_UI_GATEWAY_URL, or MCP_WEB_UI_GATEWAY_PORT, to where it listens)`)
   }
   const payload = await res.json().catch(() => null) as { code?: string, message?: string } | null
-  if (!res.ok) fail(`${res.status} ${payload?.code ?? ''} ${payload?.message ?? ''}`.trim())
+  if (!res.ok) {
+    // What to change on this side, for the refusals a missing or wrong key gets.
+    const hint = res.status === 401 ? ` (this command sends the key in MCP_WEB_UI_GATEWAY_API_KEY${key === undefined || key === '' ? ', which is not set' : ''})` : ''
+    fail(`${res.status} ${payload?.code ?? ''} ${payload?.message ?? ''}`.trim() + hint)
+  }
   return payload
 }
 
@@ -177,7 +181,7 @@ async function start (): Promise<void> {
       `mcp-gw is listening on ${url}: ${mode}, ${kept !== null ? `embedded store, kept in ${kept}` : store === 'memory' ? 'embedded store (forgotten when it stops)' : `${store} store`}`,
       `  Dashboard: ${dashboardUrl ?? 'off (MCP_WEB_UI_DASHBOARD_PORT)'}`,
       `  API: ${url}/servers, /sessions, /create-session ... (OpenAPI document: ${url}/openapi.json)`,
-      `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and MCP_WEB_UI_GATEWAY_API_KEY'} (the client SDK's README)`,
+      `  An MCP server registers its UI with MCP_WEB_UI_GATEWAY_URL=${url}${config.apiKey === undefined ? '' : ' and a registrant key of its own in MCP_WEB_UI_GATEWAY_API_KEY (mcp-gw keys create --server <name>)'} (the client SDK's README)`,
       '  Ctrl-C stops it.'
     ].join('\n'))
   }
