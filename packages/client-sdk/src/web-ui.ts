@@ -92,9 +92,9 @@ export async function startWebUI (target: Server | RequestListener, options: Sta
 }
 
 /**
- * Where the UI lives as the browser sees it: the gateway's X-Forwarded-Prefix
- * (`/mcp/<token>`) plus a slash, or `/` when served directly. Use it for
- * absolute links and WebSocket URLs.
+ * Where the UI lives as the browser sees it: the gateway's X-Forwarded-Prefix plus a slash
+ * (`/mcp/s/<label>/` for a page a browser opened from its link, `/mcp/<token>/` for other
+ * clients), or `/` when served directly. Use it for absolute links and WebSocket URLs.
  */
 export function publicBasePath (headers: IncomingHttpHeaders): string {
   const prefix = headers['x-forwarded-prefix']
