@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody as body } from '@mcp-gw/protocol'
 import type { ErrorBody } from '@mcp-gw/protocol'
-import { BadGatewayError, BadPathError, BadRequestError, ExpectationFailedError, HeadersTooLargeError, InternalError, MalformedRequestError, RequestTimeoutError } from './errors.js'
+import { BadGatewayError, BadPathError, BadRequestError, BadSignatureError, ExpectationFailedError, ExpiredTokenError, HeadersTooLargeError, InternalError, MalformedRequestError, MalformedTokenError, MissingTokenError, RequestTimeoutError, RevokedTokenError, UnknownTokenError } from './errors.js'
 
 export type GatewayErrorBody = ErrorBody
 
@@ -33,6 +33,9 @@ export function wantsJson (accept: string | undefined): boolean {
   return accept.includes('json') || !accept.includes('text/html')
 }
 
+/** The refusals of a credential itself (missing, malformed, unknown, expired, revoked): its link is no good any more. */
+const LINK_REFUSALS = new Set([MissingTokenError, MalformedTokenError, BadSignatureError, UnknownTokenError, ExpiredTokenError, RevokedTokenError].map((E) => new E().code))
+
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
 function errorPage (body: GatewayErrorBody, signOutPath?: string): string {
@@ -41,7 +44,7 @@ function errorPage (body: GatewayErrorBody, signOutPath?: string): string {
     `<body><h1>${body.statusCode} ${esc(body.error)}</h1><p>${esc(body.message)}</p>` +
     // (Only a credential's own refusals: a link that needs a login, or a label opened in another
     // browser, is still a good link.)
-    (body.code.startsWith('MCPGW_PROXY_TOKEN_') ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
+    (LINK_REFUSALS.has(body.code) ? '<p>This link is no longer valid: ask the MCP server for a new link.</p>' : '') +
     (body.code === 'MCPGW_PROXY_NO_BACKEND' ? '<p>The MCP server that made this link is not running any more. Ask the assistant to open the UI again for a new link.</p>' : '') +
     (signOutPath !== undefined ? `<p><a href="${esc(signOutPath)}">Log out</a> to open it as someone else.</p>` : '') +
     `<p><code>${esc(body.code)}</code></p></body></html>\n`

@@ -119,6 +119,8 @@ t.test('a label opens nothing without its own cookie, and a revoked session\'s c
   await eventually(async () => (await rawRequest(gw.port, atA, { headers: { ...PAGE_LOAD, cookie: cookieA } })).status === 401, { what: 'the label refused after the revocation', within: 5_000 })
   const revoked = await rawRequest(gw.port, atA, { headers: { ...PAGE_LOAD, cookie: cookieA } })
   t.match(JSON.parse(revoked.body), { code: 'MCPGW_PROXY_TOKEN_REVOKED' }, 'the cookie is the same credential: revocation bites')
+  const revokedPage = await rawRequest(gw.port, atA, { headers: { ...PAGE_LOAD, accept: 'text/html', cookie: cookieA } })
+  t.match(revokedPage.body, /This link is no longer valid: ask the MCP server for a new link/, 'a revoked link\'s page says to ask for a new one')
 })
 
 t.test('what a backend answers under a label stays under it: Location, cookies, absolute-path assets', async (t) => {
