@@ -63,7 +63,12 @@ t.test("the gateway's default frame policy: the view offers the link in a new ta
 
   const opened = page.context().waitForEvent('page', { timeout: 10_000 })
   await shell.click('#open')
-  t.same(await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks), [link], 'asked the host (ui/open-link), which opens links itself')
+  // The click reaches the host through two postMessage hops: wait for it (with a deadline), and
+  // compare without printing the link (it holds a token).
+  const openedLinks = async (): Promise<string[]> => await page.evaluate(() => (window as unknown as { openedLinks: string[] }).openedLinks)
+  await eventually(async () => (await openedLinks()).length > 0, { within: 5_000, what: 'the host asked to open the link (ui/open-link)' })
+  const asked = await openedLinks()
+  t.ok(asked.length === 1 && asked[0] === link, `asked the host (ui/open-link) once, for the link, and the host opens links itself (${asked.length} asked)`)
   t.equal(await openedSession(await opened), 'alice', "the user's live page, in a tab of its own")
   t.same(refused, [], 'the browser refused nothing: nothing was framed')
 
