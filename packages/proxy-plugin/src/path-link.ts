@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { forwardAuthOf } from './forward-auth.js'
 import { PATH_LABEL_SEGMENT } from './request-target.js'
 
 /**
@@ -32,9 +31,10 @@ export function labelPrefix (prefix: string, label: string): string {
  * Whether this request opened a link the browser should swap: a GET that loads a page in a
  * tab, or in a frame of the gateway's own origin. Not for a frame of another site (an MCP Apps
  * host: its view may run at an opaque origin, where no cookie is kept, and a frame's URL is in
- * no address bar), nor for an edge's forward-auth question (an edge cannot carry the redirect),
- * nor for clients that say nothing of what they load (scripts, curl): those keep the link.
- * (Over plain http a browser says nothing either; it is known by what it asks for.)
+ * no address bar), nor for clients that say nothing of what they load (scripts, curl): those
+ * keep the link. (Over plain http a browser says nothing either; it is known by what it asks
+ * for.) An edge's forward-auth question about a page load gets the swap as its answer, as for a
+ * session host's link: every edge relays it to the browser (nginx hands it to the gateway).
  */
 export function swapsPathLink (request: FastifyRequest): boolean {
   if (request.method !== 'GET') return false
@@ -43,10 +43,9 @@ export function swapsPathLink (request: FastifyRequest): boolean {
     // Browsers send no Fetch Metadata to an origin that is not secure (plain http on a name
     // other than localhost): there a page load is what asks for HTML with
     // `Upgrade-Insecure-Requests: 1`, which browsers send on navigations and scripts do not.
-    return h['upgrade-insecure-requests'] === '1' && typeof h.accept === 'string' && h.accept.includes('text/html') && forwardAuthOf(request.raw) === undefined
+    return h['upgrade-insecure-requests'] === '1' && typeof h.accept === 'string' && h.accept.includes('text/html')
   }
   if (h['sec-fetch-mode'] !== 'navigate') return false
   const dest = h['sec-fetch-dest']
-  if (dest !== 'document' && !((dest === 'iframe' || dest === 'frame') && h['sec-fetch-site'] === 'same-origin')) return false
-  return forwardAuthOf(request.raw) === undefined
+  return dest === 'document' || ((dest === 'iframe' || dest === 'frame') && h['sec-fetch-site'] === 'same-origin')
 }

@@ -80,6 +80,23 @@ t.test('path mode: the edge learns where to send an authenticated request and wh
   t.equal(cached.headers['cache-control'], 'max-age=1', 'an edge that keeps answers is told for how long')
 })
 
+t.test('path mode: a page load is answered with the link swap, for the edge to relay; the label with its cookie is a yes', async (t) => {
+  const gw = await start(t, false)
+  const { token } = await gw.registry.createSession({ userId: 'alice', serverName: 'todo' })
+  const host = `127.0.0.1:${gw.port}`
+  const swap = await ask(gw.port, { uri: `/mcp/${token}/app?x=1`, host, headers: { accept: 'text/html', 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } })
+  t.equal(swap.status, 303, 'the swap, as the proxy itself answers a page load')
+  const location = String(swap.headers.location)
+  t.match(location, /^\/mcp\/s\/[\w-]{22}\/app\?x=1$/)
+  const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+  const base = location.slice(0, location.indexOf('/app'))
+  const yes = await ask(gw.port, { uri: `${base}/api`, host, headers: { cookie, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' } })
+  t.same([yes.status, yes.headers['x-forwarded-prefix'], yes.headers['x-mcpgw-upstream-path'], yes.headers['x-mcpgw-request-cookie']], [200, base, '/api', undefined], 'the label\'s request: a yes, the label as prefix, the cookie kept from the backend')
+  const script = await ask(gw.port, { uri: `/mcp/${token}/api`, host, headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' } })
+  t.same([script.status, script.headers['x-forwarded-prefix']], [200, `/mcp/${token}`], 'a script\'s request keeps the link')
+  t.equal(gw.hits(), 0, 'the backend saw nothing')
+})
+
 t.test('a session bound to a person: the edge learns who is logged in, for the backend, and never the login cookie', async (t) => {
   const store = new MemoryStore()
   const registry = new Registry({ secret: SECRET, store, logins: true })
