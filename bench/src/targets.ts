@@ -131,6 +131,7 @@ export async function startEdge (backend: Backend, edge: 'nginx' | 'nginx pooled
       .replaceAll('{{gateway}}', `127.0.0.1:${gateway.port}`)
       .replaceAll('{{key}}', EDGE_KEY)
       .replaceAll('{{cache_dir}}', cacheDir)
+      .replaceAll('{{lua_dir}}', fileURLToPath(new URL('../../docs/edge/nginx', import.meta.url)))
     if (!cache) http = http.replace('    proxy_cache mcpgw_auth;\n', '').replace('    proxy_set_header X-Mcpgw-Edge-Cache-Ms 2000;\n', '')
     const nginx = await startTestkitNginx({ http, connections: 19990, logLevel: 'error', modules: edge === 'nginx' ? [] : NGINX_LUA_MODULES })
     edgeProcess = { ...nginx, stop: async () => { await nginx.stop(); await rm(cacheDir, { recursive: true, force: true }) } }

@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 // The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
@@ -46,6 +46,12 @@ t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway on
   t.ok(gw.app.mcpGateway.metrics.forwardAuthAnswers.allowed >= 1)
   const events = await send(port, `/mcp/${token}/events`, { host, accept: 'text/event-stream' })
   t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n', 'events pass')
+})
+
+t.test('Caddy + forward-auth, path mode: a page load swaps the link for a label and a cookie, which Caddy then carries', async (t) => {
+  const { port, gw } = await pathMode(t)
+  const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+  await pathLinkSwapThroughEdge(t, port, { host: `127.0.0.1:${port}` }, token, gw.app.mcpGateway)
 })
 
 t.test('Caddy + forward-auth, path mode: refusals before any backend byte are the gateway\'s own answers; a hostile backend is policed', async (t) => {

@@ -3,6 +3,7 @@ import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { eventually, freePort, NGINX_LUA_MODULES, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
@@ -10,8 +11,11 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
+
+// Where the pooled configurations' Lua half (mcpgw_edge.lua) is shipped.
+const LUA_DIR = fileURLToPath(new URL('../../../docs/edge/nginx', import.meta.url))
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
 // placeholders are filled in.
@@ -23,6 +27,7 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
     .replaceAll('{{gateway}}', `127.0.0.1:${gatewayPort}`)
     .replaceAll('{{key}}', EDGE_KEY)
     .replaceAll('{{cache_dir}}', cacheDir)
+    .replaceAll('{{lua_dir}}', LUA_DIR)
     .replaceAll('{{session_hosts}}', sessionHosts) + extraHttp
   const nginx = await startNginx({ http, port, modules: file.includes('pooled') ? NGINX_LUA_MODULES : [] })
   t.teardown(() => nginx.stop())
@@ -30,10 +35,10 @@ async function edge (t: Test, file: string, gatewayPort: number, port: number, s
 }
 
 /** An event stream through the edge: how many events came, and when it ended (resolves then). */
-function openStream (port: number, path: string): { events: () => number, ended: Promise<number> } {
+function openStream (port: number, path: string, headers: Record<string, string> = {}): { events: () => number, ended: Promise<number> } {
   let events = 0
   const ended = new Promise<number>((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream' }, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) => {
       res.on('data', (c: Buffer) => { events += c.toString().split('\n\n').length - 1 })
       res.on('close', () => resolve(Date.now()))
     })
@@ -41,6 +46,37 @@ function openStream (port: number, path: string): { events: () => number, ended:
     req.end()
   })
   return { events: () => events, ended }
+}
+
+/**
+ * Through a pooled edge: an event stream and a long-poll nginx carries on a session (under
+ * `base`, authenticated by `headers`) end when it is revoked; a stream on a live session does not.
+ */
+async function streamsEndOnRevocation (t: Test, port: number, gw: BehindEdge['gw'], backend: BehindEdge['backend'], base: string, headers: Record<string, string>, sessionId: string): Promise<void> {
+  const carried = gw.app.mcpGateway.metrics.responses['2xx']
+  const stream = openStream(port, `${base}/forever`, headers)
+  await eventually(() => stream.events() >= 3, { what: 'events through nginx', within: 5000 })
+  const poll = send(port, `${base}/poll?ms=4000`, headers)
+  await eventually(() => backend.openStreams() === 1 && backend.seen.some((s) => s.url.startsWith('/poll')), { what: 'the long-poll at the backend', within: 5000 })
+  // Several of the edge's questions about open sessions (every 0.5 s) go by: a live session's stream flows on.
+  const flowing = stream.events()
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.ok(stream.events() >= flowing + 5, `a live session's stream flows on (${stream.events() - flowing} events in 1.5 s)`)
+  t.equal(gw.app.mcpGateway.metrics.responses['2xx'], carried, 'both carried by nginx, not the gateway')
+
+  await gw.app.mcpRegistry.revoke({ sessionId })
+  const revokedAt = Date.now()
+  const eventsAtRevocation = stream.events()
+  const ended = await within(6000, 'the stream ended by nginx', stream.ended)
+  const endedAfter = ended - revokedAt
+  // The gateway's bound (2.25 s), the edge's question every 0.5 s, the stream's next event (0.1 s).
+  t.ok(endedAfter <= 3000, `the event stream ended ${endedAfter} ms after the revocation (${stream.events() - eventsAtRevocation} events in between)`)
+  const polled = await poll
+  t.same([polled.status, JSON.parse(polled.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the long-poll\'s answer, come after the revocation, is the gateway\'s refusal')
+  t.notMatch(polled.body, 'polled', 'and nothing of the backend\'s')
+  await eventually(() => backend.openStreams() === 0, { what: 'the backend\'s stream closed too', within: 3000 })
+  const again = await send(port, `${base}/api`, headers)
+  t.same([again.status, JSON.parse(again.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'and a new request is refused')
 }
 
 const PATH_MODE_FILES = ['nginx/path-mode.conf', 'nginx/path-mode-pooled.conf']
@@ -122,8 +158,22 @@ for (const file of PATH_MODE_FILES) {
         t.same(paths, ['/mcp/<token>/', '/mcp/<token>/settings', '/mcp/<token>/', '/'], 'cookies live under the session\'s prefix, but for `Path<TAB>=/`, which plain nginx cannot read')
         t.same(widened, ['tabbed'], 'and only `Domain<TAB>=` widens one')
       }
+      const own = ([(await send(port, `/mcp/${token}/own-cookies`)).headers['set-cookie']].flat().filter((c) => c !== undefined) as string[]).map((c) => c.split('=')[0]!.trim() || c.split('=')[1]!)
+      if (file.includes('pooled')) {
+        t.same(own, ['fine'], 'a backend\'s cookie under the gateway\'s own names (mcpgw_s, in any case or spacing) never reaches the browser')
+      } else {
+        // Plain nginx cannot drop one cookie of several; under the session's path, none reaches the label's (docs/edge).
+        t.ok(own.includes('mcpgw_session'), 'plain nginx passes a backend\'s cookie under the gateway\'s own name, scoped under the session\'s path (the gap docs/edge states)')
+      }
       const redirect = await send(port, `/mcp/${token}/redirect`)
       t.equal(new URL(String(redirect.headers.location), `http://127.0.0.1:${port}`).href, `http://127.0.0.1:${port}/mcp/${token}/next`, 'a redirect stays inside the session')
+    })
+
+    t.test('nginx + forward-auth, path mode: a page load swaps the link for a label and a cookie, which nginx then carries', async (t) => {
+      const { port, gw, backend } = await pathMode(t)
+      const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+      const { base, cookie } = await pathLinkSwapThroughEdge(t, port, {}, token, gw.app.mcpGateway)
+      if (file.includes('pooled')) await streamsEndOnRevocation(t, port, gw, backend, base, { cookie }, session.sessionId)
     })
 
     t.test('nginx + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {
@@ -266,25 +316,7 @@ for (const file of PATH_MODE_FILES) {
       t.test('nginx + Lua: an event stream and a long-poll nginx carries end when their session is revoked', async (t) => {
         const { port, gw, backend } = await pathMode(t)
         const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
-        const stream = openStream(port, `/mcp/${token}/forever`)
-        await eventually(() => stream.events() >= 3, { what: 'events through nginx', within: 5000 })
-        const poll = send(port, `/mcp/${token}/poll?ms=4000`)
-        await eventually(() => backend.openStreams() === 1 && backend.seen.some((s) => s.url.startsWith('/poll')), { what: 'the long-poll at the backend', within: 5000 })
-        t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'both carried by nginx, not the gateway')
-
-        await gw.app.mcpRegistry.revoke({ sessionId: session.sessionId })
-        const revokedAt = Date.now()
-        const eventsAtRevocation = stream.events()
-        const ended = await within(6000, 'the stream ended by nginx', stream.ended)
-        const endedAfter = ended - revokedAt
-        // The gateway's bound (2.25 s), the edge's question every 0.5 s, the stream's next event (0.1 s).
-        t.ok(endedAfter <= 3000, `the event stream ended ${endedAfter} ms after the revocation (${stream.events() - eventsAtRevocation} events in between)`)
-        const polled = await poll
-        t.same([polled.status, JSON.parse(polled.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the long-poll\'s answer, come after the revocation, is the gateway\'s refusal')
-        t.notMatch(polled.body, 'polled', 'and nothing of the backend\'s')
-        await eventually(() => backend.openStreams() === 0, { what: 'the backend\'s stream closed too', within: 3000 })
-        const again = await send(port, `/mcp/${token}/api`)
-        t.same([again.status, JSON.parse(again.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'and a new request is refused')
+        await streamsEndOnRevocation(t, port, gw, backend, `/mcp/${token}`, {}, session.sessionId)
       })
     }
 
@@ -319,15 +351,39 @@ for (const file of PATH_MODE_FILES) {
   })
 }
 
-t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, the cookie authenticates, other sites are refused', async (t) => {
-  const backend = await startEdgeBackend(t)
-  const port = await freePort()
-  const wildcardUrl = `http://*.localhost:${port}`
-  const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl })
-  await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
-  await edge(t, 'nginx/isolated-mode.conf', gw.port, port, '*.localhost')
-  const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
-  const host = `${sessionHostLabel(session)}.localhost:${port}`
+const ISOLATED_MODE_FILES = ['nginx/isolated-mode.conf', 'nginx/isolated-mode-pooled.conf']
 
-  await isolatedModeThroughEdge(t, { name: 'nginx', port, host, token }, gw.app.mcpGateway, backend)
-})
+for (const file of ISOLATED_MODE_FILES) {
+  t.test(file, async (t) => {
+    const pooled = file.includes('pooled')
+    async function isolatedMode (t: Test): Promise<BehindEdge & { host: string, token: string, sessionId: string }> {
+      const backend = await startEdgeBackend(t)
+      const port = await freePort()
+      const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl: `http://*.localhost:${port}` })
+      await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
+      await edge(t, file, gw.port, port, '*.localhost')
+      const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
+      return { port, gw, backend, host: `${sessionHostLabel(session)}.localhost:${port}`, token, sessionId: session.sessionId }
+    }
+
+    t.test('nginx + forward-auth, isolated mode: the link is swapped for a cookie, the cookie authenticates, other sites are refused', async (t) => {
+      const { port, gw, backend, host, token } = await isolatedMode(t)
+      await isolatedModeThroughEdge(t, { name: pooled ? 'nginx + Lua' : 'nginx', port, host, token }, gw.app.mcpGateway, backend)
+    })
+
+    if (!pooled) return
+    t.test('nginx + Lua, isolated mode: the pool is used, and streams end when their session is revoked', async (t) => {
+      const { port, gw, backend, host, token, sessionId } = await isolatedMode(t)
+      const swap = await send(port, `/?mcpgw_link=${token}`, { host })
+      const cookie = String(swap.headers['set-cookie']).split(';')[0]!
+      const before = backend.connections()
+      for (let i = 0; i < 20; i++) t.equal((await send(port, `/api?n=${i}`, { host, cookie })).status, 200)
+      t.ok(backend.connections() - before <= 2, `20 requests, each from a new client connection, over ${backend.connections() - before} backend connection(s)`)
+      // Two different session cookies: which one let the request in is not guessed at; the gateway carries it.
+      const twice = await send(port, '/api?twice=1', { host, cookie: `${cookie}; mcpgw_session=another` })
+      t.equal(twice.status, 200, 'a request with two session cookies still gets through')
+      t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 1, 'carried by the gateway, the rest by nginx')
+      await streamsEndOnRevocation(t, port, gw, backend, '', { host, cookie }, sessionId)
+    })
+  })
+}
