@@ -520,7 +520,7 @@ async function edges (backend: Backend, targets: Target[], gateway: Target): Pro
     const e = (t: Target): number => median(echo.get(t)!.map((x) => x.messagesPerSecond))
     out(table(['target', 'WebSocket echo messages/s', 'to the edge alone'], wsTargets.map((t) => [t.name, fmt(e(t)), `${fmt(e(t) / e(t === withEdge[0] ? nginx : t === caddyEdge ? caddy : t), 2)}x`])))
     out()
-    out('With forward-auth, WebSockets go from the edge to the gateway, which authenticates them and closes them when their session is revoked (the edge cannot), and on to the backend.')
+    out('With the pooled nginx (Lua), nginx carries the WebSocket\'s frames itself once the gateway let the handshake in, and closes it when the gateway says its session ended; with Caddy forward-auth, WebSockets go from the edge to the gateway, which authenticates them and closes them on revocation (Caddy cannot), and on to the backend.')
     out()
     const fa = withEdge[0]!
     check(fa.name, `small GET ${fmt(m(fa, (x) => x.rps) / m(nginx, (x) => x.rps), 2)}x nginx alone (target >= 0.85x)`, m(fa, (x) => x.rps) >= 0.85 * m(nginx, (x) => x.rps))

@@ -100,8 +100,13 @@ export async function startEdgeBackend (t: Test): Promise<{ port: number, seen: 
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ method: req.method, url: req.url, port: (server.address() as AddressInfo).port, headers: req.headers }))
   })
-  const wss = new WebSocketServer({ server })
-  wss.on('headers', (_h, req) => { seen.push({ method: 'UPGRADE', url: req.url ?? '', headers: req.headers }) })
+  // `/refuse...` is refused (401) by the backend itself; `/cookies...` answers with cookies and
+  // a front-proxy directive beside the 101.
+  const wss = new WebSocketServer({ server, verifyClient: (info: { req: { url?: string } }) => info.req.url?.startsWith('/refuse') !== true })
+  wss.on('headers', (headers, req) => {
+    seen.push({ method: 'UPGRADE', url: req.url ?? '', headers: req.headers })
+    if (req.url?.startsWith('/cookies') === true) headers.push('Set-Cookie: mcpgw_s=planted; Path=/', 'Set-Cookie: pref=1; Path=/; Domain=127.0.0.1', 'X-Accel-Redirect: /_mcpgw_auth', 'Service-Worker-Allowed: /')
+  })
   wss.on('connection', (ws) => {
     ws.on('error', () => ws.terminate())
     ws.on('message', (data, binary) => ws.send(data, { binary }))

@@ -1,14 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, request } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { eventually, freePort, NGINX_LUA_MODULES, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
+import { eventually, freePort, NGINX_LUA_MODULES, SPOOFED_REQUEST_HEADERS, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
-import { WebSocket } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
 import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
@@ -19,12 +20,12 @@ const LUA_DIR = fileURLToPath(new URL('../../../docs/edge/nginx', import.meta.ur
 
 // The shipped snippets, run by the real nginx in front of a real gateway: only their
 // placeholders are filled in.
-async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = '', extraHttp = ''): Promise<number> {
+async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = '', extraHttp = '', gatewayHost = '127.0.0.1'): Promise<number> {
   const cacheDir = await mkdtemp(join(tmpdir(), 'mcpgw-edge-cache-'))
   t.teardown(() => rm(cacheDir, { recursive: true, force: true }))
   const http = (await snippet(file))
     .replaceAll('{{listen}}', '127.0.0.1:{{port}}')
-    .replaceAll('{{gateway}}', `127.0.0.1:${gatewayPort}`)
+    .replaceAll('{{gateway}}', `${gatewayHost}:${gatewayPort}`)
     .replaceAll('{{key}}', EDGE_KEY)
     .replaceAll('{{cache_dir}}', cacheDir)
     .replaceAll('{{lua_dir}}', LUA_DIR)
@@ -54,6 +55,13 @@ function openStream (port: number, path: string, headers: Record<string, string>
  */
 async function streamsEndOnRevocation (t: Test, port: number, gw: BehindEdge['gw'], backend: BehindEdge['backend'], base: string, headers: Record<string, string>, sessionId: string): Promise<void> {
   const carried = gw.app.mcpGateway.metrics.responses['2xx']
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${base}/ws`, { headers })
+  await within(5000, 'the WebSocket open through nginx', new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) }))
+  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
+  ws.send('ping')
+  t.equal(await within(5000, 'the echo', echoed), 'ping', 'a WebSocket on the session works')
+  t.equal(gw.app.mcpGateway.tunnels.size, 0, 'carried by nginx, not the gateway\'s tunnel')
+  const wsClosed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
   const stream = openStream(port, `${base}/forever`, headers)
   await eventually(() => stream.events() >= 3, { what: 'events through nginx', within: 5000 })
   const poll = send(port, `${base}/poll?ms=4000`, headers)
@@ -71,6 +79,7 @@ async function streamsEndOnRevocation (t: Test, port: number, gw: BehindEdge['gw
   const endedAfter = ended - revokedAt
   // The gateway's bound (2.25 s), the edge's question every 0.5 s, the stream's next event (0.1 s).
   t.ok(endedAfter <= 3000, `the event stream ended ${endedAfter} ms after the revocation (${stream.events() - eventsAtRevocation} events in between)`)
+  t.equal(await within(1000, 'the WebSocket closed', wsClosed), 1008, `the WebSocket closed as the gateway closes it (1008), ${Date.now() - revokedAt} ms after the revocation`)
   const polled = await poll
   t.same([polled.status, JSON.parse(polled.body).code], [401, 'MCPGW_PROXY_TOKEN_REVOKED'], 'the long-poll\'s answer, come after the revocation, is the gateway\'s refusal')
   t.notMatch(polled.body, 'polled', 'and nothing of the backend\'s')
@@ -299,6 +308,14 @@ for (const file of PATH_MODE_FILES) {
         const six = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'six', serverSecret: REGISTRANT_SECRET })).token
         for (let i = 0; i < 5; i++) t.equal((await send(port, `/mcp/${six}/api?i=${i}`)).body, 'v6')
         t.equal(v6Connections, 1, 'five requests to a backend on ::1 over one pooled connection')
+        const v6Sockets = new WebSocketServer({ server: v6 })
+        v6Sockets.on('connection', (ws) => ws.on('message', (d) => ws.send(`v6 ${d.toString()}`)))
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${six}/ws`)
+        const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
+        ws.once('open', () => ws.send('ping'))
+        t.equal(await within(5000, 'the echo from ::1', echoed), 'v6 ping', 'a WebSocket to a backend on ::1, carried by nginx')
+        t.equal(gw.app.mcpGateway.tunnels.size, 0, 'not by the gateway')
+        ws.terminate()
         t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'carried by nginx')
 
         // A backend that resets every connection: nginx hands the request to the gateway.
@@ -311,6 +328,61 @@ for (const file of PATH_MODE_FILES) {
         const res = await send(port, `/mcp/${broken}/api`)
         t.same([res.status, JSON.parse(res.body).code], [502, 'MCPGW_PROXY_BAD_GATEWAY'], 'the gateway\'s coded 502')
         t.equal(await counted(), 0, 'nothing stays counted open: the ended-sessions poll has nothing left to ask')
+      })
+
+      t.test('nginx + Lua: nginx carries WebSockets with the gateway\'s handshake policy', async (t) => {
+        const { port, gw, backend } = await pathMode(t)
+        const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+        const origin = `http://127.0.0.1:${port}`
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/cookies?x=1`, { origin, headers: { ...SPOOFED_REQUEST_HEADERS, 'x-mcpgw-user-id': 'mallory', 'x-forwarded-prefix': '/elsewhere', cookie: 'theirs=1; mcpgw_direct_9=x' } })
+        const opened = new Promise((resolve) => ws.once('open', resolve))
+        const upgraded = await within(5000, 'the handshake', new Promise<IncomingMessage>((resolve, reject) => { ws.once('upgrade', resolve); ws.once('error', reject) }))
+        await within(5000, 'open', opened)
+        t.equal(gw.app.mcpGateway.tunnels.size, 0, 'carried by nginx, not the gateway\'s tunnel')
+        const seen = backend.seen.filter((s) => s.method === 'UPGRADE').at(-1)!
+        t.equal(seen.url, '/cookies?x=1', 'the backend gets its own path')
+        t.same([seen.headers.host, seen.headers['x-mcpgw-user-id'], seen.headers['x-forwarded-prefix'], seen.headers.cookie, seen.headers.origin], [`127.0.0.1:${backend.port}`, 'alice', `/mcp/${token}`, 'theirs=1', origin], 'the gateway\'s identity and cookies, the browser\'s Origin')
+        t.match(seen.headers['x-mcpgw-registrant'], /^\d+\.[0-9a-f]{64}$/, 'with the registrant proof')
+        t.same(Object.keys(SPOOFED_REQUEST_HEADERS).filter((name) => seen.headers[name] !== undefined), [], 'a client\'s identity and original-URL claims never reach the backend')
+        const cookies = [upgraded.headers['set-cookie']].flat().filter((c) => c !== undefined) as string[]
+        t.same(cookies.map((c) => [c.split('=')[0], cookieScope(c).path?.replace(token, '<token>'), cookieScope(c).domain]), [['pref', '/mcp/<token>/', null]], 'the 101\'s cookies: the gateway\'s own names dropped, the rest under the session\'s prefix')
+        t.same([upgraded.headers['x-accel-redirect'], upgraded.headers['service-worker-allowed']], [undefined, undefined], 'nothing else of the backend\'s 101 beside the handshake')
+
+        // Frames of every size pass whole, however TCP cuts them (the close is kept between frames).
+        for (const size of [10, 125, 126, 65_535, 65_536, 300_000]) {
+          const echoed = new Promise<Buffer>((resolve) => ws.once('message', (d) => resolve(d as Buffer)))
+          const sent = Buffer.alloc(size, size % 251)
+          ws.send(sent)
+          t.ok((await within(5000, `the echo of ${size} bytes`, echoed)).equals(sent), `${size} bytes echoed whole`)
+        }
+        ws.close()
+
+        const other = await new Promise<number>((resolve) => {
+          const evil = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`, { origin: 'http://evil.example' })
+          evil.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); evil.terminate() })
+          evil.on('open', () => { resolve(101); evil.close() })
+          evil.on('error', () => {})
+        })
+        t.equal(other, 403, 'another site\'s handshake is refused (the gateway\'s Origin check, never answered from a kept yes)')
+        const refused = await new Promise<number>((resolve) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/refuse`, { origin })
+          ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+          ws.on('open', () => { resolve(101); ws.close() })
+          ws.on('error', () => {})
+        })
+        t.equal(refused, 401, 'a backend that refuses the upgrade: its answer reaches the client (through the gateway)')
+      })
+
+      t.test('nginx + Lua: with the gateway named rather than given by address, WebSockets stay with it (nothing would end them)', async (t) => {
+        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort(), '', '', 'localhost'))
+        const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+        t.equal((await send(port, `/mcp/${token}/api`)).status, 200, 'HTTP is carried as before')
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
+        const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())))
+        ws.once('open', () => ws.send('ping'))
+        t.equal(await within(5000, 'the echo', echoed), 'ping')
+        t.equal(gw.app.mcpGateway.tunnels.size, 1, 'the WebSocket goes through the gateway, which ends it on revocation')
+        ws.terminate()
       })
 
       t.test('nginx + Lua: an event stream and a long-poll nginx carries end when their session is revoked', async (t) => {

@@ -10,11 +10,13 @@ local balancer = require("ngx.balancer")
 local lrucache = require("resty.lrucache")
 
 local ngx = ngx
-local ipairs, pairs, type, tonumber = ipairs, pairs, type, tonumber
-local find, sub, match, lower, gmatch = string.find, string.sub, string.match, string.lower, string.gmatch
+local ipairs, pairs, type, tonumber, next = ipairs, pairs, type, tonumber, next
+local find, sub, match, lower, gmatch, byte = string.find, string.sub, string.match, string.lower, string.gmatch, string.byte
 local concat = table.concat
+local band = require("bit").band
+local semaphore = require("ngx.semaphore")
 
-local edge = { open = {}, ended = {} }
+local edge = { open = {}, ended = {}, sockets = {} }
 
 -- The gateway's yeses, kept 1 s by each worker (to the millisecond; the gateway is told so by
 -- X-Mcpgw-Edge-Cache-Ms and checks the session that much sooner, so revocation still bites
@@ -77,6 +79,13 @@ local function credential (prefix, cookie)
   return match(prefix, "^/mcp/([^/]+)$")
 end
 
+-- An IP address and a port (IPv6 in brackets, as nginx's balancer and sockets take it); nil else.
+local function parse_peer (upstream)
+  local host, port = match(upstream, "^(%d+%.%d+%.%d+%.%d+):(%d+)$")
+  if host == nil then host, port = match(upstream, "^(%[[%x:%.]+%]):(%d+)$") end
+  return host, tonumber(port)
+end
+
 -- The verdict: the variables to set, where to, and the session. Nil when the answer cannot be
 -- used here: a header sent twice, a backend the pool does not take (a host name, https), or a
 -- credential not told apart; the gateway carries those itself.
@@ -88,12 +97,10 @@ local function verdict_of (header, cookie)
     -- Empty or absent: the variable keeps the "" it was set to (one write fewer per request).
     if value ~= nil and value ~= "" then vars[var] = value end
   end
-  local upstream = vars.mcpgw_upstream or ""
-  local host, port = match(upstream, "^(%d+%.%d+%.%d+%.%d+):(%d+)$")
-  if host == nil then host, port = match(upstream, "^(%[[%x:%.]+%]):(%d+)$") end
+  local host, port = parse_peer(vars.mcpgw_upstream or "")
   local token = credential(vars.mcpgw_prefix, cookie)
   if host == nil or token == nil or vars.mcpgw_proto ~= "http" then return nil end
-  return { vars = vars, host = host, port = tonumber(port), token = token }
+  return { vars = vars, host = host, port = port, token = token }
 end
 
 -- The access phase of a location whose backend bytes nginx carries: the gateway's verdict (kept,
@@ -101,8 +108,11 @@ end
 -- session that ended, is handed to the gateway (@mcpgw), which answers as it would alone.
 function edge.access ()
   local headers, truncated = ngx.req.get_headers(100)
-  -- More headers than read: the key would not hold them all, so the gateway is asked.
-  local key = truncated == nil and answer_key(headers) or nil
+  local upgrade = headers.upgrade
+  -- More headers than read: the key would not hold them all, so the gateway is asked. So is
+  -- every upgrade (one per connection): its yes holds the gateway's Origin check, which a plain
+  -- request's does not.
+  local key = truncated == nil and upgrade == nil and answer_key(headers) or nil
   local verdict = key and answers:get(key)
   if verdict == nil then
     local answer = ngx.location.capture("/_mcpgw_auth")
@@ -121,6 +131,11 @@ function edge.access ()
   -- Open until the log phase (the server's, which also runs after a hand-over to the gateway).
   edge.open[verdict.token] = (edge.open[verdict.token] or 0) + 1
   var.mcpgw_counted = verdict.token
+  -- A WebSocket: nginx carries its frames too (edge.websocket), and ends it on revocation.
+  if upgrade ~= nil then
+    if type(upgrade) == "string" and lower(upgrade) == "websocket" and truncated == nil then return ngx.exec("@mcpgw_websocket") end
+    return ngx.exec("@mcpgw")
+  end
 end
 
 -- The balancer phase: the peer the access phase chose (an IP address and a port, over http).
@@ -220,18 +235,193 @@ function edge.body_filter ()
   if token and edge.ended[token] then return ngx.ERROR end
 end
 
--- Event streams and long-polls nginx carries end when their session does: every 0.5 s the worker
+-- WebSockets. nginx's own proxy cannot be told to close an upgraded connection it carries, so
+-- the pooled edge carries a WebSocket's bytes itself, in Lua: the handshake as the gateway would
+-- send it, then both directions piped as they come, until either side ends it or its session
+-- does (the 0.5 s question above), when the browser gets the gateway's close (1008).
+
+-- What a client's handshake may not carry to a backend: hop-by-hop headers, what the verdict
+-- sets, and what front and identity-aware proxies tell a backend (the same list as the
+-- proxy_set_header "" lines in the pooled files; any x-mcpgw-* and x-forwarded-* too).
+local WS_DROPPED = {}
+for _, name in ipairs({ "connection", "upgrade", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer", "expect",
+  "http2-settings", "content-length", "host", "cookie", "referer", "authorization", "forwarded", "x-real-ip", "x-original-url",
+  "x-original-uri", "x-original-method", "x-rewrite-url", "remote-user", "x-remote-user" }) do WS_DROPPED[name] = true end
+local function ws_dropped (name, listed)
+  return WS_DROPPED[name] or listed[name] or sub(name, 1, 8) == "x-mcpgw-" or sub(name, 1, 12) == "x-forwarded-" or sub(name, 1, 15) == "x-auth-request-"
+end
+-- What the backend is told, from the verdict (the names nginx's variables hold); empty: not sent.
+local WS_SET = { { "X-Forwarded-Prefix", "mcpgw_prefix" }, { "X-Mcpgw-User-Id", "mcpgw_user" }, { "X-Mcpgw-Session-Id", "mcpgw_session" },
+  { "X-Mcpgw-Server-Type", "mcpgw_type" }, { "X-Mcpgw-Scopes", "mcpgw_scopes" }, { "X-Mcpgw-Instance-Id", "mcpgw_instance" },
+  { "X-Mcpgw-Registrant", "mcpgw_registrant" }, { "X-Mcpgw-Registrant-Rotation", "mcpgw_registrant_rotation" },
+  { "X-Mcpgw-Login-User", "mcpgw_login_user" }, { "Cookie", "mcpgw_cookie" }, { "Referer", "mcpgw_referer" },
+  { "Authorization", "mcpgw_authorization" }, { "X-Forwarded-For", "remote_addr" }, { "X-Forwarded-Proto", "scheme" },
+  { "X-Forwarded-Host", "http_host" } }
+-- What of the backend's 101 reaches the browser: the handshake's own headers, and its cookies, policed.
+local WS_KEPT = { ["sec-websocket-accept"] = "Sec-WebSocket-Accept", ["sec-websocket-protocol"] = "Sec-WebSocket-Protocol",
+  ["sec-websocket-extensions"] = "Sec-WebSocket-Extensions" }
+local IDLE_MS = 3600000
+-- The gateway's close for a session that ended: 1008, "session ended".
+local CLOSE_ENDED = "\136\015\003\240session ended"
+
+-- Where a stream of frames from the backend stands, so the close is sent between two frames,
+-- never inside one: `need` payload bytes still to pass, `head` a frame header cut short.
+local function advance (state, data)
+  if state.head ~= "" then
+    data = state.head .. data
+    state.head = ""
+  end
+  local pos, n = 1, #data
+  while pos <= n do
+    if state.need > 0 then
+      local take = state.need < n - pos + 1 and state.need or n - pos + 1
+      state.need = state.need - take
+      pos = pos + take
+    else
+      local b2 = byte(data, pos + 1)
+      if b2 == nil then
+        state.head = sub(data, pos)
+        return
+      end
+      local len, size = band(b2, 127), 2
+      if len == 126 then size = 4 elseif len == 127 then size = 10 end
+      if band(b2, 128) ~= 0 then size = size + 4 end
+      if pos + size - 1 > n then
+        state.head = sub(data, pos)
+        return
+      end
+      if len == 126 then
+        local a, b = byte(data, pos + 2, pos + 3)
+        len = a * 256 + b
+      elseif len == 127 then
+        len = 0
+        for i = pos + 2, pos + 9 do len = len * 256 + byte(data, i) end
+      end
+      state.need = len
+      pos = pos + size
+    end
+  end
+end
+
+-- The content phase of @mcpgw_websocket (after edge.access let the handshake in). A backend
+-- nginx cannot reach, or that does not switch protocols, is handed to the gateway, which tries
+-- it again and answers as it would alone.
+function edge.websocket ()
+  local var = ngx.var
+  local token = var.mcpgw_counted
+  local host, port = parse_peer(var.mcpgw_upstream)
+  -- Not asking the gateway which sessions ended (named, not given by address): it carries them.
+  if host == nil or token == "" or not edge.polling then return ngx.exec("@mcpgw") end
+  local up = ngx.socket.tcp()
+  up:settimeouts(5000, 60000, IDLE_MS)
+  if not up:connect(host, port) then return ngx.exec("@mcpgw") end
+  local headers = ngx.req.get_headers(100)
+  local listed = {}
+  for name in gmatch(lower(type(headers.connection) == "string" and headers.connection or ""), "[^,%s]+") do listed[name] = true end
+  local out = { "GET ", var.mcpgw_path, " HTTP/1.1\r\nHost: ", var.mcpgw_upstream, "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" }
+  for name, value in pairs(headers) do
+    if not ws_dropped(name, listed) then
+      if type(value) == "table" then value = concat(value, ", ") end
+      out[#out + 1] = name .. ": " .. value .. "\r\n"
+    end
+  end
+  for _, set in ipairs(WS_SET) do
+    local value = var[set[2]]
+    if value ~= nil and value ~= "" then out[#out + 1] = set[1] .. ": " .. value .. "\r\n" end
+  end
+  out[#out + 1] = "\r\n"
+  local status = up:send(concat(out)) and up:receive("*l")
+  if status == nil or match(status, "^HTTP/1%.1 101") == nil then
+    up:close()
+    return ngx.exec("@mcpgw")
+  end
+  local cookies = {}
+  for _ = 1, 100 do
+    local line = up:receive("*l")
+    if line == nil then
+      up:close()
+      return ngx.exit(502)
+    end
+    if line == "" then break end
+    local name, value = match(line, "^([^:]+):[ \t]*(.-)[ \t]*$")
+    name = name and lower(name)
+    if WS_KEPT[name] then
+      ngx.header[WS_KEPT[name]] = value
+    elseif name == "set-cookie" and not own_cookie(value) then
+      cookies[#cookies + 1] = scope_cookie(value, var.mcpgw_prefix ~= "" and var.mcpgw_prefix or nil)
+    end
+  end
+  if #cookies > 0 then ngx.header["Set-Cookie"] = cookies end
+  ngx.status = 101
+  ngx.header["Upgrade"] = "websocket"
+  ngx.header["Connection"] = "Upgrade"
+  ngx.send_headers()
+  ngx.flush(true)
+  local down = ngx.req.socket(true)
+  if not down then
+    up:close()
+    return ngx.exit(ngx.ERROR)
+  end
+  down:settimeouts(5000, 60000, IDLE_MS)
+
+  -- Told when the session ends (the question every 0.5 s posts it).
+  local ended = semaphore.new()
+  local waiting = edge.sockets[token] or {}
+  edge.sockets[token] = waiting
+  waiting[ended] = true
+  if edge.ended[token] ~= nil then ended:post(1) end
+
+  local frames = { need = 0, head = "", reading = false, stop = false }
+  local function to_browser ()
+    while not frames.stop do
+      frames.reading = true
+      local data = up:receiveany(65536)
+      frames.reading = false
+      if data == nil or frames.stop then return end
+      advance(frames, data)
+      if not down:send(data) then return end
+    end
+  end
+  local function to_backend ()
+    while true do
+      local data = down:receiveany(65536)
+      if data == nil or not up:send(data) then return end
+    end
+  end
+  local function watch ()
+    return ended:wait(IDLE_MS / 1000 * 24)
+  end
+  local browser_bound = ngx.thread.spawn(to_browser)
+  local backend_bound = ngx.thread.spawn(to_backend)
+  local watcher = ngx.thread.spawn(watch)
+  local _, revoked = ngx.thread.wait(browser_bound, backend_bound, watcher)
+  if revoked == true then
+    -- The session ended: what the backend is sending stops between two frames, then the close
+    -- (sent while the browser's side is still being read: ending that read ends the socket).
+    frames.stop = true
+    if frames.reading then ngx.thread.kill(browser_bound) else ngx.thread.wait(browser_bound) end
+    if frames.need == 0 and frames.head == "" then down:send(CLOSE_ENDED) end
+  end
+  ngx.thread.kill(browser_bound)
+  ngx.thread.kill(backend_bound)
+  ngx.thread.kill(watcher)
+  up:close()
+  waiting[ended] = nil
+  if next(waiting) == nil and edge.sockets[token] == waiting then edge.sockets[token] = nil end
+  return ngx.exit(ngx.OK)
+end
+
+-- Event streams, long-polls and WebSockets nginx carries end when their session does: every 0.5 s the worker
 -- asks the gateway which of the sessions it has open ended (POST /_mcpgw/forward-auth/ended:
 -- the session cache, revalidated within 2 s). For init_worker_by_lua: `gateway` is the gateway's
 -- IP address and port (a Lua socket resolves names only with a `resolver`), `key` the edge key.
 function edge.start (gateway, key)
-  local host, port = match(gateway, "^(%d+%.%d+%.%d+%.%d+):(%d+)$")
-  if host == nil then host, port = match(gateway, "^%[([%x:%.]+)%]:(%d+)$") end
+  local host, port = parse_peer(gateway)
   if host == nil then
-    ngx.log(ngx.ERR, "mcp-gw: the gateway must be given as an IP address and a port (", gateway, "): streams will not end on revocation")
+    ngx.log(ngx.ERR, "mcp-gw: the gateway must be given as an IP address and a port (", gateway, "): event streams will not end on revocation, and WebSockets go through the gateway")
     return
   end
-  port = tonumber(port)
+  edge.polling = true
   -- One batch of at most 1000 tokens: the lines of the sessions in it that ended.
   local function ask_batch (tokens, now)
     local body = concat(tokens, "\n")
@@ -252,7 +442,10 @@ function edge.start (gateway, key)
     end
     for i, refusal in gmatch(match(answer, "\r\n\r\n(.*)$") or "", "(%d+) ([^\n]+)") do
       local token = tokens[tonumber(i) + 1]
-      if token ~= nil and edge.ended[token] == nil then edge.ended[token] = { at = now, body = refusal } end
+      if token ~= nil and edge.ended[token] == nil then
+        edge.ended[token] = { at = now, body = refusal }
+        for ended in pairs(edge.sockets[token] or {}) do ended:post(1) end
+      end
     end
     return true
   end
