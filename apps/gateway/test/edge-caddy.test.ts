@@ -1,28 +1,17 @@
-import { eventually, freePort, startCaddy } from '@mcp-gw/testkit'
+import { eventually, freePort } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, caddyEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
-
-// The shipped Caddyfiles, run by the real Caddy in front of a real gateway: only their
-// environment is set.
-async function edge (t: Test, file: string, gatewayPort: number, port: number, site: string): Promise<number> {
-  const caddy = await startCaddy(await snippet(file), {
-    port,
-    env: { MCPGW_SITE: site, MCPGW_GATEWAY: `127.0.0.1:${gatewayPort}`, MCPGW_FORWARD_AUTH_KEY: EDGE_KEY }
-  })
-  t.teardown(() => caddy.stop())
-  return caddy.port
-}
 
 async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
   return await behindEdge(t, overrides, async (gatewayPort) => {
     const port = await freePort()
-    return await edge(t, 'caddy/path-mode.Caddyfile', gatewayPort, port, `http://127.0.0.1:${port}`)
+    return await caddyEdge(t, 'caddy/path-mode.Caddyfile', gatewayPort, port, `http://127.0.0.1:${port}`)
   })
 }
 
@@ -118,7 +107,7 @@ t.test('Caddy + forward-auth, isolated mode: link swapped for a cookie, the cook
   const port = await freePort()
   const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl: `http://*.localhost:${port}` })
   await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
-  await edge(t, 'caddy/isolated-mode.Caddyfile', gw.port, port, `http://*.localhost:${port}`)
+  await caddyEdge(t, 'caddy/isolated-mode.Caddyfile', gw.port, port, `http://*.localhost:${port}`)
   const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
   const host = `${sessionHostLabel(session)}.localhost:${port}`
   await isolatedModeThroughEdge(t, { name: 'Caddy', port, host, token }, gw.app.mcpGateway, backend)

@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { verifyRegistrantProofs } from '@mcp-gw/protocol'
-import { FRONT_PROXY_DIRECTIVES, SPOOFED_REQUEST_HEADERS } from '@mcp-gw/testkit'
+import { FRONT_PROXY_DIRECTIVES, NGINX_LUA_MODULES, SPOOFED_REQUEST_HEADERS, startCaddy, startNginx } from '@mcp-gw/testkit'
 import { TokenService } from '@mcp-gw/registry'
 import type { Registry } from '@mcp-gw/registry'
 import type { Test } from 'tap'
@@ -32,6 +34,38 @@ export async function behindEdge (t: Test, overrides: Partial<GatewayConfig>, st
 /** A documented edge snippet, read as shipped. */
 export async function snippet (relative: string): Promise<string> {
   return await readFile(fileURLToPath(new URL(`../../../docs/edge/${relative}`, import.meta.url)), 'utf8')
+}
+
+// Where the pooled nginx configurations' Lua half (mcpgw_edge.lua) is shipped.
+const LUA_DIR = fileURLToPath(new URL('../../../docs/edge/nginx', import.meta.url))
+
+/**
+ * A shipped nginx snippet (`nginx/...`), run by the real nginx in front of the gateway on
+ * `gatewayPort`: only its placeholders are filled in. Resolves to nginx's port.
+ */
+export async function nginxEdge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = '', extraHttp = '', gatewayHost = '127.0.0.1'): Promise<number> {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'mcpgw-edge-cache-'))
+  t.teardown(() => rm(cacheDir, { recursive: true, force: true }))
+  const http = (await snippet(file))
+    .replaceAll('{{listen}}', '127.0.0.1:{{port}}')
+    .replaceAll('{{gateway}}', `${gatewayHost}:${gatewayPort}`)
+    .replaceAll('{{key}}', EDGE_KEY)
+    .replaceAll('{{cache_dir}}', cacheDir)
+    .replaceAll('{{lua_dir}}', LUA_DIR)
+    .replaceAll('{{session_hosts}}', sessionHosts) + extraHttp
+  const nginx = await startNginx({ http, port, modules: file.includes('pooled') ? NGINX_LUA_MODULES : [] })
+  t.teardown(() => nginx.stop())
+  return nginx.port
+}
+
+/** A shipped Caddyfile (`caddy/...`), run by the real Caddy for `site`: only its environment is set. */
+export async function caddyEdge (t: Test, file: string, gatewayPort: number, port: number, site: string): Promise<number> {
+  const caddy = await startCaddy(await snippet(file), {
+    port,
+    env: { MCPGW_SITE: site, MCPGW_GATEWAY: `127.0.0.1:${gatewayPort}`, MCPGW_FORWARD_AUTH_KEY: EDGE_KEY }
+  })
+  t.teardown(() => caddy.stop())
+  return caddy.port
 }
 
 export interface Seen { method: string, url: string, headers: IncomingHttpHeaders }

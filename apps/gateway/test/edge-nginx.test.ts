@@ -1,39 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { eventually, freePort, NGINX_LUA_MODULES, SPOOFED_REQUEST_HEADERS, startFerretDb, startNginx, within } from '@mcp-gw/testkit'
+import { eventually, freePort, SPOOFED_REQUEST_HEADERS, startFerretDb, within } from '@mcp-gw/testkit'
 import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, snippet, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
-
-// Where the pooled configurations' Lua half (mcpgw_edge.lua) is shipped.
-const LUA_DIR = fileURLToPath(new URL('../../../docs/edge/nginx', import.meta.url))
-
-// The shipped snippets, run by the real nginx in front of a real gateway: only their
-// placeholders are filled in.
-async function edge (t: Test, file: string, gatewayPort: number, port: number, sessionHosts = '', extraHttp = '', gatewayHost = '127.0.0.1'): Promise<number> {
-  const cacheDir = await mkdtemp(join(tmpdir(), 'mcpgw-edge-cache-'))
-  t.teardown(() => rm(cacheDir, { recursive: true, force: true }))
-  const http = (await snippet(file))
-    .replaceAll('{{listen}}', '127.0.0.1:{{port}}')
-    .replaceAll('{{gateway}}', `${gatewayHost}:${gatewayPort}`)
-    .replaceAll('{{key}}', EDGE_KEY)
-    .replaceAll('{{cache_dir}}', cacheDir)
-    .replaceAll('{{lua_dir}}', LUA_DIR)
-    .replaceAll('{{session_hosts}}', sessionHosts) + extraHttp
-  const nginx = await startNginx({ http, port, modules: file.includes('pooled') ? NGINX_LUA_MODULES : [] })
-  t.teardown(() => nginx.stop())
-  return nginx.port
-}
 
 /** An event stream through the edge: how many events came, and when it ended (resolves then). */
 function openStream (port: number, path: string, headers: Record<string, string> = {}): { events: () => number, ended: Promise<number> } {
@@ -95,7 +71,7 @@ const PATH_MODE_FILES = ['nginx/path-mode.conf', 'nginx/path-mode-pooled.conf']
 for (const file of PATH_MODE_FILES) {
   t.test(file, async (t) => {
     async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
-      return await behindEdge(t, overrides, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort()))
+      return await behindEdge(t, overrides, async (gatewayPort) => await nginxEdge(t, file, gatewayPort, await freePort()))
     }
 
     t.test('nginx + forward-auth, path mode: nginx carries the bytes, the gateway only answers who may go where', async (t) => {
@@ -296,7 +272,7 @@ for (const file of PATH_MODE_FILES) {
         // server of the test's own beside the shipped snippet.
         const countPort = await freePort()
         const counter = `\nserver { listen 127.0.0.1:${countPort}; location / { content_by_lua_block { local n = 0; for _, v in pairs(package.loaded.mcpgw_edge.open) do n = n + v end; ngx.say(n) } } }\n`
-        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort(), '', counter))
+        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await nginxEdge(t, file, gatewayPort, await freePort(), '', counter))
         const counted = async (): Promise<number> => Number((await send(countPort, '/')).body)
 
         const v6 = createServer((_req, res) => res.end('v6'))
@@ -374,7 +350,7 @@ for (const file of PATH_MODE_FILES) {
       })
 
       t.test('nginx + Lua: with the gateway named rather than given by address, WebSockets stay with it (nothing would end them)', async (t) => {
-        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await edge(t, file, gatewayPort, await freePort(), '', '', 'localhost'))
+        const { port, gw } = await behindEdge(t, {}, async (gatewayPort) => await nginxEdge(t, file, gatewayPort, await freePort(), '', '', 'localhost'))
         const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
         t.equal((await send(port, `/mcp/${token}/api`)).status, 200, 'HTTP is carried as before')
         const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`)
@@ -400,7 +376,7 @@ for (const file of PATH_MODE_FILES) {
       const backend = await startEdgeBackend(t)
       const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, mongoUrl: ferret.url, jwtSecret: 'edge-store-down-secret-0123456789abcdef' })
       await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port, secret: REGISTRANT_SECRET })
-      const port = await edge(t, file, gw.port, await freePort())
+      const port = await nginxEdge(t, file, gw.port, await freePort())
       const used = (await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
       const unused = (await gw.app.mcpRegistry.createSession({ userId: 'bob', serverName: 'todo', serverSecret: REGISTRANT_SECRET })).token
       t.equal((await send(port, `/mcp/${used}/api`)).status, 200)
@@ -433,7 +409,7 @@ for (const file of ISOLATED_MODE_FILES) {
       const port = await freePort()
       const gw = await startGateway(t, { trustProxy: ['127.0.0.1'], apiKey: API_KEY, forwardAuthKey: EDGE_KEY, wildcardUrl: `http://*.localhost:${port}` })
       await gw.app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: backend.port })
-      await edge(t, file, gw.port, port, '*.localhost')
+      await nginxEdge(t, file, gw.port, port, '*.localhost')
       const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'carol', serverName: 'todo' })
       return { port, gw, backend, host: `${sessionHostLabel(session)}.localhost:${port}`, token, sessionId: session.sessionId }
     }

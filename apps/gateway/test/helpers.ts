@@ -1,5 +1,5 @@
 import { createServer } from 'node:http'
-import type { Server } from 'node:http'
+import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
@@ -73,4 +73,44 @@ export async function createSessionUrl (port: number, secret: string, body: { us
     body: JSON.stringify(body)
   })
   return await res.json() as { url: string, shareLevel: string }
+}
+
+/** A page that opens a WebSocket and an event stream, and shows what came back. */
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>todo</title></head>
+<body><h1 id="status">loading</h1><p id="echo"></p><p id="event"></p>
+<script>
+document.getElementById('status').textContent = 'script ran'
+const ws = new WebSocket(location.href.replace(/^http/, 'ws') + 'ws')
+ws.onopen = () => ws.send('round trip')
+ws.onmessage = (e) => { document.getElementById('echo').textContent = 'echo: ' + e.data }
+const events = new EventSource('events')
+events.onmessage = (e) => { document.getElementById('event').textContent = 'event: ' + e.data; events.close() }
+</script></body></html>`
+
+export interface SeenByApp { url: string, headers: IncomingHttpHeaders }
+
+/**
+ * A backend with that page (its event stream greets the logged-in person the gateway names);
+ * it records what reaches it, WebSocket handshakes included.
+ */
+export async function startPageApp (t: Test): Promise<{ port: number, seen: SeenByApp[] }> {
+  const seen: SeenByApp[] = []
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', headers: req.headers })
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(`data: hello ${decodeURIComponent(String(req.headers['x-mcpgw-login-user']))}\n\n`)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(PAGE)
+  })
+  const wss = new WebSocketServer({ server })
+  wss.on('connection', (ws, req) => {
+    seen.push({ url: req.url ?? '', headers: req.headers })
+    ws.on('message', (data) => ws.send(data.toString()))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
+  return { port: (server.address() as AddressInfo).port, seen }
 }

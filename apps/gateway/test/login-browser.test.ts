@@ -1,60 +1,20 @@
-import { createServer } from 'node:http'
-import type { IncomingHttpHeaders } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { freePort, launchChromium, logInAtTestIdp as logIn, startTestIdp, within } from '@mcp-gw/testkit'
 import type { BrowserContext } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
-import { WebSocketServer } from 'ws'
 import { buildGateway } from '../src/app.js'
-import { createSessionUrl, testConfig } from './helpers.js'
+import { createSessionUrl, startPageApp, testConfig } from './helpers.js'
 
 /**
  * Links bound to a person, as browsers live them: the gateway logs people in through a real
  * OpenID provider (oidc-provider on 127.0.0.1, its own login and consent pages), and a link
  * made with share level owner opens for its person only, authenticated for anyone logged in.
  */
-const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>todo</title></head>
-<body><h1 id="status">loading</h1><p id="echo"></p><p id="event"></p>
-<script>
-document.getElementById('status').textContent = 'script ran'
-const ws = new WebSocket(location.href.replace(/^http/, 'ws') + 'ws')
-ws.onopen = () => ws.send('round trip')
-ws.onmessage = (e) => { document.getElementById('echo').textContent = 'echo: ' + e.data }
-const events = new EventSource('events')
-events.onmessage = (e) => { document.getElementById('event').textContent = 'event: ' + e.data; events.close() }
-</script></body></html>`
-
-interface Seen { url: string, headers: IncomingHttpHeaders }
-
-/** A backend with a page that opens a WebSocket and an event stream; it records what reaches it. */
-async function startApp (t: Test): Promise<{ port: number, seen: Seen[] }> {
-  const seen: Seen[] = []
-  const server = createServer((req, res) => {
-    seen.push({ url: req.url ?? '', headers: req.headers })
-    if (req.url === '/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream' })
-      res.write(`data: hello ${decodeURIComponent(String(req.headers['x-mcpgw-login-user']))}\n\n`)
-      return
-    }
-    res.writeHead(200, { 'content-type': 'text/html' })
-    res.end(PAGE)
-  })
-  const wss = new WebSocketServer({ server })
-  wss.on('connection', (ws, req) => {
-    seen.push({ url: req.url ?? '', headers: req.headers })
-    ws.on('message', (data) => ws.send(data.toString()))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { wss.close(); server.closeAllConnections(); server.close(() => resolve()) }))
-  return { port: (server.address() as AddressInfo).port, seen }
-}
-
 interface LoginGateway {
   port: number
   publicUrl: string
   idp: Awaited<ReturnType<typeof startTestIdp>>
-  todo: Awaited<ReturnType<typeof startApp>>
+  todo: Awaited<ReturnType<typeof startPageApp>>
   /** A link for userId at this share level (a server type each, so each is its own session). */
   link: (userId: string, shareLevel: string) => Promise<string>
 }
@@ -77,7 +37,7 @@ async function startLoginGateway (t: Test, userClaim: string, isolated = false):
   }), { logLevel: 'silent' })
   t.teardown(() => app.close())
   await app.listen({ port, host: '127.0.0.1' })
-  const todo = await startApp(t)
+  const todo = await startPageApp(t)
   const secret = 'todo-registrant-secret-0123456789abcdef'
   await app.mcpRegistry.registerServer({ serverName: 'todo', host: '127.0.0.1', port: todo.port, secret })
   const link = async (userId: string, shareLevel: string): Promise<string> => {

@@ -204,7 +204,8 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     if (person === null) {
       // (On a session host, the URL the browser asked for: rewriteUrl put the internal prefix in front.)
       const asked = place.sessionHost === null ? request.raw.url ?? '/' : (request.mcpTarget as IsolatedTarget).cleanUrl
-      if (logins?.askLogin !== undefined && isPageNavigation(request) && forwardAuthOf(request.raw) === undefined) logins.askLogin(request, reply, asked, place)
+      // (An edge's question about a page load gets the same answer: edges relay it.)
+      if (logins?.askLogin !== undefined && isPageNavigation(request)) logins.askLogin(request, reply, asked, place)
       else done(new LoginRequiredError())
       return false
     }
