@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, caddyEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, caddyEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
@@ -41,6 +41,10 @@ t.test('Caddy + forward-auth, path mode: a page load swaps the link for a label 
   const { port, gw } = await pathMode(t)
   const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
   await pathLinkSwapThroughEdge(t, port, { host: `127.0.0.1:${port}` }, token, gw.app.mcpGateway)
+})
+
+t.test('Caddy + forward-auth, path mode: the gateway\'s frame-ancestors, not a copy in the Caddyfile', async (t) => {
+  await frameAncestorsThroughEdge(t, pathMode, false)
 })
 
 t.test('Caddy + forward-auth, path mode: refusals before any backend byte are the gateway\'s own answers; a hostile backend is policed', async (t) => {

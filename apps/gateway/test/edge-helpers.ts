@@ -315,6 +315,24 @@ export async function frontProxyPolicyThroughEdge (t: Test, port: number, base: 
   t.same(Object.keys(SPOOFED_REQUEST_HEADERS).filter((name) => seen[name] !== undefined), [], 'a client\'s identity and original-URL claims never reach the backend')
 }
 
+/**
+ * The gateway's frame-ancestors (MCP_WEB_UI_FRAME_ANCESTORS) through an edge in path mode: the
+ * origins it names are the page's policy as the gateway would send it, `*` leaves none of ours,
+ * and (`carriesFrameOptions`) the backend's own X-Frame-Options still narrows it. `pathMode` starts a gateway with the
+ * overrides behind the edge.
+ */
+export async function frameAncestorsThroughEdge (t: Test, pathMode: (t: Test, overrides: Partial<GatewayConfig>) => Promise<BehindEdge>, carriesFrameOptions: boolean): Promise<void> {
+  for (const [sources, expected] of [[["'self'", 'https://claude.ai'], "frame-ancestors 'self' https://claude.ai"], [['*'], null]] as const) {
+    const { port, gw } = await pathMode(t, { frameAncestors: [...sources] })
+    const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+    // (Node joins repeated Content-Security-Policy headers with `, `.)
+    const policies = async (path: string): Promise<string[]> => [(await send(port, `/mcp/${token}${path}`, { host: `127.0.0.1:${port}` })).headers['content-security-policy']].flat().join(', ').split(/,\s*/).filter((p) => p !== '')
+    t.same(await policies('/api'), expected === null ? [] : [expected], `MCP_WEB_UI_FRAME_ANCESTORS=${sources.join(' ')}: ${expected ?? 'no policy of ours'}, as the gateway sends it`)
+    // (Caddy leaves the backend's X-Frame-Options as it is: the gap docs/edge/README.md states.)
+    if (carriesFrameOptions) t.ok((await policies('/hostile')).includes("frame-ancestors 'none'"), 'and the backend\'s X-Frame-Options: DENY still counts')
+  }
+}
+
 /** The gateway's JWT secrets during a rotation, for the edge tests. */
 export const ROTATION_SECRETS = { current: 'edge-test-current-jwt-secret-0123456789abcdef', previous: 'edge-test-previous-jwt-secret-0123456789abcdef' }
 

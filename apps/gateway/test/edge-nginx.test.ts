@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 /** An event stream through the edge: how many events came, and when it ended (resolves then). */
@@ -159,6 +159,10 @@ for (const file of PATH_MODE_FILES) {
       const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
       const { base, cookie } = await pathLinkSwapThroughEdge(t, port, {}, token, gw.app.mcpGateway)
       if (file.includes('pooled')) await streamsEndOnRevocation(t, port, gw, backend, base, { cookie }, session.sessionId)
+    })
+
+    t.test('nginx + forward-auth, path mode: the gateway\'s frame-ancestors, not a copy in the snippet', async (t) => {
+      await frameAncestorsThroughEdge(t, pathMode, true)
     })
 
     t.test('nginx + forward-auth, path mode: the policy corpus gets the gateway\'s verdicts (X-Accel-Redirect, spoofed identity headers)', async (t) => {

@@ -48,7 +48,8 @@ local VERDICT = {
   mcpgw_prefix = "x-forwarded-prefix", mcpgw_user = "x-mcpgw-user-id", mcpgw_session = "x-mcpgw-session-id",
   mcpgw_type = "x-mcpgw-server-type", mcpgw_scopes = "x-mcpgw-scopes", mcpgw_instance = "x-mcpgw-instance-id",
   mcpgw_registrant = "x-mcpgw-registrant", mcpgw_registrant_rotation = "x-mcpgw-registrant-rotation", mcpgw_login_user = "x-mcpgw-login-user",
-  mcpgw_cookie = "x-mcpgw-request-cookie", mcpgw_referer = "x-mcpgw-request-referer", mcpgw_authorization = "x-mcpgw-request-authorization"
+  mcpgw_cookie = "x-mcpgw-request-cookie", mcpgw_referer = "x-mcpgw-request-referer", mcpgw_authorization = "x-mcpgw-request-authorization",
+  mcpgw_frame = "x-mcpgw-frame-ancestors"
 }
 
 -- The one value of the cookie `name` among `names` in a Cookie header, read as the gateway reads

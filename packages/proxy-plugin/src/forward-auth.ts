@@ -59,7 +59,12 @@ export const VERDICT_HEADERS = {
   path: 'x-mcpgw-upstream-path',
   cookie: 'x-mcpgw-request-cookie',
   referer: 'x-mcpgw-request-referer',
-  authorization: 'x-mcpgw-request-authorization'
+  authorization: 'x-mcpgw-request-authorization',
+  /**
+   * The gateway's `frame-ancestors` directive (its `frameAncestors` option), for the edge to add
+   * beside the backend's own policy; `*` when any page holding the link may frame it (no policy).
+   */
+  frameAncestors: 'x-mcpgw-frame-ancestors'
 } as const
 
 export interface ForwardAuthMark {
@@ -195,6 +200,7 @@ export function answerForwardAuth (request: FastifyRequest, reply: FastifyReply,
   if (sent.cookie !== undefined) reply.header(VERDICT_HEADERS.cookie, sent.cookie)
   if (sent.referer !== undefined) reply.header(VERDICT_HEADERS.referer, sent.referer)
   if (sent.authorization !== undefined) reply.header(VERDICT_HEADERS.authorization, sent.authorization)
+  reply.header(VERDICT_HEADERS.frameAncestors, ctx.frameAncestors === '' ? '*' : ctx.frameAncestors)
   // An edge may keep a yes for as long as it said it would; a no is never kept.
   reply.header('cache-control', mark.edgeCacheMs > 0 ? `max-age=${Math.max(1, Math.floor(mark.edgeCacheMs / 1000))}` : 'no-store')
   reply.send()

@@ -73,6 +73,7 @@ t.test('path mode: the edge learns where to send an authenticated request and wh
   t.equal(yes.headers['x-forwarded-prefix'], `/mcp/${token}`)
   t.equal(yes.headers['x-mcpgw-request-cookie'], 'theirs=1', 'the gateway\'s own cookies are not the backend\'s')
   t.equal(yes.headers['x-mcpgw-request-referer'], `http://127.0.0.1:${gw.backendPort}/page`, 'a Referer naming the session becomes the backend\'s own page')
+  t.equal(yes.headers['x-mcpgw-frame-ancestors'], "frame-ancestors 'self'", 'the frame-ancestors the gateway would add, for the edge to add')
   t.equal(yes.headers['cache-control'], 'no-store', 'no edge cache asked for: nothing kept')
   t.equal(gw.hits(), 0, 'the backend saw nothing')
 
