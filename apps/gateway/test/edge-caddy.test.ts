@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, caddyEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, caddyEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend, tokenQueryThroughEdge } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 async function pathMode (t: Test, overrides: Partial<GatewayConfig> = {}): Promise<BehindEdge> {
@@ -33,6 +33,7 @@ t.test('Caddy + forward-auth, path mode: Caddy carries the bytes, the gateway on
   t.equal(seen.headers['x-mcpgw-upstream'], undefined, 'the routing headers are Caddy\'s, not the backend\'s')
   t.equal(gw.app.mcpGateway.metrics.responses['2xx'], 0, 'not one byte through Node')
   t.ok(gw.app.mcpGateway.metrics.forwardAuthAnswers.allowed >= 1)
+  await tokenQueryThroughEdge(t, port, token, { host })
   const events = await send(port, `/mcp/${token}/events`, { host, accept: 'text/event-stream' })
   t.equal(events.body, 'data: 1\n\ndata: 2\n\ndata: 3\n\n', 'events pass')
 })

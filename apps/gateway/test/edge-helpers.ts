@@ -252,6 +252,15 @@ export async function isolatedModeThroughEdge (t: Test, edge: { name: string, po
   const widened = ([hostile.headers['set-cookie']].flat() as string[]).filter((c) => cookieScope(c).domain !== null).map((c) => c.split('=')[0])
   // Plain nginx's proxy_cookie_domain does not read `Domain<TAB>=` (the gap docs/edge/README.md states).
   t.same(widened, edge.name === 'nginx' ? ['tabbed'] : [], edge.name === 'nginx' ? 'no Domain reaches other session hosts but one spelled `Domain<TAB>=`, which plain nginx cannot read' : 'no Domain reaches other session hosts, in any spelling')
+  // Another site's frame of the link gets the frame ticket in its URL: that page never sends it on
+  // in a Referer (the last Referrer-Policy a browser reads is the one it applies).
+  const frame = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }
+  const framedSwap = await send(port, `/hostile?mcpgw_link=${edge.token}`, { host, ...frame })
+  const ticketed = String(framedSwap.headers.location)
+  t.match(ticketed, /^\/hostile\?mcpgw_frame=[\w-]{43}$/, 'a frame\'s swap names the frame ticket')
+  const framed = await send(port, ticketed, { host, cookie, ...frame })
+  t.equal(framed.body, 'hostile', `the framed page, carried by ${edge.name}: the ticket is not the backend's`)
+  t.equal([framed.headers['referrer-policy']].flat().join(',').split(',').map((p) => p.trim()).filter((p) => p !== '').at(-1), 'same-origin', 'the ticket\'s page has the last word on its Referrer-Policy (the backend asked for unsafe-url)')
   const own = await send(port, '/own-cookies', { host, cookie })
   const names = ([own.headers['set-cookie']].flat().filter((c) => c !== undefined) as string[]).map((c) => c.split('=')[0]!.trim() || c.split('=')[1]!)
   if (edge.name === 'nginx + Lua') {
@@ -330,6 +339,18 @@ export async function frameAncestorsThroughEdge (t: Test, pathMode: (t: Test, ov
     t.same(await policies('/api'), expected === null ? [] : [expected], `MCP_WEB_UI_FRAME_ANCESTORS=${sources.join(' ')}: ${expected ?? 'no policy of ours'}, as the gateway sends it`)
     // (Caddy leaves the backend's X-Frame-Options as it is: the gap docs/edge/README.md states.)
     if (carriesFrameOptions) t.ok((await policies('/hostile')).includes("frame-ancestors 'none'"), 'and the backend\'s X-Frame-Options: DENY still counts')
+  }
+}
+
+/**
+ * Path mode through an edge: a query parameter holding the token (a link pasted into a script's
+ * `?access_token=`) never reaches the backend, alone or beside others, as the gateway strips it.
+ */
+export async function tokenQueryThroughEdge (t: Test, port: number, token: string, headers: Record<string, string>): Promise<void> {
+  for (const [query, expected] of [[`?access_token=${token}`, '/api'], [`?access_token=${token}&keep=1`, '/api?keep=1']] as const) {
+    const res = await send(port, `/mcp/${token}/api${query}`, headers)
+    t.equal(res.status, 200)
+    t.equal((JSON.parse(res.body) as { url: string }).url, expected, `the token in the query is not the backend's (${query.includes('keep') ? 'beside another parameter' : 'alone'})`)
   }
 }
 

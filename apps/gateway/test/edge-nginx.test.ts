@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
-import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend } from './edge-helpers.js'
+import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend, tokenQueryThroughEdge } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
 
 /** An event stream through the edge: how many events came, and when it ended (resolves then). */
@@ -94,6 +94,8 @@ for (const file of PATH_MODE_FILES) {
       t.equal(seen.headers.cookie, 'theirs=1', 'the gateway\'s cookies stay with the gateway')
       t.equal(metrics.responses['2xx'], 0, 'not one byte through Node: no response proxied by the gateway')
       t.ok(metrics.forwardAuthAnswers.allowed >= 1, 'it answered the edge\'s question')
+
+      await tokenQueryThroughEdge(t, port, token, {})
 
       // Event streams pass event by event.
       const events = await send(port, `/mcp/${token}/events`, { accept: 'text/event-stream' })
