@@ -104,6 +104,16 @@ local function verdict_of (header, cookie)
   return { vars = vars, host = host, port = port, token = token }
 end
 
+-- What a client may not claim to a backend, as the gateway's own rule reads header names: the
+-- gateway's headers (x-mcpgw-*), what front and identity-aware proxies tell a backend about the
+-- user or the original request (x-forwarded-*, forwarded, x-real-ip, x-original-*,
+-- x-rewrite-url, x-auth-request-*, remote-user, x-remote-user). nginx's proxy_set_header can only
+-- name headers one by one; these go by prefix. (Names with `_` nginx drops itself.)
+local SPOOFABLE = { forwarded = true, ["x-real-ip"] = true, ["x-rewrite-url"] = true, ["remote-user"] = true, ["x-remote-user"] = true }
+local function spoofable (name)
+  return SPOOFABLE[name] or sub(name, 1, 8) == "x-mcpgw-" or sub(name, 1, 12) == "x-forwarded-" or sub(name, 1, 11) == "x-original-" or sub(name, 1, 15) == "x-auth-request-"
+end
+
 -- The access phase of a location whose backend bytes nginx carries: the gateway's verdict (kept,
 -- or asked through /_mcpgw_auth), set into nginx's variables. Anything but a usable yes, and a
 -- session that ended, is handed to the gateway (@mcpgw), which answers as it would alone.
@@ -132,6 +142,11 @@ function edge.access ()
   -- Open until the log phase (the server's, which also runs after a hand-over to the gateway).
   edge.open[verdict.token] = (edge.open[verdict.token] or 0) + 1
   var.mcpgw_counted = verdict.token
+  -- What a client may not claim never reaches the backend (the location's proxy_set_header then
+  -- sets the gateway's own values).
+  for name in pairs(truncated == nil and headers or ngx.req.get_headers(0)) do
+    if spoofable(name) then ngx.req.clear_header(name) end
+  end
   -- A WebSocket: nginx carries its frames too (edge.websocket), and ends it on revocation.
   if upgrade ~= nil then
     if type(upgrade) == "string" and lower(upgrade) == "websocket" and truncated == nil then return ngx.exec("@mcpgw_websocket") end
@@ -242,14 +257,12 @@ end
 -- does (the 0.5 s question above), when the browser gets the gateway's close (1008).
 
 -- What a client's handshake may not carry to a backend: hop-by-hop headers, what the verdict
--- sets, and what front and identity-aware proxies tell a backend (the same list as the
--- proxy_set_header "" lines in the pooled files; any x-mcpgw-* and x-forwarded-* too).
+-- sets, and what a client may not claim (above).
 local WS_DROPPED = {}
 for _, name in ipairs({ "connection", "upgrade", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer", "expect",
-  "http2-settings", "content-length", "host", "cookie", "referer", "authorization", "forwarded", "x-real-ip", "x-original-url",
-  "x-original-uri", "x-original-method", "x-rewrite-url", "remote-user", "x-remote-user" }) do WS_DROPPED[name] = true end
+  "http2-settings", "content-length", "host", "cookie", "referer", "authorization" }) do WS_DROPPED[name] = true end
 local function ws_dropped (name, listed)
-  return WS_DROPPED[name] or listed[name] or sub(name, 1, 8) == "x-mcpgw-" or sub(name, 1, 12) == "x-forwarded-" or sub(name, 1, 15) == "x-auth-request-"
+  return WS_DROPPED[name] or listed[name] or spoofable(name)
 end
 -- What the backend is told, from the verdict (the names nginx's variables hold); empty: not sent.
 local WS_SET = { { "X-Forwarded-Prefix", "mcpgw_prefix" }, { "X-Mcpgw-User-Id", "mcpgw_user" }, { "X-Mcpgw-Session-Id", "mcpgw_session" },
