@@ -359,6 +359,12 @@ for (const file of PATH_MODE_FILES) {
           ws.on('error', () => {})
         })
         t.equal(refused, 401, 'a backend that refuses the upgrade: its answer reaches the client (through the gateway)')
+        // What the gateway alone would not take for a handshake is not one through nginx either.
+        const handshake = { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', origin }
+        const notAsked = await send(port, `/mcp/${token}/api`, handshake)
+        t.equal(notAsked.status, 200, 'Upgrade without Connection: upgrade: a plain request, as the gateway reads it')
+        const withBody = await send(port, `/mcp/${token}/api`, { ...handshake, connection: 'Upgrade', 'content-length': '5' }, 'GET', 'hello')
+        t.same([withBody.status, JSON.parse(withBody.body).code], [400, 'MCPGW_PROXY_BAD_UPGRADE'], 'a handshake with a body: the gateway\'s 400')
       })
 
       t.test('nginx + Lua: with the gateway named rather than given by address, WebSockets stay with it (nothing would end them)', async (t) => {

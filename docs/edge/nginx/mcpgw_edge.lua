@@ -26,6 +26,8 @@ local edge = { open = {}, ended = {}, sockets = {} }
 -- proxy_cache, which cost 23 µs of nginx CPU per request on a hit (bench workload 10).
 local answers = lrucache.new(10000)
 local KEYED = { "host", "cookie", "referer", "authorization", "origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "service-worker",
+  -- Over plain http a page load (swapped for a label, sent to log in) is known by these two.
+  "accept", "upgrade-insecure-requests",
   -- A view session's GET with a method override is refused: its plain GET's yes must not serve it.
   "x-http-method-override", "x-http-method", "x-method-override" }
 
@@ -52,17 +54,23 @@ local VERDICT = {
   mcpgw_frame = "x-mcpgw-frame-ancestors"
 }
 
--- The one value of the cookie `name` among `names` in a Cookie header, read as the gateway reads
--- it (split on `;`, names and values trimmed); nil when there is none, or more than one value
--- (the gateway tried each: which one it took is not guessed at).
+-- The one value of the cookies `names` in a Cookie header, read exactly as the gateway reads it
+-- (gatewayCookies: split on `;`, name and value trimmed of what JavaScript's trim() removes from
+-- a header's latin-1 text, the no-break space 0xA0 among it; values of token characters only);
+-- nil when there is none, or more than one value (the gateway tried each: which one let the
+-- request in is not guessed at, and the gateway carries it).
+local TRIM = "^[ \t\n\v\f\r\160]*(.-)[ \t\n\v\f\r\160]*$"
 local function one_cookie (header, names)
   if type(header) ~= "string" then return nil end
   local found
-  for pair in gmatch(header, "[^;]+") do
-    local name, value = match(pair, "^%s*(.-)%s*=%s*(.-)%s*$")
-    if name ~= nil and value ~= "" and names[name] then
-      if found ~= nil and found ~= value then return nil end
-      found = value
+  for pair in gmatch(header .. ";", "([^;]*);") do
+    local eq = find(pair, "=", 1, true)
+    if eq ~= nil and names[match(sub(pair, 1, eq - 1), TRIM)] then
+      local value = match(sub(pair, eq + 1), TRIM)
+      if value ~= "" and match(value, "^[%w_%-%.]+$") then
+        if found ~= nil and found ~= value then return nil end
+        found = value
+      end
     end
   end
   return found
@@ -147,9 +155,16 @@ function edge.access ()
   for name in pairs(truncated == nil and headers or ngx.req.get_headers(0)) do
     if spoofable(name) then ngx.req.clear_header(name) end
   end
-  -- A WebSocket: nginx carries its frames too (edge.websocket), and ends it on revocation.
+  -- A WebSocket: nginx carries its frames too (edge.websocket), and ends it on revocation. What
+  -- the check could not see (it is asked without a body or Connection) is checked here: anything
+  -- but a bodiless GET that asks for the upgrade goes to the gateway, which answers as alone.
   if upgrade ~= nil then
-    if type(upgrade) == "string" and lower(upgrade) == "websocket" and truncated == nil then return ngx.exec("@mcpgw_websocket") end
+    local connection = headers.connection
+    if truncated == nil and type(upgrade) == "string" and lower(upgrade) == "websocket" and ngx.req.get_method() == "GET"
+      and headers["transfer-encoding"] == nil and (headers["content-length"] == nil or headers["content-length"] == "0")
+      and type(connection) == "string" and find("," .. lower(connection) .. ",", ",[ \t]*upgrade[ \t]*,") ~= nil then
+      return ngx.exec("@mcpgw_websocket")
+    end
     return ngx.exec("@mcpgw")
   end
 end
@@ -344,19 +359,42 @@ function edge.websocket ()
     if value ~= nil and value ~= "" then out[#out + 1] = set[1] .. ": " .. value .. "\r\n" end
   end
   out[#out + 1] = "\r\n"
-  local status = up:send(concat(out)) and up:receive("*l")
-  if status == nil or match(status, "^HTTP/1%.1 101") == nil then
+  -- The backend's answer head: at most 16 KiB within 10 s (the gateway's own handshake bound).
+  up:settimeouts(10000, 10000, 10000)
+  local head = {}
+  if up:send(concat(out)) then
+    local reader, size = up:receiveuntil("\r\n\r\n"), 0
+    while true do
+      local data, err = reader(4096)
+      if data == nil then
+        if err ~= nil then head = nil end
+        break
+      end
+      size = size + #data
+      if size > 16384 then
+        head = nil
+        break
+      end
+      head[#head + 1] = data
+    end
+  else
+    head = nil
+  end
+  local lines = head and concat(head)
+  if lines == nil or match(lines, "^HTTP/1%.1 (%d+)") ~= "101" then
+    -- Not switching protocols (or unreadable): the gateway asks it again and answers as alone.
     up:close()
     return ngx.exec("@mcpgw")
   end
-  local cookies = {}
-  for _ = 1, 100 do
-    local line = up:receive("*l")
-    if line == nil then
+  up:settimeouts(5000, 60000, IDLE_MS)
+  local cookies, count = {}, 0
+  for line in gmatch(sub(lines, (find(lines, "\r\n", 1, true) or #lines - 1) + 2) .. "\r\n", "(.-)\r\n") do
+    count = count + 1
+    -- More lines than a head has, or a control character (a bare CR or LF): not passed on.
+    if count > 100 or find(line, "[%z\1-\8\10-\31\127]") ~= nil then
       up:close()
       return ngx.exit(502)
     end
-    if line == "" then break end
     local name, value = match(line, "^([^:]+):[ \t]*(.-)[ \t]*$")
     name = name and lower(name)
     if WS_KEPT[name] then
@@ -385,13 +423,13 @@ function edge.websocket ()
   waiting[ended] = true
   if edge.ended[token] ~= nil then ended:post(1) end
 
-  local frames = { need = 0, head = "", reading = false, stop = false }
+  local frames = { need = 0, head = "", reading = false }
   local function to_browser ()
-    while not frames.stop do
+    while true do
       frames.reading = true
       local data = up:receiveany(65536)
       frames.reading = false
-      if data == nil or frames.stop then return end
+      if data == nil then return end
       advance(frames, data)
       if not down:send(data) then return end
     end
@@ -409,19 +447,21 @@ function edge.websocket ()
   local backend_bound = ngx.thread.spawn(to_backend)
   local watcher = ngx.thread.spawn(watch)
   local _, revoked = ngx.thread.wait(browser_bound, backend_bound, watcher)
-  if revoked == true then
-    -- The session ended: what the backend is sending stops between two frames, then the close
-    -- (sent while the browser's side is still being read: ending that read ends the socket).
-    frames.stop = true
-    if frames.reading then ngx.thread.kill(browser_bound) else ngx.thread.wait(browser_bound) end
-    if frames.need == 0 and frames.head == "" then down:send(CLOSE_ENDED) end
-  end
+  -- The session ended: the gateway's close, if what the backend sends stands between two frames
+  -- and nothing is being sent (else it just ends: 1006).
+  local between = revoked == true and frames.reading and frames.need == 0 and frames.head == ""
+  -- Whatever ended it, nothing more goes to the backend.
+  up:close()
   ngx.thread.kill(browser_bound)
+  -- (Sent while the browser's side is still being read: ending that read ends the socket.)
+  if between then down:send(CLOSE_ENDED) end
   ngx.thread.kill(backend_bound)
   ngx.thread.kill(watcher)
-  up:close()
   waiting[ended] = nil
   if next(waiting) == nil and edge.sockets[token] == waiting then edge.sockets[token] = nil end
+  -- Revoked in the middle of sending to a browser that does not read: closed at once, not after
+  -- nginx's send timeout.
+  if revoked == true and not between then return ngx.exit(444) end
   return ngx.exit(ngx.OK)
 end
 
@@ -464,10 +504,7 @@ function edge.start (gateway, key)
     return true
   end
   local busy = false
-  local function ask (premature)
-    -- One question at a time: a slow gateway gets no pile of them.
-    if premature or busy then return end
-    busy = true
+  local function ask_all ()
     local now = ngx.now()
     -- What ended and has nothing open any more is forgotten after a minute.
     for token, ended in pairs(edge.ended) do
@@ -477,12 +514,19 @@ function edge.start (gateway, key)
     for token in pairs(edge.open) do
       if edge.ended[token] == nil then batch[#batch + 1] = token end
       if #batch == 1000 then
-        if not ask_batch(batch, now) then break end
+        ask_batch(batch, now)
         batch = {}
       end
     end
     if #batch > 0 then ask_batch(batch, now) end
+  end
+  local function ask (premature)
+    -- One question at a time: a slow gateway gets no pile of them.
+    if premature or busy then return end
+    busy = true
+    local ok, err = pcall(ask_all)
     busy = false
+    if not ok then ngx.log(ngx.ERR, "mcp-gw: asking which sessions ended failed: ", err) end
   end
   ngx.timer.every(0.5, ask)
 end

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator.js'
 import { errorBody } from './error-reply.js'
-import { BadUpgradeError, EndedListError, OriginDeniedError } from './errors.js'
+import { BadUpgradeError, EndedListError, MalformedTokenError, OriginDeniedError } from './errors.js'
 import { backendHost, rewriteRequestHeaders } from './headers.js'
 import type { ForwardContext } from './headers.js'
 import type { NormalizedProxyOptions } from './options.js'
@@ -41,8 +41,8 @@ export const EDGE_CACHE_HEADER = 'x-mcpgw-edge-cache-ms'
  * Where an edge that carries event streams and long-polls asks which of the sessions it
  * carries them for have ended (revoked, expired, unknown), so it can end them too: POST, the
  * edge key, `text/plain` with one session token per line (at most MAX_ENDED_TOKENS). The answer
- * is `text/plain`, one line per ended session: its line number (from 0) and the coded refusal a
- * new request would get, as JSON (`3 {"statusCode":401,"code":"MCPGW_PROXY_TOKEN_REVOKED",...}`),
+ * is `text/plain`, one line per ended session (and per line that cannot be a token): its line
+ * number (from 0) and the coded refusal a new request would get, as JSON (`3 {"statusCode":401,"code":"MCPGW_PROXY_TOKEN_REVOKED",...}`),
  * for the edge to answer with; nothing for sessions still live, or when
  * the store cannot say (its outage grace holds, as for the gateway's own streams). The tokens
  * never come back: the edge matches lines by number.
@@ -128,10 +128,13 @@ export async function endedSessions (authenticator: Authenticator, body: unknown
   if (typeof body !== 'string') throw new EndedListError()
   const tokens = body.split('\n')
   if (tokens.at(-1) === '') tokens.pop()
-  if (tokens.length > MAX_ENDED_TOKENS || tokens.some((token) => token.length === 0 || token.length > MAX_TOKEN_LENGTH)) throw new EndedListError()
+  if (tokens.length > MAX_ENDED_TOKENS) throw new EndedListError()
   const lines: string[] = []
   await Promise.all(tokens.map(async (token, i) => {
     try {
+      // A line that cannot be a token is that line's answer, not the list's: one odd credential
+      // an edge tracks must not keep it from learning about the others.
+      if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new MalformedTokenError()
       await authenticator.sessions.get(token.trim())
     } catch (err) {
       // A refusal of the session itself; the store being away is not one.
