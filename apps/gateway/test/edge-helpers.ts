@@ -282,6 +282,11 @@ export const NAVIGATION = { accept: 'text/html', 'sec-fetch-site': 'none', 'sec-
  * base path and the cookie.
  */
 export async function pathLinkSwapThroughEdge (t: Test, port: number, headers: Record<string, string>, token: string, gateway: { metrics: { responses: Record<string, number> } }): Promise<{ base: string, cookie: string }> {
+  // Over plain http a page load differs from a script's GET only by what it asks for: a yes an
+  // edge kept for the script must not answer the page load (it would skip the swap).
+  t.equal((await send(port, `/mcp/${token}/app?plain=1`, headers)).status, 200, 'a script\'s GET keeps the link')
+  const plain = await send(port, `/mcp/${token}/app?plain=1`, { ...headers, accept: 'text/html', 'upgrade-insecure-requests': '1' })
+  t.same([plain.status, String(plain.headers.location).replace(/[\w-]{22}/, '<label>')], [303, '/mcp/s/<label>/app?plain=1'], 'a page load over plain http right after it is swapped all the same')
   const carried = gateway.metrics.responses['2xx']
   const swap = await send(port, `/mcp/${token}/app?x=1`, { ...headers, ...NAVIGATION })
   t.equal(swap.status, 303, 'the gateway\'s swap reaches the browser through the edge')
