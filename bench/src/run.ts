@@ -388,10 +388,24 @@ async function scale (backend: Backend, mongo: TestMongo): Promise<void> {
       const fill = Date.now()
       await pool(servers, 32, async (s) => { await fullGw.admin.register(s, backend.port) })
       const spread: string[] = []
-      await pool(Array.from({ length: SCALE.sessions }, (_, i) => i), 32, async (i) => {
-        const { token } = await fullGw.admin.session(`user-${i}`, servers[i % servers.length]!)
-        if (i < SPREAD_TOKENS) spread[i] = `http://127.0.0.1:${fullGw.port}/mcp/${token}/small`
-      })
+      // Registrations live 90 s, and filling takes longer than that: heartbeat them all every
+      // 30 s meanwhile, as their SDKs would (a session is refused for a server not live).
+      const fillingState = { on: true }
+      const heartbeats = (async () => {
+        while (fillingState.on) {
+          for (let waited = 0; fillingState.on && waited < 30_000; waited += 250) await new Promise((resolve) => setTimeout(resolve, 250))
+          if (fillingState.on) await pool(servers, 32, async (s) => { await fullGw.admin.register(s, backend.port) })
+        }
+      })()
+      try {
+        await pool(Array.from({ length: SCALE.sessions }, (_, i) => i), 32, async (i) => {
+          const { token } = await fullGw.admin.session(`user-${i}`, servers[i % servers.length]!)
+          if (i < SPREAD_TOKENS) spread[i] = `http://127.0.0.1:${fullGw.port}/mcp/${token}/small`
+        })
+      } finally {
+        fillingState.on = false
+        await heartbeats
+      }
       note(`${store}: filled ${fmt(SCALE.sessions)} sessions and ${fmt(SCALE.servers)} servers in ${fmt((Date.now() - fill) / 1000)} s`)
       // Registrations live 90 s: heartbeat them all, as their SDKs would, before measuring.
       await pool(servers, 32, async (s) => { await fullGw.admin.register(s, backend.port) })
