@@ -1,5 +1,5 @@
 import { createServer } from 'node:net'
-import { eventually, freePort } from '@mcp-gw/testkit'
+import { eventually, portToListenOnLater } from '@mcp-gw/testkit'
 import t from 'tap'
 import type { Test } from 'tap'
 import { API_KEY, callText, connectExample, linkOf, startGatewayProcess } from './helpers.js'
@@ -29,7 +29,8 @@ t.test('gateway down at start: initialize is not held up, links are direct at on
   const baseline = await startedWithin(t, up, {})
   await up.stop()
 
-  const port = await freePort()
+  // Listened on seconds later, once the example has started without it.
+  const port = await portToListenOnLater()
   const gatewayUrl = `http://127.0.0.1:${port}`
   const { example, ms } = await startedWithin(t, null, { MCP_WEB_UI_USE_GATEWAY: 'true', MCP_WEB_UI_GATEWAY_URL: gatewayUrl, MCP_WEB_UI_GATEWAY_API_KEY: API_KEY, MCP_WEB_UI_FALLBACK: 'direct' })
   t.comment(`spawn to initialize answered: ${ms} ms with the gateway down, ${baseline.ms} ms with it up`)

@@ -1,6 +1,6 @@
 import { spawn, execFile } from 'node:child_process'
 import { constants } from 'node:fs'
-import { access, chmod, cp, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises'
+import { access, chmod, cp, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -107,6 +107,36 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
       })
     })
   })
+}
+
+/** Whether `port` on `host` can be listened on now. */
+async function canListen (port: number, host: string): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', () => resolve(false))
+    server.listen(port, host, () => server.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A free port below the kernel's ephemeral range, for a test that names a port now and listens
+ * on it seconds later (a gateway started after its clients): no client socket's local port and
+ * no listener on port 0 is given it meanwhile, as happened with freePort's ("port ... is taken").
+ */
+export async function portToListenOnLater (host = '127.0.0.1'): Promise<number> {
+  let ephemeralLow = 32768
+  try {
+    ephemeralLow = Number((await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/)[0]) || ephemeralLow
+  } catch {}
+  const top = Math.min(ephemeralLow, 65536) - 1
+  const bottom = Math.max(10_000, top - 10_000)
+  const tries = top - bottom > 100 ? 50 : 0
+  for (let i = 0; i < tries; i++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom))
+    if (await canListen(port, host)) return port
+  }
+  return await freePort(host)
 }
 
 export interface FerretDbProcess {

@@ -1,6 +1,6 @@
 export { startTestMongo } from './mongo.js'
 export type { TestMongo } from './mongo.js'
-export { startFerretDb, ensureFerretDb, ferretDbBinaryPath, freePort, FERRETDB_VERSION } from './ferretdb.js'
+export { startFerretDb, ensureFerretDb, ferretDbBinaryPath, freePort, portToListenOnLater, FERRETDB_VERSION } from './ferretdb.js'
 export type { FerretDbProcess } from './ferretdb.js'
 export { spawnGateway, stopChild, GatewayAdmin, GATEWAY_CLI } from './gateway-process.js'
 export type { GatewayProcess, SpawnGatewayOptions } from './gateway-process.js'
