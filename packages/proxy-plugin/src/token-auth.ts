@@ -139,14 +139,15 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     throw refusal ?? mismatch()
   }
 
-  /** Admits the request with its cached session, else with the one `load` finds in the store. */
-  function authenticateWith (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction, cached: SessionRecord | undefined, load: () => Promise<SessionRecord>): void {
-    if (cached !== undefined) {
-      request.mcpSession = cached
-      admit(request, reply, target, done)
-      return
-    }
-    load().then((session) => {
+  /** Admits the request with its cached session. */
+  function admitCached (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction, cached: SessionRecord): void {
+    request.mcpSession = cached
+    admit(request, reply, target, done)
+  }
+
+  /** Admits the request with the session the store gave, or refuses it with the store's refusal. */
+  function admitWhenLoaded (request: FastifyRequest, reply: FastifyReply, target: RequestTarget, done: HookHandlerDoneFunction, loading: Promise<SessionRecord>): void {
+    loading.then((session) => {
       request.mcpSession = session
       admitLoaded(request, reply, target, done)
     }, done)
@@ -311,8 +312,9 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
     if (isolation !== null) {
       const onHost = target as IsolatedTarget
       const opens = (session: SessionRecord): boolean => opensHost(session, onHost)
-      authenticateWith(request, reply, target, done, maxAgeMs === undefined ? firstCached(onHost, onHost.candidates, opens) : undefined,
-        async () => await firstLoaded(onHost, onHost.candidates, opens, maxAgeMs, () => new WrongSessionHostError()))
+      const cached = maxAgeMs === undefined ? firstCached(onHost, onHost.candidates, opens) : undefined
+      if (cached !== undefined) admitCached(request, reply, target, done, cached)
+      else admitWhenLoaded(request, reply, target, done, firstLoaded(onHost, onHost.candidates, opens, maxAgeMs, () => new WrongSessionHostError()))
       return
     }
     if (target.label !== undefined) {
@@ -329,12 +331,15 @@ async function tokenAuthPlugin (fastify: FastifyInstance, opts: TokenAuthOptions
         return
       }
       const opens = (session: SessionRecord, token: string): boolean => pathLabelOf(session, token) === target.label
-      authenticateWith(request, reply, target, done, maxAgeMs === undefined ? firstCached(target, candidates, opens) : undefined,
-        async () => await firstLoaded(target, candidates, opens, maxAgeMs, () => new LinkNotOpenedHereError()))
+      const cached = maxAgeMs === undefined ? firstCached(target, candidates, opens) : undefined
+      if (cached !== undefined) admitCached(request, reply, target, done, cached)
+      else admitWhenLoaded(request, reply, target, done, firstLoaded(target, candidates, opens, maxAgeMs, () => new LinkNotOpenedHereError()))
       return
     }
-    const token = target.token
-    authenticateWith(request, reply, target, done, maxAgeMs === undefined ? sessions.peek(token) : undefined, async () => await sessions.get(token, maxAgeMs))
+    // The hot path: a link's request with its session cached allocates nothing here.
+    const cached = maxAgeMs === undefined ? sessions.peek(target.token) : undefined
+    if (cached !== undefined) admitCached(request, reply, target, done, cached)
+    else admitWhenLoaded(request, reply, target, done, sessions.get(target.token, maxAgeMs))
   })
 }
 
