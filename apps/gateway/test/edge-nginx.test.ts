@@ -6,7 +6,7 @@ import { sessionHostLabel } from '@mcp-gw/registry'
 import t from 'tap'
 import type { Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
-import type { GatewayConfig } from '../src/config.js'
+import type { EdgeLoginConfig, GatewayConfig } from '../src/config.js'
 import { API_KEY, startGateway } from './helpers.js'
 import { behindEdge, cookieScope, EDGE_KEY, forgedWebSocketStatus, frameAncestorsThroughEdge, frontProxyPolicyThroughEdge, isolatedModeThroughEdge, nginxEdge, pathLinkSwapThroughEdge, REGISTRANT_SECRET, ROTATION_SECRETS, rotationProofsThroughEdge, send, startEdgeBackend, tokenQueryThroughEdge } from './edge-helpers.js'
 import type { BehindEdge } from './edge-helpers.js'
@@ -240,6 +240,22 @@ for (const file of PATH_MODE_FILES) {
       t.ok(refusedAfter <= 2500, `refused ${refusedAfter} ms after the revocation`)
       const code = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 2500 - (Date.now() - revokedAt) + 200).unref())])
       t.equal(code, 1008, `the open WebSocket was closed (1008) ${Date.now() - revokedAt} ms after the revocation`)
+    })
+
+    t.test('nginx + forward-auth: a yes for a person is never kept (the login header is not in the key)', async (t) => {
+      // Logins from an identity-aware proxy in front, by a header nginx's key does not hold.
+      const edgeLogin: EdgeLoginConfig = { header: 'x-auth-request-email', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined, emailVerified: false }
+      const { port, gw, backend } = await pathMode(t, { edgeLogin })
+      const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice@example.test', serverName: 'todo', shareLevel: 'owner', serverSecret: REGISTRANT_SECRET })
+      const as = async (who?: string): Promise<[number, string]> => {
+        const res = await send(port, `/mcp/${token}/api`, who === undefined ? {} : { 'x-auth-request-email': who })
+        return [res.status, res.status === 200 ? (JSON.parse(res.body) as { headers: Record<string, string> }).headers['x-mcpgw-login-user']! : JSON.parse(res.body).code]
+      }
+      t.same(await as('alice@example.test'), [200, 'alice%40example.test'], 'its person: in')
+      const before = backend.seen.length
+      t.same(await as('bob@example.test'), [403, 'MCPGW_PROXY_NOT_YOUR_SESSION'], 'someone else right after: refused, not answered with her kept yes')
+      t.same(await as(), [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no one right after: refused too')
+      t.equal(backend.seen.length, before, 'and the backend heard of neither')
     })
 
     t.test('nginx + forward-auth: a backend that re-registers on a new port is reached at once', async (t) => {

@@ -142,7 +142,10 @@ function edge.access ()
     if answer.status ~= 200 then return ngx.exec("@mcpgw") end
     verdict = verdict_of(answer.header, headers.cookie)
     if verdict == nil then return ngx.exec("@mcpgw") end
-    if key then answers:set(key, verdict, 1) end
+    -- Kept only when the gateway says so (max-age): never a yes for a person (no-store), which
+    -- rests on a login this key may not hold (an identity-aware proxy's header).
+    local cache = answer.header["cache-control"]
+    if key and type(cache) == "string" and find(cache, "max-age", 1, true) ~= nil then answers:set(key, verdict, 1) end
   end
   -- A session that ended since this worker kept its yes: the gateway gives the refusal.
   if edge.ended[verdict.token] ~= nil then return ngx.exec("@mcpgw") end

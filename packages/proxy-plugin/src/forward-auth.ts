@@ -204,7 +204,9 @@ export function answerForwardAuth (request: FastifyRequest, reply: FastifyReply,
   if (sent.referer !== undefined) reply.header(VERDICT_HEADERS.referer, sent.referer)
   if (sent.authorization !== undefined) reply.header(VERDICT_HEADERS.authorization, sent.authorization)
   reply.header(VERDICT_HEADERS.frameAncestors, ctx.frameAncestors === '' ? '*' : ctx.frameAncestors)
-  // An edge may keep a yes for as long as it said it would; a no is never kept.
-  reply.header('cache-control', mark.edgeCacheMs > 0 ? `max-age=${Math.max(1, Math.floor(mark.edgeCacheMs / 1000))}` : 'no-store')
+  // An edge may keep a yes for as long as it said it would; a no is never kept, nor a yes for a
+  // person (a session bound to one): it rests on a login the edge may not key its cache on (an
+  // identity-aware proxy's header), and would answer someone else's request.
+  reply.header('cache-control', mark.edgeCacheMs > 0 && ctx.person === null ? `max-age=${Math.max(1, Math.floor(mark.edgeCacheMs / 1000))}` : 'no-store')
   reply.send()
 }

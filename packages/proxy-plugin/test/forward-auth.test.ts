@@ -116,8 +116,10 @@ t.test('a session bound to a person: the edge learns who is logged in, for the b
   t.equal(yes.status, 200)
   t.equal(yes.headers['x-mcpgw-login-user'], 'alice', 'who is logged in, for the edge to pass on')
   t.equal(yes.headers['x-mcpgw-request-cookie'], 'theirs=1', 'the login cookie is not the backend\'s')
+  const kept = await ask(port, { uri: `/mcp/${token}/`, host, headers: { cookie: 'mcpgw_test_login=alice', 'x-mcpgw-edge-cache-ms': '1000' } })
+  t.same([kept.status, kept.headers['cache-control']], [200, 'no-store'], 'a yes for a person is never to be kept, even by an edge that keeps answers')
   const none = await ask(port, { uri: `/mcp/${token}/`, host, headers: { 'sec-fetch-mode': 'navigate' } })
-  t.same([none.status, JSON.parse(none.body).code], [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no login: a coded 401 the edge relays (never a redirect it would turn into a 500)')
+  t.same([none.status, JSON.parse(none.body).code], [401, 'MCPGW_PROXY_LOGIN_REQUIRED'], 'no login, and no way to log in offered: a coded 401 the edge relays')
   t.equal(backend.seen.length, 0)
 })
 
