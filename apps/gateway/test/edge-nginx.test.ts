@@ -395,6 +395,23 @@ for (const file of PATH_MODE_FILES) {
         ws.terminate()
       })
 
+      t.test('nginx + Lua: an identity-aware proxy\'s login header never reaches the backend (HTTP and WebSocket)', async (t) => {
+        // A name outside the prefixes every edge drops: only the gateway's answer can name it.
+        const edgeLogin: EdgeLoginConfig = { header: 'x-webauth-user', jwtHeader: undefined, jwksUrl: undefined, jwtIssuer: undefined, jwtAudience: undefined, jwtUserClaim: 'email', jwtGroupsClaim: 'groups', groupsHeader: undefined, emailVerified: false }
+        const { port, gw, backend } = await pathMode(t, { edgeLogin })
+        const { token } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })
+        const headers = { 'x-webauth-user': 'alice@example.test' }
+        for (let i = 0; i < 2; i++) {
+          const res = await send(port, `/mcp/${token}/api`, headers)
+          t.equal((JSON.parse(res.body) as { headers: Record<string, string> }).headers['x-webauth-user'], undefined, `the login header is dropped (${i === 0 ? 'asked' : 'a kept yes'})`)
+        }
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/mcp/${token}/ws`, { headers })
+        await within(5000, 'open', new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) }))
+        t.equal(backend.seen.filter((s) => s.method === 'UPGRADE').at(-1)!.headers['x-webauth-user'], undefined, 'nor on the WebSocket handshake')
+        t.equal(gw.app.mcpGateway.tunnels.size, 0, 'carried by nginx')
+        ws.terminate()
+      })
+
       t.test('nginx + Lua: an event stream and a long-poll nginx carries end when their session is revoked', async (t) => {
         const { port, gw, backend } = await pathMode(t)
         const { token, session } = await gw.app.mcpRegistry.createSession({ userId: 'alice', serverName: 'todo', serverSecret: REGISTRANT_SECRET })

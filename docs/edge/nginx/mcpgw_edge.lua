@@ -108,8 +108,9 @@ local function verdict_of (header, cookie)
   end
   local host, port = parse_peer(vars.mcpgw_upstream or "")
   local token = credential(vars.mcpgw_prefix, cookie)
-  if host == nil or token == nil or vars.mcpgw_proto ~= "http" then return nil end
-  return { vars = vars, host = host, port = port, token = token }
+  local drop = header["x-mcpgw-request-drop"]
+  if host == nil or token == nil or vars.mcpgw_proto ~= "http" or type(drop) == "table" then return nil end
+  return { vars = vars, host = host, port = port, token = token, drop = drop }
 end
 
 -- What a client may not claim to a backend, as the gateway's own rule reads header names: the
@@ -160,6 +161,10 @@ function edge.access ()
   -- sets the gateway's own values).
   for name in pairs(truncated == nil and headers or ngx.req.get_headers(0)) do
     if spoofable(name) then ngx.req.clear_header(name) end
+  end
+  -- Nor what the gateway names besides (an identity-aware proxy's login header: a credential).
+  if verdict.drop ~= nil then
+    for name in gmatch(verdict.drop, "[^,%s]+") do ngx.req.clear_header(name) end
   end
   -- A WebSocket: nginx carries its frames too (edge.websocket), and ends it on revocation. What
   -- the check could not see (it is asked without a body or Connection) is checked here: anything

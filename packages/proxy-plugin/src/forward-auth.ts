@@ -64,7 +64,12 @@ export const VERDICT_HEADERS = {
    * The gateway's `frame-ancestors` directive (its `frameAncestors` option), for the edge to add
    * beside the backend's own policy; `*` when any page holding the link may frame it (no policy).
    */
-  frameAncestors: 'x-mcpgw-frame-ancestors'
+  frameAncestors: 'x-mcpgw-frame-ancestors',
+  /**
+   * Request headers the backend must not get beyond what every edge drops: the login headers of
+   * an identity-aware proxy in front (names, comma-separated), a credential for the gateway.
+   */
+  drop: 'x-mcpgw-request-drop'
 } as const
 
 export interface ForwardAuthMark {
@@ -204,6 +209,7 @@ export function answerForwardAuth (request: FastifyRequest, reply: FastifyReply,
   if (sent.referer !== undefined) reply.header(VERDICT_HEADERS.referer, sent.referer)
   if (sent.authorization !== undefined) reply.header(VERDICT_HEADERS.authorization, sent.authorization)
   reply.header(VERDICT_HEADERS.frameAncestors, ctx.frameAncestors === '' ? '*' : ctx.frameAncestors)
+  if (ctx.loginHeaders.size > 0) reply.header(VERDICT_HEADERS.drop, [...ctx.loginHeaders].join(', '))
   // An edge may keep a yes for as long as it said it would; a no is never kept, nor a yes for a
   // person (a session bound to one): it rests on a login the edge may not key its cache on (an
   // identity-aware proxy's header), and would answer someone else's request.
